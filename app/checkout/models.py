@@ -1,0 +1,45 @@
+"""Checkout sessions: what the merchant asked the shopper to pay, fixed server-side."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+
+SESSION_STATUSES = ("open", "completed", "expired")
+
+
+class CheckoutSession(Base):
+    __tablename__ = "checkout_sessions"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'completed', 'expired')", name="status"),
+        CheckConstraint("amount >= 0 AND tax >= 0 AND shipping >= 0", name="amounts"),
+        CheckConstraint("job IN ('AUTH', 'CAPTURE')", name="job"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    job: Mapped[str] = mapped_column(String(8))
+    amount: Mapped[int] = mapped_column(Integer)
+    tax: Mapped[int] = mapped_column(Integer, default=0)
+    shipping: Mapped[int] = mapped_column(Integer, default=0)
+    item_code: Mapped[str | None] = mapped_column(String(50))
+    order_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    customer_uid: Mapped[str | None] = mapped_column(String(50), index=True)
+    email: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    save_card: Mapped[bool] = mapped_column(default=False)
+    success_url: Mapped[str | None] = mapped_column(String(2048))
+    cancel_url: Mapped[str | None] = mapped_column(String(2048))
+    # Count of pay attempts, for card-testing limits.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def total(self) -> int:
+        return self.amount + self.tax + self.shipping

@@ -1,0 +1,156 @@
+"""All settings, from the environment (and `.env`), in one place.
+
+With no configuration at all the service runs on a local SQLite file and the in-process
+sandbox gateway. `GATEWAY_MODE=live` refuses to start until everything a real shop needs is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SANDBOX_AID = "100001"
+# Development keys, printed at start in sandbox mode; live mode refuses to run with them.
+SANDBOX_API_KEYS = "sk_test_merchant_0001:merchant,sk_test_ops_0001:ops"
+SANDBOX_SEARCH_API_KEY = "sandbox-search-key"
+SANDBOX_MOUNT = "/sandbox"
+
+Role = Literal["merchant", "ops"]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key kept only as its SHA-256 digest, with the role it grants."""
+
+    digest: bytes
+    role: Role
+    label: str  # a short, non-secret hint for logs: the first 8 characters
+
+
+def parse_api_keys(raw: str) -> list[ApiKey]:
+    keys: list[ApiKey] = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        secret, sep, role = item.rpartition(":")
+        if not sep or not secret or role not in ("merchant", "ops"):
+            raise ValueError(
+                "API_KEYS must be comma-separated 'secret:role' pairs with role merchant or ops"
+            )
+        if len(secret) < 12:
+            raise ValueError("API_KEYS: every secret must be at least 12 characters")
+        keys.append(
+            ApiKey(
+                digest=hashlib.sha256(secret.encode()).digest(),
+                role=role,  # type: ignore[arg-type]  # checked just above
+                label=secret[:8],
+            )
+        )
+    return keys
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # --- storage ---------------------------------------------------------------------------
+    database_url: str = Field(default=f"sqlite+aiosqlite:///{ROOT / 'data' / 'rp.sqlite3'}")
+    db_pool_size: int = 10
+
+    # --- gateway ---------------------------------------------------------------------------
+    gateway_mode: Literal["sandbox", "live"] = "sandbox"
+    # Where .../gateway/*.aspx and .../gateway/js/*.js live. Empty in sandbox = in-process.
+    gateway_base_url: str = ""
+    # Where the shopper's browser loads the gateway JS from, when it differs from the server's
+    # route to the gateway (e.g. a standalone simulator behind another host name).
+    gateway_js_base_url: str = ""
+    gateway_aid: str = SANDBOX_AID
+    # Result mode sent as `rt`: 1 = synchronous response, 0 = result by kickback.
+    gateway_result_mode: Literal[0, 1] = 1
+    gateway_connect_timeout: float = 5.0
+    gateway_read_timeout: float = 30.0
+    # Optional egress proxy so every replica leaves through the one registered fixed IP.
+    gateway_proxy: str = ""
+    # Charges search API (seed 003). Empty in sandbox = the in-process simulator's.
+    search_api_base_url: str = ""
+    search_api_key: SecretStr = SecretStr(SANDBOX_SEARCH_API_KEY)
+
+    # --- our HTTP surface -------------------------------------------------------------------
+    api_keys: SecretStr = SecretStr(SANDBOX_API_KEYS)
+    public_base_url: str = "http://127.0.0.1:8000"
+    checkout_mode: Literal["custom", "popup"] = "custom"
+    checkout_session_ttl_minutes: int = 30
+    # Kickback source IPs we trust; empty = verify every kickback against the search API.
+    kickback_allowed_ips: str = ""
+    spool_dir: Path = ROOT / "data" / "spool"
+
+    # --- operations -------------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    # --- sandbox simulator ------------------------------------------------------------------
+    # Source IPs the simulator accepts (ER003 otherwise); empty = any.
+    sandbox_allowed_ips: str = ""
+
+    @model_validator(mode="after")
+    def _check_live(self) -> Settings:
+        parse_api_keys(self.api_keys.get_secret_value())  # fail early on a malformed value
+        if self.gateway_mode != "live":
+            return self
+        missing: list[str] = []
+        if not re.fullmatch(r"\d{6}", self.gateway_aid) or self.gateway_aid == SANDBOX_AID:
+            missing.append("GATEWAY_AID (your 6-digit shop id)")
+        keys = self.api_keys.get_secret_value()
+        if not keys.strip() or keys == SANDBOX_API_KEYS:
+            missing.append("API_KEYS (your own 'secret:role' pairs, not the sandbox keys)")
+        if not self.gateway_base_url.startswith("https://"):
+            missing.append("GATEWAY_BASE_URL (the real gateway, https://...)")
+        if not self.search_api_base_url.startswith("https://"):
+            missing.append("SEARCH_API_BASE_URL (the charges search API, https://...)")
+        if self.search_api_key.get_secret_value() in ("", SANDBOX_SEARCH_API_KEY):
+            missing.append("SEARCH_API_KEY (issued in the control panel)")
+        if missing:
+            raise ValueError("GATEWAY_MODE=live refuses to start; set " + "; ".join(missing))
+        return self
+
+    # --- derived ----------------------------------------------------------------------------
+    @property
+    def sandbox_in_process(self) -> bool:
+        return self.gateway_mode == "sandbox" and not self.gateway_base_url
+
+    @property
+    def gateway_public_base(self) -> str:
+        """Base the shopper's browser loads CPToken.js/EMV3DSAdapter.js from."""
+        if self.gateway_js_base_url:
+            return self.gateway_js_base_url.rstrip("/")
+        return SANDBOX_MOUNT if self.sandbox_in_process else self.gateway_base_url.rstrip("/")
+
+    @property
+    def parsed_api_keys(self) -> list[ApiKey]:
+        return parse_api_keys(self.api_keys.get_secret_value())
+
+    @property
+    def kickback_allowed_ip_list(self) -> list[str]:
+        return [ip.strip() for ip in self.kickback_allowed_ips.split(",") if ip.strip()]
+
+    @property
+    def sandbox_allowed_ip_list(self) -> list[str]:
+        return [ip.strip() for ip in self.sandbox_allowed_ips.split(",") if ip.strip()]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,45 @@
+"""Our copy of the gateway's users (uid + key) and their registered cards (num)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (CheckConstraint("status IN ('active', 'deleted')", name="status"),)
+
+    uid: Mapped[str] = mapped_column(String(50), primary_key=True)
+    # The gateway-issued id that, with uid, authorizes stored-card operations.
+    key: Mapped[str] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Card(Base):
+    """A registered card: only what the gateway returns (masked number, expiry, holder)."""
+
+    __tablename__ = "cards"
+    __table_args__ = (
+        UniqueConstraint("customer_uid", "num"),
+        CheckConstraint("status IN ('active', 'deleted')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_uid: Mapped[str] = mapped_column(ForeignKey("customers.uid"), index=True)
+    num: Mapped[int] = mapped_column(Integer)
+    masked_number: Mapped[str | None] = mapped_column(String(32))
+    expiry: Mapped[str | None] = mapped_column(String(4))  # YYMM as the gateway returns it
+    first_name: Mapped[str | None] = mapped_column(String(50))
+    last_name: Mapped[str | None] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

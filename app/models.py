@@ -1,0 +1,21 @@
+"""Imports every table so Base.metadata is complete (alembic, tests)."""
+
+from app.checkout.models import CheckoutSession
+from app.customers.models import Card, Customer
+from app.db import Base
+from app.gateway.audit import GatewayCallLog
+from app.idempotency import IdempotencyKey
+from app.kickbacks.models import Kickback
+from app.payments.models import Payment, PaymentEvent
+
+__all__ = [
+    "Base",
+    "Card",
+    "CheckoutSession",
+    "Customer",
+    "GatewayCallLog",
+    "IdempotencyKey",
+    "Kickback",
+    "Payment",
+    "PaymentEvent",
+]

@@ -1,0 +1,96 @@
+"""Payments and their event trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+
+PAYMENT_STATUSES = ("pending", "authorized", "captured", "canceled", "failed", "unknown")
+_STATUS_SQL = ", ".join(f"'{s}'" for s in PAYMENT_STATUSES)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_STATUS_SQL})", name="status"),
+        CheckConstraint("kind IN ('checkout', 'onetouch', 'reauth')", name="kind"),
+        CheckConstraint("job IN ('AUTH', 'CAPTURE', 'CHECK')", name="job"),
+        CheckConstraint("amount >= 0 AND tax >= 0 AND shipping >= 0", name="amounts"),
+        # One charge per checkout session is a database fact: at most one payment of a session
+        # that is not 'failed' (a declined attempt may be retried; a live or unknown one never).
+        Index(
+            "uq_payments_live_per_session",
+            "checkout_session_id",
+            unique=True,
+            postgresql_where=text("status <> 'failed' AND checkout_session_id IS NOT NULL"),
+            sqlite_where=text("status <> 'failed' AND checkout_session_id IS NOT NULL"),
+        ),
+        Index("ix_payments_created_id", "created_at", "id"),
+        Index("ix_payments_status_next_check", "status", "next_check_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    job: Mapped[str] = mapped_column(String(8))
+    checkout_session_id: Mapped[str | None] = mapped_column(
+        ForeignKey("checkout_sessions.id", ondelete="RESTRICT"), index=True
+    )
+    order_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    tax: Mapped[int] = mapped_column(Integer, default=0)
+    shipping: Mapped[int] = mapped_column(Integer, default=0)
+    item_code: Mapped[str | None] = mapped_column(String(50))
+    customer_uid: Mapped[str | None] = mapped_column(String(50), index=True)
+    card_num: Mapped[int | None] = mapped_column(Integer)
+    # Gateway references: payment number, order code, approval number.
+    gid: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    god: Mapped[str | None] = mapped_column(String(32))
+    ap: Mapped[str | None] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(String(500))
+    result_mode: Mapped[int] = mapped_column(Integer, default=1)
+    reauth_of_id: Mapped[str | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    # Reconciliation bookkeeping for 'unknown' and stale 'pending' payments.
+    check_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_check_at: Mapped[datetime | None]
+    needs_attention: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def total(self) -> int:
+        return self.amount + self.tax + self.shipping
+
+
+class PaymentEvent(Base):
+    """Append-only trail of what happened to a payment, and who did it."""
+
+    __tablename__ = "payment_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

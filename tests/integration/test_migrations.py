@@ -1,0 +1,106 @@
+"""`alembic upgrade head` works on PostgreSQL and SQLite, and upgrade/downgrade/upgrade holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db import make_engine
+from app.models import Base
+from tests.support.db import alembic, create_database
+
+pytestmark = pytest.mark.integration
+
+EXPECTED_TABLES = {
+    "checkout_sessions",
+    "payments",
+    "payment_events",
+    "customers",
+    "cards",
+    "gateway_calls",
+    "kickbacks",
+    "idempotency_keys",
+}
+
+
+async def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+
+            def names(sync_conn: AsyncConnection) -> set[str]:
+                return set(inspect(sync_conn).get_table_names())
+
+            return await conn.run_sync(names)  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+
+
+async def _autogenerate_diff(url: str) -> list[object]:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+
+            def diff(sync_conn: AsyncConnection) -> list[object]:
+                ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})  # type: ignore[arg-type]
+                return list(compare_metadata(ctx, Base.metadata))
+
+            return await conn.run_sync(diff)  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+
+
+async def test_postgres_upgrade_downgrade_upgrade(pg_url: str) -> None:
+    url = await create_database(pg_url, "rp_migr")
+    alembic(url, "upgrade", "head")
+    assert await _tables(url) >= EXPECTED_TABLES
+    assert await _autogenerate_diff(url) == [], "models and migrations disagree"
+    alembic(url, "downgrade", "base")
+    assert (await _tables(url)) - {"alembic_version"} == set()
+    alembic(url, "upgrade", "head")
+    assert await _tables(url) >= EXPECTED_TABLES
+
+
+async def test_sqlite_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'm.sqlite3'}"
+    alembic(url, "upgrade", "head")
+    assert await _tables(url) >= EXPECTED_TABLES
+    alembic(url, "downgrade", "base")
+    assert (await _tables(url)) - {"alembic_version"} == set()
+    alembic(url, "upgrade", "head")
+    assert await _tables(url) >= EXPECTED_TABLES
+
+
+async def test_one_live_payment_per_session_is_a_database_fact(pg_url: str) -> None:
+    """Two non-failed payments for one checkout session cannot both exist, whatever the code
+    above the database does; a failed attempt does not block a retry."""
+    url = await create_database(pg_url, "rp_uq")
+    alembic(url, "upgrade", "head")
+    engine = make_engine(url)
+    insert = text(
+        "INSERT INTO payments (id, kind, status, job, checkout_session_id, amount, tax, shipping,"
+        " result_mode, check_attempts, needs_attention, created_at, updated_at)"
+        " VALUES (:id, 'checkout', :status, 'AUTH', 'cs_1', 100, 0, 0, 1, 0, false, now(), now())"
+    )
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO checkout_sessions (id, status, job, amount, tax, shipping,"
+                    " save_card, attempts, expires_at, created_at, updated_at) VALUES"
+                    " ('cs_1', 'open', 'AUTH', 100, 0, 0, false, 0, now(), now(), now())"
+                )
+            )
+            await conn.execute(insert, {"id": "pay_failed", "status": "failed"})
+            await conn.execute(insert, {"id": "pay_live", "status": "pending"})
+        with pytest.raises(Exception, match="uq_payments_live_per_session"):
+            async with engine.begin() as conn:
+                await conn.execute(insert, {"id": "pay_second", "status": "unknown"})
+    finally:
+        await engine.dispose()
