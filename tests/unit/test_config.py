@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_are_sandbox_on_sqlite() -> None:
-    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    s = Settings(_env_file=None)
     assert s.gateway_mode == "sandbox"
     assert s.is_sqlite
     assert s.sandbox_in_process
@@ -26,14 +26,14 @@ def test_defaults_are_sandbox_on_sqlite() -> None:
 
 def test_live_refuses_without_shop_keys_and_urls() -> None:
     with pytest.raises(ValidationError) as info:
-        Settings(_env_file=None, gateway_mode="live")  # type: ignore[call-arg]
+        Settings(_env_file=None, gateway_mode="live")
     text = str(info.value)
     for name in ("GATEWAY_AID", "API_KEYS", "GATEWAY_BASE_URL", "SEARCH_API_KEY"):
         assert name in text
 
 
 def test_live_starts_when_everything_is_set() -> None:
-    s = Settings(  # type: ignore[call-arg]
+    s = Settings(
         _env_file=None,
         gateway_mode="live",
         gateway_aid="123456",

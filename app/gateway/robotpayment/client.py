@@ -1,0 +1,323 @@
+"""RobotPaymentClient: the PaymentGateway implementation for ROBOT PAYMENT.
+
+Every call posts a form (aid first, then the seed's field order), measures and records the
+exchange with the request masked, and returns a result carrying an Outcome. Nothing here
+raises to the caller except SearchError from `search_charges`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+
+import httpx
+
+from app.gateway.base import (
+    CallRecorder,
+    CardResult,
+    ChargeRecord,
+    ChargeResult,
+    GatewayCall,
+    OnetouchCharge,
+    Reauthorization,
+    TokenCharge,
+    UserResult,
+)
+from app.gateway.robotpayment.codec import CarduserKind, CarduserResponse, encode_form
+from app.gateway.robotpayment.interpret import (
+    card_result,
+    carduser_interpreter,
+    charge_result,
+    payment_interpreter,
+    user_result,
+)
+from app.gateway.robotpayment.masking import mask_key_field, mask_params, mask_text
+from app.gateway.robotpayment.search import ChargeSearch
+from app.gateway.robotpayment.transport import Exchange, Exchanger, Verdict
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATH = "gateway/gateway_token.aspx"
+ONETOUCH_PATH = "gateway/onetouch.aspx"
+GATEWAY_PATH = "gateway/gateway.aspx"
+REAUTH_PATH = "gateway/re_auth.aspx"
+CARDUSER_PATH = "gateway/carduser.aspx"
+CARDUSER_TOKEN_PATH = "gateway/carduser_token.aspx"
+
+_FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+# Where answers carry the user key: `rst,ec,uid,key,...` and, with registration, the
+# payment line's 14th field (`...,id,ps,uid,key,num`).
+_CARDUSER_KEY_INDEX = 3
+_PAYMENT_KEY_INDEX = 13
+# Free parameters may not shadow a gateway field, and card data is never sent from here.
+_RESERVED = frozenset(
+    {
+        *("aid", "rt", "jb", "cmd", "tid", "cod", "uid", "key", "num", "tkn", "iid"),
+        *("am", "tx", "sf", "ta", "em", "pn", "md", "pt"),
+        *("cn", "ed", "fn", "ln", "cvv"),
+        *("gid", "rst", "ap", "ec", "god", "id", "ps", "acid"),
+    }
+)
+
+
+def _put(form: dict[str, str], name: str, value: object) -> None:
+    if value is not None and value != "":
+        form[name] = str(value)
+
+
+def _amounts(
+    form: dict[str, str],
+    amount: int | None,
+    tax: int | None,
+    shipping: int | None,
+    item_code: str | None,
+) -> None:
+    """A registered product (iid) carries its own price; otherwise am/tx/sf are required,
+    so missing ones are sent as 0 (a CHECK is am=tx=sf=0)."""
+    if item_code:
+        form["iid"] = item_code
+        return
+    form["am"] = str(amount or 0)
+    form["tx"] = str(tax or 0)
+    form["sf"] = str(shipping or 0)
+
+
+def _key_masker(index: int) -> Callable[[str], str]:
+    return lambda text: mask_key_field(text, index)
+
+
+def _free(form: dict[str, str], extra: Mapping[str, str]) -> None:
+    for name, value in extra.items():
+        if name.lower() in _RESERVED or name in form:
+            log.warning("free parameter %r dropped: it is a gateway field", name)
+            continue
+        form[name] = value
+
+
+class RobotPaymentClient:
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        base_url: str,
+        aid: str,
+        result_mode: int = 1,
+        search_base_url: str,
+        search_api_key: str,
+        search_http: httpx.AsyncClient | None = None,
+        recorder: CallRecorder | None = None,
+        deadline_seconds: float = 40.0,
+        retry_delays: Sequence[float] = (0.2, 0.5),
+    ) -> None:
+        if result_mode not in (0, 1):
+            raise ValueError("result_mode must be 0 (kickback) or 1 (response)")
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._aid = aid
+        self.result_mode = result_mode
+        self._exchanger = Exchanger(
+            recorder=recorder, deadline_seconds=deadline_seconds, retry_delays=retry_delays
+        )
+        self._search = ChargeSearch(
+            http=search_http or http,
+            exchanger=self._exchanger,
+            base_url=search_base_url,
+            api_key=search_api_key,
+        )
+
+    # --- payments ------------------------------------------------------------------------
+
+    async def charge_token(self, charge: TokenCharge, *, ref: str | None = None) -> ChargeResult:
+        form = {"aid": self._aid, "jb": charge.job, "rt": str(self.result_mode)}
+        _put(form, "cod", charge.order_id)
+        _put(form, "uid", charge.uid)
+        form["tkn"] = charge.token
+        _amounts(form, charge.amount, charge.tax, charge.shipping, charge.item_code)
+        _put(form, "em", charge.email)
+        _put(form, "pn", charge.phone)
+        _free(form, charge.extra)
+        return await self._charge(
+            "charge_token", TOKEN_PATH, form, ref=ref, registration=charge.uid is not None
+        )
+
+    async def charge_onetouch(
+        self, charge: OnetouchCharge, *, ref: str | None = None
+    ) -> ChargeResult:
+        form = {"aid": self._aid, "rt": str(self.result_mode), "cmd": "4"}
+        _put(form, "cod", charge.order_id)
+        form |= {"uid": charge.uid, "key": charge.key, "num": str(charge.num), "jb": charge.job}
+        _amounts(form, charge.amount, charge.tax, charge.shipping, charge.item_code)
+        _put(form, "em", charge.email)
+        _put(form, "pn", charge.phone)
+        _put(form, "md", charge.method)
+        _put(form, "pt", charge.installments)
+        _free(form, charge.extra)
+        return await self._charge("charge_onetouch", ONETOUCH_PATH, form, ref=ref)
+
+    async def capture(self, gid: int, *, ref: str | None = None) -> ChargeResult:
+        return await self._sales_or_cancel("capture", "SALES", gid, ref)
+
+    async def cancel(self, gid: int, *, ref: str | None = None) -> ChargeResult:
+        return await self._sales_or_cancel("cancel", "CANCEL", gid, ref)
+
+    async def reauthorize(
+        self, request: Reauthorization, *, ref: str | None = None
+    ) -> ChargeResult:
+        form = {"aid": self._aid, "rt": str(self.result_mode), "tid": str(request.gid)}
+        _amounts(form, request.amount, request.tax, request.shipping, None)
+        _put(form, "em", request.email)
+        _put(form, "pn", request.phone)
+        _free(form, request.extra)
+        return await self._charge("reauthorize", REAUTH_PATH, form, ref=ref)
+
+    async def _sales_or_cancel(
+        self, operation: str, job: str, gid: int, ref: str | None
+    ) -> ChargeResult:
+        # rt=0 gives no kickback for SALES/CANCEL (seed 002), so always ask for the answer.
+        form = {"aid": self._aid, "jb": job, "rt": "1", "tid": str(gid)}
+        return await self._charge(operation, GATEWAY_PATH, form, ref=ref, result_mode=1)
+
+    async def _charge(
+        self,
+        operation: str,
+        path: str,
+        form: dict[str, str],
+        *,
+        ref: str | None,
+        registration: bool = False,
+        result_mode: int | None = None,
+    ) -> ChargeResult:
+        mode = self.result_mode if result_mode is None else result_mode
+        exchange = self._exchange(
+            operation,
+            path,
+            form,
+            ref=ref,
+            mutating=True,
+            mask_response=_key_masker(_PAYMENT_KEY_INDEX) if registration else mask_text,
+        )
+        verdict, call = await self._exchanger.run(self._http, exchange, payment_interpreter(mode))
+        return charge_result(verdict, call, registration=registration)
+
+    # --- users and cards -----------------------------------------------------------------
+
+    async def register_user(
+        self,
+        uid: str,
+        email: str | None = None,
+        phone: str | None = None,
+        *,
+        ref: str | None = None,
+    ) -> UserResult:
+        form = self._carduser_form("0", uid=uid, em=email, pn=phone)
+        return user_result(*await self._carduser("register_user", form, "user", ref=ref))
+
+    async def update_user(
+        self,
+        uid: str,
+        key: str,
+        email: str | None = None,
+        phone: str | None = None,
+        *,
+        ref: str | None = None,
+    ) -> UserResult:
+        form = self._carduser_form("1", uid=uid, key=key, em=email, pn=phone)
+        return user_result(*await self._carduser("update_user", form, "user", ref=ref))
+
+    async def delete_user(self, uid: str, key: str, *, ref: str | None = None) -> UserResult:
+        form = self._carduser_form("2", uid=uid, key=key)
+        return user_result(*await self._carduser("delete_user", form, "user", ref=ref))
+
+    async def get_user(self, uid: str, *, ref: str | None = None) -> UserResult:
+        form = self._carduser_form("3", uid=uid)
+        verdict, call = await self._carduser("get_user", form, "user_info", ref=ref, mutating=False)
+        return user_result(verdict, call)
+
+    async def register_card(
+        self, uid: str, key: str, token: str, num: int | None = None, *, ref: str | None = None
+    ) -> CardResult:
+        # Same endpoint and cmd for both; `num` turns a registration into an update.
+        form = self._carduser_form("4", uid=uid, key=key, num=num, tkn=token)
+        operation = "register_card" if num is None else "update_card"
+        verdict, call = await self._carduser(
+            operation, form, "card", ref=ref, path=CARDUSER_TOKEN_PATH
+        )
+        return card_result(verdict, call)
+
+    async def get_card(self, uid: str, key: str, num: int, *, ref: str | None = None) -> CardResult:
+        form = self._carduser_form("6", uid=uid, key=key, num=num)
+        verdict, call = await self._carduser("get_card", form, "card_info", ref=ref, mutating=False)
+        return card_result(verdict, call)
+
+    async def delete_card(
+        self, uid: str, key: str, num: int, *, ref: str | None = None
+    ) -> CardResult:
+        form = self._carduser_form("5", uid=uid, key=key, num=num)
+        return card_result(*await self._carduser("delete_card", form, "card", ref=ref))
+
+    def _carduser_form(self, cmd: str, **fields: object) -> dict[str, str]:
+        form = {"aid": self._aid, "rt": "1", "cmd": cmd}
+        for name, value in fields.items():
+            _put(form, name, value)
+        return form
+
+    async def _carduser(
+        self,
+        operation: str,
+        form: dict[str, str],
+        kind: CarduserKind,
+        *,
+        ref: str | None,
+        mutating: bool = True,
+        path: str = CARDUSER_PATH,
+    ) -> tuple[Verdict[CarduserResponse], GatewayCall]:
+        exchange = self._exchange(
+            operation,
+            path,
+            form,
+            ref=ref,
+            mutating=mutating,
+            mask_response=_key_masker(_CARDUSER_KEY_INDEX),
+        )
+        return await self._exchanger.run(self._http, exchange, carduser_interpreter(kind))
+
+    # --- charges search ------------------------------------------------------------------
+
+    async def search_charges(
+        self,
+        *,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        gid: int | None = None,
+        jobs: Sequence[str] | None = None,
+    ) -> list[ChargeRecord]:
+        """All payments created in the range (any length; both ends inclusive, aware
+        datetimes), following pages and narrowing windows. Raises SearchError when the
+        gateway cannot answer (and ValueError for a naive datetime, before any request)."""
+        return await self._search.search(
+            created_from=created_from, created_to=created_to, gid=gid, jobs=jobs
+        )
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _exchange(
+        self,
+        operation: str,
+        path: str,
+        form: dict[str, str],
+        *,
+        ref: str | None,
+        mutating: bool,
+        mask_response: Callable[[str], str],
+    ) -> Exchange:
+        return Exchange(
+            operation=operation,
+            url=f"{self._base_url}/{path}",
+            content=encode_form(form),
+            headers=_FORM_HEADERS,
+            masked_request=mask_params(form),
+            mutating=mutating,
+            ref=ref,
+            mask_response=mask_response,
+        )

@@ -1,0 +1,62 @@
+"""Simulator settings: one mutable dataclass, so the control API and the host app can retune a
+running simulator (the host app swaps in its own ASGI transport for kickbacks after start-up)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class SandboxConfig:
+    aid: str = "100001"
+    search_api_key: str = "sandbox-search-key"
+    # Empty = any source IP; otherwise every other source gets ER003, as on the real gateway.
+    allowed_ips: list[str] = field(default_factory=list)
+    # Where rt=0 results go (HTTP GET with query parameters).
+    kickback_url: str = ""
+    # Lets a host app receive kickbacks in-process instead of over the network.
+    kickback_transport: httpx.AsyncBaseTransport | None = None
+    kickback_delay: float = 0.0
+    # The gateway's retry policy is unknown: duplicates let clients prove they are idempotent.
+    kickback_duplicates: int = 1
+    require_3ds: bool = True
+    slow_seconds: float = 2.0
+    hang_seconds: float = 60.0
+    search_max_results: int = 54000
+    token_ttl_seconds: int = 900
+
+
+# Fields the control API may change; transports are Python objects, not JSON.
+TUNABLE_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(SandboxConfig) if f.name != "kickback_transport"
+)
+
+
+def config_as_json(config: SandboxConfig) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in TUNABLE_FIELDS}
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+def config_from_env(env: Mapping[str, str]) -> SandboxConfig:
+    """Standalone configuration (`python -m app.sandbox`) from SANDBOX_* variables."""
+    config = SandboxConfig()
+    if env.get("SANDBOX_AID"):
+        config.aid = env["SANDBOX_AID"].strip()
+    if "SANDBOX_ALLOWED_IPS" in env:
+        ips = env["SANDBOX_ALLOWED_IPS"].split(",")
+        config.allowed_ips = [ip.strip() for ip in ips if ip.strip()]
+    if env.get("SANDBOX_KICKBACK_URL"):
+        config.kickback_url = env["SANDBOX_KICKBACK_URL"].strip()
+    if env.get("SANDBOX_SEARCH_API_KEY"):
+        config.search_api_key = env["SANDBOX_SEARCH_API_KEY"].strip()
+    if env.get("SANDBOX_REQUIRE_3DS"):
+        config.require_3ds = _truthy(env["SANDBOX_REQUIRE_3DS"])
+    return config

@@ -1,0 +1,157 @@
+"""Test-control API under `_sandbox/` (JSON): inspect the ledger, users and sent kickbacks,
+reset, retune the config, move the clock, inject faults, switch maintenance (ER999) on and off.
+Not part of the real gateway; no IP allowlist or maintenance applies here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.sandbox import cards
+from app.sandbox.config import config_as_json
+from app.sandbox.endpoint import sim_of
+from app.sandbox.faults import FaultSettings
+
+router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
+
+Probability = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class ConfigPatch(BaseModel):
+    """Any SandboxConfig field except the transport; only the fields sent change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    aid: str | None = None
+    search_api_key: str | None = None
+    allowed_ips: list[str] | None = None
+    kickback_url: str | None = None
+    kickback_delay: float | None = Field(default=None, ge=0)
+    kickback_duplicates: int | None = Field(default=None, ge=0)
+    require_3ds: bool | None = None
+    slow_seconds: float | None = Field(default=None, ge=0)
+    hang_seconds: float | None = Field(default=None, ge=0)
+    search_max_results: int | None = Field(default=None, ge=0)
+    token_ttl_seconds: int | None = Field(default=None, ge=0)
+
+
+class ClockAdvance(BaseModel):
+    advance_seconds: float
+
+
+class Faults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_after_charge: float = Probability
+    http_500: float = Probability
+    garbage_after_charge: float = Probability
+    seed: int | None = None
+
+
+class Maintenance(BaseModel):
+    on: bool
+
+
+@router.get("", include_in_schema=False)
+@router.get("/")
+async def index(request: Request) -> dict[str, Any]:
+    """Where everything lives, relative to wherever the simulator is mounted."""
+    root = str(request.scope.get("root_path", "")).rstrip("/")
+    paths = {
+        "token_js": "gateway/js/CPToken.js",
+        "three_ds_js": "gateway/js/EMV3DSAdapter.js",
+        "token_create": "gateway/token/create.aspx",
+        "three_ds_authenticate": "gateway/3ds/authenticate.aspx",
+        "three_ds_challenge": "gateway/3ds/challenge.aspx",
+        "gateway_token": "gateway/gateway_token.aspx",
+        "onetouch": "gateway/onetouch.aspx",
+        "carduser": "gateway/carduser.aspx",
+        "carduser_token": "gateway/carduser_token.aspx",
+        "gateway": "gateway/gateway.aspx",
+        "re_auth": "gateway/re_auth.aspx",
+        "search_order": "api/v1.0/charges/search/order",
+        "search": "api/v1.0/charges/search",
+        "ledger": "_sandbox/ledger",
+    }
+    return {"endpoints": {k: f"{root}/{v}" for k, v in paths.items()}, "cards": cards.describe()}
+
+
+@router.get("/ledger")
+async def ledger(request: Request) -> list[dict[str, Any]]:
+    return [t.ledger_view() for t in sim_of(request).ledger.values()]
+
+
+@router.get("/users")
+async def users(request: Request) -> list[dict[str, Any]]:
+    return [u.view() for u in sim_of(request).users.values() if not u.pending]
+
+
+@router.get("/kickbacks")
+async def kickbacks(request: Request) -> list[dict[str, Any]]:
+    return sim_of(request).kickbacks
+
+
+@router.get("/cards")
+async def magic_cards() -> list[dict[str, str]]:
+    return cards.describe()
+
+
+@router.post("/reset")
+async def reset(request: Request) -> dict[str, bool]:
+    sim = sim_of(request)
+    async with sim.lock:
+        sim.reset()
+    return {"ok": True}
+
+
+@router.get("/config")
+async def get_config(request: Request) -> dict[str, Any]:
+    return config_as_json(sim_of(request).config)
+
+
+@router.post("/config")
+async def set_config(request: Request, patch: ConfigPatch) -> dict[str, Any]:
+    config = sim_of(request).config
+    for name, value in patch.model_dump(exclude_unset=True).items():
+        if value is not None:
+            setattr(config, name, value)
+    return config_as_json(config)
+
+
+@router.get("/clock")
+async def get_clock(request: Request) -> dict[str, Any]:
+    clock = sim_of(request).clock
+    return {"now": clock.now().isoformat(), "offset_seconds": clock.offset}
+
+
+@router.post("/clock")
+async def advance_clock(request: Request, body: ClockAdvance) -> dict[str, Any]:
+    clock = sim_of(request).clock
+    clock.advance(body.advance_seconds)
+    return {"now": clock.now().isoformat(), "offset_seconds": clock.offset}
+
+
+@router.get("/faults")
+async def get_faults(request: Request) -> dict[str, Any]:
+    return sim_of(request).faults.view()
+
+
+@router.post("/faults")
+async def set_faults(request: Request, body: Faults) -> dict[str, Any]:
+    faults = sim_of(request).faults
+    faults.configure(FaultSettings(**body.model_dump()))
+    return faults.view()
+
+
+@router.get("/maintenance")
+async def get_maintenance(request: Request) -> dict[str, bool]:
+    return {"on": sim_of(request).maintenance}
+
+
+@router.post("/maintenance")
+async def set_maintenance(request: Request, body: Maintenance) -> dict[str, bool]:
+    sim = sim_of(request)
+    sim.maintenance = body.on
+    return {"on": sim.maintenance}

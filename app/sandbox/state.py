@@ -1,0 +1,121 @@
+"""SimState: everything the simulator remembers, kept on `app.state.sim`. One asyncio lock guards
+every allocation and ledger change so concurrent requests never share a gid, god or token."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import logging
+import secrets
+import string
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.sandbox.clock import SimClock
+from app.sandbox.config import SandboxConfig, config_as_json
+from app.sandbox.faults import FaultInjector
+from app.sandbox.models import Product, Token, Transaction, User
+
+log = logging.getLogger("app.sandbox")
+
+GID_START = 10000001
+GOD_START = 20000001
+_ALNUM = string.ascii_letters + string.digits
+
+# The control panel's product table (商品登録), used by `iid` payments.
+PRODUCTS: dict[str, Product] = {
+    p.iid: p
+    for p in (
+        Product("ITEM001", 1000, 100, 0, content_id="rpitem001", content_ps="pw1000a"),
+        Product("ITEM002", 2980, 298, 500, content_id="rpitem002", content_ps="pw2980b"),
+    )
+}
+
+
+@dataclass
+class SearchSession:
+    gids: list[int]
+    created_at: datetime
+
+
+class SimState:
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        # What reset() restores: the tunable fields as created (transports are left alone, the
+        # host app installs its own after start-up).
+        self._initial_config = copy.deepcopy(config_as_json(config))
+        self.clock = SimClock()
+        self.lock = asyncio.Lock()
+        self.faults = FaultInjector()
+        self.maintenance = False
+        self.products = PRODUCTS
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the start: empty ledger, users and tokens, fresh ids, real time, no faults,
+        no maintenance, and the configuration the simulator was created with."""
+        for name, value in copy.deepcopy(self._initial_config).items():
+            setattr(self.config, name, value)
+        self.tokens: dict[str, Token] = {}
+        # challenge id -> token value
+        self.challenges: dict[str, str] = {}
+        self.ledger: dict[int, Transaction] = {}
+        self.users: dict[str, User] = {}
+        self.searches: dict[str, SearchSession] = {}
+        self.kickbacks: list[dict[str, Any]] = []
+        self._next_gid = GID_START
+        self._next_god = GOD_START
+        self.clock.reset()
+        self.faults = FaultInjector()
+        self.maintenance = False
+        for task in self._tasks:
+            task.cancel()
+
+    # --- allocation (callers hold self.lock) -------------------------------------------------
+
+    def next_gid(self) -> int:
+        gid = self._next_gid
+        self._next_gid += 1
+        return gid
+
+    def next_god(self) -> int:
+        god = self._next_god
+        self._next_god += 1
+        return god
+
+    @staticmethod
+    def new_ap() -> str:
+        return f"{secrets.randbelow(10**7):07d}"
+
+    def new_token_value(self) -> str:
+        while True:
+            # 27 random bytes -> 36 base64 characters, like the vendor's samples (may hold + /).
+            value = base64.b64encode(secrets.token_bytes(27)).decode("ascii")
+            if value not in self.tokens:
+                return value
+
+    @staticmethod
+    def new_key() -> str:
+        return "".join(secrets.choice(_ALNUM) for _ in range(10))
+
+    # --- lookups --------------------------------------------------------------------------------
+
+    def active_user(self, uid: str) -> User | None:
+        user = self.users.get(uid)
+        return None if user is None or user.pending else user
+
+    # --- background work (kickbacks) ----------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for every pending kickback (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
