@@ -1,0 +1,422 @@
+"""Checkout: the merchant API, the shopper's page and its form post, the JSON pay call,
+and (sandbox only) the demo shop at `/`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from app.auth import MerchantDep
+from app.checkout import service
+from app.checkout.i18n import messages
+from app.checkout.models import CheckoutSession
+from app.checkout.schemas import (
+    CheckoutSessionCreate,
+    CheckoutSessionOut,
+    PayRequest,
+    card_fields_in,
+)
+from app.config import Settings
+from app.deps import GatewayDep, SessionDep, SessionFactoryDep, SettingsDep
+from app.errors import AppError, Problem
+from app.idempotency import run_idempotent
+from app.payments.schemas import PaymentOut
+
+router = APIRouter(tags=["checkout"])
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (401, 403, 404, 409, 410, 422, 429)
+}
+
+
+def _lang(request: Request) -> str:
+    return "en" if request.query_params.get("lang") == "en" else "ja"
+
+
+def security_headers(settings: Settings) -> dict[str, str]:
+    """Strict CSP: scripts and XHR only from us and the gateway; never framed."""
+    gw = settings.gateway_public_base
+    origin = "" if gw.startswith("/") else "{0.scheme}://{0.netloc}".format(urlsplit(gw))
+    src = f"'self' {origin}".strip()
+    csp = (
+        f"default-src 'none'; script-src {src}; connect-src {src}; style-src 'self'; "
+        f"img-src 'self' data:; font-src 'self'; frame-src {src}; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    return {
+        "Content-Security-Policy": csp,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        # The gateway checks the page origin on token creation: send the origin, nothing more.
+        "Referrer-Policy": "strict-origin",
+        "Cache-Control": "no-store",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    }
+
+
+def render(settings: Settings, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    html = _templates.get_template(name).render(**context)
+    return HTMLResponse(html, status_code=status_code, headers=security_headers(settings))
+
+
+def error_page(
+    settings: Settings, lang: str, status_code: int, message: str, back_url: str | None = None
+) -> HTMLResponse:
+    t = messages(lang)
+    titles = {
+        404: t.get("error_not_found_title", "Not found"),
+        409: t.get("error_conflict_title", "Already paid"),
+        410: t.get("error_expired_title", "Expired"),
+        422: t.get("error_invalid_title", "Invalid request"),
+        429: t.get("error_too_many_title", "Too many attempts"),
+        503: t.get("error_unavailable_title", "Unavailable"),
+    }
+    return render(
+        settings,
+        "error.html",
+        status_code=status_code,
+        lang=lang,
+        t=t,
+        http_status=status_code,
+        title=titles.get(status_code, "Error"),
+        message=message,
+        back_url=back_url,
+    )
+
+
+def _session_out(
+    settings: Settings, cs: CheckoutSession, payment_id: str | None, payment_status: str | None
+) -> CheckoutSessionOut:
+    url = f"{settings.public_base_url.rstrip('/')}/checkout/{cs.id}"
+    return CheckoutSessionOut.of(cs, url, payment_id, payment_status)
+
+
+# --- merchant API ----------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/checkout/sessions",
+    status_code=201,
+    response_model=CheckoutSessionOut,
+    responses=_PROBLEMS,
+    summary="Create a checkout session (Idempotency-Key honoured)",
+)
+async def create_checkout_session(
+    request: Request,
+    body: CheckoutSessionCreate,
+    principal: MerchantDep,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    async def handler() -> Response:
+        async with sessions() as session:
+            cs = await service.create_session(session, body, created_by=principal.id)
+        out = _session_out(settings, cs, None, None)
+        return JSONResponse(out.model_dump(mode="json"), status_code=201)
+
+    return await run_idempotent(
+        request,
+        sessions,
+        principal=principal.id,
+        key=idempotency_key,
+        payload=body.model_dump_json().encode(),
+        handler=handler,
+    )
+
+
+@router.get(
+    "/v1/checkout/sessions/{session_id}",
+    response_model=CheckoutSessionOut,
+    responses=_PROBLEMS,
+    summary="A checkout session and its payment status",
+)
+async def get_checkout_session(
+    session_id: str, _: MerchantDep, settings: SettingsDep, session: SessionDep
+) -> CheckoutSessionOut:
+    cs = await session.get(CheckoutSession, session_id)
+    if cs is None:
+        from app.errors import NotFound
+
+        raise NotFound("This checkout session does not exist.")
+    p = await service.last_payment(session, cs.id)
+    return _session_out(settings, cs, p.id if p else None, p.status if p else None)
+
+
+# --- the shopper's page ------------------------------------------------------------------------
+
+
+def _three_ds(cs: CheckoutSession) -> dict[str, str]:
+    """Exactly what the server will send to gateway_token.aspx (3DS must match it)."""
+    values: dict[str, str] = (
+        {"iid": cs.item_code}
+        if cs.item_code
+        else {"am": str(cs.amount), "tx": str(cs.tax), "sf": str(cs.shipping)}
+    )
+    if cs.email:
+        values["em"] = cs.email
+    if cs.phone:
+        values["pn"] = cs.phone
+    return values
+
+
+@router.get("/checkout/{session_id}", response_class=HTMLResponse, include_in_schema=True)
+async def checkout_page(
+    request: Request, session_id: str, settings: SettingsDep, session: SessionDep
+) -> HTMLResponse:
+    lang = _lang(request)
+    try:
+        cs = await service.get_open_session(session, session_id)
+    except AppError as exc:
+        return error_page(settings, lang, exc.status, exc.detail or exc.title, None)
+    live = await service.live_payment(session, cs.id)
+    if live is not None:
+        return _result_page(settings, lang, cs, live.id, service.page_status(live), live)
+    saved_cards = await service.saved_cards(session, cs)
+    other = "ja" if lang == "en" else "en"
+    return render(
+        settings,
+        "checkout.html",
+        lang=lang,
+        t=messages(lang),
+        session=cs,
+        mode=settings.checkout_mode,
+        aid=settings.gateway_aid,
+        gateway_js_base=f"{settings.gateway_public_base}/gateway/js",
+        post_url=f"/checkout/{cs.id}",
+        three_ds=_three_ds(cs),
+        saved_cards=saved_cards,
+        switch_lang_url=f"/checkout/{cs.id}?lang={other}",
+        static_base="/static",
+    )
+
+
+def _result_page(
+    settings: Settings,
+    lang: str,
+    cs: CheckoutSession,
+    payment_id: str,
+    status: str,
+    payment: Any,
+    status_code: int = 200,
+) -> HTMLResponse:
+    t = messages(lang)
+    message = {
+        "succeeded": t.get("result_succeeded", "Payment complete"),
+        "pending": t.get("result_pending", "Waiting for the gateway"),
+        "unknown": t.get("result_unknown", "We are confirming your payment"),
+    }.get(status)
+    if status == "failed":
+        message = _failure_message(lang, getattr(payment, "error_code", None))
+    redirect = cs.success_url if status == "succeeded" else None
+    if status == "failed":
+        redirect = cs.cancel_url
+    retry = f"/checkout/{cs.id}?lang={lang}" if status == "failed" and cs.status == "open" else None
+    return render(
+        settings,
+        "result.html",
+        status_code=status_code,
+        lang=lang,
+        t=t,
+        status=status,
+        message=message,
+        payment_id=payment_id,
+        amount_total=cs.total,
+        redirect_url=redirect,
+        status_url=f"/checkout/{cs.id}/status",
+        retry_url=retry,
+    )
+
+
+def _failure_message(lang: str, code: str | None) -> str:
+    from app.gateway.robotpayment.errors import lookup
+
+    if not code:
+        return messages(lang).get("result_failed", "The payment failed.")
+    info = lookup(code)
+    return info.message_ja if lang == "ja" else info.message_en
+
+
+@router.post("/checkout/{session_id}", response_class=HTMLResponse)
+async def checkout_form_post(
+    request: Request,
+    session_id: str,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> HTMLResponse:
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    lang = "en" if form.get("lang") == "en" else "ja"
+    back = f"/checkout/{session_id}?lang={lang}"
+    t = messages(lang)
+    if card_fields_in(form):
+        return error_page(
+            settings,
+            lang,
+            422,
+            t.get("error_card_data", "Card data must not be sent to this server."),
+            back,
+        )
+    token = form.get("tkn") or None
+    card_num_raw = form.get("card_num") or None
+    try:
+        req = PayRequest(token=token, card_num=int(card_num_raw) if card_num_raw else None)
+    except ValueError:
+        return error_page(
+            settings,
+            lang,
+            422,
+            t.get("error_no_token", "No card token was received; please try again."),
+            back,
+        )
+    try:
+        result = await service.pay(
+            sessions,
+            gateway,
+            session_id,
+            token=req.token,
+            card_num=req.card_num,
+            result_mode=settings.gateway_result_mode,
+        )
+    except AppError as exc:
+        if exc.status == 409 and "payment_id" in exc.extra:
+            async with sessions() as session:
+                cs = await session.get(CheckoutSession, session_id)
+                from app.payments.models import Payment
+
+                p = await session.get(Payment, exc.extra["payment_id"])
+            if cs is not None and p is not None:
+                return _result_page(settings, lang, cs, p.id, service.page_status(p), p)
+        return error_page(
+            settings, lang, exc.status, exc.detail or exc.title, back if exc.status < 500 else None
+        )
+    status = service.page_status(result.payment)
+    return _result_page(settings, lang, result.session, result.payment.id, status, result.payment)
+
+
+@router.get("/checkout/{session_id}/status", summary="Payment status of a session (page polling)")
+async def checkout_status(session_id: str, session: SessionDep) -> dict[str, Any]:
+    cs = await session.get(CheckoutSession, session_id)
+    if cs is None:
+        from app.errors import NotFound
+
+        raise NotFound("This checkout session does not exist.")
+    p = await service.last_payment(session, cs.id)
+    status = service.page_status(p) if p else "open"
+    redirect = (
+        cs.success_url if status == "succeeded" else (cs.cancel_url if status == "failed" else None)
+    )
+    return {"status": status, "payment_id": p.id if p else None, "redirect_url": redirect}
+
+
+@router.post(
+    "/v1/checkout/sessions/{session_id}/pay",
+    response_model=PaymentOut,
+    responses={
+        **_PROBLEMS,
+        402: {"model": Problem},
+        502: {"model": Problem},
+        503: {"model": Problem},
+    },
+    summary="Pay a checkout session with a token or a saved card",
+    description="No API key: the unguessable, single-use session id is the capability.",
+)
+async def pay_session(
+    session_id: str,
+    body: PayRequest,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> JSONResponse:
+    result = await service.pay(
+        sessions,
+        gateway,
+        session_id,
+        token=body.token,
+        card_num=body.card_num,
+        result_mode=settings.gateway_result_mode,
+    )
+    out = PaymentOut.of(result.payment).model_dump(mode="json")
+    status = service.page_status(result.payment)
+    if status == "failed":
+        from app.errors import PaymentDeclined
+
+        info = result.result.error if result.result else None
+        err = PaymentDeclined(
+            info.message_en if info else "The payment failed.",
+            code=info.stable_code if info else None,
+            extra={"payment": out, "gateway_code": info.code if info else None},
+        )
+        if info is not None and info.http_status != 402:
+            err.status = info.http_status
+        return problem_from_error_json(err)
+    return JSONResponse(out, status_code=200 if status == "succeeded" else 202)
+
+
+def problem_from_error_json(err: AppError) -> JSONResponse:
+    body = {
+        "type": f"/problems/{err.type}",
+        "title": err.title,
+        "status": err.status,
+        "detail": err.detail,
+        "code": err.code,
+        **err.extra,
+    }
+    return JSONResponse(body, status_code=err.status, media_type="application/problem+json")
+
+
+# --- sandbox demo shop -------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def demo_shop(request: Request, settings: SettingsDep) -> Response:
+    if settings.gateway_mode != "sandbox":
+        return RedirectResponse("/docs")
+    from app.sandbox import cards
+
+    lang = _lang(request)
+    return render(
+        settings,
+        "demo.html",
+        lang=lang,
+        t=messages(lang),
+        post_url="/demo/checkout",
+        test_cards=cards.describe(),
+    )
+
+
+@router.post("/demo/checkout", include_in_schema=False)
+async def demo_checkout(request: Request, settings: SettingsDep, session: SessionDep) -> Response:
+    if settings.gateway_mode != "sandbox":
+        return error_page(settings, "ja", 404, "Not found")
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    try:
+        data = CheckoutSessionCreate(
+            amount=int(form.get("amount", "1000")),
+            tax=int(form.get("tax", "0")),
+            shipping=int(form.get("shipping", "0")),
+            job="AUTH" if form.get("job") == "AUTH" else "CAPTURE",
+            email=form.get("email") or "demo@example.com",
+            customer_id=form.get("customer_id") or None,
+            save_card=bool(form.get("save_card")) and bool(form.get("customer_id")),
+            success_url=f"{settings.public_base_url.rstrip('/')}/",
+            cancel_url=f"{settings.public_base_url.rstrip('/')}/",
+        )
+    except ValueError as exc:
+        return error_page(settings, "ja", 422, str(exc), "/")
+    cs = await service.create_session(session, data, created_by="demo-shop")
+    return RedirectResponse(f"/checkout/{cs.id}", status_code=303)
+
+
+__all__ = ["json", "router"]

@@ -1,0 +1,160 @@
+"""Checkout requests and responses, validated against the gateway's field limits."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from app.checkout.models import CheckoutSession
+
+_UID = re.compile(r"[A-Za-z0-9]{1,50}")
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+_ITEM = re.compile(r"[A-Za-z0-9_-]{1,50}")
+_CARD_FIELDS = ("cn", "cvv", "ed", "ed_year", "ed_month", "card_number", "security_code")
+
+
+def _order_id(v: str) -> str:
+    if len(v.encode()) > 50:
+        raise ValueError("must be at most 50 bytes (UTF-8), as the gateway's cod")
+    if any(c in v for c in ",&=\r\n\t") or not v.isprintable():
+        raise ValueError("must not contain commas, '&', '=' or control characters")
+    return v
+
+
+def _uid(v: str) -> str:
+    if not _UID.fullmatch(v):
+        raise ValueError("must be 1-50 letters or digits (the gateway's uid)")
+    return v
+
+
+def _email(v: str) -> str:
+    if len(v) > 100 or not _EMAIL.fullmatch(v):
+        raise ValueError("must be a valid e-mail address of at most 100 characters")
+    return v
+
+
+def _phone(v: str) -> str:
+    if not re.fullmatch(r"\d{1,20}", v):
+        raise ValueError("must be 1-20 digits, no hyphens")
+    return v
+
+
+def _item_code(v: str) -> str:
+    if not _ITEM.fullmatch(v):
+        raise ValueError("must be 1-50 letters, digits, '-' or '_'")
+    return v
+
+
+def _url(v: str) -> str:
+    if len(v) > 2048 or not re.fullmatch(r"https?://[^\s]+", v):
+        raise ValueError("must be an http(s) URL of at most 2048 characters")
+    return v
+
+
+OrderId = Annotated[str, AfterValidator(_order_id)]
+Uid = Annotated[str, AfterValidator(_uid)]
+Email = Annotated[str, AfterValidator(_email)]
+Phone = Annotated[str, AfterValidator(_phone)]
+ItemCode = Annotated[str, AfterValidator(_item_code)]
+Url = Annotated[str, AfterValidator(_url)]
+
+
+class CheckoutSessionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(ge=1, le=99_999_999, description="商品金額 (am), yen, at most 8 digits")
+    tax: int = Field(0, ge=0, le=9_999_999, description="税額 (tx), at most 7 digits")
+    shipping: int = Field(0, ge=0, le=9_999_999, description="送料 (sf), at most 7 digits")
+    job: Literal["AUTH", "CAPTURE"] = Field("CAPTURE", description="AUTH = authorize only")
+    order_id: OrderId | None = Field(None, description="sent as cod, at most 50 bytes")
+    customer_id: Uid | None = Field(None, description="gateway uid of the shopper")
+    email: Email | None = None
+    phone: Phone | None = None
+    save_card: bool = Field(False, description="register the card on customer_id while paying")
+    item_code: ItemCode | None = Field(None, description="product-registered payment (iid)")
+    success_url: Url | None = None
+    cancel_url: Url | None = None
+    expires_in_minutes: int = Field(30, ge=1, le=1440)
+
+    @model_validator(mode="after")
+    def _rules(self) -> CheckoutSessionCreate:
+        if not self.email and not self.phone:
+            raise ValueError("email or phone is required (3-D Secure needs at least one)")
+        if self.save_card and not self.customer_id:
+            raise ValueError("save_card needs customer_id")
+        return self
+
+
+class CheckoutSessionOut(BaseModel):
+    id: str
+    url: str
+    status: str
+    expires_at: datetime
+    amount: int
+    tax: int
+    shipping: int
+    total: int
+    job: str
+    order_id: str | None
+    customer_id: str | None
+    item_code: str | None
+    save_card: bool
+    payment_id: str | None = None
+    payment_status: str | None = None
+
+    @classmethod
+    def of(
+        cls, cs: CheckoutSession, url: str, payment_id: str | None, payment_status: str | None
+    ) -> CheckoutSessionOut:
+        return cls(
+            id=cs.id,
+            url=url,
+            status=cs.status,
+            expires_at=cs.expires_at,
+            amount=cs.amount,
+            tax=cs.tax,
+            shipping=cs.shipping,
+            total=cs.total,
+            job=cs.job,
+            order_id=cs.order_id,
+            customer_id=cs.customer_uid,
+            item_code=cs.item_code,
+            save_card=cs.save_card,
+            payment_id=payment_id,
+            payment_status=payment_status,
+        )
+
+
+class PayRequest(BaseModel):
+    """Exactly one of `token` (from CPToken.js) or `card_num` (a saved card)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str | None = Field(None, min_length=8, max_length=512, pattern=r"^[A-Za-z0-9+/=_-]+$")
+    card_num: int | None = Field(None, ge=0, le=999)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_card_data(cls, data: object) -> object:
+        if isinstance(data, dict):
+            sent = [k for k in _CARD_FIELDS if k in data]
+            if sent:
+                raise ValueError(
+                    f"card data ({', '.join(sent)}) must never be sent to this server; "
+                    "tokenize it in the browser with CPToken.js"
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PayRequest:
+        if (self.token is None) == (self.card_num is None):
+            raise ValueError("send exactly one of token or card_num")
+        return self
+
+
+def card_fields_in(form: dict[str, str]) -> list[str]:
+    """Names of card-data fields present with a value in a posted form."""
+    return [k for k in _CARD_FIELDS if form.get(k)]

@@ -1,0 +1,286 @@
+"""Checkout use cases: create a session, pay it exactly once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.checkout.models import CheckoutSession
+from app.checkout.schemas import CheckoutSessionCreate
+from app.customers.models import Card, Customer
+from app.db import new_id, utcnow
+from app.errors import Conflict, FieldError, Gone, NotFound, TooManyRequests, Unprocessable
+from app.gateway.base import ChargeResult, OnetouchCharge, Outcome, PaymentGateway, TokenCharge
+from app.payments import service as payments
+from app.payments.models import Payment
+from app.payments.states import LIVE, Status
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS_PER_SESSION = 5
+
+
+async def create_session(
+    session: AsyncSession, data: CheckoutSessionCreate, *, created_by: str
+) -> CheckoutSession:
+    cs = CheckoutSession(
+        id=new_id("cs"),
+        status="open",
+        job=data.job,
+        amount=data.amount,
+        tax=data.tax,
+        shipping=data.shipping,
+        item_code=data.item_code,
+        order_id=data.order_id,
+        customer_uid=data.customer_id,
+        email=data.email,
+        phone=data.phone,
+        save_card=data.save_card,
+        success_url=data.success_url,
+        cancel_url=data.cancel_url,
+        attempts=0,
+        expires_at=utcnow() + timedelta(minutes=data.expires_in_minutes),
+    )
+    session.add(cs)
+    await session.commit()
+    log.info("checkout session %s created by %s: total %d yen", cs.id, created_by, cs.total)
+    return cs
+
+
+async def live_payment(session: AsyncSession, cs_id: str) -> Payment | None:
+    """The session's payment that is not 'failed' (at most one: a database constraint)."""
+    stmt = select(Payment).where(
+        Payment.checkout_session_id == cs_id, Payment.status != Status.FAILED
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def last_payment(session: AsyncSession, cs_id: str) -> Payment | None:
+    stmt = (
+        select(Payment)
+        .where(Payment.checkout_session_id == cs_id)
+        .order_by(Payment.created_at.desc(), Payment.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def is_expired(cs: CheckoutSession) -> bool:
+    return cs.status == "expired" or (cs.status == "open" and cs.expires_at <= utcnow())
+
+
+async def get_open_session(session: AsyncSession, cs_id: str) -> CheckoutSession:
+    """The session if it can still be paid; NotFound / Gone / Conflict otherwise."""
+    cs = await session.get(CheckoutSession, cs_id)
+    if cs is None:
+        raise NotFound("This checkout session does not exist.")
+    if cs.status == "completed":
+        raise Conflict("This checkout session has already been paid.", code="already_paid")
+    if is_expired(cs):
+        raise Gone("This checkout session has expired; please start again from the shop.")
+    return cs
+
+
+@dataclass(frozen=True)
+class PayResult:
+    payment: Payment
+    session: CheckoutSession
+    result: ChargeResult | None
+
+
+async def pay(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    cs_id: str,
+    *,
+    token: str | None,
+    card_num: int | None,
+    result_mode: int,
+    actor: str = "shopper",
+) -> PayResult:
+    # 1. Claim the session: one live payment per session is enforced by a unique index, so
+    #    of any number of concurrent pays exactly one gets past this commit.
+    async with sessions() as session:
+        stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
+        cs = (await session.execute(stmt)).scalar_one_or_none()
+        if cs is None:
+            raise NotFound("This checkout session does not exist.")
+        if cs.status == "completed":
+            raise Conflict("This checkout session has already been paid.", code="already_paid")
+        if is_expired(cs):
+            raise Gone("This checkout session has expired; please start again from the shop.")
+        existing = await live_payment(session, cs.id)
+        if existing is not None:
+            raise Conflict(
+                "A payment for this checkout session is already "
+                + ("being processed." if existing.status in ("pending", "unknown") else "done."),
+                code="payment_in_progress",
+                extra={"payment_id": existing.id, "payment_status": existing.status},
+            )
+        if cs.attempts >= MAX_ATTEMPTS_PER_SESSION:
+            raise TooManyRequests(
+                "Too many payment attempts for this checkout session.", code="too_many_attempts"
+            )
+        customer: Customer | None = None
+        if card_num is not None:
+            customer, _card = await _saved_card(session, cs, card_num)
+        cs.attempts += 1
+        payment = Payment(
+            id=new_id("pay"),
+            kind="checkout",
+            status=Status.PENDING,
+            job=cs.job,
+            checkout_session_id=cs.id,
+            order_id=cs.order_id,
+            amount=cs.amount,
+            tax=cs.tax,
+            shipping=cs.shipping,
+            item_code=cs.item_code,
+            customer_uid=cs.customer_uid,
+            card_num=card_num,
+            result_mode=result_mode,
+            created_by=actor,
+            check_attempts=0,
+            needs_attention=False,
+        )
+        session.add(payment)
+        payments.add_event(session, payment, "created", to_status=Status.PENDING, actor=actor)
+        try:
+            await session.commit()
+        except IntegrityError as exc:
+            raise Conflict(
+                "A payment for this checkout session is already being processed.",
+                code="payment_in_progress",
+            ) from exc
+        register = cs.save_card and card_num is None and cs.customer_uid is not None
+        charge_uid = cs.customer_uid if register else None
+
+    # 2. One gateway call, with no transaction open. Without an order id of the merchant's we
+    #    send our payment id as cod, so a kickback can always be matched.
+    if customer is not None and card_num is not None:
+        result = await gateway.charge_onetouch(
+            OnetouchCharge(
+                job=cs.job,  # type: ignore[arg-type]
+                uid=customer.uid,
+                key=customer.key,
+                num=card_num,
+                amount=None if cs.item_code else cs.amount,
+                tax=None if cs.item_code else cs.tax,
+                shipping=None if cs.item_code else cs.shipping,
+                item_code=cs.item_code,
+                order_id=cs.order_id or payment.id,
+                email=cs.email,
+                phone=cs.phone,
+            ),
+            ref=payment.id,
+        )
+    else:
+        assert token is not None
+        result = await gateway.charge_token(
+            TokenCharge(
+                job=cs.job,  # type: ignore[arg-type]
+                token=token,
+                amount=None if cs.item_code else cs.amount,
+                tax=None if cs.item_code else cs.tax,
+                shipping=None if cs.item_code else cs.shipping,
+                item_code=cs.item_code,
+                order_id=cs.order_id or payment.id,
+                email=cs.email,
+                phone=cs.phone,
+                uid=charge_uid,
+            ),
+            ref=payment.id,
+        )
+
+    # 3. Record the answer under a row lock.
+    async with sessions() as session:
+        locked = await payments.lock_payment(session, payment.id)
+        assert locked is not None
+        payments.apply_charge_result(session, locked, result, actor="gateway")
+        cs_row = await session.get(CheckoutSession, cs_id, with_for_update=True)
+        assert cs_row is not None
+        if Status(locked.status) in (Status.AUTHORIZED, Status.CAPTURED):
+            cs_row.status = "completed"
+        if result.outcome == Outcome.SUCCESS and charge_uid and result.key and result.num:
+            await _store_registered_card(session, charge_uid, result, cs_row)
+        await session.commit()
+        log.info(
+            "checkout %s payment %s: %s%s",
+            cs_id,
+            locked.id,
+            locked.status,
+            f" ({locked.error_code})" if locked.error_code else "",
+        )
+        return PayResult(payment=locked, session=cs_row, result=result)
+
+
+async def _saved_card(
+    session: AsyncSession, cs: CheckoutSession, num: int
+) -> tuple[Customer, Card]:
+    if cs.customer_uid is None:
+        raise Unprocessable("This checkout session has no customer with saved cards.")
+    customer = await session.get(Customer, cs.customer_uid)
+    card = (
+        await session.execute(
+            select(Card).where(
+                Card.customer_uid == cs.customer_uid, Card.num == num, Card.status == "active"
+            )
+        )
+    ).scalar_one_or_none()
+    if customer is None or customer.status != "active" or card is None:
+        raise Unprocessable(
+            "Unknown saved card.",
+            errors=[FieldError(field="card_num", message="not a saved card of this customer")],
+        )
+    return customer, card
+
+
+async def _store_registered_card(
+    session: AsyncSession, uid: str, result: ChargeResult, cs: CheckoutSession
+) -> None:
+    """The gateway registered user + card in the payment call: keep our copy in step."""
+    customer = await session.get(Customer, uid)
+    if customer is None:
+        customer = Customer(uid=uid, key=str(result.key), email=cs.email, phone=cs.phone)
+        session.add(customer)
+    else:
+        customer.key = str(result.key)
+        customer.status = "active"
+    num = int(result.num) if result.num is not None else 0
+    card = (
+        await session.execute(select(Card).where(Card.customer_uid == uid, Card.num == num))
+    ).scalar_one_or_none()
+    if card is None:
+        session.add(Card(customer_uid=uid, num=num, status="active"))
+    await session.flush()
+
+
+async def saved_cards(session: AsyncSession, cs: CheckoutSession) -> list[Card]:
+    if not cs.customer_uid:
+        return []
+    stmt = (
+        select(Card)
+        .where(Card.customer_uid == cs.customer_uid, Card.status == "active")
+        .order_by(Card.num)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+def page_status(p: Payment | None) -> str:
+    """What the shopper sees: succeeded, failed, unknown or pending."""
+    if p is None:
+        return "pending"
+    status = Status(p.status)
+    if status in (Status.AUTHORIZED, Status.CAPTURED):
+        return "succeeded"
+    if status in (Status.FAILED, Status.CANCELED):
+        return "failed"
+    return "unknown" if status == Status.UNKNOWN else "pending"
+
+
+__all__ = ["LIVE", "PayResult", "create_session", "get_open_session", "page_status", "pay"]

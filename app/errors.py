@@ -1,0 +1,191 @@
+"""problem+json (RFC 9457) for every error a client can cause, with stable `type` slugs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """The body of every error response."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    code: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class AppError(Exception):
+    status = 400
+    type = "bad-request"
+    title = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.code = code
+        self.errors = errors
+        self.headers = headers
+        self.extra = extra or {}
+
+
+class Unauthorized(AppError):
+    status, type, title = 401, "unauthorized", "Missing or invalid API key"
+
+
+class Forbidden(AppError):
+    status, type, title = 403, "forbidden", "This API key's role may not do this"
+
+
+class NotFound(AppError):
+    status, type, title = 404, "not-found", "Not found"
+
+
+class Conflict(AppError):
+    status, type, title = 409, "conflict", "Conflict"
+
+
+class Gone(AppError):
+    status, type, title = 410, "gone", "Gone"
+
+
+class Unprocessable(AppError):
+    status, type, title = 422, "validation-error", "The request is not valid"
+
+
+class TooManyRequests(AppError):
+    status, type, title = 429, "too-many-requests", "Too many attempts"
+
+
+class PaymentDeclined(AppError):
+    status, type, title = 402, "payment-declined", "The payment was declined"
+
+
+class GatewayFailure(AppError):
+    status, type, title = 502, "gateway-error", "The payment gateway refused the request"
+
+
+class ServiceUnavailable(AppError):
+    status, type, title = 503, "unavailable", "Temporarily unavailable, try again later"
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    type_: str,
+    title: str,
+    detail: str | None = None,
+    code: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        type=f"/problems/{type_}",
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        code=code,
+        errors=errors,
+    ).model_dump(exclude_none=True)
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def problem_from_error(request: Request, exc: AppError) -> JSONResponse:
+    return problem_response(
+        request,
+        status=exc.status,
+        type_=exc.type,
+        title=exc.title,
+        detail=exc.detail,
+        code=exc.code,
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return problem_from_error(request, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        FieldError(field=_loc_to_field(e.get("loc", ())), message=str(e.get("msg", "invalid")))
+        for e in exc.errors()
+    ]
+    return problem_response(
+        request,
+        status=422,
+        type_="validation-error",
+        title="The request is not valid",
+        detail="; ".join(f"{e.field}: {e.message}" for e in errors),
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    return problem_response(
+        request,
+        status=exc.status_code,
+        type_=slug,
+        title=str(exc.detail),
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        request,
+        status=500,
+        type_="internal-error",
+        title="Internal error",
+        detail="Something went wrong on our side; nothing was charged twice. Try again later.",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

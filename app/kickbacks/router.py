@@ -1,0 +1,67 @@
+"""GET|POST /kickback: the gateway's result notifications. Always 200 with a non-empty body."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from app.db import utcnow
+from app.kickbacks import service
+
+router = APIRouter(tags=["kickbacks"])
+log = logging.getLogger(__name__)
+
+
+async def _read_body(request: Request) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > service.MAX_RAW:
+            break
+    return bytes(body[: service.MAX_RAW])
+
+
+@router.api_route(
+    "/kickback",
+    methods=["GET", "POST"],
+    response_class=PlainTextResponse,
+    summary="Gateway result notification (kickback)",
+    description="Stored raw first, then applied. Always answers 200 `OK` (text/plain).",
+)
+async def kickback(request: Request) -> PlainTextResponse:
+    try:
+        raw = service.RawKickback(
+            method=request.method,
+            source_ip=request.client.host if request.client else None,
+            # Raw bytes: Starlette's query_params would garble CP932 values.
+            raw_query=bytes(request.scope.get("query_string", b""))[: service.MAX_RAW],
+            raw_body=await _read_body(request) if request.method == "POST" else b"",
+            content_type=request.headers.get("content-type"),
+            received_at=utcnow(),
+        )
+    except Exception:
+        log.exception("kickback could not be read")
+        return PlainTextResponse("OK", status_code=200)
+    state = request.app.state
+    try:
+        kickback_id = await service.store(state.sessions, raw)
+    except Exception:
+        # Database down: keep it on local disk (fsynced) and replay after recovery.
+        log.exception("kickback inbox unavailable; spooling to disk")
+        try:
+            service.spool(state.settings.spool_dir, raw)
+        except Exception:
+            log.critical("kickback could neither be stored nor spooled", exc_info=True)
+        return PlainTextResponse("OK", status_code=200)
+    try:
+        await service.apply(
+            state.sessions,
+            state.gateway,
+            kickback_id,
+            trusted_ips=state.settings.kickback_allowed_ip_list,
+        )
+    except Exception:
+        log.exception("kickback %s stored but not applied; it will be retried", kickback_id)
+    return PlainTextResponse("OK", status_code=200)

@@ -1,0 +1,159 @@
+"""create_app(): settings, lifespan resources, routers, problem+json handlers, static files."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+
+from app import health
+from app.checkout import router as checkout_router
+from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
+from app.db import make_engine, make_sessionmaker
+from app.errors import install_error_handlers
+from app.gateway.audit import DbCallRecorder
+from app.gateway.base import GatewayCall
+from app.gateway.robotpayment import RobotPaymentClient, make_http_client
+from app.kickbacks import router as kickback_router
+from app.kickbacks import service as kickbacks
+from app.logging import RequestIdMiddleware, setup_logging
+from app.metrics import observe_gateway_call
+from app.payments import router as payments_router
+
+log = logging.getLogger("app")
+
+# Host name used for in-process (ASGI) traffic between the app and the mounted simulator.
+_INTERNAL_SANDBOX = "http://sandbox.internal"
+_INTERNAL_APP = "http://app.internal"
+
+
+def load_settings() -> Settings:
+    """Settings, or a clear message and exit code 2 instead of a traceback."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(str(e.get("msg", e)) for e in exc.errors())
+        print(f"configuration error: {problems}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None
+
+
+class _Recorder:
+    """Audit-logs every gateway call and feeds the metrics; never fails the caller."""
+
+    def __init__(self, db: DbCallRecorder) -> None:
+        self._db = db
+
+    async def __call__(self, call: GatewayCall) -> None:
+        observe_gateway_call(call)
+        await self._db(call)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    setup_logging(settings.log_level, settings.log_format)
+
+    sandbox_app = None
+    if settings.sandbox_in_process:
+        from app.sandbox import SandboxConfig, create_sandbox_app
+
+        sandbox_app = create_sandbox_app(
+            SandboxConfig(
+                aid=settings.gateway_aid,
+                search_api_key=settings.search_api_key.get_secret_value(),
+                allowed_ips=settings.sandbox_allowed_ip_list,
+                kickback_url=f"{_INTERNAL_APP}/kickback",
+            )
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        sessions = make_sessionmaker(engine)
+        transport = httpx.ASGITransport(app=sandbox_app) if sandbox_app is not None else None
+        http = make_http_client(
+            connect_timeout=settings.gateway_connect_timeout,
+            read_timeout=settings.gateway_read_timeout,
+            proxy=settings.gateway_proxy or None,
+            transport=transport,
+        )
+        if sandbox_app is not None:
+            base_url, search_url = f"{_INTERNAL_SANDBOX}/", f"{_INTERNAL_SANDBOX}/api"
+            # The simulator's kickbacks reach this very app without a network hop.
+            sandbox_app.state.sim.config.kickback_transport = httpx.ASGITransport(app=app)
+        else:
+            base_url, search_url = settings.gateway_base_url, settings.search_api_base_url
+        app.state.engine = engine
+        app.state.sessions = sessions
+        app.state.http = http
+        app.state.gateway = RobotPaymentClient(
+            http=http,
+            base_url=base_url,
+            aid=settings.gateway_aid,
+            result_mode=settings.gateway_result_mode,
+            search_base_url=search_url,
+            search_api_key=settings.search_api_key.get_secret_value(),
+            recorder=_Recorder(DbCallRecorder(sessions)),
+            deadline_seconds=settings.gateway_connect_timeout + settings.gateway_read_timeout + 5,
+        )
+        if settings.gateway_mode == "sandbox":
+            log.warning(
+                "SANDBOX mode: payments go to the built-in simulator, nothing is charged. "
+                "Checkout demo at %s/",
+                settings.public_base_url,
+            )
+            if settings.api_keys.get_secret_value() == SANDBOX_API_KEYS:
+                log.warning("sandbox API keys (never use them live): %s", SANDBOX_API_KEYS)
+        replayer = asyncio.create_task(
+            kickbacks.background_loop(
+                sessions,
+                app.state.gateway,
+                settings.spool_dir,
+                trusted_ips=settings.kickback_allowed_ip_list,
+            ),
+            name="kickback-replayer",
+        )
+        try:
+            yield
+        finally:
+            replayer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await replayer
+            await http.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="ROBOT PAYMENT merchant service",
+        version="0.1.0",
+        summary="Checkout, stored cards and payment operations on the ROBOT PAYMENT gateway.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.api_keys = settings.parsed_api_keys
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health.router)
+    app.include_router(checkout_router.router)
+    app.include_router(kickback_router.router)
+    app.include_router(payments_router.router)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    if sandbox_app is not None:
+        app.mount(SANDBOX_MOUNT, sandbox_app, name="sandbox")
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn app.main:app` builds the app on first access, so importing this module (tests,
+    # alembic) never reads the environment or exits on a configuration error.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

@@ -1,0 +1,113 @@
+"""What the API shows of a payment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from app.gateway.audit import GatewayCallLog
+from app.payments.models import Payment, PaymentEvent
+
+
+class PaymentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    kind: str
+    status: str
+    job: str
+    checkout_session_id: str | None
+    order_id: str | None
+    amount: int
+    tax: int
+    shipping: int
+    total: int
+    item_code: str | None
+    customer_id: str | None
+    card_num: int | None
+    gid: int | None
+    god: str | None
+    ap: str | None
+    error_code: str | None
+    error_message: str | None
+    reauth_of: str | None
+    needs_attention: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, p: Payment) -> PaymentOut:
+        return cls(
+            id=p.id,
+            kind=p.kind,
+            status=p.status,
+            job=p.job,
+            checkout_session_id=p.checkout_session_id,
+            order_id=p.order_id,
+            amount=p.amount,
+            tax=p.tax,
+            shipping=p.shipping,
+            total=p.total,
+            item_code=p.item_code,
+            customer_id=p.customer_uid,
+            card_num=p.card_num,
+            gid=p.gid,
+            god=p.god,
+            ap=p.ap,
+            error_code=p.error_code,
+            error_message=p.error_message,
+            reauth_of=p.reauth_of_id,
+            needs_attention=p.needs_attention,
+            created_at=p.created_at,
+            updated_at=p.updated_at,
+        )
+
+
+class PaymentEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    type: str
+    from_status: str | None
+    to_status: str | None
+    actor: str | None
+    reason: str | None
+    data: dict[str, Any] | None
+    created_at: datetime
+
+
+class GatewayCallOut(BaseModel):
+    """One gateway call: the request as sent (tokens and card data masked), the raw answer."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    operation: str
+    endpoint: str
+    request: dict[str, Any]
+    http_status: int | None
+    response_body: str | None
+    latency_ms: float
+    outcome: str
+    error_code: str | None
+    started_at: datetime
+
+
+class PaymentDetail(PaymentOut):
+    events: list[PaymentEventOut]
+    gateway_calls: list[GatewayCallOut]
+
+    @classmethod
+    def build(
+        cls, p: Payment, events: list[PaymentEvent], calls: list[GatewayCallLog]
+    ) -> PaymentDetail:
+        return cls(
+            **PaymentOut.of(p).model_dump(),
+            events=[PaymentEventOut.model_validate(e) for e in events],
+            gateway_calls=[GatewayCallOut.model_validate(c) for c in calls],
+        )
+
+
+class PaymentPage(BaseModel):
+    data: list[PaymentOut]
+    next_cursor: str | None

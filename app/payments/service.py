@@ -1,0 +1,216 @@
+"""Payment use cases shared by checkout, one-touch, kickbacks and ops.
+
+Pattern for every gateway call: persist the attempt and commit, call the gateway with no
+transaction or row lock held, then record the result under a row lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import utcnow
+from app.gateway.audit import GatewayCallLog
+from app.gateway.base import ChargeResult, Outcome
+from app.payments.models import Payment, PaymentEvent
+from app.payments.states import Status, is_forward
+
+# First re-check of an unknown/pending payment; the janitor backs off from there.
+FIRST_CHECK_DELAY = timedelta(minutes=1)
+
+
+def add_event(
+    session: AsyncSession,
+    payment: Payment,
+    type_: str,
+    *,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        PaymentEvent(
+            payment_id=payment.id,
+            type=type_,
+            from_status=from_status,
+            to_status=to_status,
+            actor=actor,
+            reason=reason,
+            data=data,
+        )
+    )
+
+
+def move(
+    session: AsyncSession,
+    payment: Payment,
+    target: Status,
+    *,
+    actor: str | None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> bool:
+    """Moves the payment forward if the table allows it; a stale or backward update is a
+    no-op (returns False), which is what late or duplicated gateway evidence needs."""
+    current = Status(payment.status)
+    if current == target or not is_forward(current, target):
+        return False
+    payment.status = target
+    if target in (Status.UNKNOWN, Status.PENDING):
+        payment.next_check_at = utcnow() + FIRST_CHECK_DELAY
+    else:
+        payment.next_check_at = None
+    add_event(
+        session,
+        payment,
+        "status_changed",
+        from_status=current,
+        to_status=target,
+        actor=actor,
+        reason=reason,
+        data=data,
+    )
+    return True
+
+
+def success_status(job: str) -> Status:
+    return Status.CAPTURED if job == "CAPTURE" else Status.AUTHORIZED
+
+
+def status_for(result: ChargeResult, job: str) -> Status:
+    match result.outcome:
+        case Outcome.SUCCESS:
+            return success_status(job)
+        case Outcome.DECLINED | Outcome.FAILED | Outcome.UNAVAILABLE:
+            return Status.FAILED
+        case Outcome.PENDING:
+            return Status.PENDING
+        case _:
+            return Status.UNKNOWN
+
+
+def apply_charge_result(
+    session: AsyncSession, payment: Payment, result: ChargeResult, *, actor: str | None
+) -> bool:
+    """Records what the gateway said about a charge on `payment` (locked by the caller)."""
+    if result.gid and not payment.gid:
+        payment.gid = result.gid
+    if result.god:
+        payment.god = payment.god or str(result.god)
+    if result.ap:
+        payment.ap = payment.ap or result.ap
+    if result.error is not None:
+        payment.error_code = result.error.code
+        payment.error_message = result.error.message_en
+    target = status_for(result, payment.job)
+    if target == Status.PENDING and Status(payment.status) == Status.PENDING:
+        payment.next_check_at = utcnow() + FIRST_CHECK_DELAY
+        return False
+    return move(
+        session,
+        payment,
+        target,
+        actor=actor,
+        reason=result.error.message_en if result.error else None,
+        data={"outcome": str(result.outcome), "gid": result.gid},
+    )
+
+
+async def lock_payment(session: AsyncSession, payment_id: str) -> Payment | None:
+    stmt = select(Payment).where(Payment.id == payment_id).with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+# --- queries for ops ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentFilter:
+    status: list[str] | None = None
+    order_id: str | None = None
+    customer_id: str | None = None
+    gid: int | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    amount_min: int | None = None
+    amount_max: int | None = None
+
+
+def encode_cursor(payment: Payment) -> str:
+    raw = json.dumps([payment.created_at.isoformat(), payment.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError on anything that is not a cursor we made."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    created, pid = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    if not isinstance(created, str) or not isinstance(pid, str):
+        raise ValueError("bad cursor")
+    return datetime.fromisoformat(created), pid
+
+
+def _filtered(f: PaymentFilter) -> Select[Payment]:
+    stmt = select(Payment)
+    if f.status:
+        stmt = stmt.where(Payment.status.in_(f.status))
+    if f.order_id is not None:
+        stmt = stmt.where(Payment.order_id == f.order_id)
+    if f.customer_id is not None:
+        stmt = stmt.where(Payment.customer_uid == f.customer_id)
+    if f.gid is not None:
+        stmt = stmt.where(Payment.gid == f.gid)
+    if f.created_from is not None:
+        stmt = stmt.where(Payment.created_at >= f.created_from)
+    if f.created_to is not None:
+        stmt = stmt.where(Payment.created_at < f.created_to)
+    total = Payment.amount + Payment.tax + Payment.shipping
+    if f.amount_min is not None:
+        stmt = stmt.where(total >= f.amount_min)
+    if f.amount_max is not None:
+        stmt = stmt.where(total <= f.amount_max)
+    return stmt
+
+
+async def list_payments(
+    session: AsyncSession, f: PaymentFilter, *, limit: int, cursor: tuple[datetime, str] | None
+) -> tuple[list[Payment], str | None]:
+    """Newest first, keyset-paginated on (created_at, id): stable while rows are inserted."""
+    stmt = _filtered(f)
+    if cursor is not None:
+        created, pid = cursor
+        stmt = stmt.where(
+            or_(Payment.created_at < created, and_(Payment.created_at == created, Payment.id < pid))
+        )
+    stmt = stmt.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit + 1)
+    rows = list((await session.execute(stmt)).scalars())
+    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+async def payment_trail(
+    session: AsyncSession, payment_id: str
+) -> tuple[list[PaymentEvent], list[GatewayCallLog]]:
+    events = (
+        await session.execute(
+            select(PaymentEvent)
+            .where(PaymentEvent.payment_id == payment_id)
+            .order_by(PaymentEvent.id)
+        )
+    ).scalars()
+    calls = (
+        await session.execute(
+            select(GatewayCallLog)
+            .where(GatewayCallLog.ref == payment_id)
+            .order_by(GatewayCallLog.id)
+        )
+    ).scalars()
+    return list(events), list(calls)

@@ -1,0 +1,575 @@
+/*
+ * Checkout page: card token (CPToken.js) -> 3-D Secure 2.0 (EMV3DSAdapter.js) -> post tkn.
+ *
+ * Everything comes from data-* attributes of #mainform (the page is served with a strict CSP,
+ * so there is no inline script):
+ *   data-aid          shop id for the gateway scripts
+ *   data-mode         "custom" (our card inputs) or "popup" (the gateway draws its own form)
+ *   data-three-ds     JSON: exactly the values the server sends with the payment
+ *                     ({am, tx, sf[, em][, pn]} or {iid[, em][, pn]})
+ *   data-messages     JSON: the messages of the page language
+ *   data-expires-at   ISO time after which the session can no longer be paid
+ *
+ * Card data never reaches our server: the card inputs have no name attribute, they are
+ * cleared before the form is submitted, and only tkn + lang (or card_num + lang) are posted.
+ * Plain ES2017, no dependencies.
+ */
+(function () {
+  'use strict';
+
+  var form = document.getElementById('mainform');
+  if (!form) {
+    return;
+  }
+
+  var button = document.getElementById('purchase');
+  var buttonLabel = button.querySelector('.btn__label') || button;
+  var idleLabel = buttonLabel.textContent;
+  var alertBox = document.getElementById('form-alert');
+  var tokenInput = document.getElementById('tkn');
+  var cardNumInput = document.getElementById('card_num');
+  var newCard = document.getElementById('new-card');
+  var choices = Array.prototype.slice.call(form.querySelectorAll('input[name="card_choice"]'));
+
+  var aid = form.dataset.aid || '';
+  var mode = form.dataset.mode === 'popup' ? 'popup' : 'custom';
+  var lang = form.dataset.lang === 'en' ? 'en' : 'ja';
+  var messages = parseJson(form.dataset.messages);
+  var threeDs = cleanThreeDs(parseJson(form.dataset.threeDs));
+
+  var CARD_FIELDS = ['cn', 'ed_month', 'ed_year', 'fn', 'ln', 'cvv'];
+  // Which field a gateway error code points at, and the error element under it.
+  var CODE_FIELDS = { ER055: 'cn', ER056: 'ed_month', ER057: 'fn', ER058: 'ln', ER079: 'cvv' };
+  var ERROR_SLOTS = { cn: 'cn-error', ed_month: 'ed-error', ed_year: 'ed-error', fn: 'fn-error',
+    ln: 'ln-error', cvv: 'cvv-error' };
+  var NAME_RE = /^[A-Za-z .\-]+$/;
+
+  var busy = false;      // a payment flow is running: ignore further clicks
+  var expired = false;   // the session's pay-by time has passed
+  var flow = 0;          // id of the latest flow; callbacks of older ones are ignored
+  var disabledForPost = [];
+
+  // --- helpers -------------------------------------------------------------------------------
+
+  function parseJson(text) {
+    if (!text) {
+      return {};
+    }
+    try {
+      var value = JSON.parse(text);
+      return value && typeof value === 'object' ? value : {};
+    } catch (e) {
+      return {};
+    }
+  }
+
+  function cleanThreeDs(values) {
+    var out = {};
+    Object.keys(values).forEach(function (key) {
+      var v = values[key];
+      if (v !== null && v !== undefined && String(v) !== '') {
+        out[key] = String(v);
+      }
+    });
+    return out;
+  }
+
+  function msg(key, vars) {
+    var text = Object.prototype.hasOwnProperty.call(messages, key) ? messages[key] : key;
+    return String(text).replace(/\{(\w+)\}/g, function (whole, name) {
+      return vars && Object.prototype.hasOwnProperty.call(vars, name) ? String(vars[name]) : whole;
+    });
+  }
+
+  function el(id) {
+    return document.getElementById(id);
+  }
+
+  function value(id) {
+    var node = el(id);
+    return node ? String(node.value || '').trim() : '';
+  }
+
+  // --- messages ------------------------------------------------------------------------------
+
+  function showAlert(text) {
+    alertBox.textContent = text;
+    if (alertBox.scrollIntoView && alertBox.getBoundingClientRect().top < 0) {
+      alertBox.scrollIntoView({ block: 'center' });
+    }
+  }
+
+  function clearAlert() {
+    alertBox.textContent = '';
+  }
+
+  function setFieldError(id, text) {
+    var node = el(id);
+    if (node) {
+      node.setAttribute('aria-invalid', 'true');
+    }
+    var slot = el(ERROR_SLOTS[id]);
+    if (slot && !slot.textContent) {
+      slot.textContent = text;
+    }
+  }
+
+  function clearFieldError(id) {
+    var node = el(id);
+    if (node) {
+      node.removeAttribute('aria-invalid');
+    }
+    var slot = el(ERROR_SLOTS[id]);
+    if (slot) {
+      slot.textContent = '';
+    }
+  }
+
+  function clearFieldErrors() {
+    CARD_FIELDS.forEach(clearFieldError);
+  }
+
+  // Gateway result code + message -> text for the shopper.
+  function errorText(code, errMsg) {
+    code = String(code || '').trim();
+    var key = 'err_' + code;
+    var text;
+    if (code && Object.prototype.hasOwnProperty.call(messages, key)) {
+      text = messages[key];
+    } else {
+      text = String(errMsg || '').trim() || msg('err_generic');
+    }
+    if (/^[A-Z]{1,3}\d{2,4}$/.test(code)) {
+      text += '\n' + msg('err_code', { code: code });
+    }
+    return text;
+  }
+
+  // --- busy state ----------------------------------------------------------------------------
+
+  function setBusy(on) {
+    busy = on;
+    button.disabled = on || expired;
+    button.setAttribute('aria-busy', on ? 'true' : 'false');
+    form.setAttribute('aria-busy', on ? 'true' : 'false');
+    buttonLabel.textContent = on ? msg('processing') : idleLabel;
+  }
+
+  function fail(text, code) {
+    tokenInput.value = '';
+    if (mode === 'custom' && code && CODE_FIELDS[code]) {
+      setFieldError(CODE_FIELDS[code], msg('err_' + code));
+    }
+    setBusy(false);
+    showAlert(text);
+  }
+
+  // --- validation (custom mode) --------------------------------------------------------------
+
+  function luhn(digits) {
+    var sum = 0;
+    var double = false;
+    for (var i = digits.length - 1; i >= 0; i -= 1) {
+      var d = digits.charCodeAt(i) - 48;
+      if (double) {
+        d *= 2;
+        if (d > 9) {
+          d -= 9;
+        }
+      }
+      sum += d;
+      double = !double;
+    }
+    return sum % 10 === 0;
+  }
+
+  // Returns the TokenCreate fields, or null after marking every invalid field.
+  function validateCard() {
+    var bad = [];
+
+    var cnRaw = value('cn');
+    var cn = cnRaw.replace(/\s+/g, '');
+    if (!cn) {
+      bad.push(['cn', 'err_cn_required']);
+    } else if (!/^\d+$/.test(cn)) {
+      bad.push(['cn', 'err_cn_format']);
+    } else if (cn.length < 13 || cn.length > 19) {
+      bad.push(['cn', 'err_cn_length']);
+    } else if (!luhn(cn)) {
+      bad.push(['cn', 'err_cn_luhn']);
+    }
+
+    var monthRaw = value('ed_month');
+    var yearRaw = value('ed_year');
+    var month = /^\d{1,2}$/.test(monthRaw) ? parseInt(monthRaw, 10) : NaN;
+    var year = /^(\d{2}|\d{4})$/.test(yearRaw) ? parseInt(yearRaw.slice(-2), 10) : NaN;
+    var ed = '';
+    if (!(month >= 1 && month <= 12) || isNaN(year)) {
+      bad.push(['ed_month', 'err_ed_required']);
+      if (isNaN(year)) {
+        el('ed_year') && el('ed_year').setAttribute('aria-invalid', 'true');
+      }
+    } else {
+      var now = new Date();
+      var fullYear = 2000 + year;
+      if (fullYear < now.getFullYear() ||
+          (fullYear === now.getFullYear() && month < now.getMonth() + 1)) {
+        bad.push(['ed_month', 'err_ed_past']);
+        el('ed_year') && el('ed_year').setAttribute('aria-invalid', 'true');
+      }
+      ed = (year < 10 ? '0' : '') + year + (month < 10 ? '0' : '') + month; // YYMM
+    }
+
+    var fn = value('fn').replace(/\s+/g, ' ');
+    var ln = value('ln').replace(/\s+/g, ' ');
+    if (!fn) {
+      bad.push(['fn', 'err_fn_required']);
+    } else if (!NAME_RE.test(fn)) {
+      bad.push(['fn', 'err_name_chars']);
+    }
+    if (!ln) {
+      bad.push(['ln', 'err_ln_required']);
+    } else if (!NAME_RE.test(ln)) {
+      bad.push(['ln', 'err_name_chars']);
+    }
+    if (fn && ln && NAME_RE.test(fn) && NAME_RE.test(ln) && fn.length + ln.length > 44) {
+      bad.push(['fn', 'err_name_length']);
+      bad.push(['ln', 'err_name_length']);
+    }
+
+    var cvv = value('cvv');
+    if (!/^\d{3,4}$/.test(cvv)) {
+      bad.push(['cvv', 'err_cvv']);
+    }
+
+    if (bad.length) {
+      bad.forEach(function (item) {
+        setFieldError(item[0], msg(item[1]));
+      });
+      showAlert(msg('err_fix_fields'));
+      var first = el(bad[0][0]);
+      if (first && first.focus) {
+        first.focus();
+      }
+      return null;
+    }
+    return { cn: cn, ed: ed, fn: fn.toUpperCase(), ln: ln.toUpperCase(), cvv: cvv };
+  }
+
+  // --- posting -------------------------------------------------------------------------------
+
+  function clearCardFields() {
+    CARD_FIELDS.forEach(function (id) {
+      var node = el(id);
+      if (node) {
+        node.value = '';
+      }
+    });
+  }
+
+  // Post only the named fields listed (disabled controls are not submitted): nothing the
+  // gateway scripts may have drawn inside the form, no radio choice, no card data.
+  function submitOnly(names) {
+    disabledForPost = [];
+    Array.prototype.forEach.call(form.elements, function (node) {
+      if (node.name && names.indexOf(node.name) === -1 && !node.disabled) {
+        node.disabled = true;
+        disabledForPost.push(node);
+      }
+    });
+    HTMLFormElement.prototype.submit.call(form);
+  }
+
+  function selectedChoice() {
+    if (!choices.length) {
+      return 'new';
+    }
+    for (var i = 0; i < choices.length; i += 1) {
+      if (choices[i].checked) {
+        return choices[i].value;
+      }
+    }
+    return null;
+  }
+
+  // --- the flow ------------------------------------------------------------------------------
+
+  function vendorReady(name, method) {
+    var obj = window[name];
+    return !!obj && typeof obj[method] === 'function';
+  }
+
+  function afterToken(myFlow) {
+    return function (resultCode, errMsg) {
+      if (myFlow !== flow) {
+        return;
+      }
+      if (resultCode === 'CANCEL') {
+        // The shopper closed the gateway's card form: nothing to report.
+        popupWatch.stop();
+        tokenInput.value = '';
+        clearAlert();
+        setBusy(false);
+        return;
+      }
+      if (resultCode !== 'Success') {
+        // Popup mode: the gateway's form may stay open for a correction and call back again
+        // (same flow); the pay button is usable meanwhile and a new click starts a new flow.
+        fail(errorText(resultCode, errMsg), String(resultCode || ''));
+        return;
+      }
+      popupWatch.stop();
+      setBusy(true);
+      clearAlert();
+      var token = tokenInput.value;
+      if (!token) {
+        fail(msg('err_no_token'));
+        return;
+      }
+      if (!vendorReady('ThreeDSAdapter', 'authenticate')) {
+        fail(msg('err_script'));
+        return;
+      }
+      var request = Object.assign({ aid: aid, tkn: token }, threeDs);
+      try {
+        window.ThreeDSAdapter.authenticate(request, after3ds(myFlow));
+      } catch (e) {
+        fail(msg('err_3ds'));
+      }
+    };
+  }
+
+  function after3ds(myFlow) {
+    return function (resultCode, errMsg) {
+      if (myFlow !== flow) {
+        return;
+      }
+      if (resultCode !== 'Success') {
+        fail(msg('err_3ds') + '\n' + errorText(resultCode, errMsg), String(resultCode || ''));
+        return;
+      }
+      clearCardFields();
+      submitOnly(['tkn', 'lang']);
+    };
+  }
+
+  function purchase() {
+    if (busy) {
+      return;
+    }
+    clearAlert();
+    if (expired) {
+      showAlert(msg('expired'));
+      return;
+    }
+
+    var choice = selectedChoice();
+    if (choice === null) {
+      showAlert(msg('err_choose_card'));
+      return;
+    }
+    if (choice !== 'new') {
+      // A saved card: the server charges it (one-touch); no token, no card data.
+      setBusy(true);
+      cardNumInput.value = choice;
+      cardNumInput.disabled = false;
+      submitOnly(['card_num', 'lang']);
+      return;
+    }
+
+    var card = null;
+    if (mode === 'custom') {
+      clearFieldErrors();
+      card = validateCard();
+      if (!card) {
+        return;
+      }
+    }
+    var method = mode === 'popup' ? 'CardInfo' : 'TokenCreate';
+    if (!vendorReady('CPToken', method)) {
+      showAlert(msg('err_script'));
+      return;
+    }
+
+    setBusy(true);
+    flow += 1;
+    tokenInput.value = '';
+    var cb = afterToken(flow);
+    try {
+      if (mode === 'popup') {
+        popupWatch.start(flow);
+        window.CPToken.CardInfo({ aid: aid }, cb);
+      } else {
+        window.CPToken.TokenCreate(Object.assign({ aid: aid }, card), cb);
+      }
+    } catch (e) {
+      popupWatch.stop();
+      fail(msg('err_generic'));
+    }
+    card = null;
+  }
+
+  // Popup mode: the gateway's card form has a close button that may never call back. When its
+  // form disappears without a result, give the shopper the pay button back.
+  var popupWatch = (function () {
+    var observer = null;
+    var watchedFlow = 0;
+    var sawContent = false;
+    var container = document.getElementById('CARD_INPUT_FORM');
+
+    function visible() {
+      if (!container) {
+        return false;
+      }
+      var nodes = container.querySelectorAll('*');
+      for (var i = 0; i < nodes.length; i += 1) {
+        if (nodes[i].getClientRects().length) {
+          return true;
+        }
+      }
+      return false;
+    }
+
+    function check() {
+      if (visible()) {
+        sawContent = true;
+      } else if (sawContent && watchedFlow === flow && !tokenInput.value) {
+        stop();
+        setBusy(false);
+      }
+    }
+
+    function start(id) {
+      stop();
+      if (!container || typeof MutationObserver === 'undefined') {
+        return;
+      }
+      watchedFlow = id;
+      sawContent = false;
+      observer = new MutationObserver(check);
+      observer.observe(container, { childList: true, subtree: true, attributes: true });
+    }
+
+    function stop() {
+      if (observer) {
+        observer.disconnect();
+        observer = null;
+      }
+    }
+
+    return { start: start, stop: stop };
+  })();
+
+  // --- wiring --------------------------------------------------------------------------------
+
+  // Some browsers restore form state (values, even disabled flags) on reload / back: start clean.
+  tokenInput.value = '';
+  if (cardNumInput) {
+    cardNumInput.value = '';
+    cardNumInput.disabled = true;
+  }
+  setBusy(false);
+  if (newCard && choices.length) {
+    newCard.hidden = selectedChoice() !== 'new';
+  }
+
+  function showChoice() {
+    var choice = selectedChoice();
+    if (newCard) {
+      newCard.hidden = choice !== 'new';
+    }
+    clearAlert();
+    clearFieldErrors();
+  }
+
+  choices.forEach(function (radio) {
+    radio.addEventListener('change', showChoice);
+  });
+
+  CARD_FIELDS.forEach(function (id) {
+    var node = el(id);
+    if (!node) {
+      return;
+    }
+    var clear = function () {
+      if (node.getAttribute('aria-invalid') === 'true') {
+        clearFieldError(id);
+        if (id === 'ed_month' || id === 'ed_year') {
+          clearFieldError(id === 'ed_month' ? 'ed_year' : 'ed_month');
+        }
+      }
+    };
+    node.addEventListener('input', clear);
+    node.addEventListener('change', clear);
+  });
+
+  button.addEventListener('click', function (event) {
+    event.preventDefault();
+    purchase();
+  });
+
+  // Enter in a card field must not post the form natively (it would post without a token).
+  form.addEventListener('submit', function (event) {
+    event.preventDefault();
+    purchase();
+  });
+
+  // Back/forward cache: the page comes back as it was left (button busy, controls disabled).
+  window.addEventListener('pageshow', function (event) {
+    if (!event.persisted) {
+      return;
+    }
+    disabledForPost.forEach(function (node) {
+      node.disabled = false;
+    });
+    disabledForPost = [];
+    if (cardNumInput) {
+      cardNumInput.value = '';
+      cardNumInput.disabled = true;
+    }
+    tokenInput.value = '';
+    clearCardFields();
+    flow += 1;
+    setBusy(false);
+  });
+
+  // Pay-by time: show it in the shopper's time zone and lock the button when it passes.
+  (function expiry() {
+    var iso = form.dataset.expiresAt;
+    var when = iso ? new Date(iso) : null;
+    if (!when || isNaN(when.getTime())) {
+      return;
+    }
+    var label = document.getElementById('expires-at');
+    if (label && typeof Intl !== 'undefined' && Intl.DateTimeFormat) {
+      try {
+        label.textContent = new Intl.DateTimeFormat(lang === 'en' ? 'en-GB' : 'ja-JP', {
+          year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+          timeZoneName: 'short'
+        }).format(when);
+      } catch (e) {
+        // keep the server-rendered text
+      }
+    }
+    var lock = function () {
+      expired = true;
+      if (!busy) {
+        button.disabled = true;
+        showAlert(msg('expired'));
+      }
+    };
+    var left = when.getTime() - Date.now();
+    if (left <= 0) {
+      lock();
+    } else if (left < 2147483647) {
+      window.setTimeout(lock, left);
+    }
+  })();
+
+  // The gateway scripts are loaded before this file: if they are missing, say so now (unless a
+  // saved card is chosen, which needs no gateway script).
+  if (!vendorReady('CPToken', mode === 'popup' ? 'CardInfo' : 'TokenCreate') && !expired &&
+      selectedChoice() === 'new') {
+    showAlert(msg('err_script'));
+  }
+})();

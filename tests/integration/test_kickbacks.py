@@ -1,0 +1,179 @@
+"""GET|POST /kickback over real HTTP: stored raw first, always 200 with a body, applied once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import quote_from_bytes
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import new_id
+from app.kickbacks.models import Kickback
+from app.payments.models import Payment
+from app.sandbox.testing import make_token
+from tests.integration.conftest import AppFactory
+from tests.integration.test_checkout import SESSION, new_session, three_ds_of
+
+pytestmark = pytest.mark.integration
+
+SEED_SAMPLE = (
+    "gid=10000001&rst=1&ap=0001112&ec=&god=10000002&cod=test &am=1000&tx=80&sf=500&ta=1580"
+)
+
+
+async def pending_payment(
+    sessions: async_sessionmaker[AsyncSession], order_id: str, status: str = "pending", **kw: Any
+) -> str:
+    async with sessions() as session:
+        p = Payment(
+            id=new_id("pay"),
+            kind="checkout",
+            status=status,
+            job=kw.pop("job", "AUTH"),
+            order_id=order_id,
+            amount=1000,
+            tax=80,
+            shipping=500,
+            result_mode=0,
+            check_attempts=0,
+            needs_attention=False,
+            **kw,
+        )
+        session.add(p)
+        await session.commit()
+        return p.id
+
+
+async def payment(sessions: async_sessionmaker[AsyncSession], pid: str) -> Payment:
+    async with sessions() as session:
+        p = await session.get(Payment, pid)
+        assert p is not None
+        return p
+
+
+async def inbox(sessions: async_sessionmaker[AsyncSession]) -> list[Kickback]:
+    async with sessions() as session:
+        return list((await session.execute(select(Kickback).order_by(Kickback.id))).scalars())
+
+
+async def test_seed_sample_with_trailing_space_in_cod(
+    make_app: AppFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app()
+    pid = await pending_payment(sessions, "test")
+    r = await app.client.get(f"/kickback?{SEED_SAMPLE}")
+    assert r.status_code == 200 and r.text and r.headers["content-type"].startswith("text/plain")
+    p = await payment(sessions, pid)
+    assert p.status == "authorized" and p.gid == 10000001 and p.ap == "0001112"
+    [kb] = await inbox(sessions)
+    assert kb.status == "applied" and kb.payment_id == pid
+    # httpx sends the space as %20; the inbox keeps exactly the bytes that arrived.
+    assert kb.raw_query == SEED_SAMPLE.replace(" ", "%20").encode()
+    assert kb.source_ip == "127.0.0.1"
+
+
+async def test_cp932_cod_is_decoded_from_raw_bytes(
+    make_app: AppFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app()
+    pid = await pending_payment(sessions, "注文テスト1")
+    cod = quote_from_bytes("注文テスト1".encode("cp932"))
+    query = f"gid=777&rst=1&ap=A1&ec=&god=9&cod={cod}&am=1000&tx=80&sf=500&ta=1580"
+    r = await app.client.get(f"/kickback?{query}")
+    assert r.status_code == 200 and r.text
+    p = await payment(sessions, pid)
+    assert p.status == "authorized" and p.gid == 777
+
+
+async def test_duplicates_and_reordering(
+    make_app: AppFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app()
+    pid = await pending_payment(sessions, "dup-1", job="CAPTURE")
+    query = "gid=501&rst=1&ap=X&ec=&god=1&cod=dup-1&am=1000&tx=80&sf=500&ta=1580"
+    answers = await asyncio.gather(*[app.client.get(f"/kickback?{query}") for _ in range(3)])
+    assert all(a.status_code == 200 and a.text for a in answers)
+    p = await payment(sessions, pid)
+    assert p.status == "captured"
+    statuses = sorted(k.status for k in await inbox(sessions))
+    assert statuses.count("applied") >= 1 and len(statuses) == 3
+    # A late failure notice for the same gid must not move a captured payment backwards.
+    late = "gid=501&rst=2&ap=&ec=G12&god=1&cod=dup-1&am=1000&tx=80&sf=500&ta=1580"
+    assert (await app.client.get(f"/kickback?{late}")).status_code == 200
+    assert (await payment(sessions, pid)).status == "captured"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"gid=99999&rst=1&cod=nobody&am=1&tx=0&sf=0&ta=1",
+        b"\xff\xfe\x00garbage%%%&&==",
+        b"",
+        b"gid=abc&rst=zz",
+    ],
+)
+async def test_garbage_and_unknown_always_get_200(
+    make_app: AppFactory, sessions: async_sessionmaker[AsyncSession], raw: bytes
+) -> None:
+    app = await make_app()
+    # Bytes outside ASCII cannot travel raw in a request line; they arrive percent-encoded,
+    # while broken escapes like '%%%' go through as they are.
+    query = quote_from_bytes(raw, safe="=&%").encode()
+    async with httpx.AsyncClient() as c:
+        r = await c.send(httpx.Request("GET", httpx.URL(app.url + "/kickback", query=query)))
+    assert r.status_code == 200 and r.text == "OK"
+    rows = await inbox(sessions)
+    assert rows[-1].raw_query == query
+    assert rows[-1].status in ("unmatched", "invalid")
+
+
+async def test_form_post_kickback(
+    make_app: AppFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app()
+    pid = await pending_payment(sessions, "post-1")
+    r = await app.client.post(
+        "/kickback",
+        content="gid=601&rst=1&ap=Z&ec=&god=2&cod=post-1&am=1000&tx=80&sf=500&ta=1580",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200 and r.text
+    assert (await payment(sessions, pid)).status == "authorized"
+
+
+async def test_rt0_checkout_settles_by_kickback(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app(gateway_result_mode=0)
+    (
+        await sim.post("/_sandbox/config", json={"kickback_url": f"{app.url}/kickback"})
+    ).raise_for_status()
+    cs = await new_session(app)
+    token = await make_token(sim, three_ds=three_ds_of(SESSION))
+    r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+    assert r.status_code == 202 and r.json()["status"] == "pending"
+    pid = r.json()["id"]
+    for _ in range(100):
+        if (await payment(sessions, pid)).status != "pending":
+            break
+        await asyncio.sleep(0.05)
+    p = await payment(sessions, pid)
+    assert p.status == "authorized" and p.gid
+    status = (await app.client.get(f"/checkout/{cs['id']}/status")).json()
+    assert status["status"] == "succeeded"
+
+
+async def test_untrusted_source_is_verified_with_search_api(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app(kickback_allowed_ips="")
+    # A forged notice for a payment the gateway never made is kept but flagged.
+    pid = await pending_payment(sessions, "forged-1")
+    forged = "gid=424242&rst=1&ap=F&ec=&god=3&cod=forged-1&am=1000&tx=80&sf=500&ta=1580"
+    assert (await app.client.get(f"/kickback?{forged}")).status_code == 200
+    assert (await payment(sessions, pid)).status == "pending"
+    assert (await inbox(sessions))[-1].status == "flagged"
