@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sandbox_app = None
     if settings.sandbox_in_process:
         from app.sandbox import SandboxConfig, create_sandbox_app
+        from app.sandbox.config import time_based_gid_start
 
         sandbox_app = create_sandbox_app(
             SandboxConfig(
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 search_api_key=settings.search_api_key.get_secret_value(),
                 allowed_ips=settings.sandbox_allowed_ip_list,
                 kickback_url=f"{_INTERNAL_APP}/kickback",
+                gid_start=time_based_gid_start(),
             )
         )
 

@@ -179,7 +179,12 @@ async def checkout_page(
     try:
         cs = await service.get_open_session(session, session_id)
     except AppError as exc:
-        return error_page(settings, lang, exc.status, exc.detail or exc.title, None)
+        # Back to the shop: its thank-you page when already paid, else its cart.
+        known = await session.get(CheckoutSession, session_id)
+        back = None
+        if known is not None:
+            back = known.success_url if exc.status == 409 else known.cancel_url
+        return error_page(settings, lang, exc.status, exc.detail or exc.title, back)
     live = await service.live_payment(session, cs.id)
     if live is not None:
         return _result_page(settings, lang, cs, live.id, service.page_status(live), live)

@@ -198,8 +198,34 @@ async def pay(
         )
 
     # 3. Record the answer under a row lock.
+    try:
+        return await _record(sessions, cs_id, payment.id, result, charge_uid)
+    except Exception:
+        # The gateway answered but we could not store it: never leave 'pending' (which looks
+        # retryable); mark it unknown so reconciliation settles it from the gateway's records.
+        log.exception("checkout %s payment %s: result not recorded", cs_id, payment.id)
+        async with sessions() as session:
+            locked = await payments.lock_payment(session, payment.id)
+            assert locked is not None
+            payments.move(
+                session, locked, Status.UNKNOWN, actor="system", reason="result not recorded"
+            )
+            locked.needs_attention = True
+            cs_row = await session.get(CheckoutSession, cs_id)
+            assert cs_row is not None
+            await session.commit()
+            return PayResult(payment=locked, session=cs_row, result=None)
+
+
+async def _record(
+    sessions: async_sessionmaker[AsyncSession],
+    cs_id: str,
+    payment_id: str,
+    result: ChargeResult,
+    charge_uid: str | None,
+) -> PayResult:
     async with sessions() as session:
-        locked = await payments.lock_payment(session, payment.id)
+        locked = await payments.lock_payment(session, payment_id)
         assert locked is not None
         payments.apply_charge_result(session, locked, result, actor="gateway")
         cs_row = await session.get(CheckoutSession, cs_id, with_for_update=True)

@@ -4,6 +4,7 @@ running simulator (the host app swaps in its own ASGI transport for kickbacks af
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,9 @@ class SandboxConfig:
     hang_seconds: float = 60.0
     search_max_results: int = 54000
     token_ttl_seconds: int = 900
+    # First payment number. Long-running hosts start from the clock (see time_based_gid_start)
+    # so a restarted simulator never hands out a gid an old database already holds.
+    gid_start: int = 10000001
 
 
 # Fields the control API may change; transports are Python objects, not JSON.
@@ -41,13 +45,19 @@ def config_as_json(config: SandboxConfig) -> dict[str, Any]:
     return {name: getattr(config, name) for name in TUNABLE_FIELDS}
 
 
+def time_based_gid_start() -> int:
+    """Milliseconds since the epoch: above every gid an earlier run could have issued
+    (unless it made more than one payment per millisecond)."""
+    return int(time.time() * 1000)
+
+
 def _truthy(value: str) -> bool:
     return value.strip().lower() not in ("0", "false", "no", "off", "")
 
 
 def config_from_env(env: Mapping[str, str]) -> SandboxConfig:
     """Standalone configuration (`python -m app.sandbox`) from SANDBOX_* variables."""
-    config = SandboxConfig()
+    config = SandboxConfig(gid_start=time_based_gid_start())
     if env.get("SANDBOX_AID"):
         config.aid = env["SANDBOX_AID"].strip()
     if "SANDBOX_ALLOWED_IPS" in env:

@@ -21,7 +21,6 @@ from app.sandbox.models import Product, Token, Transaction, User
 
 log = logging.getLogger("app.sandbox")
 
-GID_START = 10000001
 GOD_START = 20000001
 _ALNUM = string.ascii_letters + string.digits
 
@@ -67,7 +66,7 @@ class SimState:
         self.users: dict[str, User] = {}
         self.searches: dict[str, SearchSession] = {}
         self.kickbacks: list[dict[str, Any]] = []
-        self._next_gid = GID_START
+        self._next_gid = self.config.gid_start
         self._next_god = GOD_START
         self.clock.reset()
         self.faults = FaultInjector()

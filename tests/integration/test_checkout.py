@@ -249,4 +249,4 @@ async def test_form_post_renders_result_page(make_app: AppFactory, sim: httpx.As
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     assert "https://shop.example/thanks" in r.text
     again = await app.client.get(f"/checkout/{cs['id']}")
-    assert again.status_code == 409
+    assert again.status_code == 409 and 'href="https://shop.example/thanks"' in again.text
