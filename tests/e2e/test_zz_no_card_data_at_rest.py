@@ -40,12 +40,16 @@ def _dump(db_url: str) -> str:
     return proc.stdout
 
 
+def _read_logs(folder: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in folder.glob("*.log"))
+
+
 async def test_no_card_number_in_database_or_logs(
     server: Server, popup_server: Server, server_logs: Path
 ) -> None:
     dump = _dump(server.db_url)
     assert "gateway_calls" in dump and "payments" in dump, "the dump is not empty"
-    logs = "".join(p.read_text(errors="replace") for p in server_logs.glob("*.log"))
+    logs = _read_logs(server_logs)
     assert "GET /checkout" in logs or "POST /checkout" in logs, "the logs are not empty"
     for number in set(ALL_CARDS):
         assert number not in dump, f"card number {number[-4:]} found in the database"
