@@ -4,6 +4,7 @@ a prefix; internal failures answered as ER000; standalone configuration."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -255,7 +256,9 @@ def test_config_from_env() -> None:
         "k",
     )
     assert config.require_3ds is False
-    assert config_from_env({}) == SandboxConfig()
+    from_env = config_from_env({})
+    assert 10**11 <= from_env.gid_start < 10**12, "restarts continue above earlier gids"
+    assert dataclasses.replace(from_env, gid_start=SandboxConfig().gid_start) == SandboxConfig()
 
 
 def test_cli_runs_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
