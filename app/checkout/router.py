@@ -3,7 +3,6 @@ and (sandbox only) the demo shop at `/`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -24,8 +23,20 @@ from app.checkout.schemas import (
 )
 from app.config import Settings
 from app.deps import GatewayDep, SessionDep, SessionFactoryDep, SettingsDep
-from app.errors import AppError, Problem
+from app.errors import (
+    AppError,
+    Conflict,
+    GatewayFailure,
+    NotFound,
+    PaymentDeclined,
+    Problem,
+    ServiceUnavailable,
+    Unprocessable,
+    problem_from_error,
+)
+from app.gateway.robotpayment.errors import lookup
 from app.idempotency import run_idempotent
+from app.payments.models import Payment
 from app.payments.schemas import PaymentOut
 
 router = APIRouter(tags=["checkout"])
@@ -147,8 +158,6 @@ async def get_checkout_session(
 ) -> CheckoutSessionOut:
     cs = await session.get(CheckoutSession, session_id)
     if cs is None:
-        from app.errors import NotFound
-
         raise NotFound("This checkout session does not exist.")
     p = await service.last_payment(session, cs.id)
     return _session_out(settings, cs, p.id if p else None, p.status if p else None)
@@ -224,9 +233,7 @@ def _result_page(
     }.get(status)
     if status == "failed":
         message = _failure_message(lang, getattr(payment, "error_code", None))
-    redirect = cs.success_url if status == "succeeded" else None
-    if status == "failed":
-        redirect = cs.cancel_url
+    redirect = _redirect_for(cs, status)
     retry = f"/checkout/{cs.id}?lang={lang}" if status == "failed" and cs.status == "open" else None
     return render(
         settings,
@@ -245,8 +252,6 @@ def _result_page(
 
 
 def _failure_message(lang: str, code: str | None) -> str:
-    from app.gateway.robotpayment.errors import lookup
-
     if not code:
         return messages(lang).get("result_failed", "The payment failed.")
     info = lookup(code)
@@ -298,8 +303,6 @@ async def checkout_form_post(
         if exc.status == 409 and "payment_id" in exc.extra:
             async with sessions() as session:
                 cs = await session.get(CheckoutSession, session_id)
-                from app.payments.models import Payment
-
                 p = await session.get(Payment, exc.extra["payment_id"])
             if cs is not None and p is not None:
                 return _result_page(settings, lang, cs, p.id, service.page_status(p), p)
@@ -314,15 +317,19 @@ async def checkout_form_post(
 async def checkout_status(session_id: str, session: SessionDep) -> dict[str, Any]:
     cs = await session.get(CheckoutSession, session_id)
     if cs is None:
-        from app.errors import NotFound
-
         raise NotFound("This checkout session does not exist.")
     p = await service.last_payment(session, cs.id)
     status = service.page_status(p) if p else "open"
-    redirect = (
-        cs.success_url if status == "succeeded" else (cs.cancel_url if status == "failed" else None)
-    )
-    return {"status": status, "payment_id": p.id if p else None, "redirect_url": redirect}
+    return {
+        "status": status,
+        "payment_id": p.id if p else None,
+        "redirect_url": _redirect_for(cs, status),
+    }
+
+
+def _redirect_for(cs: CheckoutSession, status: str) -> str | None:
+    """Where the shopper goes next: the shop's success or cancel page."""
+    return {"succeeded": cs.success_url, "failed": cs.cancel_url}.get(status)
 
 
 @router.post(
@@ -338,6 +345,7 @@ async def checkout_status(session_id: str, session: SessionDep) -> dict[str, Any
     description="No API key: the unguessable, single-use session id is the capability.",
 )
 async def pay_session(
+    request: Request,
     session_id: str,
     body: PayRequest,
     settings: SettingsDep,
@@ -355,30 +363,26 @@ async def pay_session(
     out = PaymentOut.of(result.payment).model_dump(mode="json")
     status = service.page_status(result.payment)
     if status == "failed":
-        from app.errors import PaymentDeclined
-
         info = result.result.error if result.result else None
-        err = PaymentDeclined(
+        # The problem type follows what went wrong: a decline (402), a bad or reused token
+        # (422), a gateway-side refusal (502), maintenance (503).
+        kind = _PROBLEM_BY_STATUS.get(info.http_status if info else 402, PaymentDeclined)
+        err = kind(
             info.message_en if info else "The payment failed.",
             code=info.stable_code if info else None,
             extra={"payment": out, "gateway_code": info.code if info else None},
         )
-        if info is not None and info.http_status != 402:
-            err.status = info.http_status
-        return problem_from_error_json(err)
+        return problem_from_error(request, err)
     return JSONResponse(out, status_code=200 if status == "succeeded" else 202)
 
 
-def problem_from_error_json(err: AppError) -> JSONResponse:
-    body = {
-        "type": f"/problems/{err.type}",
-        "title": err.title,
-        "status": err.status,
-        "detail": err.detail,
-        "code": err.code,
-        **err.extra,
-    }
-    return JSONResponse(body, status_code=err.status, media_type="application/problem+json")
+_PROBLEM_BY_STATUS: dict[int, type[AppError]] = {
+    402: PaymentDeclined,
+    409: Conflict,
+    422: Unprocessable,
+    502: GatewayFailure,
+    503: ServiceUnavailable,
+}
 
 
 # --- sandbox demo shop -------------------------------------------------------------------------
@@ -388,7 +392,7 @@ def problem_from_error_json(err: AppError) -> JSONResponse:
 async def demo_shop(request: Request, settings: SettingsDep) -> Response:
     if settings.gateway_mode != "sandbox":
         return RedirectResponse("/docs")
-    from app.sandbox import cards
+    from app.sandbox import cards  # only in sandbox mode: live never loads the simulator
 
     lang = _lang(request)
     return render(
@@ -422,6 +426,3 @@ async def demo_checkout(request: Request, settings: SettingsDep, session: Sessio
         return error_page(settings, "ja", 422, str(exc), "/")
     cs = await service.create_session(session, data, created_by="demo-shop")
     return RedirectResponse(f"/checkout/{cs.id}", status_code=303)
-
-
-__all__ = ["json", "router"]

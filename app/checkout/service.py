@@ -18,7 +18,7 @@ from app.errors import Conflict, FieldError, Gone, NotFound, TooManyRequests, Un
 from app.gateway.base import ChargeResult, OnetouchCharge, Outcome, PaymentGateway, TokenCharge
 from app.payments import service as payments
 from app.payments.models import Payment
-from app.payments.states import LIVE, Status
+from app.payments.states import Status
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,8 @@ def is_expired(cs: CheckoutSession) -> bool:
     return cs.status == "expired" or (cs.status == "open" and cs.expires_at <= utcnow())
 
 
-async def get_open_session(session: AsyncSession, cs_id: str) -> CheckoutSession:
-    """The session if it can still be paid; NotFound / Gone / Conflict otherwise."""
-    cs = await session.get(CheckoutSession, cs_id)
+def ensure_payable(cs: CheckoutSession | None) -> CheckoutSession:
+    """The session if it can still be paid; NotFound / Conflict / Gone otherwise."""
     if cs is None:
         raise NotFound("This checkout session does not exist.")
     if cs.status == "completed":
@@ -84,6 +83,10 @@ async def get_open_session(session: AsyncSession, cs_id: str) -> CheckoutSession
     if is_expired(cs):
         raise Gone("This checkout session has expired; please start again from the shop.")
     return cs
+
+
+async def get_open_session(session: AsyncSession, cs_id: str) -> CheckoutSession:
+    return ensure_payable(await session.get(CheckoutSession, cs_id))
 
 
 @dataclass(frozen=True)
@@ -107,13 +110,7 @@ async def pay(
     #    of any number of concurrent pays exactly one gets past this commit.
     async with sessions() as session:
         stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
-        cs = (await session.execute(stmt)).scalar_one_or_none()
-        if cs is None:
-            raise NotFound("This checkout session does not exist.")
-        if cs.status == "completed":
-            raise Conflict("This checkout session has already been paid.", code="already_paid")
-        if is_expired(cs):
-            raise Gone("This checkout session has expired; please start again from the shop.")
+        cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
         existing = await live_payment(session, cs.id)
         if existing is not None:
             raise Conflict(
@@ -307,6 +304,3 @@ def page_status(p: Payment | None) -> str:
     if status in (Status.FAILED, Status.CANCELED):
         return "failed"
     return "unknown" if status == Status.UNKNOWN else "pending"
-
-
-__all__ = ["LIVE", "PayResult", "create_session", "get_open_session", "page_status", "pay"]
