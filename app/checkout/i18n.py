@@ -171,7 +171,6 @@ _JA: Final[dict[str, str]] = {
         "有効期限: 未来の任意の月 / セキュリティコード: 123 / "
         "名義: 任意の半角英字（例: TARO YAMADA）"
     ),
-    "demo_no_cards": "テストカード 4444333322221111 をお使いください。",
 }
 
 _EN: Final[dict[str, str]] = {
@@ -325,7 +324,6 @@ _EN: Final[dict[str, str]] = {
     "demo_card_rules": (
         "Expiry: any future month / Security code: 123 / Name: any Latin letters (e.g. TARO YAMADA)"
     ),
-    "demo_no_cards": "Use the test card 4444333322221111.",
 }
 
 MESSAGES: Final[dict[str, dict[str, str]]] = {"ja": _JA, "en": _EN}

@@ -164,6 +164,8 @@ async def test_demo_shop_newcomer_flow(server: Server, page: Page) -> None:
     """What the README promises: open /, buy, pay with 4444333322221111, see it in the API."""
     await page.goto(server.url + "/")
     await page.screenshot(path=str(ARTIFACTS / "demo-shop.png"), full_page=True)
+    # The test-card table comes from the simulator's own card list, grouped for reading.
+    await expect(page.locator(".test-cards")).to_contain_text("4444 3333 2222 1111")
     await page.click("form button[type=submit]")
     await page.wait_for_url("**/checkout/cs_*")
     await fill_card(page, "4444333322221111")
