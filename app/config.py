@@ -95,7 +95,8 @@ class Settings(BaseSettings):
 
     # --- operations -------------------------------------------------------------------------
     log_level: str = "INFO"
-    log_format: Literal["text", "json"] = "text"
+    # auto: human-readable in a terminal, one JSON object per line otherwise.
+    log_format: Literal["auto", "text", "json"] = "auto"
 
     # --- sandbox simulator ------------------------------------------------------------------
     # Source IPs the simulator accepts (ER003 otherwise); empty = any.

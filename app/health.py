@@ -27,5 +27,7 @@ async def readyz(request: Request) -> dict[str, str]:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    state = request.app.state
+    await state.db_gauges.refresh(state.sessions)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

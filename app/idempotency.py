@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
 from app.errors import AppError, Conflict, FieldError, Unprocessable, problem_from_error
+from app.metrics import IDEMPOTENCY
 
 
 class IdempotencyKey(Base):
@@ -117,6 +118,7 @@ async def _claim(
             session.add(row)
             try:
                 await session.commit()
+                IDEMPOTENCY.labels("new").inc()
                 return row.id
             except IntegrityError:
                 await session.rollback()
@@ -132,11 +134,13 @@ async def _claim(
                 await session.commit()
                 continue
             if existing.request_hash != digest:
+                IDEMPOTENCY.labels("mismatch").inc()
                 raise _field_error(
                     "This Idempotency-Key was already used with a different request; "
                     "use a new key for a new request."
                 )
             if existing.status == "completed":
+                IDEMPOTENCY.labels("replayed").inc()
                 return Response(
                     content=existing.response_body or "",
                     status_code=existing.response_status or 200,
@@ -144,6 +148,7 @@ async def _claim(
                     headers={"Idempotent-Replayed": "true", "Idempotency-Key": key},
                 )
             if existing.locked_until is not None and existing.locked_until > now:
+                IDEMPOTENCY.labels("conflict").inc()
                 raise Conflict(
                     "A request with this Idempotency-Key is still in progress; retry shortly."
                 )

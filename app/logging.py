@@ -7,6 +7,7 @@ import contextvars
 import json
 import logging
 import re
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -37,7 +38,25 @@ class ScrubFilter(logging.Filter):
         return True
 
 
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is data.
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def _trace_ids() -> dict[str, str]:
+    """The current OpenTelemetry trace/span ids, when tracing is on and a span is active."""
+    try:
+        from opentelemetry import trace
+    except ImportError:  # pragma: no cover - the package is a dependency
+        return {}
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return {}
+    return {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; `extra=` fields become keys (scrubbed like the message)."""
+
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
@@ -46,15 +65,31 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
             "request_id": getattr(record, "request_id", "-"),
         }
+        out.update(_trace_ids())
+        for name, value in vars(record).items():
+            if name in _STANDARD_ATTRS or name in out or name.startswith("_"):
+                continue
+            if isinstance(value, str):
+                value = scrub(value)
+            elif not isinstance(value, int | float | bool | None):
+                value = scrub(str(value))
+            out[name] = value
         if record.exc_info:
             out["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(out, ensure_ascii=False)
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+def resolve_format(fmt: str) -> str:
+    """`auto`: readable text in a terminal, JSON lines everywhere else (containers, CI)."""
+    if fmt == "auto":
+        return "text" if sys.stderr.isatty() else "json"
+    return fmt
+
+
+def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
     handler = logging.StreamHandler()
     handler.addFilter(ScrubFilter())
-    if fmt == "json":
+    if resolve_format(fmt) == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(

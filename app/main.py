@@ -12,9 +12,10 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
 
-from app import health
+from app import health, tracing
 from app.checkout import router as checkout_router
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
 from app.db import make_engine, make_sessionmaker
@@ -25,7 +26,7 @@ from app.gateway.robotpayment import RobotPaymentClient, make_http_client
 from app.kickbacks import router as kickback_router
 from app.kickbacks import service as kickbacks
 from app.logging import RequestIdMiddleware, setup_logging
-from app.metrics import observe_gateway_call
+from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
 from app.payments import router as payments_router
 
 log = logging.getLogger("app")
@@ -53,12 +54,32 @@ class _Recorder:
 
     async def __call__(self, call: GatewayCall) -> None:
         observe_gateway_call(call)
+        log.info(
+            "gateway %s %s in %.0f ms%s",
+            call.operation,
+            call.outcome,
+            call.latency_ms,
+            f" ({call.error_code})" if call.error_code else "",
+            extra={
+                "event": "gateway_call",
+                "operation": call.operation,
+                "outcome": str(call.outcome),
+                "latency_ms": round(call.latency_ms, 1),
+                "http_status": call.http_status,
+                "error_code": call.error_code,
+                "ref": call.ref,
+            },
+        )
         await self._db(call)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """The app; `tracer_provider` overrides the OTEL_* environment (tests pass their own)."""
     settings = settings or load_settings()
     setup_logging(settings.log_level, settings.log_format)
+    tracer_provider = tracer_provider or tracing.make_provider()
 
     sandbox_app = None
     if settings.sandbox_in_process:
@@ -92,6 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sandbox_app.state.sim.config.kickback_transport = httpx.ASGITransport(app=app)
         else:
             base_url, search_url = settings.gateway_base_url, settings.search_api_base_url
+        if tracer_provider is not None:
+            tracing.instrument_resources(tracer_provider, engine, http)
         app.state.engine = engine
         app.state.sessions = sessions
         app.state.http = http
@@ -130,6 +153,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await replayer
             await http.aclose()
             await engine.dispose()
+            if tracer_provider is not None:
+                tracer_provider.force_flush()
 
     app = FastAPI(
         title="ROBOT PAYMENT merchant service",
@@ -140,6 +165,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.api_keys = settings.parsed_api_keys
     install_error_handlers(app)
+    app.state.db_gauges = DbGauges()
+    app.add_middleware(MetricsMiddleware)
+    # Added last so it runs first: the request id is set before anything else logs.
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(checkout_router.router)
@@ -148,6 +176,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     if sandbox_app is not None:
         app.mount(SANDBOX_MOUNT, sandbox_app, name="sandbox")
+    if tracer_provider is not None:
+        tracing.instrument_app(app, tracer_provider)
     return app
 
 

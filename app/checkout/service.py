@@ -16,6 +16,7 @@ from app.customers.models import Card, Customer
 from app.db import new_id, utcnow
 from app.errors import Conflict, FieldError, Gone, NotFound, TooManyRequests, Unprocessable
 from app.gateway.base import ChargeResult, OnetouchCharge, Outcome, PaymentGateway, TokenCharge
+from app.metrics import VELOCITY_REJECTIONS
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.payments.states import Status
@@ -120,6 +121,7 @@ async def pay(
                 extra={"payment_id": existing.id, "payment_status": existing.status},
             )
         if cs.attempts >= MAX_ATTEMPTS_PER_SESSION:
+            VELOCITY_REJECTIONS.labels("session").inc()
             raise TooManyRequests(
                 "Too many payment attempts for this checkout session.", code="too_many_attempts"
             )

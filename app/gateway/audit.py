@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
+from app.logging import request_id_var
 
 if TYPE_CHECKING:
     from app.gateway.base import GatewayCall
@@ -36,6 +37,8 @@ class GatewayCallLog(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     error_code: Mapped[str | None] = mapped_column(String(32))
     actor: Mapped[str | None] = mapped_column(String(64))
+    # The X-Request-ID of the API request (or background pass) that made the call.
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
     started_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -60,6 +63,7 @@ class DbCallRecorder:
                     latency_ms=call.latency_ms,
                     outcome=str(call.outcome),
                     error_code=call.error_code,
+                    request_id=request_id_var.get(),
                     started_at=call.started_at,
                 )
             )

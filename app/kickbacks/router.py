@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from app.db import utcnow
 from app.kickbacks import service
+from app.metrics import KICKBACKS_APPLIED, KICKBACKS_RECEIVED
 
 router = APIRouter(tags=["kickbacks"])
 log = logging.getLogger(__name__)
@@ -52,16 +53,21 @@ async def kickback(request: Request) -> PlainTextResponse:
         log.exception("kickback inbox unavailable; spooling to disk")
         try:
             service.spool(state.settings.spool_dir, raw)
+            KICKBACKS_RECEIVED.labels("spooled").inc()
         except Exception:
+            KICKBACKS_RECEIVED.labels("lost").inc()
             log.critical("kickback could neither be stored nor spooled", exc_info=True)
         return PlainTextResponse("OK", status_code=200)
+    KICKBACKS_RECEIVED.labels("stored").inc()
     try:
-        await service.apply(
+        status = await service.apply(
             state.sessions,
             state.gateway,
             kickback_id,
             trusted_ips=state.settings.kickback_allowed_ip_list,
         )
+        KICKBACKS_APPLIED.labels(status).inc()
     except Exception:
+        KICKBACKS_APPLIED.labels("error").inc()
         log.exception("kickback %s stored but not applied; it will be retried", kickback_id)
     return PlainTextResponse("OK", status_code=200)

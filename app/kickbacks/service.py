@@ -23,6 +23,7 @@ from app.db import utcnow
 from app.gateway.base import PaymentGateway
 from app.gateway.robotpayment.codec import parse_kickback, parse_query_bytes
 from app.kickbacks.models import Kickback
+from app.metrics import KICKBACKS_REPLAYED
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.payments.states import Status
@@ -334,7 +335,10 @@ async def background_loop(
     while True:
         await asyncio.sleep(interval)
         try:
-            await replay_spool(sessions, gateway, spool_dir, trusted_ips=trusted_ips)
+            replayed = await replay_spool(sessions, gateway, spool_dir, trusted_ips=trusted_ips)
+            if replayed:
+                KICKBACKS_REPLAYED.inc(replayed)
+                log.info("kickback spool: %d replayed into the inbox", replayed)
             await retry_stuck(sessions, gateway, trusted_ips=trusted_ips)
         except Exception as exc:  # the database may still be down: try again next round
             log.warning("kickback replay deferred: %s", exc)

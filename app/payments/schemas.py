@@ -74,6 +74,7 @@ class PaymentEventOut(BaseModel):
     actor: str | None
     reason: str | None
     data: dict[str, Any] | None
+    request_id: str | None
     created_at: datetime
 
 
@@ -90,6 +91,7 @@ class GatewayCallOut(BaseModel):
     latency_ms: float
     outcome: str
     error_code: str | None
+    request_id: str | None
     started_at: datetime
 
 

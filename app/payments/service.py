@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import utcnow
 from app.gateway.audit import GatewayCallLog
 from app.gateway.base import ChargeResult, Outcome
+from app.logging import request_id_var
+from app.metrics import observe_transition
 from app.payments.models import Payment, PaymentEvent
 from app.payments.states import Status, is_forward
 
@@ -45,6 +47,7 @@ def add_event(
             actor=actor,
             reason=reason,
             data=data,
+            request_id=request_id_var.get(),
         )
     )
 
@@ -64,6 +67,7 @@ def move(
     if current == target or not is_forward(current, target):
         return False
     payment.status = target
+    observe_transition(current, target)
     if target in (Status.UNKNOWN, Status.PENDING):
         payment.next_check_at = utcnow() + FIRST_CHECK_DELAY
     else:

@@ -122,7 +122,7 @@ async def make_app(
     """Starts the app under a real uvicorn on 127.0.0.1, against the simulator process."""
     started: list[tuple[uvicorn.Server, asyncio.Task[None], list[httpx.AsyncClient]]] = []
 
-    async def factory(**overrides: Any) -> RunningApp:
+    async def factory(*, tracer_provider: Any = None, **overrides: Any) -> RunningApp:
         port = free_port()
         values: dict[str, Any] = {
             "database_url": db_url,
@@ -137,7 +137,7 @@ async def make_app(
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)
-        app = create_app(settings)
+        app = create_app(settings, tracer_provider=tracer_provider)
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
         )
