@@ -42,6 +42,8 @@ class PgServer:
     port: int
     bindir: Path
     run_as: list[str]
+    # Tests trade durability for speed; benchmarks keep PostgreSQL's production defaults.
+    durable: bool = False
 
     @property
     def url(self) -> str:
@@ -52,18 +54,17 @@ class PgServer:
         subprocess.run(cmd, check=True, capture_output=True)
 
     def start(self) -> None:
-        opts = (
-            f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=300"
-        )
+        opts = f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 "
+        opts += "-c max_connections=300"
+        if not self.durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self.ctl("-o", opts, "-l", str(self.datadir / "server.log"), "-w", "-t", "30", "start")
 
     def stop(self, mode: str = "fast") -> None:
         self.ctl("-m", mode, "-w", "stop")
 
 
-def start_server() -> PgServer:
+def start_server(*, durable: bool = False) -> PgServer:
     bindir = _bindir()
     root = Path(tempfile.mkdtemp(prefix="rp-pg-"))
     datadir = root / "data"
@@ -89,7 +90,9 @@ def start_server() -> PgServer:
         check=True,
         capture_output=True,
     )
-    server = PgServer(datadir=datadir, port=free_port(), bindir=bindir, run_as=run_as)
+    server = PgServer(
+        datadir=datadir, port=free_port(), bindir=bindir, run_as=run_as, durable=durable
+    )
     server.start()
     return server
 
