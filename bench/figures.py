@@ -104,7 +104,7 @@ class Bench:
 
 AUTH = {"Authorization": f"Bearer {OPS_KEY}"}
 MERCHANT = {"Authorization": f"Bearer {MERCHANT_KEY}"}
-KICKBACK_QUERY = "gid=987654321098&rst=1&ap=000001&cod=bench&am=1000&tx=0&sf=0&ta=1000"
+KICKBACK_LUA = Path(__file__).with_name("kickback.lua")
 
 
 # --- 1. durable kickback intake ---------------------------------------------------------------
@@ -117,8 +117,8 @@ async def kickback_intake(b: Bench) -> Figure:
         with _bare(b) as bare:
             wrk(bare.url + "/", seconds=1, connections=32)  # warm-up
             base = wrk(bare.url + "/", seconds=secs, connections=32)
-        wrk(f"{app.url}/kickback?{KICKBACK_QUERY}", seconds=1, connections=32)
-        ours = wrk(f"{app.url}/kickback?{KICKBACK_QUERY}", seconds=secs, connections=32)
+        wrk(app.url, seconds=1, connections=32, script=KICKBACK_LUA)
+        ours = wrk(app.url, seconds=secs, connections=32, script=KICKBACK_LUA)
     stored = await _scalar(db, "SELECT count(*) FROM kickbacks")
     ratio = ours.rps / base.rps
     return Figure(

@@ -99,10 +99,14 @@ async def drive(
     return Load.of(latencies, elapsed, errors)
 
 
-def wrk(url: str, *, seconds: int, connections: int, threads: int = 1) -> Load:
-    """Fixed-URL load with wrk (Debian), which costs far less CPU than a Python driver."""
+def wrk(
+    url: str, *, seconds: int, connections: int, threads: int = 1, script: Path | None = None
+) -> Load:
+    """Load with wrk (Debian), which costs far less CPU than a Python driver; `script` is a
+    Lua file that makes each request."""
+    extra = ["-s", str(script)] if script else []
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", *extra, url],
         check=True,
         capture_output=True,
         text=True,

@@ -6,6 +6,7 @@ import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
+from starlette.background import BackgroundTask
 
 from app.db import utcnow
 from app.kickbacks import service
@@ -59,6 +60,15 @@ async def kickback(request: Request) -> PlainTextResponse:
             log.critical("kickback could neither be stored nor spooled", exc_info=True)
         return PlainTextResponse("OK", status_code=200)
     KICKBACKS_RECEIVED.labels("stored").inc()
+    # Stored and committed: answer now, apply right after the answer is sent. A crash in
+    # between leaves the row 'received', which the replayer applies later.
+    return PlainTextResponse(
+        "OK", status_code=200, background=BackgroundTask(_apply, request, kickback_id)
+    )
+
+
+async def _apply(request: Request, kickback_id: int) -> None:
+    state = request.app.state
     try:
         status = await service.apply(
             state.sessions,
@@ -70,4 +80,3 @@ async def kickback(request: Request) -> PlainTextResponse:
     except Exception:
         KICKBACKS_APPLIED.labels("error").inc()
         log.exception("kickback %s stored but not applied; it will be retried", kickback_id)
-    return PlainTextResponse("OK", status_code=200)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.checkout.models import CheckoutSession
@@ -80,8 +80,10 @@ def params_of(raw: RawKickback) -> dict[str, str]:
 
 
 async def store(sessions: async_sessionmaker[AsyncSession], raw: RawKickback) -> int:
-    async with sessions() as session:
-        row = Kickback(
+    """One committed INSERT (Core, not the ORM unit of work: this is the hottest write)."""
+    stmt = (
+        insert(Kickback)
+        .values(
             received_at=raw.received_at,
             source_ip=raw.source_ip,
             method=raw.method,
@@ -91,9 +93,12 @@ async def store(sessions: async_sessionmaker[AsyncSession], raw: RawKickback) ->
             status="received",
             spool_id=raw.spool_id,
         )
-        session.add(row)
+        .returning(Kickback.id)
+    )
+    async with sessions() as session:
+        kickback_id = (await session.execute(stmt)).scalar_one()
         await session.commit()
-        return row.id
+        return int(kickback_id)
 
 
 # --- the spool: a durable local file for when the database is down -------------------------

@@ -8,7 +8,7 @@ from urllib.parse import quote_from_bytes
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import new_id
@@ -48,7 +48,21 @@ async def pending_payment(
         return p.id
 
 
+async def settled(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Kickbacks are applied just after the 200 is sent: wait until none is left unapplied."""
+    for _ in range(200):
+        async with sessions() as session:
+            waiting = await session.scalar(
+                select(func.count()).where(Kickback.status == "received")
+            )
+        if not waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("kickbacks were stored but never applied")
+
+
 async def payment(sessions: async_sessionmaker[AsyncSession], pid: str) -> Payment:
+    await settled(sessions)
     async with sessions() as session:
         p = await session.get(Payment, pid)
         assert p is not None
@@ -56,6 +70,7 @@ async def payment(sessions: async_sessionmaker[AsyncSession], pid: str) -> Payme
 
 
 async def inbox(sessions: async_sessionmaker[AsyncSession]) -> list[Kickback]:
+    await settled(sessions)
     async with sessions() as session:
         return list((await session.execute(select(Kickback).order_by(Kickback.id))).scalars())
 
