@@ -71,8 +71,9 @@ def _state(p: Payment) -> dict[str, Any]:
     return {"payment_id": p.id, "payment_status": p.status}
 
 
-def _conflict(message: str, code: str, p: Payment) -> Conflict:
-    return Conflict(message, code=code, extra=_state(p))
+def _conflict(message: str, code: str, p: Payment, gateway_code: str | None = None) -> Conflict:
+    extra = _state(p) | ({"gateway_code": gateway_code} if gateway_code else {})
+    return Conflict(message, code=code, extra=extra)
 
 
 # --- step 1: claim --------------------------------------------------------------------------
@@ -255,6 +256,7 @@ async def _record_sales_or_cancel(
                     f"The gateway refused ({code}): the payment is {evidence}.",
                     info.stable_code if info else "invalid_transition",
                     p,
+                    code,
                 )
         elif result.outcome == Outcome.UNKNOWN:
             assert info is not None
@@ -319,6 +321,7 @@ def _refusal(
             "the authorization).",
             _CAPTURE_REJECTED,
             p,
+            info.code,
         )
     return GatewayProblem(info, info.message_en, _state(p))
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.gateway.base import ChargeRecord, PaymentGateway, SearchError
+from app.gateway.robotpayment.errors import lookup
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.payments.states import Status, is_forward
@@ -260,8 +261,12 @@ async def _apply(
     if not is_forward(current, target):
         _flag(session, p, f"the gateway shows {target} (gid {record.gid}), we have {current}")
         return "flagged", "contradiction"
-    if target == Status.FAILED and record.ec and not p.error_code:
-        p.error_code = record.ec
+    if target == Status.FAILED and record.ec:
+        info = lookup(record.ec)
+        p.error_code, p.error_message = info.code, info.message_en
+    elif target != Status.FAILED and current in OPEN:
+        # The timeout (or unreadable answer) that made it unknown is not its result.
+        p.error_code = p.error_message = None
     await payments.settle(session, p, target, actor=ACTOR, reason="charges search", data=data)
     return "settled", None
 
