@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     spool_dir: Path = ROOT / "data" / "spool"
 
     # --- operations -------------------------------------------------------------------------
+    # How often each replica's janitor settles unknown/stale payments from the charges search
+    # (seconds; 0 disables the loop: run `python -m app reconcile` from a scheduler instead).
+    reconcile_interval_seconds: float = Field(default=30.0, ge=0)
+    reconcile_batch_size: int = Field(default=100, ge=1, le=1000)
     log_level: str = "INFO"
     # auto: human-readable in a terminal, one JSON object per line otherwise.
     log_format: Literal["auto", "text", "json"] = "auto"

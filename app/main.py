@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import health, tracing
 from app.checkout import router as checkout_router
@@ -28,6 +29,8 @@ from app.kickbacks import service as kickbacks
 from app.logging import RequestIdMiddleware, setup_logging
 from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
 from app.payments import router as payments_router
+from app.reconcile import router as reconcile_router
+from app.reconcile import service as reconcile
 
 log = logging.getLogger("app")
 
@@ -71,6 +74,26 @@ class _Recorder:
             },
         )
         await self._db(call)
+
+
+def make_gateway(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    base_url: str,
+    search_url: str,
+) -> RobotPaymentClient:
+    """The one gateway client of a process (the app's lifespan, the CLI)."""
+    return RobotPaymentClient(
+        http=http,
+        base_url=base_url,
+        aid=settings.gateway_aid,
+        result_mode=settings.gateway_result_mode,
+        search_base_url=search_url,
+        search_api_key=settings.search_api_key.get_secret_value(),
+        recorder=_Recorder(DbCallRecorder(sessions)),
+        deadline_seconds=settings.gateway_connect_timeout + settings.gateway_read_timeout + 5,
+    )
 
 
 def create_app(
@@ -118,16 +141,7 @@ def create_app(
         app.state.engine = engine
         app.state.sessions = sessions
         app.state.http = http
-        app.state.gateway = RobotPaymentClient(
-            http=http,
-            base_url=base_url,
-            aid=settings.gateway_aid,
-            result_mode=settings.gateway_result_mode,
-            search_base_url=search_url,
-            search_api_key=settings.search_api_key.get_secret_value(),
-            recorder=_Recorder(DbCallRecorder(sessions)),
-            deadline_seconds=settings.gateway_connect_timeout + settings.gateway_read_timeout + 5,
-        )
+        app.state.gateway = make_gateway(settings, http, sessions, base_url, search_url)
         if settings.gateway_mode == "sandbox":
             log.warning(
                 "SANDBOX mode: payments go to the built-in simulator, nothing is charged. "
@@ -145,12 +159,26 @@ def create_app(
             ),
             name="kickback-replayer",
         )
+        tasks = [replayer]
+        if settings.reconcile_interval_seconds > 0:
+            tasks.append(
+                asyncio.create_task(
+                    reconcile.background_loop(
+                        sessions,
+                        app.state.gateway,
+                        interval=settings.reconcile_interval_seconds,
+                        batch_size=settings.reconcile_batch_size,
+                    ),
+                    name="reconciler",
+                )
+            )
         try:
             yield
         finally:
-            replayer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await replayer
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await http.aclose()
             await engine.dispose()
             if tracer_provider is not None:
@@ -173,6 +201,7 @@ def create_app(
     app.include_router(checkout_router.router)
     app.include_router(kickback_router.router)
     app.include_router(payments_router.router)
+    app.include_router(reconcile_router.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     if sandbox_app is not None:
         app.mount(SANDBOX_MOUNT, sandbox_app, name="sandbox")

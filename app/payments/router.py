@@ -1,18 +1,27 @@
-"""Ops API: query payments and their trail."""
+"""Ops API: query payments and their trail; capture, cancel, re-authorize, resolve by hand."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from app.auth import OpsDep
-from app.deps import SessionDep
+from app.deps import GatewayDep, SessionDep, SessionFactoryDep
 from app.errors import NotFound, Problem, Unprocessable
-from app.payments import service
+from app.idempotency import run_idempotent
+from app.payments import operations, service
 from app.payments.models import Payment
-from app.payments.schemas import PaymentDetail, PaymentOut, PaymentPage
+from app.payments.schemas import (
+    PaymentDetail,
+    PaymentOut,
+    PaymentPage,
+    ReauthorizeRequest,
+    ResolveRequest,
+)
+from app.payments.states import Status
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
@@ -36,6 +45,7 @@ async def list_payments(
     created_to: datetime | None = None,
     amount_min: Annotated[int | None, Query(ge=0, le=10**9)] = None,
     amount_max: Annotated[int | None, Query(ge=0, le=10**9)] = None,
+    needs_attention: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> PaymentPage:
@@ -59,6 +69,7 @@ async def list_payments(
             created_to=created_to,
             amount_min=amount_min,
             amount_max=amount_max,
+            needs_attention=needs_attention,
         ),
         limit=limit,
         cursor=decoded,
@@ -79,3 +90,153 @@ async def get_payment(payment_id: str, _: OpsDep, session: SessionDep) -> Paymen
         raise NotFound(f"No payment {payment_id!r}.")
     events, calls = await service.payment_trail(session, payment_id)
     return PaymentDetail.build(payment, events, calls)
+
+
+# --- operations ------------------------------------------------------------------------------
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Same key + same request: the first answer replayed (kept 7 days).",
+    ),
+]
+_OPERATION_ERRORS: dict[int | str, dict[str, object]] = {
+    **_ERRORS,
+    **{code: {"model": Problem} for code in (402, 404, 409, 502, 503, 504)},
+}
+
+
+def _payment_json(p: Payment, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(PaymentOut.of(p).model_dump(mode="json"), status_code=status_code)
+
+
+@router.post(
+    "/{payment_id}/capture",
+    response_model=PaymentOut,
+    responses=_OPERATION_ERRORS,
+    summary="Capture an authorized payment (SALES)",
+    description="409 with `payment_status` unless the payment is authorized. A timeout "
+    "(504) leaves the status as it was until the charges search confirms what happened.",
+)
+async def capture_payment(
+    request: Request,
+    payment_id: str,
+    principal: OpsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def handler() -> Response:
+        p = await operations.capture(sessions, gateway, payment_id, actor=principal.id)
+        return _payment_json(p)
+
+    return await run_idempotent(
+        request, sessions, principal=principal.id, key=idempotency_key, payload=b"", handler=handler
+    )
+
+
+@router.post(
+    "/{payment_id}/cancel",
+    response_model=PaymentOut,
+    responses=_OPERATION_ERRORS,
+    summary="Cancel an authorized or captured payment (CANCEL)",
+)
+async def cancel_payment(
+    request: Request,
+    payment_id: str,
+    principal: OpsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def handler() -> Response:
+        p = await operations.cancel(sessions, gateway, payment_id, actor=principal.id)
+        return _payment_json(p)
+
+    return await run_idempotent(
+        request, sessions, principal=principal.id, key=idempotency_key, payload=b"", handler=handler
+    )
+
+
+@router.post(
+    "/{payment_id}/reauthorize",
+    status_code=201,
+    response_model=PaymentOut,
+    responses=_OPERATION_ERRORS,
+    summary="Re-authorize with corrected amounts (re_auth): returns the new payment",
+    description="The gateway cancels the old gid and authorizes the new amounts under a new "
+    "gid: the answer is the new payment (kind `reauth`, `reauth_of` = this one), and this one "
+    "becomes canceled. Only this or last month's payments (Japan time), never "
+    "product-registered ones.",
+)
+async def reauthorize_payment(
+    request: Request,
+    payment_id: str,
+    body: ReauthorizeRequest,
+    principal: OpsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def handler() -> Response:
+        new = await operations.reauthorize(
+            sessions,
+            gateway,
+            payment_id,
+            operations.ReauthRequest(
+                amount=body.amount,
+                tax=body.tax,
+                shipping=body.shipping,
+                email=body.email,
+                phone=body.phone,
+            ),
+            actor=principal.id,
+        )
+        return _payment_json(new, 201)
+
+    return await run_idempotent(
+        request,
+        sessions,
+        principal=principal.id,
+        key=idempotency_key,
+        payload=body.model_dump_json().encode(),
+        handler=handler,
+    )
+
+
+@router.post(
+    "/{payment_id}/resolve",
+    response_model=PaymentOut,
+    responses=_OPERATION_ERRORS,
+    summary="Settle a pending, unknown or flagged payment by hand, with a reason",
+    description="For what reconciliation could not settle. Forward moves only; the reason and "
+    "who acted are kept in the payment's trail. No gateway call is made.",
+)
+async def resolve_payment(
+    request: Request,
+    payment_id: str,
+    body: ResolveRequest,
+    principal: OpsDep,
+    sessions: SessionFactoryDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def handler() -> Response:
+        p = await operations.resolve(
+            sessions,
+            payment_id,
+            Status(body.status),
+            reason=body.reason,
+            gid=body.gid,
+            actor=principal.id,
+        )
+        return _payment_json(p)
+
+    return await run_idempotent(
+        request,
+        sessions,
+        principal=principal.id,
+        key=idempotency_key,
+        payload=body.model_dump_json().encode(),
+        handler=handler,
+    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from app.checkout.schemas import Email
 from app.gateway.audit import GatewayCallLog
 from app.payments.models import Payment, PaymentEvent
 
@@ -113,3 +115,31 @@ class PaymentDetail(PaymentOut):
 class PaymentPage(BaseModel):
     data: list[PaymentOut]
     next_cursor: str | None
+
+
+def _reauth_phone(v: str) -> str:
+    if not re.fullmatch(r"\d{1,15}", v):
+        raise ValueError("must be 1-15 digits, no hyphens (re_auth's pn)")
+    return v
+
+
+class ReauthorizeRequest(BaseModel):
+    """The corrected amounts (seed 002 re_auth: am, tx, sf required; em/pn optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(ge=1, le=99_999_999, description="商品金額 (am), yen, at most 8 digits")
+    tax: int = Field(0, ge=0, le=9_999_999, description="税額 (tx), at most 7 digits")
+    shipping: int = Field(0, ge=0, le=9_999_999, description="送料 (sf), at most 7 digits")
+    email: Email | None = None
+    phone: Annotated[str, AfterValidator(_reauth_phone)] | None = None
+
+
+class ResolveRequest(BaseModel):
+    """A person's decision on a payment the gateway's records could not settle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["authorized", "captured", "canceled", "failed"]
+    reason: str = Field(min_length=3, max_length=500, description="why; kept in the trail")
+    gid: int | None = Field(None, ge=1, le=2**62, description="the gateway's payment number")

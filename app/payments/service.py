@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.checkout.models import CheckoutSession
 from app.db import utcnow
 from app.gateway.audit import GatewayCallLog
 from app.gateway.base import ChargeResult, Outcome
@@ -85,6 +86,25 @@ def move(
     return True
 
 
+async def settle(
+    session: AsyncSession,
+    payment: Payment,
+    target: Status,
+    *,
+    actor: str,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> bool:
+    """`move` for evidence that money moved (or did not), keeping the checkout session in
+    step: a session whose payment succeeded is completed."""
+    moved = move(session, payment, target, actor=actor, reason=reason, data=data)
+    if moved and target in (Status.AUTHORIZED, Status.CAPTURED) and payment.checkout_session_id:
+        cs = await session.get(CheckoutSession, payment.checkout_session_id, with_for_update=True)
+        if cs is not None:
+            cs.status = "completed"
+    return moved
+
+
 def success_status(job: str) -> Status:
     return Status.CAPTURED if job == "CAPTURE" else Status.AUTHORIZED
 
@@ -146,6 +166,7 @@ class PaymentFilter:
     created_to: datetime | None = None
     amount_min: int | None = None
     amount_max: int | None = None
+    needs_attention: bool | None = None
 
 
 def encode_cursor(payment: Payment) -> str:
@@ -181,6 +202,8 @@ def _filtered(f: PaymentFilter) -> Select[Payment]:
         stmt = stmt.where(total >= f.amount_min)
     if f.amount_max is not None:
         stmt = stmt.where(total <= f.amount_max)
+    if f.needs_attention is not None:
+        stmt = stmt.where(Payment.needs_attention.is_(f.needs_attention))
     return stmt
 
 

@@ -1,0 +1,1 @@
+"""Reconciliation: settle unknown and stale payments from the gateway's charges search."""

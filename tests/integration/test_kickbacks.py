@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import new_id
+from app.gateway.base import TokenCharge
 from app.kickbacks.models import Kickback
 from app.payments.models import Payment
 from app.sandbox.testing import make_token
@@ -192,3 +193,34 @@ async def test_untrusted_source_is_verified_with_search_api(
     assert (await app.client.get(f"/kickback?{forged}")).status_code == 200
     assert (await payment(sessions, pid)).status == "pending"
     assert (await inbox(sessions))[-1].status == "flagged"
+
+
+async def test_untrusted_kickback_for_a_real_charge_is_applied_once_search_confirms_it(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app(kickback_allowed_ips="")
+    token = await make_token(sim, three_ds=three_ds_of(SESSION))
+    real = await app.app.state.gateway.charge_token(
+        TokenCharge(
+            job="AUTH",
+            token=token,
+            amount=1000,
+            tax=80,
+            shipping=500,
+            order_id="real-1",
+            email=str(SESSION["email"]),
+        )
+    )
+    assert real.gid
+    # A notice that lies about the result is refused, even though the gid is real.
+    liar = await pending_payment(sessions, "real-1")
+    lie = f"gid={real.gid}&rst=2&ap=&ec=G12&god=1&cod=real-1&am=1000&tx=80&sf=500&ta=1580"
+    assert (await app.client.get(f"/kickback?{lie}")).status_code == 200
+    assert (await payment(sessions, liar)).status == "pending"
+    assert (await inbox(sessions))[-1].status == "flagged"
+
+    truth = f"gid={real.gid}&rst=1&ap=X1&ec=&god=2&cod=real-1&am=1000&tx=80&sf=500&ta=1580"
+    assert (await app.client.get(f"/kickback?{truth}")).status_code == 200
+    p = await payment(sessions, liar)
+    assert p.status == "authorized" and p.gid == real.gid
+    assert (await inbox(sessions))[-1].status == "applied"

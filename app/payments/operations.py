@@ -1,0 +1,553 @@
+"""Ops operations on a payment: capture (SALES), cancel (CANCEL), re-authorize, resolve by hand.
+
+Each gateway operation: (1) under the payment's row lock check the request against the state
+machine, claim the payment for this operation (an `operation_started` event; a second one is
+refused while it is in flight) and commit; (2) call the gateway with no lock held; (3) record the
+answer under the row lock. A refusal that may only mean our view is stale (ER032 after SALES,
+ER033 after CANCEL) and an answer that never arrived are checked against the charges search
+API before anything changes; nothing is ever retried blindly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import new_id, utcnow
+from app.errors import AppError, Conflict, NotFound, PaymentDeclined
+from app.gateway.base import (
+    ChargeResult,
+    GatewayErrorInfo,
+    Outcome,
+    PaymentGateway,
+    Reauthorization,
+    SearchError,
+)
+from app.payments import service
+from app.payments.models import Payment, PaymentEvent
+from app.payments.states import (
+    REAUTH_MESSAGES,
+    InvalidTransition,
+    Operation,
+    OperationNotAllowed,
+    Status,
+    check_operation,
+    check_resolution,
+    reauth_refusal,
+)
+from app.reconcile.matching import status_of
+
+log = logging.getLogger(__name__)
+
+# Longer than any gateway call (its deadline is about 40 s): an operation whose process died
+# stops blocking the payment after this.
+OPERATION_LEASE = timedelta(minutes=5)
+# Refusals that may only mean we have not seen an earlier change: confirm before believing.
+_STALE_VIEW_CODES = frozenset({"ER032", "ER033"})
+_CAPTURE_REJECTED = "capture_rejected"
+
+
+class GatewayProblem(AppError):
+    """A gateway refusal or silence, with the HTTP status its GatewayErrorInfo prescribes."""
+
+    def __init__(self, info: GatewayErrorInfo, detail: str, extra: dict[str, Any]) -> None:
+        super().__init__(detail, code=info.stable_code, extra={"gateway_code": info.code, **extra})
+        self.status = info.http_status
+        self.type, self.title = {
+            402: ("payment-declined", "The payment was declined"),
+            409: ("conflict", "Conflict"),
+            422: ("validation-error", "The gateway rejected the request"),
+            503: ("unavailable", "Temporarily unavailable, try again later"),
+            504: ("gateway-timeout", "The payment gateway did not answer in time"),
+        }.get(info.http_status, ("gateway-error", "The payment gateway refused the request"))
+
+
+def _state(p: Payment) -> dict[str, Any]:
+    return {"payment_id": p.id, "payment_status": p.status}
+
+
+def _conflict(message: str, code: str, p: Payment, gateway_code: str | None = None) -> Conflict:
+    extra = _state(p) | ({"gateway_code": gateway_code} if gateway_code else {})
+    return Conflict(message, code=code, extra=extra)
+
+
+# --- step 1: claim --------------------------------------------------------------------------
+
+
+async def _in_flight(session: AsyncSession, payment_id: str) -> PaymentEvent | None:
+    last = await session.scalar(
+        select(PaymentEvent)
+        .where(
+            PaymentEvent.payment_id == payment_id,
+            PaymentEvent.type.in_(("operation_started", "operation_finished")),
+        )
+        .order_by(PaymentEvent.id.desc())
+        .limit(1)
+    )
+    if last is None or last.type != "operation_started":
+        return None
+    return last if last.created_at > utcnow() - OPERATION_LEASE else None
+
+
+async def _claim(
+    sessions: async_sessionmaker[AsyncSession],
+    payment_id: str,
+    operation: Operation,
+    *,
+    actor: str,
+    data: dict[str, Any] | None = None,
+) -> Payment:
+    async with sessions() as session:
+        p = await service.lock_payment(session, payment_id)
+        if p is None:
+            raise NotFound(f"No payment {payment_id!r}.")
+        try:
+            check_operation(operation, p.status)
+        except OperationNotAllowed as exc:
+            raise _conflict(exc.message, "invalid_transition", p) from exc
+        if p.gid is None:
+            raise _conflict("This payment has no gateway payment number (gid).", "no_gid", p)
+        running = await _in_flight(session, p.id)
+        if running is not None:
+            what = (running.data or {}).get("operation", "an operation")
+            raise _conflict(
+                f"A {what} of this payment is in progress; retry when it has finished.",
+                "operation_in_progress",
+                p,
+            )
+        if operation == Operation.REAUTHORIZE:
+            await _check_reauth(session, p)
+        service.add_event(
+            session,
+            p,
+            "operation_started",
+            actor=actor,
+            data={"operation": str(operation), "gid": p.gid, **(data or {})},
+        )
+        await session.commit()
+        return p
+
+
+async def _check_reauth(session: AsyncSession, p: Payment) -> None:
+    refusal = reauth_refusal(
+        item_code=p.item_code, job=p.job, created_at=p.created_at, now=utcnow()
+    )
+    if refusal is not None:
+        raise _conflict(REAUTH_MESSAGES[refusal], str(refusal), p)
+    open_child = await session.scalar(
+        select(Payment.id).where(
+            Payment.reauth_of_id == p.id,
+            Payment.status.in_((Status.PENDING, Status.UNKNOWN)),
+        )
+    )
+    if open_child is not None:
+        raise _conflict(
+            f"An earlier re-authorization ({open_child}) has no confirmed result yet; "
+            "reconcile or resolve it first.",
+            "reauth_unconfirmed",
+            p,
+        )
+
+
+# --- step 2 helpers: what the search API says -----------------------------------------------
+
+
+async def search_status(gateway: PaymentGateway, gid: int) -> Status | None:
+    """The status the charges search shows for `gid`, or None (no row, unsettled, or the
+    search itself failed: read-only, so callers may simply ask again later)."""
+    try:
+        rows = await gateway.search_charges(gid=gid)
+    except SearchError as exc:
+        log.warning("charges search for gid %s failed: %s", gid, exc)
+        return None
+    for row in rows:
+        if row.gid == gid:
+            return status_of(row)
+    return None
+
+
+# --- step 3: record -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Finish:
+    outcome: str
+    gateway_code: str | None = None
+    note: str | None = None
+    new_payment_id: str | None = None
+
+
+def _finish(session: AsyncSession, p: Payment, op: Operation, actor: str, f: _Finish) -> None:
+    data: dict[str, Any] = {"operation": str(op), "outcome": f.outcome}
+    if f.gateway_code:
+        data["gateway_code"] = f.gateway_code
+    if f.new_payment_id:
+        data["new_payment_id"] = f.new_payment_id
+    service.add_event(session, p, "operation_finished", actor=actor, reason=f.note, data=data)
+
+
+def _schedule_check(p: Payment) -> None:
+    """Leaves the status alone and lets the reconciler look at the gateway's records soon."""
+    p.next_check_at = utcnow() + service.FIRST_CHECK_DELAY
+    p.check_attempts = 0
+
+
+async def capture(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    payment_id: str,
+    *,
+    actor: str,
+) -> Payment:
+    p = await _claim(sessions, payment_id, Operation.CAPTURE, actor=actor)
+    assert p.gid is not None
+    result = await gateway.capture(p.gid, ref=p.id)
+    return await _record_sales_or_cancel(sessions, gateway, p, Operation.CAPTURE, result, actor)
+
+
+async def cancel(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    payment_id: str,
+    *,
+    actor: str,
+) -> Payment:
+    p = await _claim(sessions, payment_id, Operation.CANCEL, actor=actor)
+    assert p.gid is not None
+    result = await gateway.cancel(p.gid, ref=p.id)
+    return await _record_sales_or_cancel(sessions, gateway, p, Operation.CANCEL, result, actor)
+
+
+async def _record_sales_or_cancel(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    claimed: Payment,
+    op: Operation,
+    result: ChargeResult,
+    actor: str,
+) -> Payment:
+    target = Status.CAPTURED if op == Operation.CAPTURE else Status.CANCELED
+    info = result.error
+    code = info.code if info else None
+    evidence: Status | None = None
+    confirm = result.outcome == Outcome.UNKNOWN or (code or "").upper() in _STALE_VIEW_CODES
+    if result.outcome != Outcome.SUCCESS and confirm:
+        assert claimed.gid is not None
+        evidence = await search_status(gateway, claimed.gid)
+
+    problem: AppError | None = None
+    async with sessions() as session:
+        p = await service.lock_payment(session, claimed.id)
+        assert p is not None
+        if result.outcome == Outcome.SUCCESS:
+            await service.settle(session, p, target, actor=actor, data={"gid": p.gid})
+            _finish(session, p, op, actor, _Finish("success"))
+        elif evidence is not None and evidence != Status(claimed.status):
+            # The gateway's records show a change (ours, or one we had not seen).
+            await _believe(session, p, evidence, actor=actor, code=code)
+            _finish(session, p, op, actor, _Finish(f"confirmed_{evidence}", code))
+            if evidence != target:
+                problem = _conflict(
+                    f"The gateway refused ({code}): the payment is {evidence}.",
+                    info.stable_code if info else "invalid_transition",
+                    p,
+                    code,
+                )
+        elif result.outcome == Outcome.UNKNOWN:
+            assert info is not None
+            _schedule_check(p)
+            _finish(session, p, op, actor, _Finish("unknown", code))
+            problem = GatewayProblem(
+                info,
+                f"The gateway did not confirm the {op} ({code}). It may or may not have "
+                f"happened: the payment stays {p.status} until the charges search shows "
+                "what happened (checked automatically; POST /v1/reconciliations checks now). "
+                "Do not repeat it blindly.",
+                _state(p),
+            )
+        else:
+            assert info is not None
+            if (code or "").upper() in _STALE_VIEW_CODES and evidence is None:
+                _schedule_check(p)  # the search could not tell: look again soon
+            _finish(session, p, op, actor, _Finish(str(result.outcome), code))
+            problem = _refusal(op, info, evidence, p)
+        await session.commit()
+    log.info("%s of payment %s by %s: %s", op, p.id, actor, p.status)
+    if problem is not None:
+        raise problem
+    return p
+
+
+async def _believe(
+    session: AsyncSession, p: Payment, evidence: Status, *, actor: str, code: str | None
+) -> None:
+    """Applies what the charges search shows; flags the payment when it contradicts us."""
+    moved = await service.settle(
+        session,
+        p,
+        evidence,
+        actor=actor,
+        reason=f"confirmed by the charges search after {code}",
+        data={"gid": p.gid, "source": "search", "gateway_code": code},
+    )
+    if not moved and Status(p.status) != evidence:
+        p.needs_attention = True
+        service.add_event(
+            session,
+            p,
+            "flagged",
+            actor="system",
+            reason=f"the charges search shows {evidence}, we have {p.status}",
+        )
+        log.error(
+            "payment %s needs attention: gateway shows %s, we have %s", p.id, evidence, p.status
+        )
+
+
+def _refusal(
+    op: Operation, info: GatewayErrorInfo, evidence: Status | None, p: Payment
+) -> AppError:
+    if op == Operation.CAPTURE and info.code.upper() == "ER032" and evidence is not None:
+        # The search shows the payment unchanged: ER032 did not mean "already captured"
+        # (e.g. the 90-day capture limit has passed).
+        return _conflict(
+            f"The gateway refused the capture (ER032) and its records show the payment still "
+            f"{evidence}: it can no longer be captured (for example, more than 90 days after "
+            "the authorization).",
+            _CAPTURE_REJECTED,
+            p,
+            info.code,
+        )
+    return GatewayProblem(info, info.message_en, _state(p))
+
+
+# --- re-authorization -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReauthRequest:
+    amount: int
+    tax: int = 0
+    shipping: int = 0
+    email: str | None = None
+    phone: str | None = None
+
+
+async def reauthorize(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    payment_id: str,
+    request: ReauthRequest,
+    *,
+    actor: str,
+) -> Payment:
+    """Cancels the payment's gid and authorizes the new amounts under a new gid: on success a
+    new payment (kind 'reauth', linked to the old one) and the old one canceled, together."""
+    old = await _claim(
+        sessions,
+        payment_id,
+        Operation.REAUTHORIZE,
+        actor=actor,
+        data={"amount": request.amount, "tax": request.tax, "shipping": request.shipping},
+    )
+    assert old.gid is not None
+    result = await gateway.reauthorize(
+        Reauthorization(
+            gid=old.gid,
+            amount=request.amount,
+            tax=request.tax,
+            shipping=request.shipping,
+            email=request.email,
+            phone=request.phone,
+        ),
+        ref=old.id,
+    )
+    evidence: Status | None = None
+    if result.outcome not in (Outcome.SUCCESS, Outcome.UNKNOWN):
+        # A refused or declined re-authorization should leave the old payment as it was;
+        # the gateway's records say whether it really did.
+        evidence = await search_status(gateway, old.gid)
+
+    info = result.error
+    code = info.code if info else None
+    problem: AppError | None = None
+    async with sessions() as session:
+        locked = await service.lock_payment(session, old.id)
+        assert locked is not None
+        new: Payment | None = None
+        if result.outcome in (Outcome.SUCCESS, Outcome.DECLINED, Outcome.UNKNOWN):
+            # The gateway made (or may have made) a new payment: keep our own record of it.
+            new = _new_reauth_payment(session, old, request, result, actor)
+        if result.outcome == Outcome.SUCCESS:
+            assert new is not None
+            await service.settle(
+                session,
+                new,
+                service.success_status(new.job),
+                actor="gateway",
+                data={"gid": result.gid},
+            )
+            await service.settle(
+                session,
+                locked,
+                Status.CANCELED,
+                actor=actor,
+                reason=f"re-authorized as {new.id}",
+                data={"gid": locked.gid, "new_payment_id": new.id, "new_gid": result.gid},
+            )
+            _finish(
+                session,
+                locked,
+                Operation.REAUTHORIZE,
+                actor,
+                _Finish("success", None, None, new.id),
+            )
+        elif result.outcome == Outcome.UNKNOWN:
+            assert new is not None and info is not None
+            service.move(session, new, Status.UNKNOWN, actor="gateway", reason=info.message_en)
+            _schedule_check(locked)
+            _finish(
+                session,
+                locked,
+                Operation.REAUTHORIZE,
+                actor,
+                _Finish("unknown", code, None, new.id),
+            )
+            problem = GatewayProblem(
+                info,
+                f"The gateway did not confirm the re-authorization ({code}). Payment {new.id} "
+                "records it as unknown until the charges search shows whether it happened "
+                "(checked automatically); the old payment is checked too. Do not repeat it.",
+                {**_state(new), "reauth_of": locked.id},
+            )
+        else:
+            assert info is not None
+            if new is not None:
+                service.move(session, new, Status.FAILED, actor="gateway", reason=info.message_en)
+            if evidence is not None and evidence != Status(locked.status):
+                await _believe(session, locked, evidence, actor=actor, code=code)
+            _finish(
+                session,
+                locked,
+                Operation.REAUTHORIZE,
+                actor,
+                _Finish(str(result.outcome), code, None, new.id if new else None),
+            )
+            extra = {**_state(new or locked), "reauth_of": locked.id}
+            if result.outcome == Outcome.DECLINED:
+                problem = PaymentDeclined(
+                    info.message_en,
+                    code=info.stable_code,
+                    extra={"gateway_code": info.code, **extra},
+                )
+            else:
+                problem = GatewayProblem(info, info.message_en, extra)
+        await session.commit()
+    log.info("re-authorization of %s by %s: %s", old.id, actor, result.outcome)
+    if problem is not None:
+        raise problem
+    assert new is not None
+    return new
+
+
+def _new_reauth_payment(
+    session: AsyncSession,
+    old: Payment,
+    request: ReauthRequest,
+    result: ChargeResult,
+    actor: str,
+) -> Payment:
+    # The gateway keeps the kind: AUTH while the old one was uncaptured, CAPTURE after.
+    job = "CAPTURE" if Status(old.status) == Status.CAPTURED else "AUTH"
+    p = Payment(
+        id=new_id("pay"),
+        kind="reauth",
+        status=Status.PENDING,
+        job=job,
+        order_id=old.order_id,
+        amount=request.amount,
+        tax=request.tax,
+        shipping=request.shipping,
+        customer_uid=old.customer_uid,
+        card_num=old.card_num,
+        gid=result.gid,
+        god=str(result.god) if result.god else None,
+        ap=result.ap or None,
+        error_code=result.error.code if result.error else None,
+        error_message=result.error.message_en if result.error else None,
+        result_mode=1,
+        reauth_of_id=old.id,
+        created_by=actor,
+        check_attempts=0,
+        needs_attention=False,
+    )
+    session.add(p)
+    service.add_event(
+        session,
+        p,
+        "created",
+        to_status=Status.PENDING,
+        actor=actor,
+        data={"reauth_of": old.id, "old_gid": old.gid},
+    )
+    return p
+
+
+# --- manual resolution ----------------------------------------------------------------------
+
+
+async def resolve(
+    sessions: async_sessionmaker[AsyncSession],
+    payment_id: str,
+    target: Status,
+    *,
+    reason: str,
+    gid: int | None,
+    actor: str,
+) -> Payment:
+    """A person settles a payment the gateway's records could not (or that was flagged)."""
+    async with sessions() as session:
+        p = await service.lock_payment(session, payment_id)
+        if p is None:
+            raise NotFound(f"No payment {payment_id!r}.")
+        try:
+            check_resolution(p.status, target, flagged=p.needs_attention)
+        except InvalidTransition as exc:
+            raise _conflict(
+                f"A {p.status} payment{' (flagged)' if p.needs_attention else ''} cannot be "
+                f"resolved as {target}: only pending or unknown payments, or flagged ones, "
+                "and only forward.",
+                "invalid_transition",
+                p,
+            ) from exc
+        if gid is not None and gid != p.gid:
+            if p.gid is not None:
+                raise _conflict(f"This payment already has gid {p.gid}.", "gid_mismatch", p)
+            owner = await session.scalar(select(Payment.id).where(Payment.gid == gid))
+            if owner is not None:
+                raise _conflict(f"gid {gid} belongs to payment {owner}.", "gid_taken", p)
+            p.gid = gid
+        data: dict[str, Any] = {"manual": True, "gid": p.gid}
+        was_flagged = p.needs_attention
+        p.needs_attention = False
+        if not await service.settle(session, p, target, actor=actor, reason=reason, data=data):
+            # Confirmed as it stands: the flag is cleared, on the record.
+            service.add_event(
+                session, p, "resolved", to_status=p.status, actor=actor, reason=reason, data=data
+            )
+            p.next_check_at = None
+        await session.commit()
+    log.warning(
+        "payment %s resolved by hand as %s by %s%s: %s",
+        p.id,
+        target,
+        actor,
+        " (was flagged)" if was_flagged else "",
+        reason,
+    )
+    return p

@@ -1,0 +1,64 @@
+"""`POST /v1/reconciliations`: run a reconciliation pass now (ops)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.auth import OpsDep
+from app.deps import GatewayDep, SessionFactoryDep
+from app.errors import Problem
+from app.reconcile import service
+
+router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliation"])
+
+
+class ReconcileRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["open", "due"] = Field(
+        "open",
+        description="`open`: every unknown/pending payment and every scheduled check, now; "
+        "`due`: only what the janitor would take now.",
+    )
+    limit: int = Field(500, ge=1, le=1000)
+
+
+class PaymentCheckOut(BaseModel):
+    payment_id: str
+    result: Literal["settled", "confirmed", "rescheduled", "flagged", "skipped", "error"]
+    from_status: str
+    to_status: str
+    note: str | None
+
+
+class ReconcileSummaryOut(BaseModel):
+    checked: int
+    settled: int
+    confirmed: int
+    rescheduled: int
+    flagged: int
+    skipped: int
+    errors: int
+    results: list[PaymentCheckOut]
+
+
+@router.post(
+    "",
+    response_model=ReconcileSummaryOut,
+    responses={code: {"model": Problem} for code in (401, 403, 422)},
+    summary="Reconcile unknown/pending payments against the charges search now",
+)
+async def run_reconciliation(
+    _: OpsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+    body: ReconcileRequest | None = None,
+) -> ReconcileSummaryOut:
+    body = body or ReconcileRequest()
+    summary = await service.reconcile_due(
+        sessions, gateway, limit=body.limit, all_open=body.scope == "open"
+    )
+    return ReconcileSummaryOut.model_validate(summary.as_dict())

@@ -1,0 +1,323 @@
+"""The janitor: settles `unknown` and stale `pending` payments (and payments whose last
+operation went unanswered) from the gateway's charges search.
+
+Safe with any number of replicas: (1) a short transaction takes due rows with
+`FOR UPDATE SKIP LOCKED` and pushes their `next_check_at` forward as a lease, then commits;
+(2) the search API is asked with no lock held; (3) each answer is recorded under the row lock,
+only if the row still carries our lease (a fencing token), so no payment is settled twice.
+
+Re-checks back off on a bounded schedule (1 min, 5 min, 1 h, 1 day); after that the payment is
+flagged (`needs_attention`) and logged at ERROR so a person is told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import utcnow
+from app.gateway.base import ChargeRecord, PaymentGateway, SearchError
+from app.gateway.robotpayment.errors import lookup
+from app.payments import service as payments
+from app.payments.models import Payment
+from app.payments.states import Status, is_forward
+from app.reconcile.matching import Wanted, find, search_range, status_of
+
+log = logging.getLogger(__name__)
+
+# Delay before check n+1 (the first is set when a payment becomes unknown/pending).
+SCHEDULE: tuple[timedelta, ...] = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(hours=1),
+    timedelta(days=1),
+)
+# Longer than one payment's search takes; a janitor that dies just lets the lease run out.
+LEASE = timedelta(minutes=2)
+# A pending payment older than this without a scheduled check was left behind (a crash
+# between our commit and the gateway call, or a lost kickback): longer than a gateway call.
+STALE_PENDING = timedelta(minutes=2)
+# A payment without gid that the gateway has no record of this long after we created it never
+# became a charge: the request was sent once, never again, and long since finished (a token
+# also expires after 15 minutes), and the search lists every payment, declined ones too.
+NO_RECORD_FAIL_AFTER = timedelta(hours=1)
+
+OPEN = (Status.PENDING, Status.UNKNOWN)
+CHECKABLE = (Status.PENDING, Status.UNKNOWN, Status.AUTHORIZED, Status.CAPTURED)
+ACTOR = "reconciler"
+
+Result = Literal["settled", "confirmed", "rescheduled", "flagged", "skipped", "error"]
+
+
+@dataclass(frozen=True)
+class PaymentCheck:
+    payment_id: str
+    result: Result
+    from_status: str
+    to_status: str
+    note: str | None = None
+
+
+@dataclass
+class ReconcileSummary:
+    checked: int = 0
+    settled: int = 0
+    confirmed: int = 0
+    rescheduled: int = 0
+    flagged: int = 0
+    skipped: int = 0
+    errors: int = 0
+    results: list[PaymentCheck] = field(default_factory=list)
+
+    def add(self, check: PaymentCheck) -> None:
+        self.results.append(check)
+        self.checked += 1
+        setattr(self, _COUNTER[check.result], getattr(self, _COUNTER[check.result]) + 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_COUNTER: dict[Result, str] = {
+    "settled": "settled",
+    "confirmed": "confirmed",
+    "rescheduled": "rescheduled",
+    "flagged": "flagged",
+    "skipped": "skipped",
+    "error": "errors",
+}
+
+
+@dataclass(frozen=True)
+class _Lease:
+    payment_id: str
+    until: datetime  # the fencing token: our value of next_check_at
+    gid: int | None
+    created_at: datetime
+    status: str
+
+
+def _due(now: datetime, all_open: bool) -> Any:
+    scheduled = and_(Payment.next_check_at.is_not(None), Payment.status.in_(CHECKABLE))
+    if all_open:
+        return or_(Payment.status.in_(OPEN), scheduled)
+    return or_(
+        and_(scheduled, Payment.next_check_at <= now),
+        and_(
+            Payment.status == Status.PENDING,
+            Payment.next_check_at.is_(None),
+            Payment.needs_attention.is_(False),
+            Payment.created_at <= now - STALE_PENDING,
+        ),
+    )
+
+
+async def _lease(
+    sessions: async_sessionmaker[AsyncSession], *, now: datetime, limit: int, all_open: bool
+) -> list[_Lease]:
+    async with sessions() as session:
+        stmt = (
+            select(Payment)
+            .where(_due(now, all_open))
+            .order_by(Payment.created_at, Payment.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = list((await session.execute(stmt)).scalars())
+        leases = []
+        for p in rows:
+            # Random microseconds make each lease value unique to this janitor.
+            p.next_check_at = now + LEASE + timedelta(microseconds=secrets.randbelow(10**6))
+            leases.append(_Lease(p.id, p.next_check_at, p.gid, p.created_at, p.status))
+        await session.commit()
+        return leases
+
+
+async def _search(gateway: PaymentGateway, lease: _Lease) -> list[ChargeRecord] | None:
+    """The gateway's rows for this payment (by gid, else around its creation); None when
+    the search failed (read-only: it is simply asked again next time)."""
+    try:
+        if lease.gid is not None:
+            return await gateway.search_charges(gid=lease.gid)
+        lo, hi = search_range(lease.created_at)
+        return await gateway.search_charges(created_from=lo, created_to=hi)
+    except SearchError as exc:
+        log.warning("reconcile %s: charges search failed: %s", lease.payment_id, exc)
+        return None
+
+
+async def _cod_of(session: AsyncSession, p: Payment) -> str:
+    """What we sent as cod: the order id, else the payment id; a re-authorization keeps
+    the cod of the payment it replaced (the gateway copies it)."""
+    root = p
+    for _ in range(20):
+        if root.reauth_of_id is None:
+            break
+        parent = await session.get(Payment, root.reauth_of_id)
+        if parent is None:
+            break
+        root = parent
+    return root.order_id or root.id
+
+
+def _flag(session: AsyncSession, p: Payment, reason: str) -> None:
+    p.needs_attention = True
+    p.next_check_at = None
+    payments.add_event(session, p, "flagged", actor=ACTOR, reason=reason)
+    log.error("payment %s (%s) needs attention: %s", p.id, p.status, reason)
+
+
+async def _record(
+    sessions: async_sessionmaker[AsyncSession],
+    lease: _Lease,
+    rows: Sequence[ChargeRecord] | None,
+    now: datetime,
+) -> PaymentCheck:
+    async with sessions() as session:
+        p = await payments.lock_payment(session, lease.payment_id)
+        if p is None or p.next_check_at != lease.until:
+            # Someone else (another janitor whose lease came later, a kickback, a person)
+            # has dealt with it since we leased it.
+            return PaymentCheck(lease.payment_id, "skipped", lease.status, p.status if p else "")
+        before = p.status
+        p.check_attempts += 1
+        check = await _judge(session, p, rows, now)
+        await session.commit()
+        return PaymentCheck(p.id, check[0], before, p.status, check[1])
+
+
+async def _judge(
+    session: AsyncSession, p: Payment, rows: Sequence[ChargeRecord] | None, now: datetime
+) -> tuple[Result, str | None]:
+    current = Status(p.status)
+    note: str
+    if rows is None:
+        note = "the charges search failed"
+    else:
+        taken = set(
+            (
+                await session.execute(
+                    select(Payment.gid).where(
+                        Payment.gid.in_([r.gid for r in rows]), Payment.id != p.id
+                    )
+                )
+            ).scalars()
+        )
+        wanted = Wanted(
+            gid=p.gid,
+            cod=await _cod_of(session, p),
+            total=None if p.item_code else p.total,
+            created_at=p.created_at,
+            exclude_gids=frozenset(g for g in taken if g is not None),
+        )
+        match = find(wanted, rows)
+        if match.ambiguous:
+            _flag(session, p, "several gateway payments match its order id and amount")
+            return "flagged", "ambiguous"
+        record = match.record
+        target = status_of(record) if record is not None else None
+        if record is not None and target is not None:
+            return await _apply(session, p, current, record, target)
+        if record is not None:
+            note = f"the gateway has not settled gid {record.gid} yet (rst={record.rst})"
+        elif p.gid is None and current in OPEN and now - p.created_at >= NO_RECORD_FAIL_AFTER:
+            await payments.settle(
+                session,
+                p,
+                Status.FAILED,
+                actor=ACTOR,
+                reason="the gateway has no record of this charge "
+                f"{NO_RECORD_FAIL_AFTER} after it was requested",
+                data={"source": "search", "attempt": p.check_attempts},
+            )
+            return "settled", "no charge at the gateway"
+        else:
+            note = "no matching payment at the gateway yet"
+    if p.check_attempts < len(SCHEDULE):
+        p.next_check_at = now + SCHEDULE[p.check_attempts]
+        return "rescheduled", note
+    _flag(session, p, f"still not settled after {p.check_attempts} checks: {note}")
+    return "flagged", note
+
+
+async def _apply(
+    session: AsyncSession, p: Payment, current: Status, record: ChargeRecord, target: Status
+) -> tuple[Result, str | None]:
+    if p.gid is None:
+        p.gid = record.gid
+    data = {"source": "search", "gid": record.gid, "jb": record.jb, "rst": record.rst}
+    if target == current:
+        p.next_check_at = None
+        payments.add_event(session, p, "reconciled", to_status=p.status, actor=ACTOR, data=data)
+        return "confirmed", f"the gateway shows {target}"
+    if not is_forward(current, target):
+        _flag(session, p, f"the gateway shows {target} (gid {record.gid}), we have {current}")
+        return "flagged", "contradiction"
+    if target == Status.FAILED and record.ec:
+        info = lookup(record.ec)
+        p.error_code, p.error_message = info.code, info.message_en
+    elif target != Status.FAILED and current in OPEN:
+        # The timeout (or unreadable answer) that made it unknown is not its result.
+        p.error_code = p.error_message = None
+    await payments.settle(session, p, target, actor=ACTOR, reason="charges search", data=data)
+    return "settled", None
+
+
+async def reconcile_due(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    *,
+    now: datetime | None = None,
+    limit: int = 100,
+    all_open: bool = False,
+) -> ReconcileSummary:
+    """One pass. `all_open` checks every unknown/pending (and scheduled) payment now,
+    not only those that are due (what ops ask for by hand)."""
+    now = now or utcnow()
+    summary = ReconcileSummary()
+    for lease in await _lease(sessions, now=now, limit=limit, all_open=all_open):
+        try:
+            rows = await _search(gateway, lease)
+            summary.add(await _record(sessions, lease, rows, now))
+        except Exception as exc:
+            log.exception("reconcile %s failed", lease.payment_id)
+            summary.add(
+                PaymentCheck(lease.payment_id, "error", lease.status, lease.status, str(exc))
+            )
+    if summary.checked:
+        log.info(
+            "reconciliation: %d checked, %d settled, %d confirmed, %d rescheduled, "
+            "%d flagged, %d skipped, %d errors",
+            summary.checked,
+            summary.settled,
+            summary.confirmed,
+            summary.rescheduled,
+            summary.flagged,
+            summary.skipped,
+            summary.errors,
+        )
+    return summary
+
+
+async def background_loop(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    *,
+    interval: float,
+    batch_size: int,
+) -> None:
+    """Runs a pass every `interval` seconds, forever; each replica may run one."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await reconcile_due(sessions, gateway, limit=batch_size)
+        except Exception as exc:  # the database may be down: try again next round
+            log.warning("reconciliation deferred: %s", exc)
