@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import utcnow
 from app.gateway.base import ChargeRecord, PaymentGateway, SearchError
 from app.gateway.robotpayment.errors import lookup
+from app.metrics import RECONCILE_RESULTS
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.payments.states import Status, is_forward
@@ -42,6 +43,8 @@ SCHEDULE: tuple[timedelta, ...] = (
 )
 # Longer than one payment's search takes; a janitor that dies just lets the lease run out.
 LEASE = timedelta(minutes=2)
+# One batch search covers payments created within this span (the API's 7-day window).
+CLUSTER_SPAN = timedelta(days=7)
 # A pending payment older than this without a scheduled check was left behind (a crash
 # between our commit and the gateway call, or a lost kickback): longer than a gateway call.
 STALE_PENDING = timedelta(minutes=2)
@@ -141,6 +144,32 @@ async def _lease(
         return leases
 
 
+def clusters(leases: Sequence[_Lease]) -> list[list[_Lease]]:
+    """Leases grouped so that each group's search range (creation times ± the match window)
+    fits one 7-day search window: one search per group instead of one per payment."""
+    groups: list[list[_Lease]] = []
+    start: datetime | None = None
+    for lease in sorted(leases, key=lambda x: x.created_at):
+        lo, _ = search_range(lease.created_at)
+        if start is None or search_range(lease.created_at)[1] - start > CLUSTER_SPAN:
+            groups.append([])
+            start = lo
+        groups[-1].append(lease)
+    return groups
+
+
+async def _search_cluster(
+    gateway: PaymentGateway, cluster: Sequence[_Lease]
+) -> list[ChargeRecord] | None:
+    lo = search_range(cluster[0].created_at)[0]
+    hi = search_range(cluster[-1].created_at)[1]
+    try:
+        return await gateway.search_charges(created_from=lo, created_to=hi)
+    except SearchError as exc:
+        log.warning("reconcile: charges search %s..%s failed: %s", lo, hi, exc)
+        return None
+
+
 async def _search(gateway: PaymentGateway, lease: _Lease) -> list[ChargeRecord] | None:
     """The gateway's rows for this payment (by gid, else around its creation); None when
     the search failed (read-only: it is simply asked again next time)."""
@@ -202,6 +231,9 @@ async def _judge(
     if rows is None:
         note = "the charges search failed"
     else:
+        cod = await _cod_of(session, p)
+        # A batch search returns every charge of the window: keep the ones that can be ours.
+        rows = [r for r in rows if r.gid == p.gid or (r.cod or "").strip() == cod]
         taken = set(
             (
                 await session.execute(
@@ -213,7 +245,7 @@ async def _judge(
         )
         wanted = Wanted(
             gid=p.gid,
-            cod=await _cod_of(session, p),
+            cod=cod,
             total=None if p.item_code else p.total,
             created_at=p.created_at,
             exclude_gids=frozenset(g for g in taken if g is not None),
@@ -283,15 +315,24 @@ async def reconcile_due(
     not only those that are due (what ops ask for by hand)."""
     now = now or utcnow()
     summary = ReconcileSummary()
-    for lease in await _lease(sessions, now=now, limit=limit, all_open=all_open):
-        try:
-            rows = await _search(gateway, lease)
-            summary.add(await _record(sessions, lease, rows, now))
-        except Exception as exc:
-            log.exception("reconcile %s failed", lease.payment_id)
-            summary.add(
-                PaymentCheck(lease.payment_id, "error", lease.status, lease.status, str(exc))
-            )
+    leases = await _lease(sessions, now=now, limit=limit, all_open=all_open)
+    for cluster in clusters(leases):
+        found = await _search_cluster(gateway, cluster)
+        for lease in cluster:
+            try:
+                rows = found
+                if lease.gid is not None and (
+                    found is None or all(r.gid != lease.gid for r in found)
+                ):
+                    rows = await _search(gateway, lease)  # an old gid outside the window
+                check = await _record(sessions, lease, rows, now)
+            except Exception as exc:
+                log.exception("reconcile %s failed", lease.payment_id)
+                check = PaymentCheck(
+                    lease.payment_id, "error", lease.status, lease.status, str(exc)
+                )
+            summary.add(check)
+            RECONCILE_RESULTS.labels(check.result).inc()
     if summary.checked:
         log.info(
             "reconciliation: %d checked, %d settled, %d confirmed, %d rescheduled, "
