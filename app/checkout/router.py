@@ -226,7 +226,8 @@ async def checkout_page(
         # it (read-only, with our transaction closed) so the card gets registered on the
         # existing user instead.
         await session.rollback()
-        await customers.import_customer(sessions, gateway, uid, actor=f"checkout:{cs.id}")
+        await customers.import_customer(sessions, gateway, uid, actor=f"checkout:{session_id}")
+        await session.refresh(cs)
     register_first = not registration and await service.registers_first(session, cs)
     saved_cards = [] if registration else await service.saved_cards(session, cs)
     other = "ja" if lang == "en" else "en"
