@@ -378,7 +378,8 @@ async def _register_from_page(
         return _registration_result(
             settings, lang, known, exc.detail or exc.title, status_code=exc.status
         )
-    return _registration_result(settings, lang, cs, None, card_label=card.masked_number)
+    label = card.masked_number if card is not None else None
+    return _registration_result(settings, lang, cs, None, card_label=label)
 
 
 def _registration_result(

@@ -70,9 +70,9 @@ async def register(
     gateway: PaymentGateway,
     cs_id: str,
     token: str,
-) -> tuple[CheckoutSession, Card]:
-    """Registers the card of `token` on the session's customer; raises AppError otherwise
-    (the session is open again for another try)."""
+) -> tuple[CheckoutSession, Card | None]:
+    """Registers the card of `token` on the session's customer (the card row is None if our
+    copy could not be written); raises AppError otherwise (the session is open again)."""
     async with sessions() as session:
         stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
         cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
@@ -93,6 +93,17 @@ async def register(
         result = await gateway.register_card(uid, key, token, ref=uid)
         service.raise_for(result, uid=uid)
         assert result.num is not None
+    except BaseException:
+        async with sessions() as session:
+            row = await session.get(CheckoutSession, cs_id, with_for_update=True)
+            if row is not None and row.status == "processing":
+                row.status = "open"
+            await session.commit()
+        raise
+    # The card is registered at the gateway from here on: the session completes even if our
+    # copy cannot be written now (the customer's next sync adds the card).
+    card: Card | None = None
+    try:
         card = await service.store_card(
             sessions,
             gateway,
@@ -103,19 +114,14 @@ async def register(
             type_="card_registered",
             cs_id=cs_id,
         )
-    except BaseException:
-        async with sessions() as session:
-            row = await session.get(CheckoutSession, cs_id, with_for_update=True)
-            if row is not None and row.status == "processing":
-                row.status = "open"
-            await session.commit()
-        raise
+    except Exception:
+        log.exception("card registration session %s: card %d not stored", cs_id, result.num)
     async with sessions() as session:
         row = await session.get(CheckoutSession, cs_id, with_for_update=True)
         assert row is not None
-        row.status, row.card_num = "completed", card.num
+        row.status, row.card_num = "completed", result.num
         await session.commit()
-    log.info("card registration session %s: card %d registered on %s", cs_id, card.num, uid)
+    log.info("card registration session %s: card %d registered on %s", cs_id, result.num, uid)
     return row, card
 
 
