@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import health, tracing
 from app.checkout import router as checkout_router
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
+from app.customers import router as customers_router
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
 from app.gateway.audit import DbCallRecorder
@@ -28,6 +29,7 @@ from app.kickbacks import router as kickback_router
 from app.kickbacks import service as kickbacks
 from app.logging import RequestIdMiddleware, setup_logging
 from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
+from app.payments import onetouch_router
 from app.payments import router as payments_router
 from app.reconcile import router as reconcile_router
 from app.reconcile import service as reconcile
@@ -202,6 +204,8 @@ def create_app(
     app.include_router(kickback_router.router)
     app.include_router(payments_router.router)
     app.include_router(reconcile_router.router)
+    app.include_router(onetouch_router.router)
+    app.include_router(customers_router.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     if sandbox_app is not None:
         app.mount(SANDBOX_MOUNT, sandbox_app, name="sandbox")

@@ -1,7 +1,7 @@
 """Imports every table so Base.metadata is complete (alembic, tests)."""
 
 from app.checkout.models import CheckoutSession
-from app.customers.models import Card, Customer
+from app.customers.models import Card, Customer, CustomerEvent
 from app.db import Base
 from app.gateway.audit import GatewayCallLog
 from app.idempotency import IdempotencyKey
@@ -13,6 +13,7 @@ __all__ = [
     "Card",
     "CheckoutSession",
     "Customer",
+    "CustomerEvent",
     "GatewayCallLog",
     "IdempotencyKey",
     "Kickback",

@@ -63,6 +63,18 @@ _JA: Final[dict[str, str]] = {
         "カード会社の本人認証（3-Dセキュア）画面が表示された場合は、画面の案内に従ってください。"
     ),
     "pay_button": "{amount} を支払う",
+    # --- card registration page -------------------------------------------------------------
+    "register_title": "カードの登録",
+    "register_intro": (
+        "次回から入力なしでお支払いいただけるよう、カードを登録します。"
+        "この操作で代金は請求されません。"
+    ),
+    "register_customer_label": "お客様ID",
+    "register_button": "カードを登録する",
+    "register_done_title": "カードを登録しました",
+    "register_done": "カードの登録が完了しました。",
+    "register_failed_title": "カードを登録できませんでした",
+    "save_card_note": "このカードは登録され、次回から入力なしでお支払いいただけます。",
     # --- page scripts (checkout.js / result.js) ------------------------------------------
     "js_processing": "処理中…",
     "js_err_fix_fields": "入力内容に誤りがあります。赤く表示された項目をご確認ください。",
@@ -223,6 +235,17 @@ _EN: Final[dict[str, str]] = {
         "Your card issuer may ask you to verify the payment (3-D Secure); follow its instructions."
     ),
     "pay_button": "Pay {amount}",
+    # --- card registration page -------------------------------------------------------------
+    "register_title": "Add a card",
+    "register_intro": (
+        "Save a card so that you can pay without typing it next time. Nothing is charged now."
+    ),
+    "register_customer_label": "Customer ID",
+    "register_button": "Save card",
+    "register_done_title": "Card saved",
+    "register_done": "Your card has been saved.",
+    "register_failed_title": "The card could not be saved",
+    "save_card_note": "This card will be saved so you can pay with one click next time.",
     # --- page scripts (checkout.js / result.js) ------------------------------------------
     "js_processing": "Processing…",
     "js_err_fix_fields": "Please check the fields marked in red.",

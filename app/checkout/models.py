@@ -9,19 +9,23 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
 
-SESSION_STATUSES = ("open", "completed", "expired")
+# 'processing': a card-registration session while its registration runs (the claim).
+SESSION_STATUSES = ("open", "processing", "completed", "expired")
 
 
 class CheckoutSession(Base):
     __tablename__ = "checkout_sessions"
     __table_args__ = (
-        CheckConstraint("status IN ('open', 'completed', 'expired')", name="status"),
+        CheckConstraint("status IN ('open', 'processing', 'completed', 'expired')", name="status"),
         CheckConstraint("amount >= 0 AND tax >= 0 AND shipping >= 0", name="amounts"),
         CheckConstraint("job IN ('AUTH', 'CAPTURE')", name="job"),
+        CheckConstraint("kind IN ('payment', 'card_registration')", name="kind"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
+    # 'card_registration': the page only tokenizes and registers a card (no payment).
+    kind: Mapped[str] = mapped_column(String(24), default="payment", server_default="payment")
     job: Mapped[str] = mapped_column(String(8))
     amount: Mapped[int] = mapped_column(Integer)
     tax: Mapped[int] = mapped_column(Integer, default=0)
@@ -36,6 +40,8 @@ class CheckoutSession(Base):
     cancel_url: Mapped[str | None] = mapped_column(String(2048))
     # Count of pay attempts, for card-testing limits.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The card a 'card_registration' session registered (gateway num).
+    card_num: Mapped[int | None] = mapped_column(Integer)
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

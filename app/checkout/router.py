@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
 
 from app.auth import MerchantDep
 from app.checkout import service
@@ -22,6 +23,9 @@ from app.checkout.schemas import (
     card_fields_in,
 )
 from app.config import Settings
+from app.customers import registration
+from app.customers import service as customers
+from app.customers.models import Customer
 from app.deps import GatewayDep, SessionDep, SessionFactoryDep, SettingsDep
 from app.errors import (
     AppError,
@@ -180,24 +184,52 @@ def _three_ds(cs: CheckoutSession) -> dict[str, str]:
     return values
 
 
+def _zero_three_ds(cs: CheckoutSession) -> dict[str, str]:
+    """3-D Secure for a card registration: am=tx=sf=0 and the customer's e-mail/phone."""
+    values = {"am": "0", "tx": "0", "sf": "0"}
+    if cs.email:
+        values["em"] = cs.email
+    if cs.phone:
+        values["pn"] = cs.phone
+    return values
+
+
 @router.get("/checkout/{session_id}", response_class=HTMLResponse, include_in_schema=True)
 async def checkout_page(
-    request: Request, session_id: str, settings: SettingsDep, session: SessionDep
+    request: Request,
+    session_id: str,
+    settings: SettingsDep,
+    session: SessionDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
 ) -> HTMLResponse:
     lang = _lang(request)
+    known = await session.get(CheckoutSession, session_id)
+    if known is not None and known.kind == "card_registration" and known.status == "completed":
+        return _registration_result(settings, lang, known, None)
     try:
         cs = await service.get_open_session(session, session_id)
     except AppError as exc:
         # Back to the shop: its thank-you page when already paid, else its cart.
-        known = await session.get(CheckoutSession, session_id)
         back = None
         if known is not None:
             back = known.success_url if exc.status == 409 else known.cancel_url
         return error_page(settings, lang, exc.status, exc.detail or exc.title, back)
-    live = await service.live_payment(session, cs.id)
-    if live is not None:
-        return _result_page(settings, lang, cs, live.id, service.page_status(live), live)
-    saved_cards = await service.saved_cards(session, cs)
+    registration = cs.kind == "card_registration"
+    if not registration:
+        live = await service.live_payment(session, cs.id)
+        if live is not None:
+            return _result_page(settings, lang, cs, live.id, service.page_status(live), live)
+    uid = cs.customer_uid
+    if not registration and cs.save_card and uid and await session.get(Customer, uid) is None:
+        # The gateway may know this uid although we do not (ER652 on the combined path): ask
+        # it (read-only, with our transaction closed) so the card gets registered on the
+        # existing user instead.
+        await session.rollback()
+        await customers.import_customer(sessions, gateway, uid, actor=f"checkout:{session_id}")
+        await session.refresh(cs)
+    register_first = not registration and await service.registers_first(session, cs)
+    saved_cards = [] if registration else await service.saved_cards(session, cs)
     other = "ja" if lang == "en" else "en"
     return render(
         settings,
@@ -209,8 +241,10 @@ async def checkout_page(
         aid=settings.gateway_aid,
         gateway_js_base=f"{settings.gateway_public_base}/gateway/js",
         post_url=f"/checkout/{cs.id}",
-        three_ds=_three_ds(cs),
+        three_ds=_zero_three_ds(cs) if registration or register_first else _three_ds(cs),
         saved_cards=saved_cards,
+        registration=registration,
+        saves_card=cs.save_card,
         switch_lang_url=f"/checkout/{cs.id}?lang={other}",
         static_base="/static",
     )
@@ -279,6 +313,12 @@ async def checkout_form_post(
             back,
         )
     token = form.get("tkn") or None
+    async with sessions() as session:
+        kind = await session.scalar(
+            select(CheckoutSession.kind).where(CheckoutSession.id == session_id)
+        )
+    if kind == "card_registration":
+        return await _register_from_page(settings, sessions, gateway, session_id, token, lang)
     card_num_raw = form.get("card_num") or None
     try:
         req = PayRequest(token=token, card_num=int(card_num_raw) if card_num_raw else None)
@@ -311,6 +351,66 @@ async def checkout_form_post(
         )
     status = service.page_status(result.payment)
     return _result_page(settings, lang, result.session, result.payment.id, status, result.payment)
+
+
+async def _register_from_page(
+    settings: Settings,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+    session_id: str,
+    token: str | None,
+    lang: str,
+) -> HTMLResponse:
+    back = f"/checkout/{session_id}?lang={lang}"
+    t = messages(lang)
+    if not token:
+        message = t.get("error_no_token", "No card token was received; please try again.")
+        return error_page(settings, lang, 422, message, back)
+    try:
+        cs, card = await registration.register(sessions, gateway, session_id, token)
+    except AppError as exc:
+        async with sessions() as session:
+            known = await session.get(CheckoutSession, session_id)
+        if known is None or exc.status in (404, 410, 429):
+            return error_page(settings, lang, exc.status, exc.detail or exc.title, None)
+        if known.status == "completed":
+            return _registration_result(settings, lang, known, None)
+        return _registration_result(
+            settings, lang, known, exc.detail or exc.title, status_code=exc.status
+        )
+    label = card.masked_number if card is not None else None
+    return _registration_result(settings, lang, cs, None, card_label=label)
+
+
+def _registration_result(
+    settings: Settings,
+    lang: str,
+    cs: CheckoutSession,
+    error: str | None,
+    *,
+    card_label: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The result page of a card-registration page, worded for a registration."""
+    t = dict(messages(lang))
+    t["result_title_succeeded"] = t["register_done_title"]
+    t["result_title_failed"] = t["register_failed_title"]
+    status = "failed" if error else "succeeded"
+    message = error or t["register_done"] + (f" ({card_label})" if card_label else "")
+    return render(
+        settings,
+        "result.html",
+        status_code=status_code,
+        lang=lang,
+        t=t,
+        status=status,
+        message=message,
+        payment_id=None,
+        amount_total=None,
+        redirect_url=cs.success_url if status == "succeeded" else cs.cancel_url,
+        status_url=None,
+        retry_url=f"/checkout/{cs.id}?lang={lang}" if error and cs.status == "open" else None,
+    )
 
 
 @router.get("/checkout/{session_id}/status", summary="Payment status of a session (page polling)")

@@ -104,6 +104,8 @@ class CheckoutSessionOut(BaseModel):
     save_card: bool
     payment_id: str | None = None
     payment_status: str | None = None
+    kind: str = "payment"  # or "card_registration": the page only registers a card
+    card_num: int | None = None  # the card a card_registration session registered
 
     @classmethod
     def of(
@@ -125,6 +127,8 @@ class CheckoutSessionOut(BaseModel):
             save_card=cs.save_card,
             payment_id=payment_id,
             payment_status=payment_status,
+            kind=cs.kind,
+            card_num=cs.card_num,
         )
 
 

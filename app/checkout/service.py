@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.checkout.models import CheckoutSession
 from app.checkout.schemas import CheckoutSessionCreate
+from app.customers import service as customers
 from app.customers.models import Card, Customer
 from app.db import new_id, utcnow
 from app.errors import Conflict, FieldError, Gone, NotFound, TooManyRequests, Unprocessable
@@ -112,6 +113,10 @@ async def pay(
     async with sessions() as session:
         stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
         cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
+        if cs.kind != "payment":
+            raise Unprocessable(
+                "This page registers a card; it takes no payment.", code="not_a_payment"
+            )
         existing = await live_payment(session, cs.id)
         if existing is not None:
             raise Conflict(
@@ -157,7 +162,20 @@ async def pay(
                 code="payment_in_progress",
             ) from exc
         register = cs.save_card and card_num is None and cs.customer_uid is not None
-        charge_uid = cs.customer_uid if register else None
+        # A customer the gateway already has cannot be registered again in the payment call
+        # (ER652): register the card on it first (carduser_token, the page ran 3-D Secure with
+        # am=tx=sf=0 for it), then charge the new card one-touch. One charge either way.
+        if register and customer is None:
+            customer = await existing_customer(session, cs)
+        register_first = register and customer is not None
+        charge_uid = cs.customer_uid if register and not register_first else None
+
+    if register_first:
+        assert customer is not None and token is not None
+        registered = await _register_first(sessions, gateway, cs_id, payment.id, customer, token)
+        if isinstance(registered, ChargeResult):
+            return await _record_or_unknown(sessions, cs_id, payment.id, registered, None)
+        card_num = registered
 
     # 2. One gateway call, with no transaction open. Without an order id of the merchant's we
     #    send our payment id as cod, so a kickback can always be matched.
@@ -197,14 +215,29 @@ async def pay(
         )
 
     # 3. Record the answer under a row lock.
+    paid = await _record_or_unknown(
+        sessions, cs_id, payment.id, result, charge_uid, card_num if register_first else None
+    )
+    await _after_combined(sessions, gateway, cs_id, result, charge_uid)
+    return paid
+
+
+async def _record_or_unknown(
+    sessions: async_sessionmaker[AsyncSession],
+    cs_id: str,
+    payment_id: str,
+    result: ChargeResult,
+    charge_uid: str | None,
+    card_num: int | None = None,
+) -> PayResult:
     try:
-        return await _record(sessions, cs_id, payment.id, result, charge_uid)
+        return await _record(sessions, cs_id, payment_id, result, charge_uid, card_num)
     except Exception:
         # The gateway answered but we could not store it: never leave 'pending' (which looks
         # retryable); mark it unknown so reconciliation settles it from the gateway's records.
-        log.exception("checkout %s payment %s: result not recorded", cs_id, payment.id)
+        log.exception("checkout %s payment %s: result not recorded", cs_id, payment_id)
         async with sessions() as session:
-            locked = await payments.lock_payment(session, payment.id)
+            locked = await payments.lock_payment(session, payment_id)
             assert locked is not None
             payments.move(
                 session, locked, Status.UNKNOWN, actor="system", reason="result not recorded"
@@ -216,16 +249,104 @@ async def pay(
             return PayResult(payment=locked, session=cs_row, result=None)
 
 
+async def _register_first(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    cs_id: str,
+    payment_id: str,
+    customer: Customer,
+    token: str,
+) -> int | ChargeResult:
+    """Registers the token's card on the existing customer; its num, or (nothing charged) a
+    failed ChargeResult carrying the gateway's error for the payment."""
+    result = await gateway.register_card(customer.uid, customer.key, token, ref=payment_id)
+    if result.outcome != Outcome.SUCCESS or result.num is None:
+        # No charge was attempted, whatever happened to the registration (a lost answer may
+        # have registered the card: the customer's next sync finds it).
+        declined = result.outcome == Outcome.DECLINED
+        return ChargeResult(
+            outcome=Outcome.DECLINED if declined else Outcome.FAILED,
+            error=result.error,
+            call=result.call,
+        )
+    try:
+        await customers.store_card(
+            sessions,
+            gateway,
+            customer.uid,
+            customer.key,
+            result.num,
+            actor=f"checkout:{cs_id}",
+            type_="card_registered",
+            cs_id=cs_id,
+        )
+    except Exception:
+        # The card is registered at the gateway; the charge needs only its num. Our copy is
+        # repaired by the next sync.
+        log.exception("checkout %s: card %s not stored", cs_id, result.num)
+    return result.num
+
+
+async def _after_combined(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    cs_id: str,
+    result: ChargeResult,
+    charge_uid: str | None,
+) -> None:
+    """After the combined path (gateway_token.aspx with uid): read the new card back for its
+    masked number and expiry; on ER652 (the gateway has the uid, we did not) import the user so
+    the next attempt registers the card on it."""
+    if charge_uid is None:
+        return
+    try:
+        if result.outcome == Outcome.SUCCESS and result.key and result.num is not None:
+            await customers.store_card(
+                sessions,
+                gateway,
+                charge_uid,
+                str(result.key),
+                int(result.num),
+                actor=f"checkout:{cs_id}",
+                type_="card_registered",
+                cs_id=cs_id,
+            )
+        elif result.error is not None and result.error.code == "ER652":
+            await customers.import_customer(
+                sessions, gateway, charge_uid, actor=f"checkout:{cs_id}"
+            )
+    except Exception:
+        log.exception("checkout %s: stored card of %s not refreshed", cs_id, charge_uid)
+
+
+async def existing_customer(session: AsyncSession, cs: CheckoutSession) -> Customer | None:
+    """The session's customer if our copy has it active (its cards get registered by
+    carduser_token before a one-touch charge instead of the combined payment call)."""
+    if not cs.customer_uid:
+        return None
+    customer = await session.get(Customer, cs.customer_uid)
+    return customer if customer is not None and customer.status == "active" else None
+
+
+async def registers_first(session: AsyncSession, cs: CheckoutSession) -> bool:
+    """True when a new card on this page is registered before it is charged: 3-D Secure then
+    runs with am=tx=sf=0 (card registration), not with the payment's amounts."""
+    return cs.save_card and await existing_customer(session, cs) is not None
+
+
 async def _record(
     sessions: async_sessionmaker[AsyncSession],
     cs_id: str,
     payment_id: str,
     result: ChargeResult,
     charge_uid: str | None,
+    card_num: int | None = None,
 ) -> PayResult:
     async with sessions() as session:
         locked = await payments.lock_payment(session, payment_id)
         assert locked is not None
+        if card_num is not None and locked.card_num is None:
+            locked.card_num = card_num
         payments.apply_charge_result(session, locked, result, actor="gateway")
         cs_row = await session.get(CheckoutSession, cs_id, with_for_update=True)
         assert cs_row is not None
@@ -269,10 +390,18 @@ async def _store_registered_card(
     session: AsyncSession, uid: str, result: ChargeResult, cs: CheckoutSession
 ) -> None:
     """The gateway registered user + card in the payment call: keep our copy in step."""
-    customer = await session.get(Customer, uid)
+    actor = f"checkout:{cs.id}"
+    customer = await customers.lock_customer(session, uid)
     if customer is None:
         customer = Customer(uid=uid, key=str(result.key), email=cs.email, phone=cs.phone)
         session.add(customer)
+        customers.add_event(
+            session,
+            uid,
+            "customer_created",
+            actor=actor,
+            data={"email": cs.email, "phone": cs.phone},
+        )
     else:
         customer.key = str(result.key)
         customer.status = "active"
@@ -281,6 +410,7 @@ async def _store_registered_card(
         await session.execute(select(Card).where(Card.customer_uid == uid, Card.num == num))
     ).scalar_one_or_none()
     if card is None:
+        # The masked number and expiry are read back (cmd 6) right after this commit.
         session.add(Card(customer_uid=uid, num=num, status="active"))
     await session.flush()
 

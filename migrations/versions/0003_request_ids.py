@@ -1,7 +1,7 @@
 """request ids on audit rows, so one request can be followed from the log to the database
 
 Revision ID: 0003_request_ids
-Revises: 0001_initial
+Revises: 0002_stored_cards
 Create Date: 2026-11-23
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0003_request_ids'
-down_revision: str | None = '0001_initial'
+down_revision: str | None = '0002_stored_cards'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -31,6 +31,7 @@ MERCHANT_KEY = "sk_it_merchant_key_1"
 OPS_KEY = "sk_it_ops_key_000001"
 TABLES = (
     "payment_events, gateway_calls, kickbacks, idempotency_keys, cards, payments, "
+    "customer_events, "
     "customers, checkout_sessions"
 )
 

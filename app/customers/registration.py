@@ -1,0 +1,161 @@
+"""Card-registration pages: a checkout session of kind 'card_registration' whose page only
+tokenizes a card (3-D Secure with am=tx=sf=0) and registers it on the customer, without paying.
+
+The session row is the claim: 'processing' while one registration runs, so a double submit
+never registers two cards; back to 'open' when it failed, 'completed' with `card_num` after."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.checkout.models import CheckoutSession
+from app.checkout.service import MAX_ATTEMPTS_PER_SESSION, ensure_payable
+from app.customers import service
+from app.customers.models import Card, Customer
+from app.customers.schemas import CardRegistrationSessionCreate
+from app.db import new_id, utcnow
+from app.errors import Conflict, FieldError, TooManyRequests, Unprocessable
+from app.gateway.base import Outcome, PaymentGateway
+
+log = logging.getLogger(__name__)
+
+
+async def create_session(
+    sessions: async_sessionmaker[AsyncSession],
+    uid: str,
+    data: CardRegistrationSessionCreate,
+    *,
+    created_by: str,
+) -> CheckoutSession:
+    async with sessions() as session:
+        customer = await session.get(Customer, uid)
+        if customer is not None and customer.status != "active":
+            raise Conflict(f"Customer {uid!r} was deleted.", code="customer_deleted")
+        email = data.email or (customer.email if customer else None)
+        phone = data.phone or (customer.phone if customer else None)
+        if not email and not phone:
+            raise Unprocessable(
+                "3-D Secure needs the customer's e-mail or phone.",
+                errors=[FieldError(field="email", message="email or phone is required")],
+            )
+        cs = CheckoutSession(
+            id=new_id("cs"),
+            kind="card_registration",
+            status="open",
+            job="AUTH",
+            amount=0,
+            tax=0,
+            shipping=0,
+            customer_uid=uid,
+            email=email,
+            phone=phone,
+            save_card=True,
+            success_url=data.success_url,
+            cancel_url=data.cancel_url,
+            attempts=0,
+            expires_at=utcnow() + timedelta(minutes=data.expires_in_minutes),
+        )
+        session.add(cs)
+        await session.commit()
+    log.info("card registration session %s for %s created by %s", cs.id, uid, created_by)
+    return cs
+
+
+async def register(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    cs_id: str,
+    token: str,
+) -> tuple[CheckoutSession, Card | None]:
+    """Registers the card of `token` on the session's customer (the card row is None if our
+    copy could not be written); raises AppError otherwise (the session is open again)."""
+    async with sessions() as session:
+        stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
+        cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
+        if cs.kind != "card_registration":
+            raise Unprocessable("This checkout session is a payment, not a card registration.")
+        if cs.status == "processing":
+            raise Conflict("This card is already being registered.", code="in_progress")
+        if cs.attempts >= MAX_ATTEMPTS_PER_SESSION:
+            raise TooManyRequests("Too many attempts for this page.", code="too_many_attempts")
+        cs.attempts += 1
+        cs.status = "processing"
+        await session.commit()
+        uid = cs.customer_uid
+        assert uid is not None
+    actor = f"card-page:{cs_id}"
+    try:
+        key = await _customer_key(sessions, gateway, cs)
+        result = await gateway.register_card(uid, key, token, ref=uid)
+        service.raise_for(result, uid=uid)
+        assert result.num is not None
+    except BaseException:
+        async with sessions() as session:
+            row = await session.get(CheckoutSession, cs_id, with_for_update=True)
+            if row is not None and row.status == "processing":
+                row.status = "open"
+            await session.commit()
+        raise
+    # The card is registered at the gateway from here on: the session completes even if our
+    # copy cannot be written now (the customer's next sync adds the card).
+    card: Card | None = None
+    try:
+        card = await service.store_card(
+            sessions,
+            gateway,
+            uid,
+            key,
+            result.num,
+            actor=actor,
+            type_="card_registered",
+            cs_id=cs_id,
+        )
+    except Exception:
+        log.exception("card registration session %s: card %d not stored", cs_id, result.num)
+    async with sessions() as session:
+        row = await session.get(CheckoutSession, cs_id, with_for_update=True)
+        assert row is not None
+        row.status, row.card_num = "completed", result.num
+        await session.commit()
+    log.info("card registration session %s: card %d registered on %s", cs_id, result.num, uid)
+    return row, card
+
+
+async def _customer_key(
+    sessions: async_sessionmaker[AsyncSession], gateway: PaymentGateway, cs: CheckoutSession
+) -> str:
+    """The gateway key of the session's customer, registering the user (cmd 0) when we have
+    no copy; a uid the gateway already has (ER652) is imported (cmd 3) instead."""
+    uid = cs.customer_uid
+    assert uid is not None
+    async with sessions() as session:
+        customer = await session.get(Customer, uid)
+        if customer is not None:
+            if customer.status != "active":
+                raise Conflict(f"Customer {uid!r} was deleted.", code="customer_deleted")
+            return customer.key
+    result = await gateway.register_user(uid, cs.email, cs.phone, ref=uid)
+    if result.outcome == Outcome.SUCCESS and result.key:
+        async with sessions() as session:
+            existing = await service.lock_customer(session, uid)
+            if existing is None:
+                session.add(Customer(uid=uid, key=result.key, email=cs.email, phone=cs.phone))
+                service.add_event(
+                    session,
+                    uid,
+                    "customer_created",
+                    actor=f"card-page:{cs.id}",
+                    data={"email": cs.email, "phone": cs.phone},
+                )
+            await session.commit()
+        return result.key
+    if service.error_code(result) == "ER652":
+        imported = await service.import_customer(sessions, gateway, uid, actor=f"card-page:{cs.id}")
+        if imported is not None:
+            return imported.key
+    service.raise_for(result, uid=uid)
+    raise AssertionError("unreachable")

@@ -1,0 +1,223 @@
+"""Merchant API for stored customers and cards (carduser / carduser_token), their sync with
+the gateway, and card-registration pages."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+
+from app.auth import MerchantDep
+from app.checkout.schemas import CheckoutSessionOut
+from app.customers import registration, service
+from app.customers.models import Customer
+from app.customers.schemas import (
+    CardCreate,
+    CardList,
+    CardOut,
+    CardRegistrationSessionCreate,
+    CustomerCreate,
+    CustomerEventOut,
+    CustomerOut,
+    CustomerUpdate,
+    SyncOut,
+)
+from app.deps import GatewayDep, SessionDep, SessionFactoryDep, SettingsDep
+from app.errors import NotFound, Problem
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+UidPath = Annotated[str, Path(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9]+$")]
+NumPath = Annotated[int, Path(ge=0, le=999_999_999, description="card number (num)")]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (401, 403, 404, 409, 422, 502, 503)
+}
+
+
+async def _out(
+    session: SessionDep, uid: str, *, refreshed: bool = True, events: bool = False
+) -> CustomerOut:
+    customer = await session.get(Customer, uid)
+    if customer is None:
+        raise NotFound(f"No customer {uid!r}.", code="customer_not_found")
+    await session.refresh(customer)
+    return CustomerOut.of(
+        customer,
+        await service.cards_of(session, uid),
+        refreshed=refreshed,
+        events=await service.events_of(session, uid) if events else None,
+    )
+
+
+@router.post("", status_code=201, response_model=CustomerOut, responses=_ERRORS, summary="Register")
+async def create_customer(
+    body: CustomerCreate,
+    principal: MerchantDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+    session: SessionDep,
+) -> CustomerOut:
+    """carduser cmd 0. `409 duplicate_customer` when the uid exists (ER652), `409
+    customer_deleted` when it was deleted (ER653)."""
+    await service.create_customer(
+        sessions, gateway, body.uid, body.email, body.phone, actor=principal.id
+    )
+    return await _out(session, body.uid)
+
+
+@router.get("/{uid}", response_model=CustomerOut, responses=_ERRORS, summary="Customer")
+async def get_customer(
+    uid: UidPath,
+    principal: MerchantDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+    session: SessionDep,
+) -> CustomerOut:
+    """Re-reads the user at the gateway (carduser cmd 3) into our copy; returns it with its
+    cards (our copy) and audit events. `refreshed=false`: the gateway could not answer."""
+    _, refreshed = await service.refresh_customer(sessions, gateway, uid, actor=principal.id)
+    return await _out(session, uid, refreshed=refreshed, events=True)
+
+
+@router.patch("/{uid}", response_model=CustomerOut, responses=_ERRORS, summary="Update")
+async def update_customer(
+    uid: UidPath,
+    body: CustomerUpdate,
+    principal: MerchantDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+    session: SessionDep,
+) -> CustomerOut:
+    """carduser cmd 1: e-mail and/or phone."""
+    await service.update_customer(
+        sessions, gateway, uid, body.email, body.phone, actor=principal.id
+    )
+    return await _out(session, uid)
+
+
+@router.delete("/{uid}", status_code=204, responses=_ERRORS, summary="Delete")
+async def delete_customer(
+    uid: UidPath, principal: MerchantDep, sessions: SessionFactoryDep, gateway: GatewayDep
+) -> Response:
+    """carduser cmd 2; the customer's cards go with it."""
+    await service.delete_customer(sessions, gateway, uid, actor=principal.id)
+    return Response(status_code=204)
+
+
+@router.post("/{uid}/sync", response_model=SyncOut, responses=_ERRORS, summary="Reconcile")
+async def sync_customer(
+    uid: UidPath,
+    principal: MerchantDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+    session: SessionDep,
+) -> SyncOut:
+    """Re-reads the gateway (cmd 3, cmd 6 per card, and the card numbers after the highest
+    known) and fixes our copy; every fix is an audit event, listed in `changes`."""
+    result = await service.sync(sessions, gateway, uid, actor=principal.id)
+    if result.customer is None:
+        raise NotFound(f"No customer {uid!r} here or at the gateway.", code="customer_not_found")
+    return SyncOut(
+        customer=await _out(session, uid),
+        changes=[CustomerEventOut.of(e) for e in result.changes],
+    )
+
+
+# --- cards ---------------------------------------------------------------------------------
+
+
+@router.post(
+    "/{uid}/cards",
+    status_code=201,
+    response_model=CardOut,
+    responses={**_ERRORS, 402: {"model": Problem}},
+    summary="Register a card",
+)
+async def add_card(
+    uid: UidPath,
+    body: CardCreate,
+    principal: MerchantDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> CardOut:
+    """carduser_token cmd 4 with a CPToken.js token (3-D Secure with am=tx=sf=0), then
+    carduser cmd 6 for the masked number and expiry."""
+    card = await service.register_card(sessions, gateway, uid, body.token, actor=principal.id)
+    return CardOut.of(card)
+
+
+@router.get("/{uid}/cards", response_model=CardList, responses=_ERRORS, summary="Cards")
+async def list_cards(uid: UidPath, _: MerchantDep, session: SessionDep) -> CardList:
+    """Our copy of the customer's active cards (masked)."""
+    customer = await session.get(Customer, uid)
+    if customer is None:
+        raise NotFound(f"No customer {uid!r}.", code="customer_not_found")
+    return CardList(data=[CardOut.of(c) for c in await service.cards_of(session, uid)])
+
+
+@router.get("/{uid}/cards/{num}", response_model=CardOut, responses=_ERRORS, summary="Card")
+async def get_card(
+    uid: UidPath,
+    num: NumPath,
+    principal: MerchantDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> CardOut:
+    """carduser cmd 6; refreshes our copy."""
+    return CardOut.of(await service.refresh_card(sessions, gateway, uid, num, actor=principal.id))
+
+
+@router.put(
+    "/{uid}/cards/{num}",
+    response_model=CardOut,
+    responses={**_ERRORS, 402: {"model": Problem}},
+    summary="Replace a card",
+)
+async def replace_card(
+    uid: UidPath,
+    num: NumPath,
+    body: CardCreate,
+    principal: MerchantDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> CardOut:
+    """carduser_token cmd 4 with `num`: the card number keeps its place, the card changes."""
+    card = await service.register_card(
+        sessions, gateway, uid, body.token, actor=principal.id, num=num
+    )
+    return CardOut.of(card)
+
+
+@router.delete("/{uid}/cards/{num}", status_code=204, responses=_ERRORS, summary="Delete card")
+async def delete_card(
+    uid: UidPath,
+    num: NumPath,
+    principal: MerchantDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> Response:
+    """carduser cmd 5."""
+    await service.delete_card(sessions, gateway, uid, num, actor=principal.id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{uid}/card-sessions",
+    status_code=201,
+    response_model=CheckoutSessionOut,
+    responses=_ERRORS,
+    summary="A page where the customer adds a card",
+)
+async def create_card_session(
+    uid: UidPath,
+    body: CardRegistrationSessionCreate,
+    principal: MerchantDep,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+) -> CheckoutSessionOut:
+    """A checkout session of kind `card_registration`: its `url` tokenizes a card, runs 3-D
+    Secure with am=tx=sf=0 and registers the card (creating the gateway user first if we have
+    none). No payment. `card_num` shows the registered card once done."""
+    cs = await registration.create_session(sessions, uid, body, created_by=principal.id)
+    url = f"{settings.public_base_url.rstrip('/')}/checkout/{cs.id}"
+    return CheckoutSessionOut.of(cs, url, None, None)
