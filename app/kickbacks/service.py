@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -135,13 +136,15 @@ def _claim_spool_files(spool_dir: Path) -> list[Path]:
 
 async def replay_spool(
     sessions: async_sessionmaker[AsyncSession],
-    gateway: PaymentGateway,
+    gateway: PaymentGateway | None,
     spool_dir: Path,
     *,
     trusted_ips: list[str],
+    on_stored: Callable[[int], object] | None = None,
 ) -> int:
     """Moves spooled kickbacks into the inbox (once each: spool_id is unique) and applies
-    them; a file is deleted only after all its lines are stored."""
+    them (without a gateway, e.g. from the CLI, they stay 'received' for the server to
+    apply); a file is deleted only after all its lines are stored."""
     done = 0
     async with _replay_lock:
         for claimed in await asyncio.to_thread(_claim_spool_files, spool_dir):
@@ -155,8 +158,11 @@ async def replay_spool(
                         select(Kickback.id).where(Kickback.spool_id == raw.spool_id)
                     )
                 kid = exists or await store(sessions, raw)
-                await apply(sessions, gateway, kid, trusted_ips=trusted_ips)
+                if gateway is not None:
+                    await apply(sessions, gateway, kid, trusted_ips=trusted_ips)
                 done += 1
+                if on_stored is not None:
+                    on_stored(done)
             await asyncio.to_thread(claimed.unlink)
     return done
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -310,6 +310,7 @@ async def reconcile_due(
     now: datetime | None = None,
     limit: int = 100,
     all_open: bool = False,
+    on_check: Callable[[PaymentCheck], None] | None = None,
 ) -> ReconcileSummary:
     """One pass. `all_open` checks every unknown/pending (and scheduled) payment now,
     not only those that are due (what ops ask for by hand)."""
@@ -333,6 +334,8 @@ async def reconcile_due(
                 )
             summary.add(check)
             RECONCILE_RESULTS.labels(check.result).inc()
+            if on_check is not None:
+                on_check(check)
     if summary.checked:
         log.info(
             "reconciliation: %d checked, %d settled, %d confirmed, %d rescheduled, "
