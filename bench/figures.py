@@ -4,6 +4,7 @@ in the same run and returns the ratio with the target it is held to."""
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import sys
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,7 @@ class Sizes:
     latency_samples: int = 400
     deep_page: int = 500
     rss_requests: int = 100_000
+    unknown_payments: int = 1_000
 
     @classmethod
     def smoke(cls) -> Sizes:
@@ -52,6 +54,7 @@ class Sizes:
             latency_samples=40,
             deep_page=20,
             rss_requests=2_000,
+            unknown_payments=30,
         )
 
 
@@ -92,10 +95,15 @@ class Bench:
             logs=self.logs,
         )
 
-    def app(self, db_url: str, simulator_url: str, name: str = "app") -> Any:
+    def app(
+        self, db_url: str, simulator_url: str, name: str = "app", reconcile_interval: int = 30
+    ) -> Any:
+        env = app_env(db_url, simulator_url) | {
+            "RECONCILE_INTERVAL_SECONDS": str(reconcile_interval)
+        }
         return process(
             uvicorn_argv("app.main:app"),
-            env=app_env(db_url, simulator_url),
+            env=env,
             ready_path="/healthz",
             log_name=name,
             logs=self.logs,
@@ -396,6 +404,66 @@ async def _memory(app_url: str, pid: int, total: int, rows: int) -> Figure:
         "<= 1.05 and < 150 MB",
         ratio <= 1.05 and at_full < 150,
         {"errors": first.errors + second.errors, "rps": second.rps},
+    )
+
+
+# --- 6. search calls to reconcile unknown payments ---------------------------------------------
+
+
+async def reconcile_search_calls(b: Bench) -> Figure:
+    """N charges the gateway made whose answers we lost (our rows `unknown`, no gid), settled
+    by one reconciliation: how many charges-search calls did it take?"""
+    db = await new_database(b.pg, "bench_rec")
+    n = b.sizes.unknown_payments
+    with b.simulator() as sim, b.app(db, sim.url, reconcile_interval=0) as app:
+        async with httpx.AsyncClient(base_url=sim.url, timeout=30) as s:
+            tokens = await _gather_limited([lambda: make_token(s, three_ds=THREE_DS)] * n)
+
+            async def charge(i: int, tkn: str) -> None:
+                form = {"aid": AID, "jb": "AUTH", "rt": "1", "tkn": tkn, "cod": f"lost-{i}"}
+                form |= {"am": "1000", "tx": "80", "sf": "500", "em": "b@example.com"}
+                (await s.post("/gateway/gateway_token.aspx", data=form)).raise_for_status()
+
+            await _gather_limited(
+                [lambda i=i, t=t: charge(i, t) for i, t in enumerate(tokens)]  # type: ignore[misc]
+            )
+        conn = await asyncpg.connect(dsn(db))
+        try:
+            await conn.execute(
+                f"""
+                INSERT INTO payments (id, kind, status, job, order_id, amount, tax, shipping,
+                    result_mode, check_attempts, needs_attention, next_check_at,
+                    created_at, updated_at)
+                SELECT 'pay_lost' || g, 'checkout', 'unknown', 'AUTH', 'lost-' || g, 1000, 80,
+                    500, 1, 0, false, now(), now(), now()
+                FROM generate_series(0, {n - 1}) g
+                """
+            )
+        finally:
+            await conn.close()
+        async with httpx.AsyncClient(base_url=app.url, headers=AUTH, timeout=600) as ops:
+            settled = 0
+            while True:
+                r = await ops.post("/v1/reconciliations", json={"scope": "due", "limit": 1000})
+                r.raise_for_status()
+                summary = r.json()
+                settled += summary["settled"]
+                if summary["checked"] == 0:
+                    break
+    calls = await _scalar(db, "SELECT count(*) FROM gateway_calls WHERE operation LIKE 'search%'")
+    baseline = n / 1000
+    windows = 1  # every payment was created within minutes: one 7-day window
+    ratio = calls / baseline
+    allowed = math.ceil(baseline) + windows
+    return Figure(
+        f"search API calls to reconcile {n:,} unknown payments",
+        calls,
+        baseline,
+        "calls",
+        ratio,
+        f"<= {allowed} calls (N/1000 pages + 1 order per 7-day window)",
+        calls <= allowed and settled == n,
+        {"settled": settled, "windows": windows},
     )
 
 

@@ -26,6 +26,7 @@ STEPS: dict[str, Callable[[Bench], Awaitable[Figure | list[Figure]]]] = {
     "intake": figures.kickback_intake,
     "pays": figures.checkout_pays,
     "reads": figures.reads_and_memory,
+    "reconcile": figures.reconcile_search_calls,
 }
 
 
