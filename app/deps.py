@@ -11,13 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.gateway.base import PaymentGateway
 
+# Dependencies are `async def` even when they do no I/O: FastAPI runs plain `def` ones in a
+# thread pool, a thread hop per request for a dictionary look-up.
 
-def get_settings_dep(request: Request) -> Settings:
+
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     factory: async_sessionmaker[AsyncSession] = request.app.state.sessions
     return factory
 
@@ -28,7 +31,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_gateway(request: Request) -> PaymentGateway:
+async def get_gateway(request: Request) -> PaymentGateway:
     gateway: PaymentGateway = request.app.state.gateway
     return gateway
 

@@ -186,15 +186,39 @@ def process(
             argv, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
         )
         url = f"http://127.0.0.1:{port}"
+        spy = None
         try:
             wait_http(url + ready_path)
+            spy = _profile(popen.pid, log_name, logs)
             yield Proc(popen, url)
         finally:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+                spy.wait(30)
             popen.send_signal(signal.SIGTERM)
             try:
                 popen.wait(15)
             except subprocess.TimeoutExpired:
                 popen.kill()
+
+
+_profiles = 0
+
+
+def _profile(pid: int, name: str, logs: Path) -> subprocess.Popen[bytes] | None:
+    """With BENCH_PROFILE=1, py-spy samples the app process for its whole life and writes a
+    flame graph (SVG) and collapsed stacks next to the process logs."""
+    global _profiles
+    if not os.environ.get("BENCH_PROFILE") or not name.startswith("app"):
+        return None
+    _profiles += 1
+    out = logs / f"{name}-{_profiles}.txt"
+    spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen(
+        [str(spy), "record", "-p", str(pid), "-f", "raw", "-o", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def uvicorn_argv(target: str) -> list[str]:
