@@ -250,7 +250,7 @@ async def _grow(db: str, start: int, stop: int) -> None:
                     customer_uid, gid, result_mode, check_attempts, needs_attention,
                     created_at, updated_at)
                 SELECT 'pay_b' || lpad(g::text, 9, '0'), 'checkout', ({_STATUSES})[1 + g % 4],
-                    'AUTH', 'order-' || g, 1000 + g % 5000, 80, 500, 'cust' || (g % 20000),
+                    'AUTH', 'order-' || g, 1000 + g % 5000, 80, 500, 'cust' || (g % 200),
                     100000000000 + g, 1, 0, false,
                     now() - g * interval '1 second', now()
                 FROM generate_series({lo}, {hi}) g
@@ -305,7 +305,7 @@ async def _read_set(app_url: str, rows: int, samples: int) -> dict[str, Load]:
         f"/v1/payments?status=captured&limit=50&amount_min={rng.randrange(1000, 3000)}"
         for _ in range(samples)
     ]
-    customers = [f"/v1/payments?customer_id=cust{rng.randrange(20000)}" for _ in range(samples)]
+    customers = [f"/v1/payments?customer_id=cust{rng.randrange(200)}" for _ in range(samples)]
     await _latency(app_url, ids[: samples // 4])  # warm caches and the pool
     return {
         "detail": await _latency(app_url, ids),

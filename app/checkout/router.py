@@ -350,7 +350,12 @@ async def checkout_form_post(
             settings, lang, exc.status, exc.detail or exc.title, back if exc.status < 500 else None
         )
     status = service.page_status(result.payment)
-    return _result_page(settings, lang, result.session, result.payment.id, status, result.payment)
+    # Maintenance (ER999) and the like: the page says "try later", and so does the status.
+    error = result.result.error if result.result else None
+    code = 503 if status == "failed" and error is not None and error.http_status == 503 else 200
+    return _result_page(
+        settings, lang, result.session, result.payment.id, status, result.payment, code
+    )
 
 
 async def _register_from_page(

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, BigInteger, Float, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, Integer, String, Text, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -51,20 +51,21 @@ class DbCallRecorder:
         self._sessions = sessions
 
     async def __call__(self, call: GatewayCall) -> None:
+        # A Core insert: one statement on the path of every gateway call, no unit of work.
+        stmt = insert(GatewayCallLog).values(
+            ref=call.ref,
+            operation=call.operation,
+            endpoint=call.endpoint,
+            request=dict(call.request),
+            http_status=call.http_status,
+            response_body=call.response_body,
+            latency_ms=call.latency_ms,
+            outcome=str(call.outcome),
+            error_code=call.error_code,
+            request_id=request_id_var.get(),
+            started_at=call.started_at,
+            created_at=utcnow(),
+        )
         async with self._sessions() as session:
-            session.add(
-                GatewayCallLog(
-                    ref=call.ref,
-                    operation=call.operation,
-                    endpoint=call.endpoint,
-                    request=dict(call.request),
-                    http_status=call.http_status,
-                    response_body=call.response_body,
-                    latency_ms=call.latency_ms,
-                    outcome=str(call.outcome),
-                    error_code=call.error_code,
-                    request_id=request_id_var.get(),
-                    started_at=call.started_at,
-                )
-            )
+            await session.execute(stmt)
             await session.commit()

@@ -250,3 +250,29 @@ async def test_form_post_renders_result_page(make_app: AppFactory, sim: httpx.As
     assert "https://shop.example/thanks" in r.text
     again = await app.client.get(f"/checkout/{cs['id']}")
     assert again.status_code == 409 and 'href="https://shop.example/thanks"' in again.text
+
+
+async def test_gateway_maintenance_charges_nothing_and_says_try_later(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    app = await make_app()
+    cs = await new_session(app)
+    token = await make_token(sim, three_ds=three_ds_of(SESSION))
+    (await sim.post("/_sandbox/maintenance", json={"on": True})).raise_for_status()
+    try:
+        r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+        assert r.status_code == 503, r.text
+        assert r.json()["gateway_code"] == "ER999" and r.json()["payment"]["status"] == "failed"
+        assert "maintenance" in r.json()["detail"]
+        page = await app.client.post(
+            f"/checkout/{cs['id']}", data={"tkn": token}, headers={"Accept-Language": "ja"}
+        )
+        assert page.status_code == 503 and "text/html" in page.headers["content-type"]
+        assert "メンテナンス" in page.text
+        assert await ledger(sim) == []
+    finally:
+        (await sim.post("/_sandbox/maintenance", json={"on": False})).raise_for_status()
+    # After the window the same session can still be paid.
+    good = await make_token(sim, three_ds=three_ds_of(SESSION))
+    ok = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": good})
+    assert ok.status_code == 200 and ok.json()["status"] == "authorized"
