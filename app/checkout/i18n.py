@@ -70,6 +70,10 @@ _JA: Final[dict[str, str]] = {
         "この操作で代金は請求されません。"
     ),
     "register_customer_label": "お客様ID",
+    "registered_cards_title": "登録済みのカード",
+    "register_expires_label": "このページの有効期限",
+    "delete_card": "削除",
+    "card_deleted": "カードを削除しました。",
     "register_button": "カードを登録する",
     "register_done_title": "カードを登録しました",
     "register_done": "カードの登録が完了しました。",
@@ -241,6 +245,10 @@ _EN: Final[dict[str, str]] = {
         "Save a card so that you can pay without typing it next time. Nothing is charged now."
     ),
     "register_customer_label": "Customer ID",
+    "registered_cards_title": "Your saved cards",
+    "register_expires_label": "This page expires",
+    "delete_card": "Delete",
+    "card_deleted": "The card has been deleted.",
     "register_button": "Save card",
     "register_done_title": "Card saved",
     "register_done": "Your card has been saved.",

@@ -230,12 +230,15 @@ async def checkout_page(
         await session.refresh(cs)
     register_first = not registration and await service.registers_first(session, cs)
     saved_cards = [] if registration else await service.saved_cards(session, cs)
+    registered_cards = await customers.cards_of(session, uid) if registration and uid else []
     other = "ja" if lang == "en" else "en"
+    t = messages(lang)
+    notice = t["card_deleted"] if registration and request.query_params.get("deleted") else None
     return render(
         settings,
         "checkout.html",
         lang=lang,
-        t=messages(lang),
+        t=t,
         session=cs,
         mode=settings.checkout_mode,
         aid=settings.gateway_aid,
@@ -244,6 +247,8 @@ async def checkout_page(
         three_ds=_zero_three_ds(cs) if registration or register_first else _three_ds(cs),
         saved_cards=saved_cards,
         registration=registration,
+        registered_cards=registered_cards,
+        notice=notice,
         saves_card=cs.save_card,
         switch_lang_url=f"/checkout/{cs.id}?lang={other}",
         static_base="/static",
@@ -430,6 +435,37 @@ async def checkout_status(session_id: str, session: SessionDep) -> dict[str, Any
         "payment_id": p.id if p else None,
         "redirect_url": _redirect_for(cs, status),
     }
+
+
+@router.post("/checkout/{session_id}/cards/{num}/delete", include_in_schema=False)
+async def delete_card_from_page(
+    request: Request,
+    session_id: str,
+    num: int,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> Response:
+    """A card-registration page's delete button: the session (an unguessable, expiring
+    capability for one customer) may delete that customer's cards, nobody else's."""
+    form = await request.form()
+    lang = "en" if form.get("lang") == "en" else "ja"
+    back = f"/checkout/{session_id}?lang={lang}"
+    async with sessions() as session:
+        cs = await session.get(CheckoutSession, session_id)
+    try:
+        if cs is None or cs.kind != "card_registration" or not cs.customer_uid:
+            raise NotFound("This card page does not exist.")
+        service.ensure_payable(cs)
+        await customers.delete_card(
+            sessions, gateway, cs.customer_uid, num, actor=f"card-page:{session_id}"
+        )
+    except AppError as exc:
+        return error_page(
+            settings, lang, exc.status, exc.detail or exc.title, back if exc.status < 500 else None
+        )
+    # Post/redirect/get: a reload of the page does not post the delete again.
+    return RedirectResponse(f"{back}&deleted=1", status_code=303)
 
 
 def _redirect_for(cs: CheckoutSession, status: str) -> str | None:

@@ -102,3 +102,37 @@ async def test_deleted_card_leaves_the_page(server: Server, page: Page) -> None:
     await expect(page.locator('#result[data-status="failed"]')).to_be_visible(timeout=15000)
     p = await payment_of(server, cs["id"])
     assert p is not None and p["card_num"] == 2 and p["error_code"] == "G55"
+
+
+async def test_delete_a_card_with_its_button_on_the_card_page(server: Server, page: Page) -> None:
+    uid = new_uid()
+    await customer_with_card(server, uid)
+    token = await make_token(
+        server.sim,
+        card=cards.CARD_DECLINE_G55,
+        three_ds={"am": "0", "tx": "0", "sf": "0", "em": EMAIL},
+    )
+    assert (
+        await server.merchant.post(f"/v1/customers/{uid}/cards", json={"token": token})
+    ).status_code == 201
+    r = await server.merchant.post(f"/v1/customers/{uid}/card-sessions", json={"email": EMAIL})
+    cs = r.json()
+    await page.goto(cs["url"])
+    listed = page.locator("#registered-cards li")
+    await expect(listed).to_have_count(2)
+    await page.screenshot(path=str(ARTIFACTS / "card-page-saved-cards.png"), full_page=True)
+    await page.locator('#registered-cards li[data-num="1"] button').click()
+    await expect(page.locator("#page-notice")).to_be_visible()
+    await expect(listed).to_have_count(1)
+    await expect(page.locator("#registered-cards")).to_contain_text("0556")
+    await expect(page.locator("#registered-cards")).not_to_contain_text("1111")
+    # Deleted at the gateway too (cmd 5), and in our copy with the page as the actor.
+    gone = await server.merchant.get(f"/v1/customers/{uid}/cards/1")
+    assert gone.status_code == 404, gone.text
+    events = (await server.merchant.get(f"/v1/customers/{uid}")).json()["events"]
+    assert any(
+        e["type"] == "card_deleted" and e["actor"] == f"card-page:{cs['id']}" for e in events
+    ), events
+    # A reload shows the same list; the delete is not posted again.
+    await page.reload()
+    await expect(listed).to_have_count(1)
