@@ -3,6 +3,7 @@ every endpoint, its gateway error codes, bad input, and drift repaired by sync."
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -10,7 +11,9 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.checkout.models import CheckoutSession
 from app.customers.models import Card, CustomerEvent
+from app.db import utcnow
 from app.sandbox import cards
 from app.sandbox.testing import make_token
 from tests.integration.conftest import AppFactory, RunningApp
@@ -292,3 +295,46 @@ async def test_card_refresh_notices_a_deleted_card(
     r = await app.merchant.get("/v1/customers/cust001/cards/1")
     assert r.status_code == 404 and r.json()["gateway_code"] == "ER149"
     assert (await app.merchant.get("/v1/customers/cust001/cards")).json()["data"] == []
+
+
+async def test_card_page_delete_button_only_reaches_its_own_customer(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app()
+    await new_customer(app, "owner01")
+    await new_card(app, sim, "owner01")
+    await new_customer(app, "other01")
+    await new_card(app, sim, "other01")
+    page = (await app.merchant.post("/v1/customers/owner01/card-sessions", json={})).json()
+    sid = page["id"]
+
+    # Another customer's card number that the owner does not have: not found, nothing deleted.
+    r = await app.client.post(f"/checkout/{sid}/cards/2/delete", data={"lang": "en"})
+    assert r.status_code == 404 and "text/html" in r.headers["content-type"]
+    # A payment session is not a card page.
+    pay = await app.merchant.post(
+        "/v1/checkout/sessions",
+        json={"amount": 100, "job": "AUTH", "customer_id": "other01", "email": EMAIL},
+    )
+    r = await app.client.post(f"/checkout/{pay.json()['id']}/cards/1/delete")
+    assert r.status_code == 404
+    assert (await app.merchant.get("/v1/customers/other01/cards")).json()["data"]
+
+    # The owner's card: deleted at the gateway and in our copy, then back to the page.
+    r = await app.client.post(f"/checkout/{sid}/cards/1/delete", data={"lang": "en"})
+    assert r.status_code == 303 and r.headers["location"] == f"/checkout/{sid}?lang=en&deleted=1"
+    assert (await app.merchant.get("/v1/customers/owner01/cards")).json()["data"] == []
+    assert (await app.merchant.get("/v1/customers/owner01/cards/1")).status_code == 404
+    shown = await app.client.get(r.headers["location"])
+    assert "The card has been deleted." in shown.text and "registered-cards" not in shown.text
+
+    # An expired page deletes nothing.
+    async with sessions() as s:
+        cs = await s.get(CheckoutSession, sid)
+        assert cs is not None
+        cs.expires_at = utcnow() - timedelta(minutes=1)
+        await s.commit()
+    await new_card(app, sim, "owner01")
+    r = await app.client.post(f"/checkout/{sid}/cards/2/delete")
+    assert r.status_code == 410
+    assert len((await app.merchant.get("/v1/customers/owner01/cards")).json()["data"]) == 1
