@@ -324,7 +324,8 @@ async def checkout_form_post(
         )
     if kind == "card_registration":
         return await _register_from_page(settings, sessions, gateway, session_id, token, lang)
-    card_num_raw = form.get("card_num") or None
+    # The page posts `card_num`; `num` (the gateway's name for it) is accepted too.
+    card_num_raw = form.get("card_num") or form.get("num") or None
     try:
         req = PayRequest(token=token, card_num=int(card_num_raw) if card_num_raw else None)
     except ValueError:

@@ -338,3 +338,22 @@ async def test_card_page_delete_button_only_reaches_its_own_customer(
     r = await app.client.post(f"/checkout/{sid}/cards/2/delete")
     assert r.status_code == 410
     assert len((await app.merchant.get("/v1/customers/owner01/cards")).json()["data"]) == 1
+
+
+async def test_checkout_form_pays_a_saved_card_by_num(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    app = await make_app()
+    await new_customer(app, "formnum1")
+    await new_card(app, sim, "formnum1")
+    cs = await app.merchant.post(
+        "/v1/checkout/sessions",
+        json={"amount": 500, "job": "AUTH", "customer_id": "formnum1", "email": EMAIL},
+    )
+    sid = cs.json()["id"]
+    # The page posts `card_num`; the contract also names the field `num`: both work.
+    r = await app.client.post(f"/checkout/{sid}", data={"num": "1"})
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    listed = (await app.ops.get("/v1/payments", params={"customer_id": "formnum1"})).json()
+    [p] = listed["data"]
+    assert p["status"] == "authorized" and p["card_num"] == 1 and p["kind"] == "checkout"
