@@ -39,7 +39,12 @@ class ScrubFilter(logging.Filter):
 
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is data.
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# (uvicorn adds `color_message`, the message again with terminal colour codes.)
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def _trace_ids() -> dict[str, str]:

@@ -42,7 +42,12 @@ def test_json_lines_carry_request_id_and_extra_fields_scrubbed() -> None:
     token = request_id_var.set("rid-42")
     try:
         record = _record(
-            "paid %s", "4111111111111111", operation="charge_token", latency_ms=12.5, note="tkn=abc"
+            "paid %s",
+            "4111111111111111",
+            operation="charge_token",
+            latency_ms=12.5,
+            note="tkn=abc",
+            color_message="\x1b[36mpaid\x1b[0m",
         )
     finally:
         request_id_var.reset(token)
@@ -52,6 +57,7 @@ def test_json_lines_carry_request_id_and_extra_fields_scrubbed() -> None:
     assert out["msg"] == "paid ************1111"
     assert out["operation"] == "charge_token" and out["latency_ms"] == 12.5
     assert out["note"] == "tkn=***"
+    assert "color_message" not in out
     assert "\n" not in line
 
 
