@@ -79,6 +79,7 @@ _JA: Final[dict[str, str]] = {
     "register_done": "カードの登録が完了しました。",
     "register_failed_title": "カードを登録できませんでした",
     "save_card_note": "このカードは登録され、次回から入力なしでお支払いいただけます。",
+    "save_card_offer": "このカードを保存して、次回から入力なしで支払う",
     # --- page scripts (checkout.js / result.js) ------------------------------------------
     "js_processing": "処理中…",
     "js_err_fix_fields": "入力内容に誤りがあります。赤く表示された項目をご確認ください。",
@@ -254,6 +255,7 @@ _EN: Final[dict[str, str]] = {
     "register_done": "Your card has been saved.",
     "register_failed_title": "The card could not be saved",
     "save_card_note": "This card will be saved so you can pay with one click next time.",
+    "save_card_offer": "Save this card to pay with one click next time",
     # --- page scripts (checkout.js / result.js) ------------------------------------------
     "js_processing": "Processing…",
     "js_err_fix_fields": "Please check the fields marked in red.",

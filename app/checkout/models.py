@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Integer, String
+from sqlalchemy import CheckConstraint, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -36,6 +36,8 @@ class CheckoutSession(Base):
     email: Mapped[str | None] = mapped_column(String(100))
     phone: Mapped[str | None] = mapped_column(String(20))
     save_card: Mapped[bool] = mapped_column(default=False)
+    # The shopper may choose to save the card (a box on the page); save_card forces it.
+    offer_save_card: Mapped[bool] = mapped_column(default=False, server_default=false())
     success_url: Mapped[str | None] = mapped_column(String(2048))
     cancel_url: Mapped[str | None] = mapped_column(String(2048))
     # Count of pay attempts, for card-testing limits.

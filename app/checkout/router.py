@@ -221,7 +221,8 @@ async def checkout_page(
         if live is not None:
             return _result_page(settings, lang, cs, live.id, service.page_status(live), live)
     uid = cs.customer_uid
-    if not registration and cs.save_card and uid and await session.get(Customer, uid) is None:
+    may_save = cs.save_card or cs.offer_save_card
+    if not registration and may_save and uid and await session.get(Customer, uid) is None:
         # The gateway may know this uid although we do not (ER652 on the combined path): ask
         # it (read-only, with our transaction closed) so the card gets registered on the
         # existing user instead.
@@ -229,6 +230,12 @@ async def checkout_page(
         await customers.import_customer(sessions, gateway, uid, actor=f"checkout:{session_id}")
         await session.refresh(cs)
     register_first = not registration and await service.registers_first(session, cs)
+    # With the shopper's "save this card" box ticked, 3-D Secure may need other values (a
+    # registration on a customer the gateway knows): the page script switches to them.
+    three_ds_save = None
+    if not registration and cs.offer_save_card:
+        first = await service.registers_first(session, cs, requested=True)
+        three_ds_save = _zero_three_ds(cs) if first else _three_ds(cs)
     saved_cards = [] if registration else await service.saved_cards(session, cs)
     registered_cards = await customers.cards_of(session, uid) if registration and uid else []
     other = "ja" if lang == "en" else "en"
@@ -245,6 +252,8 @@ async def checkout_page(
         gateway_js_base=f"{settings.gateway_public_base}/gateway/js",
         post_url=f"/checkout/{cs.id}",
         three_ds=_zero_three_ds(cs) if registration or register_first else _three_ds(cs),
+        three_ds_save=three_ds_save,
+        offer_save_card=cs.offer_save_card and not registration,
         saved_cards=saved_cards,
         registration=registration,
         registered_cards=registered_cards,
@@ -326,6 +335,7 @@ async def checkout_form_post(
         return await _register_from_page(settings, sessions, gateway, session_id, token, lang)
     # The page posts `card_num`; `num` (the gateway's name for it) is accepted too.
     card_num_raw = form.get("card_num") or form.get("num") or None
+    save_requested = form.get("save_card") == "1"
     try:
         req = PayRequest(token=token, card_num=int(card_num_raw) if card_num_raw else None)
     except ValueError:
@@ -344,6 +354,7 @@ async def checkout_form_post(
             token=req.token,
             card_num=req.card_num,
             result_mode=settings.gateway_result_mode,
+            save_card=save_requested,
         )
     except AppError as exc:
         if exc.status == 409 and "payment_id" in exc.extra:
@@ -501,6 +512,7 @@ async def pay_session(
         token=body.token,
         card_num=body.card_num,
         result_mode=settings.gateway_result_mode,
+        save_card=body.save_card,
     )
     out = PaymentOut.of(result.payment).model_dump(mode="json")
     status = service.page_status(result.payment)

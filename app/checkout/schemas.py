@@ -74,6 +74,11 @@ class CheckoutSessionCreate(BaseModel):
     email: Email | None = None
     phone: Phone | None = None
     save_card: bool = Field(False, description="register the card on customer_id while paying")
+    offer_save_card: bool = Field(
+        False,
+        description="let the shopper choose: the page shows a 'save this card' box "
+        "(unticked); needs customer_id",
+    )
     item_code: ItemCode | None = Field(None, description="product-registered payment (iid)")
     success_url: Url | None = None
     cancel_url: Url | None = None
@@ -85,6 +90,8 @@ class CheckoutSessionCreate(BaseModel):
             raise ValueError("email or phone is required (3-D Secure needs at least one)")
         if self.save_card and not self.customer_id:
             raise ValueError("save_card needs customer_id")
+        if self.offer_save_card and not self.customer_id:
+            raise ValueError("offer_save_card needs customer_id")
         return self
 
 
@@ -102,6 +109,7 @@ class CheckoutSessionOut(BaseModel):
     customer_id: str | None
     item_code: str | None
     save_card: bool
+    offer_save_card: bool = False
     payment_id: str | None = None
     payment_status: str | None = None
     kind: str = "payment"  # or "card_registration": the page only registers a card
@@ -125,6 +133,7 @@ class CheckoutSessionOut(BaseModel):
             customer_id=cs.customer_uid,
             item_code=cs.item_code,
             save_card=cs.save_card,
+            offer_save_card=cs.offer_save_card,
             payment_id=payment_id,
             payment_status=payment_status,
             kind=cs.kind,
@@ -139,6 +148,9 @@ class PayRequest(BaseModel):
 
     token: str | None = Field(None, min_length=8, max_length=512, pattern=r"^[A-Za-z0-9+/=_-]+$")
     card_num: int | None = Field(None, ge=0, le=999)
+    save_card: bool = Field(
+        False, description="the shopper ticked 'save this card' (sessions with offer_save_card)"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -43,6 +43,7 @@ async def create_session(
         email=data.email,
         phone=data.phone,
         save_card=data.save_card,
+        offer_save_card=data.offer_save_card and not data.save_card,
         success_url=data.success_url,
         cancel_url=data.cancel_url,
         attempts=0,
@@ -107,7 +108,10 @@ async def pay(
     card_num: int | None,
     result_mode: int,
     actor: str = "shopper",
+    save_card: bool = False,
 ) -> PayResult:
+    """`save_card`: the shopper asked to save the card (honoured where the session offers it;
+    a session with save_card saves it whatever the shopper says)."""
     # 1. Claim the session: one live payment per session is enforced by a unique index, so
     #    of any number of concurrent pays exactly one gets past this commit.
     async with sessions() as session:
@@ -161,7 +165,9 @@ async def pay(
                 "A payment for this checkout session is already being processed.",
                 code="payment_in_progress",
             ) from exc
-        register = cs.save_card and card_num is None and cs.customer_uid is not None
+        register = (
+            saves_card(cs, requested=save_card) and card_num is None and cs.customer_uid is not None
+        )
         # A customer the gateway already has cannot be registered again in the payment call
         # (ER652): register the card on it first (carduser_token, the page ran 3-D Secure with
         # am=tx=sf=0 for it), then charge the new card one-touch. One charge either way.
@@ -328,10 +334,16 @@ async def existing_customer(session: AsyncSession, cs: CheckoutSession) -> Custo
     return customer if customer is not None and customer.status == "active" else None
 
 
-async def registers_first(session: AsyncSession, cs: CheckoutSession) -> bool:
+def saves_card(cs: CheckoutSession, *, requested: bool) -> bool:
+    return cs.save_card or (cs.offer_save_card and requested)
+
+
+async def registers_first(
+    session: AsyncSession, cs: CheckoutSession, *, requested: bool = False
+) -> bool:
     """True when a new card on this page is registered before it is charged: 3-D Secure then
     runs with am=tx=sf=0 (card registration), not with the payment's amounts."""
-    return cs.save_card and await existing_customer(session, cs) is not None
+    return saves_card(cs, requested=requested) and await existing_customer(session, cs) is not None
 
 
 async def _record(

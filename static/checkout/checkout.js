@@ -36,6 +36,11 @@
   var lang = form.dataset.lang === 'en' ? 'en' : 'ja';
   var messages = parseJson(form.dataset.messages);
   var threeDs = cleanThreeDs(parseJson(form.dataset.threeDs));
+  // The "save this card" box: when ticked, 3-D Secure may have to run with other values (a
+  // card registration, am=tx=sf=0) and the box's value is posted with the token.
+  var saveBox = document.getElementById('save_card');
+  var threeDsSave = form.dataset.threeDsSave ? cleanThreeDs(parseJson(form.dataset.threeDsSave))
+    : null;
 
   var CARD_FIELDS = ['cn', 'ed_month', 'ed_year', 'fn', 'ln', 'cvv'];
   // Which field a gateway error code points at, and the error element under it.
@@ -330,7 +335,9 @@
         fail(msg('err_script'));
         return;
       }
-      var request = Object.assign({ aid: aid, tkn: token }, threeDs);
+      var saving = saveBox && saveBox.checked;
+      var values = saving && threeDsSave ? threeDsSave : threeDs;
+      var request = Object.assign({ aid: aid, tkn: token }, values);
       try {
         window.ThreeDSAdapter.authenticate(request, after3ds(myFlow));
       } catch (e) {
@@ -349,7 +356,7 @@
         return;
       }
       clearCardFields();
-      submitOnly(['tkn', 'lang']);
+      submitOnly(['tkn', 'lang', 'save_card']);
     };
   }
 

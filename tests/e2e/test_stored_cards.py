@@ -136,3 +136,30 @@ async def test_delete_a_card_with_its_button_on_the_card_page(server: Server, pa
     # A reload shows the same list; the delete is not posted again.
     await page.reload()
     await expect(listed).to_have_count(1)
+
+
+async def test_shopper_ticks_save_this_card_for_a_known_customer(
+    server: Server, page: Page
+) -> None:
+    uid = new_uid()
+    await customer_with_card(server, uid)
+    cs = await create_session(
+        server, customer_id=uid, order_id=f"sv-{uid}", email=EMAIL, offer_save_card=True
+    )
+    await page.goto(cs["url"])
+    await page.check('input[name=card_choice][value="new"]')
+    await expect(page.locator("#save_card")).to_be_visible()
+    await fill_card(page, cards.CARD_SLOW)
+    await page.check("#save_card")
+    await page.screenshot(path=str(ARTIFACTS / "checkout-save-card-box.png"), full_page=True)
+    posts = record_posts(page, f"/checkout/{cs['id']}")
+    await page.click("#purchase")
+    await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible(timeout=20000)
+    # The box switched 3-D Secure to registration values: the card was registered on the
+    # customer, then charged once, one-touch.
+    assert len(posts) == 1 and "save_card=1" in posts[0] and "tkn=" in posts[0]
+    listed = (await server.merchant.get(f"/v1/customers/{uid}/cards")).json()["data"]
+    assert [c["masked_number"][-4:] for c in listed] == ["1111", "0705"]
+    p = await payment_of(server, cs["id"])
+    assert p is not None and p["status"] == "authorized" and p["card_num"] == 2
+    assert len([r for r in await ledger(server) if r["cod"] == f"sv-{uid}"]) == 1

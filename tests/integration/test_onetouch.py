@@ -311,3 +311,46 @@ async def test_card_registration_page(
     gw = await sim_user(sim, "newbie1")
     assert gw is not None and len(gw["cards"]) == 1
     assert await charged(sim) == []
+
+
+async def test_shopper_chooses_whether_to_save_the_card(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    app = await make_app()
+    bad = await app.merchant.post(
+        "/v1/checkout/sessions", json={**SESSION, "customer_id": None, "offer_save_card": True}
+    )
+    assert bad.status_code == 422 and "offer_save_card" in bad.text
+
+    # A new customer, box left unticked: paid, nothing saved, no gateway user made.
+    cs = await new_session(app, offer_save_card=True)
+    assert cs["offer_save_card"] is True and cs["save_card"] is False
+    page = await app.client.get(f"/checkout/{cs['id']}")
+    assert 'id="save_card"' in page.text and "data-three-ds-save" in page.text
+    token = await make_token(sim, three_ds=PAY_3DS)
+    r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+    assert r.status_code == 200, r.text
+    assert await sim_user(sim, "cust001") is None
+    assert (await app.merchant.get("/v1/customers/cust001")).status_code == 404
+
+    # Ticked: the same payment call registers user and card (3-D Secure with the amounts).
+    cs = await new_session(app, offer_save_card=True, order_id="o-save-2")
+    token = await make_token(sim, three_ds=PAY_3DS)
+    r = await app.client.post(
+        f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token, "save_card": True}
+    )
+    assert r.status_code == 200, r.text
+    listed = (await app.merchant.get("/v1/customers/cust001/cards")).json()["data"]
+    assert [c["num"] for c in listed] == [1]
+
+    # Now the gateway knows the customer: ticking the box means "register, then charge", so
+    # the page offers registration values for 3-D Secure, and the form post carries the box.
+    cs = await new_session(app, offer_save_card=True, order_id="o-save-3")
+    page = await app.client.get(f"/checkout/{cs['id']}")
+    assert 'data-three-ds-save=\'{"am": "0"' in page.text.replace("&#34;", '"')
+    token = await make_token(sim, card=cards.CARD_SLOW, three_ds=ZERO_3DS)
+    r = await app.client.post(f"/checkout/{cs['id']}", data={"tkn": token, "save_card": "1"})
+    assert r.status_code == 200, r.text
+    listed = (await app.merchant.get("/v1/customers/cust001/cards")).json()["data"]
+    assert [c["num"] for c in listed] == [1, 2] and listed[1]["masked_number"].endswith("0705")
+    assert len(await charged(sim)) == 3
