@@ -60,7 +60,7 @@ async def _resources(settings: Settings, *, gateway: bool) -> AsyncIterator[_Res
                 proxy=settings.gateway_proxy or None,
             )
             client = make_gateway(
-                settings, http, sessions, settings.gateway_base_url, settings.search_api_base_url
+                settings, http, sessions, settings.gateway_base_url, settings.search_api_url
             )
         yield _Resources(sessions, client)
     finally:

@@ -133,6 +133,13 @@ class Settings(BaseSettings):
         return self.gateway_mode == "sandbox" and not self.gateway_base_url
 
     @property
+    def search_api_url(self) -> str:
+        """The charges search API; a standalone simulator serves it under its own `/api`."""
+        if self.search_api_base_url or self.gateway_mode == "live":
+            return self.search_api_base_url
+        return f"{self.gateway_base_url.rstrip('/')}/api" if self.gateway_base_url else ""
+
+    @property
     def gateway_public_base(self) -> str:
         """Base the shopper's browser loads CPToken.js/EMV3DSAdapter.js from."""
         if self.gateway_js_base_url:

@@ -137,7 +137,7 @@ def create_app(
             # The simulator's kickbacks reach this very app without a network hop.
             sandbox_app.state.sim.config.kickback_transport = httpx.ASGITransport(app=app)
         else:
-            base_url, search_url = settings.gateway_base_url, settings.search_api_base_url
+            base_url, search_url = settings.gateway_base_url, settings.search_api_url
         if tracer_provider is not None:
             tracing.instrument_resources(tracer_provider, engine, http)
         app.state.engine = engine

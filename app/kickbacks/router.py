@@ -25,12 +25,25 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body[: service.MAX_RAW])
 
 
-@router.api_route(
+_SUMMARY = "Gateway result notification (kickback)"
+_DESCRIPTION = "Stored raw first, then applied. Always answers 200 `OK` (text/plain)."
+
+
+# Two routes on one handler (not api_route with both methods) so that each operation has its
+# own id in the OpenAPI document.
+@router.get(
     "/kickback",
-    methods=["GET", "POST"],
+    operation_id="kickback_get",
     response_class=PlainTextResponse,
-    summary="Gateway result notification (kickback)",
-    description="Stored raw first, then applied. Always answers 200 `OK` (text/plain).",
+    summary=_SUMMARY,
+    description=_DESCRIPTION,
+)
+@router.post(
+    "/kickback",
+    operation_id="kickback_post",
+    response_class=PlainTextResponse,
+    summary=_SUMMARY,
+    description=_DESCRIPTION,
 )
 async def kickback(request: Request) -> PlainTextResponse:
     try:

@@ -69,3 +69,15 @@ def test_uvicorn_exits_with_a_clear_message_in_live_mode_without_config(tmp_path
     assert "GATEWAY_MODE=live refuses to start" in proc.stderr
     assert "GATEWAY_AID" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_search_api_defaults_to_a_standalone_simulator_api() -> None:
+    standalone = Settings(_env_file=None, gateway_base_url="http://127.0.0.1:8101/")
+    assert standalone.search_api_url == "http://127.0.0.1:8101/api"
+    explicit = Settings(
+        _env_file=None,
+        gateway_base_url="http://127.0.0.1:8101",
+        search_api_base_url="http://127.0.0.1:9000/api",
+    )
+    assert explicit.search_api_url == "http://127.0.0.1:9000/api"
+    assert Settings(_env_file=None).search_api_url == ""  # in-process: the app wires it
