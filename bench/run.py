@@ -36,6 +36,17 @@ def _fmt(x: float) -> str:
     return f"{x:,.1f}" if x >= 10 else f"{x:.2f}"
 
 
+def _rounded(value: object) -> object:
+    """Four significant digits are all a benchmark can claim."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def table(rows: list[Figure]) -> str:
     head = ("figure", "value", "baseline", "unit", "ratio", "target", "ok", "p50/p99 ms")
     lines = [head]
@@ -98,7 +109,7 @@ async def main(argv: list[str]) -> int:
         "figures": [asdict(f) for f in results],
     }
     if output is not None:
-        output.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        output.write_text(json.dumps(_rounded(report), indent=2, default=str) + "\n")
         print(f"bench: wrote {output}; process logs in {logs}", file=sys.stderr)
     if args.smoke:
         # Tiny sizes say nothing about targets; a smoke run fails only when requests failed.
