@@ -23,13 +23,13 @@ from bench.harness import (
     Load,
     app_env,
     drive,
-    dsn,
     new_database,
     process,
     rss_mb,
     uvicorn_argv,
     wrk,
 )
+from tests.support.db import dsn
 from tests.support.pg import PgServer
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy.engine import make_url
 
 from tests.support.db import alembic, create_database
+from tests.support.http import wait_http
 from tests.support.pg import PgServer, destroy, free_port, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,18 +152,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
 @dataclass
 class Proc:
     popen: subprocess.Popen[bytes]
@@ -188,7 +176,7 @@ def process(
         url = f"http://127.0.0.1:{port}"
         spy = None
         try:
-            wait_http(url + ready_path)
+            wait_http(url + ready_path, timeout=30.0)
             spy = _profile(popen.pid, log_name, logs)
             yield Proc(popen, url)
         finally:
@@ -254,11 +242,6 @@ async def new_database(server: PgServer, name: str) -> str:
     url = await create_database(server.url, name)
     alembic(url, "upgrade", "head")
     return url
-
-
-def dsn(url: str) -> str:
-    """asyncpg's DSN for a SQLAlchemy URL."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def app_env(db_url: str, simulator_url: str) -> dict[str, str]:

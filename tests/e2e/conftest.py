@@ -15,8 +15,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.integration.conftest import wait_http
 from tests.support.db import alembic, create_database
+from tests.support.http import wait_http
 from tests.support.pg import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

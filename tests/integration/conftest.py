@@ -7,7 +7,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app
 from tests.support.db import alembic, create_database
+from tests.support.http import wait_http
 from tests.support.pg import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,18 +34,6 @@ TABLES = (
     "customer_events, "
     "customers, checkout_sessions"
 )
-
-
-def wait_http(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 @pytest.fixture(scope="session")

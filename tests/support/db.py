@@ -14,14 +14,15 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _dsn(url: str) -> str:
+def dsn(url: str) -> str:
+    """asyncpg's DSN for a SQLAlchemy URL."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def create_database(server_url: str, prefix: str = "rp_test") -> str:
     """A new empty database on the server of `server_url`; returns its SQLAlchemy URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(_dsn(server_url))
+    conn = await asyncpg.connect(dsn(server_url))
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
