@@ -239,16 +239,9 @@ async def _record_or_unknown(
     try:
         return await _record(sessions, cs_id, payment_id, result, charge_uid, card_num)
     except Exception:
-        # The gateway answered but we could not store it: never leave 'pending' (which looks
-        # retryable); mark it unknown so reconciliation settles it from the gateway's records.
         log.exception("checkout %s payment %s: result not recorded", cs_id, payment_id)
         async with sessions() as session:
-            locked = await payments.lock_payment(session, payment_id)
-            assert locked is not None
-            payments.move(
-                session, locked, Status.UNKNOWN, actor="system", reason="result not recorded"
-            )
-            locked.needs_attention = True
+            locked = await payments.mark_unrecorded(session, payment_id)
             cs_row = await session.get(CheckoutSession, cs_id)
             assert cs_row is not None
             await session.commit()

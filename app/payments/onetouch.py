@@ -138,15 +138,9 @@ async def charge(
                 )
             await session.commit()
     except Exception:
-        # Never leave 'pending' (it looks retryable): unknown, for reconciliation to settle.
         log.exception("one-touch payment %s: result not recorded", payment.id)
         async with sessions() as session:
-            locked = await payments.lock_payment(session, payment.id)
-            assert locked is not None
-            payments.move(
-                session, locked, Status.UNKNOWN, actor="system", reason="result not recorded"
-            )
-            locked.needs_attention = True
+            locked = await payments.mark_unrecorded(session, payment.id)
             await session.commit()
             return locked, None
     log.info("one-touch payment %s on %s/%d: %s", locked.id, uid, data.card_num, locked.status)

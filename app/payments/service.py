@@ -148,6 +148,17 @@ def apply_charge_result(
     )
 
 
+async def mark_unrecorded(session: AsyncSession, payment_id: str) -> Payment:
+    """The gateway answered but its answer could not be stored: never leave 'pending' (it
+    looks retryable); 'unknown' and flagged, for reconciliation to settle from the gateway's
+    records. The caller commits."""
+    locked = await lock_payment(session, payment_id)
+    assert locked is not None
+    move(session, locked, Status.UNKNOWN, actor="system", reason="result not recorded")
+    locked.needs_attention = True
+    return locked
+
+
 async def lock_payment(session: AsyncSession, payment_id: str) -> Payment | None:
     stmt = select(Payment).where(Payment.id == payment_id).with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
