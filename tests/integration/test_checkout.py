@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.payments.models import Payment
 from app.sandbox import cards
 from app.sandbox.testing import make_token
-from tests.integration.conftest import AppFactory, RunningApp
+from tests.support.fixtures import AppFactory, RunningApp
 
 pytestmark = pytest.mark.integration
 

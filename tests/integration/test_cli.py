@@ -18,9 +18,9 @@ from app.db import make_engine, utcnow
 from app.kickbacks import service as kickbacks
 from app.kickbacks.models import Kickback
 from app.sandbox.testing import make_token
-from tests.integration.conftest import ROOT, AppFactory
 from tests.integration.test_checkout import SESSION, new_session, three_ds_of
 from tests.support.db import create_database
+from tests.support.fixtures import ROOT, AppFactory
 
 pytestmark = pytest.mark.integration
 

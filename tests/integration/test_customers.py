@@ -16,7 +16,7 @@ from app.customers.models import Card, CustomerEvent
 from app.db import utcnow
 from app.sandbox import cards
 from app.sandbox.testing import make_token
-from tests.integration.conftest import AppFactory, RunningApp
+from tests.support.fixtures import AppFactory, RunningApp
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from app.gateway.base import TokenCharge
 from app.kickbacks.models import Kickback
 from app.payments.models import Payment
 from app.sandbox.testing import make_token
-from tests.integration.conftest import AppFactory
 from tests.integration.test_checkout import SESSION, new_session, three_ds_of
+from tests.support.fixtures import AppFactory
 
 pytestmark = pytest.mark.integration
 

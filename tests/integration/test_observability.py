@@ -18,8 +18,8 @@ from app.gateway.audit import GatewayCallLog
 from app.payments.models import PaymentEvent
 from app.sandbox.testing import make_token
 from app.tracing import make_provider
-from tests.integration.conftest import AppFactory
 from tests.integration.test_checkout import SESSION, new_session, three_ds_of
+from tests.support.fixtures import AppFactory
 
 pytestmark = pytest.mark.integration
 

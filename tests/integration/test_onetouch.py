@@ -16,7 +16,6 @@ from app.customers.models import Card, Customer
 from app.payments.models import Payment
 from app.sandbox import cards
 from app.sandbox.testing import make_token
-from tests.integration.conftest import AppFactory, RunningApp
 from tests.integration.test_customers import (
     EMAIL,
     ZERO_3DS,
@@ -25,6 +24,7 @@ from tests.integration.test_customers import (
     new_customer,
     sim_user,
 )
+from tests.support.fixtures import AppFactory, RunningApp
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from app.gateway.audit import GatewayCallLog
 from app.payments.models import Payment
 from app.sandbox import cards
 from app.sandbox.testing import make_token
-from tests.integration.conftest import AppFactory, RunningApp
 from tests.integration.test_checkout import SESSION, ledger, new_session, three_ds_of
+from tests.support.fixtures import AppFactory, RunningApp
 
 pytestmark = pytest.mark.integration
 

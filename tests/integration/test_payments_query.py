@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import new_id, utcnow
 from app.payments.models import Payment
-from tests.integration.conftest import AppFactory, RunningApp
+from tests.support.fixtures import AppFactory, RunningApp
 
 pytestmark = pytest.mark.integration
 

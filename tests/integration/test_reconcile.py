@@ -22,9 +22,9 @@ from app.payments.models import Payment, PaymentEvent
 from app.reconcile.service import SCHEDULE, reconcile_due
 from app.sandbox import cards
 from app.sandbox.testing import make_token
-from tests.integration.conftest import AppFactory, RunningApp
 from tests.integration.test_checkout import SESSION, ledger, new_session, three_ds_of
 from tests.integration.test_operations import REAUTH, detail, paid
+from tests.support.fixtures import AppFactory, RunningApp
 
 pytestmark = pytest.mark.integration
 

@@ -23,9 +23,9 @@ from app.gateway.audit import GatewayCallLog
 from app.payments.models import Payment, PaymentEvent
 from app.sandbox import cards
 from app.sandbox.testing import make_token
-from tests.integration.conftest import MERCHANT_KEY, OPS_KEY, ROOT
 from tests.integration.test_checkout import SESSION, three_ds_of
 from tests.integration.test_reconcile import add_payment
+from tests.support.fixtures import MERCHANT_KEY, OPS_KEY, ROOT
 from tests.support.http import wait_http
 from tests.support.pg import free_port
 
