@@ -23,6 +23,9 @@ SANDBOX_AID = "100001"
 SANDBOX_API_KEYS = "sk_test_merchant_0001:merchant,sk_test_ops_0001:ops"
 SANDBOX_SEARCH_API_KEY = "sandbox-search-key"
 SANDBOX_MOUNT = "/sandbox"
+# The simulator's billing-robo login (the standalone simulator defaults to the same).
+SANDBOX_BILLING_ROBO_USER_ID = "sandbox@billing-robo.example"
+SANDBOX_BILLING_ROBO_ACCESS_KEY = "sandbox-billing-robo-key"
 
 Role = Literal["merchant", "ops"]
 
@@ -83,6 +86,11 @@ class Settings(BaseSettings):
     # Charges search API (seed 003). Empty in sandbox = the in-process simulator's.
     search_api_base_url: str = ""
     search_api_key: SecretStr = SecretStr(SANDBOX_SEARCH_API_KEY)
+    # Billing robo (請求管理ロボ) API root, e.g. https://billing-robo.jp. Empty in sandbox = the
+    # simulator (in-process, or GATEWAY_BASE_URL's standalone one); empty live = not used.
+    billing_robo_base_url: str = ""
+    billing_robo_user_id: str = SANDBOX_BILLING_ROBO_USER_ID
+    billing_robo_access_key: SecretStr = SecretStr(SANDBOX_BILLING_ROBO_ACCESS_KEY)
 
     # --- our HTTP surface -------------------------------------------------------------------
     api_keys: SecretStr = SecretStr(SANDBOX_API_KEYS)
@@ -123,6 +131,14 @@ class Settings(BaseSettings):
             missing.append("SEARCH_API_BASE_URL (the charges search API, https://...)")
         if self.search_api_key.get_secret_value() in ("", SANDBOX_SEARCH_API_KEY):
             missing.append("SEARCH_API_KEY (issued in the control panel)")
+        if self.billing_robo_base_url:
+            if not self.billing_robo_base_url.startswith("https://"):
+                missing.append("BILLING_ROBO_BASE_URL (https://billing-robo.jp)")
+            if self.billing_robo_user_id in ("", SANDBOX_BILLING_ROBO_USER_ID):
+                missing.append("BILLING_ROBO_USER_ID (your billing robo login id)")
+            key = self.billing_robo_access_key.get_secret_value()
+            if key in ("", SANDBOX_BILLING_ROBO_ACCESS_KEY):
+                missing.append("BILLING_ROBO_ACCESS_KEY (issued in billing robo)")
         if missing:
             raise ValueError("GATEWAY_MODE=live refuses to start; set " + "; ".join(missing))
         return self
@@ -138,6 +154,14 @@ class Settings(BaseSettings):
         if self.search_api_base_url or self.gateway_mode == "live":
             return self.search_api_base_url
         return f"{self.gateway_base_url.rstrip('/')}/api" if self.gateway_base_url else ""
+
+    @property
+    def billing_robo_url(self) -> str:
+        """Billing robo's root; in sandbox a standalone simulator serves it at its own root.
+        Empty: the in-process simulator (sandbox) or not configured (live)."""
+        if self.billing_robo_base_url or self.gateway_mode == "live":
+            return self.billing_robo_base_url
+        return self.gateway_base_url
 
     @property
     def gateway_public_base(self) -> str:

@@ -252,3 +252,35 @@ class PaymentGateway(Protocol):
         gid: int | None = None,
         jobs: Sequence[str] | None = None,
     ) -> list[ChargeRecord]: ...
+
+
+# --- billing robo (請求管理ロボ, seed 001) -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BillingCardRegistration:
+    """Register the card of a browser-made token on a billing-robo payer's payment method,
+    named by exactly one of `payment_method_number` / `payment_method_code`."""
+
+    billing_code: str
+    token: str
+    payment_method_number: int | None = None
+    payment_method_code: str | None = None
+    email: str | None = None  # must equal the payer's registered e-mail when sent
+    tel: str | None = None  # digits only; must equal the payer's registered phone when sent
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BillingCardResult:
+    outcome: Outcome
+    error: GatewayErrorInfo | None = None
+    call: GatewayCall  # the last exchange (earlier ones, e.g. answered 429, are audited too)
+    attempts: int = 1
+
+
+class BillingRobo(Protocol):
+    """Never raises for transport or answer problems: the result carries an Outcome."""
+
+    async def register_credit_card(
+        self, request: BillingCardRegistration, *, ref: str | None = None
+    ) -> BillingCardResult: ...

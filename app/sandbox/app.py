@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.sandbox import (
+    routes_billing,
     routes_browser,
     routes_carduser,
     routes_control,
@@ -47,4 +48,6 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         routes_control,
     ):
         app.include_router(module.router)
+    app.include_router(routes_billing.router)
+    app.include_router(routes_billing.control)
     return app

@@ -33,6 +33,13 @@ class SandboxConfig:
     # First payment number. Long-running hosts start from the clock (see time_based_gid_start)
     # so a restarted simulator never hands out a gid an old database already holds.
     gid_start: int = 10000001
+    # Billing robo (請求管理ロボ) API: login, source IPs (empty = any, else code 13) and the
+    # documented limit of 300 requests per 5 minutes per source IP (429).
+    billing_robo_user_id: str = "sandbox@billing-robo.example"
+    billing_robo_access_key: str = "sandbox-billing-robo-key"
+    billing_robo_allowed_ips: list[str] = field(default_factory=list)
+    billing_robo_rate_limit: int = 300
+    billing_robo_rate_window_seconds: float = 300.0
 
 
 # Fields the control API may change; transports are Python objects, not JSON.
@@ -70,4 +77,8 @@ def config_from_env(env: Mapping[str, str]) -> SandboxConfig:
         config.search_api_key = env["SANDBOX_SEARCH_API_KEY"].strip()
     if env.get("SANDBOX_REQUIRE_3DS"):
         config.require_3ds = _truthy(env["SANDBOX_REQUIRE_3DS"])
+    if env.get("SANDBOX_BILLING_ROBO_USER_ID"):
+        config.billing_robo_user_id = env["SANDBOX_BILLING_ROBO_USER_ID"].strip()
+    if env.get("SANDBOX_BILLING_ROBO_ACCESS_KEY"):
+        config.billing_robo_access_key = env["SANDBOX_BILLING_ROBO_ACCESS_KEY"].strip()
     return config

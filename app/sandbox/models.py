@@ -197,3 +197,50 @@ class Transaction:
             "cd": jst_text(self.created_at),
             "vd": jst_text(self.canceled_at),
         }
+
+
+@dataclass
+class PaymentMethod:
+    """A billing-robo payer's payment method (請求先決済情報): number, optional code, and
+    the card registered on it by credit_card_token, if any."""
+
+    number: int
+    code: str = ""
+    card: CardData | None = None
+    registered_at: datetime | None = None
+    registrations: int = 0
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "code": self.code,
+            "card": (
+                {"cn": self.card.masked, "ed": self.card.ed, "fn": self.card.fn, "ln": self.card.ln}
+                if self.card
+                else None
+            ),
+            "registered_at": self.registered_at.isoformat() if self.registered_at else None,
+            "registrations": self.registrations,
+        }
+
+
+@dataclass
+class Payer:
+    """A billing-robo payer (請求先) with the e-mail and phone registered on its department:
+    3-D Secure and the optional email/tel of the request must equal these."""
+
+    billing_code: str
+    email: str = ""
+    tel: str = ""
+    methods: dict[int, PaymentMethod] = field(default_factory=dict)
+
+    def method_by_code(self, code: str) -> PaymentMethod | None:
+        return next((m for m in self.methods.values() if m.code and m.code == code), None)
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "billing_code": self.billing_code,
+            "email": self.email,
+            "tel": self.tel,
+            "payment_methods": [m.view() for m in self.methods.values()],
+        }

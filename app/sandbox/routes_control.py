@@ -35,6 +35,11 @@ class ConfigPatch(BaseModel):
     hang_seconds: float | None = Field(default=None, ge=0)
     search_max_results: int | None = Field(default=None, ge=0)
     token_ttl_seconds: int | None = Field(default=None, ge=0)
+    billing_robo_user_id: str | None = None
+    billing_robo_access_key: str | None = None
+    billing_robo_allowed_ips: list[str] | None = None
+    billing_robo_rate_limit: int | None = Field(default=None, ge=0)
+    billing_robo_rate_window_seconds: float | None = Field(default=None, gt=0)
 
 
 class ClockAdvance(BaseModel):
@@ -73,6 +78,8 @@ async def index(request: Request) -> dict[str, Any]:
         "re_auth": "gateway/re_auth.aspx",
         "search_order": "api/v1.0/charges/search/order",
         "search": "api/v1.0/charges/search",
+        "billing_credit_card_token": "api/v1.0/billing_payment_method/credit_card_token",
+        "billing_payers": "_sandbox/billing/payers",
         "ledger": "_sandbox/ledger",
     }
     return {"endpoints": {k: f"{root}/{v}" for k, v in paths.items()}, "cards": cards.describe()}

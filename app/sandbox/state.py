@@ -17,7 +17,7 @@ from typing import Any
 from app.sandbox.clock import SimClock
 from app.sandbox.config import SandboxConfig, config_as_json
 from app.sandbox.faults import FaultInjector
-from app.sandbox.models import Product, Token, Transaction, User
+from app.sandbox.models import Payer, Product, Token, Transaction, User
 
 log = logging.getLogger("app.sandbox")
 
@@ -66,6 +66,9 @@ class SimState:
         self.users: dict[str, User] = {}
         self.searches: dict[str, SearchSession] = {}
         self.kickbacks: list[dict[str, Any]] = []
+        # Billing robo: payers by billing_code, and request times per source IP (rate limit).
+        self.payers: dict[str, Payer] = {}
+        self.billing_hits: dict[str, list[datetime]] = {}
         self._next_gid = self.config.gid_start
         self._next_god = GOD_START
         self.clock.reset()
