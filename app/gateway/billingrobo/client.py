@@ -270,4 +270,3 @@ class BillingRoboClient:
         except Exception:
             # The audit trail must never change what happened.
             log.exception("gateway call recorder failed for %s (ref=%s)", call.operation, call.ref)
-
