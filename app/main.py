@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import health, tracing
+from app.billing import router as billing_router
 from app.checkout import router as checkout_router
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
 from app.customers import router as customers_router
@@ -24,6 +25,7 @@ from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
 from app.gateway.audit import DbCallRecorder
 from app.gateway.base import GatewayCall
+from app.gateway.billingrobo import BillingRoboClient
 from app.gateway.robotpayment import RobotPaymentClient, make_http_client
 from app.kickbacks import router as kickback_router
 from app.kickbacks import service as kickbacks
@@ -98,6 +100,25 @@ def make_gateway(
     )
 
 
+def make_billing_robo(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    base_url: str,
+) -> BillingRoboClient | None:
+    """The billing-robo client, or None when it is not configured (live without a URL)."""
+    if not base_url:
+        return None
+    return BillingRoboClient(
+        http=http,
+        base_url=base_url,
+        user_id=settings.billing_robo_user_id,
+        access_key=settings.billing_robo_access_key.get_secret_value(),
+        recorder=_Recorder(DbCallRecorder(sessions)),
+        deadline_seconds=settings.gateway_connect_timeout + settings.gateway_read_timeout + 5,
+    )
+
+
 def create_app(
     settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
 ) -> FastAPI:
@@ -118,6 +139,8 @@ def create_app(
                 allowed_ips=settings.sandbox_allowed_ip_list,
                 kickback_url=f"{_INTERNAL_APP}/kickback",
                 gid_start=time_based_gid_start(),
+                billing_robo_user_id=settings.billing_robo_user_id,
+                billing_robo_access_key=settings.billing_robo_access_key.get_secret_value(),
             )
         )
 
@@ -138,12 +161,16 @@ def create_app(
             sandbox_app.state.sim.config.kickback_transport = httpx.ASGITransport(app=app)
         else:
             base_url, search_url = settings.gateway_base_url, settings.search_api_url
+        billing_url = settings.billing_robo_url or (
+            f"{_INTERNAL_SANDBOX}/" if sandbox_app is not None else ""
+        )
         if tracer_provider is not None:
             tracing.instrument_resources(tracer_provider, engine, http)
         app.state.engine = engine
         app.state.sessions = sessions
         app.state.http = http
         app.state.gateway = make_gateway(settings, http, sessions, base_url, search_url)
+        app.state.billing_robo = make_billing_robo(settings, http, sessions, billing_url)
         if settings.gateway_mode == "sandbox":
             log.warning(
                 "SANDBOX mode: payments go to the built-in simulator, nothing is charged. "
@@ -206,6 +233,7 @@ def create_app(
     app.include_router(reconcile_router.router)
     app.include_router(onetouch_router.router)
     app.include_router(customers_router.router)
+    app.include_router(billing_router.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     if sandbox_app is not None:
         app.mount(SANDBOX_MOUNT, sandbox_app, name="sandbox")

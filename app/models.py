@@ -1,5 +1,6 @@
 """Imports every table so Base.metadata is complete (alembic, tests)."""
 
+from app.billing.models import BillingCardRegistration, BillingCardSession
 from app.checkout.models import CheckoutSession
 from app.customers.models import Card, Customer, CustomerEvent
 from app.db import Base
@@ -10,6 +11,8 @@ from app.payments.models import Payment, PaymentEvent
 
 __all__ = [
     "Base",
+    "BillingCardRegistration",
+    "BillingCardSession",
     "Card",
     "CheckoutSession",
     "Customer",

@@ -19,12 +19,13 @@ class CheckoutSession(Base):
         CheckConstraint("status IN ('open', 'processing', 'completed', 'expired')", name="status"),
         CheckConstraint("amount >= 0 AND tax >= 0 AND shipping >= 0", name="amounts"),
         CheckConstraint("job IN ('AUTH', 'CAPTURE')", name="job"),
-        CheckConstraint("kind IN ('payment', 'card_registration')", name="kind"),
+        CheckConstraint("kind IN ('payment', 'card_registration', 'billing_card')", name="kind"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
-    # 'card_registration': the page only tokenizes and registers a card (no payment).
+    # 'card_registration': the page only tokenizes and registers a card (no payment);
+    # 'billing_card': the same for a billing-robo payer (app/billing).
     kind: Mapped[str] = mapped_column(String(24), default="payment", server_default="payment")
     job: Mapped[str] = mapped_column(String(8))
     amount: Mapped[int] = mapped_column(Integer)

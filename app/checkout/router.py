@@ -205,6 +205,10 @@ async def checkout_page(
 ) -> HTMLResponse:
     lang = _lang(request)
     known = await session.get(CheckoutSession, session_id)
+    if known is not None and known.kind == "billing_card":
+        from app.billing import page as billing_page  # imports this module
+
+        return await billing_page.show(request, settings, session, session_id, lang)
     if known is not None and known.kind == "card_registration" and known.status == "completed":
         return _registration_result(settings, lang, known, None)
     try:
@@ -333,6 +337,10 @@ async def checkout_form_post(
         )
     if kind == "card_registration":
         return await _register_from_page(settings, sessions, gateway, session_id, token, lang)
+    if kind == "billing_card":
+        from app.billing import page as billing_page  # imports this module
+
+        return await billing_page.submit(request, settings, sessions, session_id, token, lang)
     # The page posts `card_num`; `num` (the gateway's name for it) is accepted too.
     card_num_raw = form.get("card_num") or form.get("num") or None
     save_requested = form.get("save_card") == "1"

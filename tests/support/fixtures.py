@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MERCHANT_KEY = "sk_it_merchant_key_1"
 OPS_KEY = "sk_it_ops_key_000001"
 TABLES = (
+    "billing_card_registrations, billing_card_sessions, "
     "payment_events, gateway_calls, kickbacks, idempotency_keys, cards, payments, "
     "customer_events, "
     "customers, checkout_sessions"

@@ -1,0 +1,148 @@
+"""Merchant API for billing robo (請求管理ロボ): register a tokenized card on a payer's payment
+method, and card pages (`billing_card` checkout sessions) that do it for the payer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Path, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRouter
+
+from app.auth import MerchantDep
+from app.billing import service
+from app.billing.models import BillingCardRegistration
+from app.billing.schemas import (
+    BillingCardCreate,
+    BillingCardRegistrationOut,
+    BillingCardSessionCreate,
+    BillingCardSessionOut,
+)
+from app.deps import SessionDep, SessionFactoryDep, SettingsDep
+from app.errors import NotFound, Problem, ServiceUnavailable
+from app.gateway.base import BillingRobo
+from app.idempotency import run_idempotent
+
+router = APIRouter(prefix="/v1/billing", tags=["billing robo"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (401, 402, 403, 404, 409, 422, 429, 502, 503)
+}
+IdPath = Annotated[str, Path(min_length=1, max_length=40)]
+
+
+async def get_billing_robo(request: Request) -> BillingRobo:
+    robo: BillingRobo | None = getattr(request.app.state, "billing_robo", None)
+    if robo is None:
+        raise ServiceUnavailable(
+            "Billing robo is not configured (BILLING_ROBO_BASE_URL).",
+            code="billing_robo_not_configured",
+        )
+    return robo
+
+
+BillingRoboDep = Annotated[BillingRobo, Depends(get_billing_robo)]
+
+
+def _page_url(request: Request, cs_id: str) -> str:
+    settings = request.app.state.settings
+    return f"{settings.public_base_url.rstrip('/')}/checkout/{cs_id}"
+
+
+@router.post(
+    "/payment-methods/credit-card",
+    status_code=201,
+    response_model=BillingCardRegistrationOut,
+    responses={**_ERRORS, 202: {"model": BillingCardRegistrationOut}},
+    summary="Register a tokenized card on a payer (credit_card_token)",
+)
+async def register_card(
+    request: Request,
+    body: BillingCardCreate,
+    principal: MerchantDep,
+    sessions: SessionFactoryDep,
+    robo: BillingRoboDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    """`201` registered; `202` with status `unknown` when billing robo's answer was lost (it
+    may have registered the card: look at the payer before trying again); a problem naming
+    the field otherwise (3401-3407, a used or expired token, 3-D Secure). `Idempotency-Key`
+    (optional): a retry with the same key replays the first answer instead of sending the
+    single-use token again."""
+
+    async def handler() -> Response:
+        registered = await service.register_from_api(sessions, robo, body, actor=principal.id)
+        out = BillingCardRegistrationOut.of(registered.row).model_dump(mode="json")
+        return JSONResponse(out, status_code=201 if registered.row.status == "succeeded" else 202)
+
+    return await run_idempotent(
+        request,
+        sessions,
+        principal=principal.id,
+        key=idempotency_key,
+        payload=body.model_dump_json().encode(),
+        handler=handler,
+    )
+
+
+@router.get(
+    "/registrations/{registration_id}",
+    response_model=BillingCardRegistrationOut,
+    responses=_ERRORS,
+    summary="A card registration and its outcome",
+)
+async def get_registration(
+    registration_id: IdPath, _: MerchantDep, session: SessionDep
+) -> BillingCardRegistrationOut:
+    row = await session.get(BillingCardRegistration, registration_id)
+    if row is None:
+        raise NotFound("No such billing card registration.")
+    return BillingCardRegistrationOut.of(row)
+
+
+@router.post(
+    "/card-sessions",
+    status_code=201,
+    response_model=BillingCardSessionOut,
+    responses=_ERRORS,
+    summary="A card page for a payer (Idempotency-Key honoured)",
+)
+async def create_card_session(
+    request: Request,
+    body: BillingCardSessionCreate,
+    principal: MerchantDep,
+    sessions: SessionFactoryDep,
+    settings: SettingsDep,
+    robo: BillingRoboDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    """The payer opens `url`, enters a card, passes 3-D Secure (am=tx=sf=0 with the e-mail
+    and phone given here, which must be the ones registered on the payer in billing robo),
+    and the server registers the card with credit_card_token. Nothing is charged."""
+
+    async def handler() -> Response:
+        cs, target = await service.create_session(sessions, body, created_by=principal.id)
+        out = BillingCardSessionOut.of(cs, target, _page_url(request, cs.id), None)
+        return JSONResponse(out.model_dump(mode="json"), status_code=201)
+
+    return await run_idempotent(
+        request,
+        sessions,
+        principal=principal.id,
+        key=idempotency_key,
+        payload=body.model_dump_json().encode(),
+        handler=handler,
+    )
+
+
+@router.get(
+    "/card-sessions/{session_id}",
+    response_model=BillingCardSessionOut,
+    responses=_ERRORS,
+    summary="A card page and its last registration",
+)
+async def get_card_session(
+    request: Request, session_id: IdPath, _: MerchantDep, session: SessionDep
+) -> BillingCardSessionOut:
+    cs, target, last = await service.session_view(session, session_id)
+    return BillingCardSessionOut.of(cs, target, _page_url(request, cs.id), last)

@@ -1,0 +1,284 @@
+"""Card registration on billing-robo payers: the merchant API call and the card page.
+
+Each registration is a row written as 'processing' and committed before billing robo is
+called (no transaction is open during the call), then updated under its row lock with what
+came back. 'unknown' (a timeout or unreadable answer) is never shown as a success or a
+failure: billing robo may have registered the card, and the payer's payment method there
+says which.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.billing.models import BillingCardRegistration, BillingCardSession
+from app.billing.schemas import (
+    BillingCardCreate,
+    BillingCardRegistrationOut,
+    BillingCardSessionCreate,
+)
+from app.checkout.models import CheckoutSession
+from app.checkout.service import MAX_ATTEMPTS_PER_SESSION, ensure_payable
+from app.db import new_id, utcnow
+from app.errors import (
+    AppError,
+    Conflict,
+    FieldError,
+    GatewayFailure,
+    NotFound,
+    PaymentDeclined,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unprocessable,
+)
+from app.gateway import base
+from app.gateway.base import BillingCardResult, BillingRobo, Outcome
+
+log = logging.getLogger(__name__)
+
+KIND = "billing_card"
+
+# Which request field an error code is about (problem+json `errors`).
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "3401": ("billing_code",),
+    "3402": ("billing_payment_method_number",),
+    "3403": ("billing_payment_method_code",),
+    "3404": ("billing_payment_method_number", "billing_payment_method_code"),
+    "3405": ("token",),
+    "3406": ("email",),
+    "3407": ("tel",),
+    # The token, or the 3-D Secure run on it.
+    **dict.fromkeys(("ER583", "ER584", "ER585", "ER586", "ER900", "ER901", "ER902"), ("token",)),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    billing_code: str
+    number: int | None
+    code: str | None
+    email: str | None
+    tel: str | None
+
+
+@dataclass(frozen=True)
+class Registered:
+    row: BillingCardRegistration
+    result: BillingCardResult
+
+
+def status_of(outcome: Outcome) -> str:
+    if outcome == Outcome.SUCCESS:
+        return "succeeded"
+    return "unknown" if outcome == Outcome.UNKNOWN else "failed"
+
+
+async def register(
+    sessions: async_sessionmaker[AsyncSession],
+    robo: BillingRobo,
+    target: Target,
+    token: str,
+    *,
+    actor: str,
+    session_id: str | None = None,
+) -> Registered:
+    """One credit_card_token call, recorded before and after. Never raises for what billing
+    robo answered: the caller maps the result (`raise_for`)."""
+    async with sessions() as session:
+        row = BillingCardRegistration(
+            id=new_id("bcr"),
+            session_id=session_id,
+            billing_code=target.billing_code,
+            payment_method_number=target.number,
+            payment_method_code=target.code,
+            email=target.email,
+            tel=target.tel,
+            status="processing",
+            attempts=0,
+            created_by=actor,
+        )
+        session.add(row)
+        await session.commit()
+        row_id = row.id
+    request = base.BillingCardRegistration(
+        billing_code=target.billing_code,
+        payment_method_number=target.number,
+        payment_method_code=target.code,
+        token=token,
+        email=target.email,
+        tel=target.tel,
+    )
+    result = await robo.register_credit_card(request, ref=row_id)
+    async with sessions() as session:
+        locked = await session.get(BillingCardRegistration, row_id, with_for_update=True)
+        assert locked is not None
+        locked.status = status_of(result.outcome)
+        locked.error_code = result.error.code if result.error else None
+        locked.attempts = result.attempts
+        await session.commit()
+    log.info(
+        "billing card registration %s on %s: %s%s",
+        row_id,
+        target.billing_code,
+        locked.status,
+        f" ({locked.error_code})" if locked.error_code else "",
+    )
+    return Registered(locked, result)
+
+
+def raise_for(registered: Registered) -> None:
+    """Nothing for success or unknown; otherwise the problem to answer with, naming the
+    field the code is about and carrying the registration."""
+    result = registered.result
+    if result.outcome in (Outcome.SUCCESS, Outcome.UNKNOWN):
+        return
+    info = result.error
+    extra = {
+        "gateway_code": info.code if info else None,
+        "registration": BillingCardRegistrationOut.of(registered.row).model_dump(mode="json"),
+    }
+    message = info.message_en if info else "Billing robo refused the registration."
+    code = info.stable_code if info else "billing_robo_error"
+    fields = _FIELDS.get(info.code, ()) if info else ()
+    errors = [FieldError(field=f, message=message) for f in fields] or None
+    if info is not None and info.stable_code == "rate_limited":
+        raise TooManyRequests(message, code=code, headers={"Retry-After": "60"}, extra=extra)
+    if result.outcome == Outcome.DECLINED:
+        raise PaymentDeclined(message, code=code, errors=errors, extra=extra)
+    if result.outcome == Outcome.UNAVAILABLE:
+        raise ServiceUnavailable(message, code=code, extra=extra)
+    status = info.http_status if info else 502
+    kind: type[AppError] = {409: Conflict, 422: Unprocessable}.get(status, GatewayFailure)
+    raise kind(message, code=code, errors=errors, extra=extra)
+
+
+async def register_from_api(
+    sessions: async_sessionmaker[AsyncSession],
+    robo: BillingRobo,
+    data: BillingCardCreate,
+    *,
+    actor: str,
+) -> Registered:
+    problems = data.target_errors()
+    if problems:
+        raise Unprocessable("; ".join({p.message for p in problems}), errors=problems)
+    target = Target(
+        billing_code=data.billing_code,
+        number=data.billing_payment_method_number,
+        code=data.billing_payment_method_code,
+        email=data.email,
+        tel=data.tel,
+    )
+    registered = await register(sessions, robo, target, data.token, actor=actor)
+    raise_for(registered)
+    return registered
+
+
+# --- card pages ----------------------------------------------------------------------------
+
+
+async def create_session(
+    sessions: async_sessionmaker[AsyncSession], data: BillingCardSessionCreate, *, created_by: str
+) -> tuple[CheckoutSession, BillingCardSession]:
+    problems = data.target_errors() + data.contact_errors()
+    if problems:
+        raise Unprocessable("; ".join(dict.fromkeys(p.message for p in problems)), errors=problems)
+    async with sessions() as session:
+        cs = CheckoutSession(
+            id=new_id("cs"),
+            kind=KIND,
+            status="open",
+            job="AUTH",
+            amount=0,
+            tax=0,
+            shipping=0,
+            email=data.email,
+            phone=data.tel,
+            save_card=False,
+            success_url=data.success_url,
+            cancel_url=data.cancel_url,
+            attempts=0,
+            expires_at=utcnow() + timedelta(minutes=data.expires_in_minutes),
+        )
+        target = BillingCardSession(
+            session_id=cs.id,
+            billing_code=data.billing_code,
+            payment_method_number=data.billing_payment_method_number,
+            payment_method_code=data.billing_payment_method_code,
+        )
+        session.add(cs)
+        await session.flush()  # the session row first: the target references it
+        session.add(target)
+        await session.commit()
+    log.info("billing card page %s for %s created by %s", cs.id, data.billing_code, created_by)
+    return cs, target
+
+
+async def session_view(
+    session: AsyncSession, cs_id: str
+) -> tuple[CheckoutSession, BillingCardSession, BillingCardRegistration | None]:
+    cs = await session.get(CheckoutSession, cs_id)
+    target = await session.get(BillingCardSession, cs_id) if cs is not None else None
+    if cs is None or cs.kind != KIND or target is None:
+        raise NotFound("This billing card page does not exist.")
+    return cs, target, await last_registration(session, cs_id)
+
+
+async def last_registration(session: AsyncSession, cs_id: str) -> BillingCardRegistration | None:
+    stmt = (
+        select(BillingCardRegistration)
+        .where(BillingCardRegistration.session_id == cs_id)
+        .order_by(BillingCardRegistration.created_at.desc(), BillingCardRegistration.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def register_from_page(
+    sessions: async_sessionmaker[AsyncSession],
+    robo: BillingRobo,
+    cs_id: str,
+    token: str,
+) -> Registered:
+    """The page's form post. The session row is the claim ('processing' while the call
+    runs), so a double submit never makes two calls; it completes on success and opens
+    again otherwise (a new token may be tried, up to the attempt limit)."""
+    async with sessions() as session:
+        stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
+        cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
+        target_row = await session.get(BillingCardSession, cs_id)
+        if cs.kind != KIND or target_row is None:
+            raise NotFound("This billing card page does not exist.")
+        if cs.status == "processing":
+            raise Conflict("This card is already being registered.", code="in_progress")
+        if cs.attempts >= MAX_ATTEMPTS_PER_SESSION:
+            raise TooManyRequests("Too many attempts for this page.", code="too_many_attempts")
+        cs.attempts += 1
+        cs.status = "processing"
+        target = Target(
+            billing_code=target_row.billing_code,
+            number=target_row.payment_method_number,
+            code=target_row.payment_method_code,
+            email=cs.email,
+            tel=cs.phone,
+        )
+        await session.commit()
+    registered: Registered | None = None
+    try:
+        registered = await register(
+            sessions, robo, target, token, actor=f"billing-page:{cs_id}", session_id=cs_id
+        )
+    finally:
+        # Completed on success; open again otherwise, also when the call raised.
+        async with sessions() as session:
+            row = await session.get(CheckoutSession, cs_id, with_for_update=True)
+            if row is not None and row.status == "processing":
+                succeeded = registered is not None and registered.row.status == "succeeded"
+                row.status = "completed" if succeeded else "open"
+            await session.commit()
+    return registered
