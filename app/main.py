@@ -29,6 +29,7 @@ from app.kickbacks import router as kickback_router
 from app.kickbacks import service as kickbacks
 from app.logging import RequestIdMiddleware, setup_logging
 from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
+from app.openapi import install_openapi
 from app.payments import onetouch_router
 from app.payments import router as payments_router
 from app.reconcile import router as reconcile_router
@@ -195,6 +196,7 @@ def create_app(
     app.state.settings = settings
     app.state.api_keys = settings.parsed_api_keys
     install_error_handlers(app)
+    install_openapi(app)
     app.state.db_gauges = DbGauges()
     app.add_middleware(MetricsMiddleware)
     # Added last so it runs first: the request id is set before anything else logs.
