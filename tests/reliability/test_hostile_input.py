@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import httpx
 import pytest
@@ -28,7 +30,11 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.kickbacks.models import Kickback
+from app.kickbacks.service import MAX_RAW
 from app.sandbox.testing import make_token
 from tests.support.fixtures import MERCHANT_KEY, OPS_KEY, AppFactory, RunningApp
 
@@ -190,3 +196,103 @@ async def test_openapi_fuzz_finds_no_5xx_and_no_undocumented_answer(
     )
     assert not report.failures, f"{len(report.failures)} failures:\n{problems}"
     assert report.cases >= MIN_CASES, report.by_operation
+
+
+# --- the kickback endpoint -----------------------------------------------------------------
+
+_FIELDS = {
+    "gid": "123456789",
+    "rst": "1",
+    "ap": "1A2B3C",
+    "ec": "",
+    "god": "98765",
+    "cod": "注文-テスト ",
+    "am": "1000",
+    "tx": "80",
+    "sf": "0",
+    "ta": "1080",
+    "memo": "株式会社ロボット・ペイメント「テスト」",
+}
+_CONTENT_TYPES = [
+    None,
+    "application/x-www-form-urlencoded",
+    "application/x-www-form-urlencoded; charset=Shift_JIS",
+    "application/x-www-form-urlencoded; charset=UTF-8",
+    "text/plain",
+    "application/json",
+    "application/octet-stream",
+    "multipart/form-data; boundary=nothing-like-this",
+    "multipart/form-data",
+    "x/\u00ff\u00fe; charset=\u00e9",
+    "",
+]
+_SIZES = [0, 1, 7, 100, 1024, 16 * 1024, 64 * 1024, 64 * 1024 + 1, 200 * 1024]
+
+
+def _encoded(rng: random.Random, encoding: str) -> bytes:
+    """A kickback-like form in one encoding, percent-encoded or raw, or garbage."""
+    if encoding == "random":
+        return rng.randbytes(rng.randint(0, 300))
+    if encoding == "invalid":
+        # Valid in neither UTF-8 nor CP932: lone lead bytes, a cut multibyte sequence.
+        return b"gid=1&rst=1&cod=" + bytes([0x81, 0xFF, 0xE3, 0x81, 0x80, 0xFD]) + b"&am=%E3%81"
+    fields = dict(rng.sample(sorted(_FIELDS.items()), rng.randint(0, len(_FIELDS))))
+    pieces = []
+    for key, value in fields.items():
+        raw = value.encode(encoding, errors="replace")
+        pieces.append(
+            key.encode() + b"=" + (quote_from_bytes(raw).encode() if rng.random() < 0.7 else raw)
+        )
+    return b"&".join(pieces)
+
+
+def _kickback_cases(count: int) -> list[tuple[str, bytes, bytes, str | None]]:
+    """(method, query, body, content type), from a fixed seed: reproducible."""
+    rng = random.Random(20261123)
+    cases = []
+    for i in range(count):
+        encoding = ["utf-8", "cp932", "latin-1", "invalid", "random"][i % 5]
+        payload = _encoded(rng, encoding)
+        size = _SIZES[i % len(_SIZES)]
+        if size > len(payload):
+            payload = (payload + b"&pad=" + rng.randbytes(size))[:size]
+        method = "GET" if i % 3 == 0 else "POST"
+        # The query is sent percent-encoded (as any HTTP client must); the body as raw bytes.
+        in_query = method == "GET" or i % 4 == 1
+        query = quote_from_bytes(payload[:8192], safe="=&").encode() if in_query else b""
+        body = payload if method == "POST" or i % 7 == 0 else b""
+        cases.append((method, query, body, _CONTENT_TYPES[i % len(_CONTENT_TYPES)]))
+    return cases
+
+
+async def test_kickback_answers_200_to_anything_and_keeps_the_raw_bytes(
+    make_app: AppFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app()
+    cases = _kickback_cases(220)
+    sent_queries = []
+    for method, query, body, content_type in cases:
+        headers = {b"content-type": content_type.encode("latin-1")} if content_type else {}
+        url = httpx.URL(f"{app.url}/kickback", query=query)
+        r = await app.client.request(method, url, content=body, headers=headers)
+        assert r.status_code == 200, (method, query[:80], body[:80], content_type, r.text)
+        assert r.text.strip(), "the gateway needs a non-empty body"
+        sent_queries.append(r.request.url.query)
+    # Every one was stored raw (none spooled, none lost), bytes as received up to the cap.
+    async with sessions() as session:
+        rows = (await session.execute(select(Kickback).order_by(Kickback.id))).scalars().all()
+    assert len(rows) == len(cases)
+    assert not any(app.settings.spool_dir.glob("*.jsonl"))
+    for row, (method, _q, body, _ct), query in zip(rows, cases, sent_queries, strict=True):
+        assert row.method == method
+        assert bytes(row.raw_query) == query[:MAX_RAW]
+        assert bytes(row.raw_body) == (body[:MAX_RAW] if method == "POST" else b"")
+
+
+async def test_kickback_other_methods_are_refused_as_problems(make_app: AppFactory) -> None:
+    # Only GET and POST exist (the gateway uses nothing else): others are a documented 405.
+    app = await make_app()
+    for method in ("PUT", "PATCH", "DELETE"):
+        r = await app.client.request(method, "/kickback?gid=1&rst=1", content=b"gid=1")
+        assert r.status_code == 405, r.text
+        assert r.headers["content-type"] == "application/problem+json"
