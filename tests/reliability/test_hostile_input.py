@@ -33,6 +33,7 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.kickbacks import service as kickbacks
 from app.kickbacks.models import Kickback
 from app.kickbacks.service import MAX_RAW
 from app.sandbox.testing import make_token
@@ -269,7 +270,8 @@ async def test_kickback_answers_200_to_anything_and_keeps_the_raw_bytes(
     make_app: AppFactory, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     app = await make_app()
-    cases = _kickback_cases(220)
+    # Plus a well-formed notice whose order id holds a NUL (PostgreSQL text cannot).
+    cases = [*_kickback_cases(220), ("GET", b"gid=1&rst=1&cod=x%00y&ta=1", b"", None)]
     sent_queries = []
     for method, query, body, content_type in cases:
         headers = {b"content-type": content_type.encode("latin-1")} if content_type else {}
@@ -287,6 +289,13 @@ async def test_kickback_answers_200_to_anything_and_keeps_the_raw_bytes(
         assert row.method == method
         assert bytes(row.raw_query) == query[:MAX_RAW]
         assert bytes(row.raw_body) == (body[:MAX_RAW] if method == "POST" else b"")
+    # Each can be applied to an end (no poison row retried forever); applying is idempotent,
+    # so this also waits for the applications the app started after answering.
+    gateway = app.app.state.gateway
+    trusted = app.settings.kickback_allowed_ip_list
+    for row in rows:
+        status = await kickbacks.apply(sessions, gateway, row.id, trusted_ips=trusted)
+        assert status in ("invalid", "unmatched", "duplicate", "flagged", "applied"), status
 
 
 async def test_kickback_other_methods_are_refused_as_problems(make_app: AppFactory) -> None:
