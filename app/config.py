@@ -33,7 +33,13 @@ class ApiKey:
 
     digest: bytes
     role: Role
-    label: str  # a short, non-secret hint for logs: the first 8 characters
+    # A short, non-secret name for logs and audit rows: the start of the key's SHA-256, never
+    # the key's own characters (8 of a 12-character key would leave 4 to guess).
+    label: str
+
+
+def key_label(digest: bytes) -> str:
+    return "key_" + digest.hex()[:8]
 
 
 def parse_api_keys(raw: str) -> list[ApiKey]:
@@ -49,11 +55,12 @@ def parse_api_keys(raw: str) -> list[ApiKey]:
             )
         if len(secret) < 12:
             raise ValueError("API_KEYS: every secret must be at least 12 characters")
+        digest = hashlib.sha256(secret.encode()).digest()
         keys.append(
             ApiKey(
-                digest=hashlib.sha256(secret.encode()).digest(),
+                digest=digest,
                 role=role,  # type: ignore[arg-type]  # checked just above
-                label=secret[:8],
+                label=key_label(digest),
             )
         )
     return keys
