@@ -25,6 +25,7 @@ from app.errors import install_error_handlers
 from app.gateway.audit import DbCallRecorder
 from app.gateway.base import GatewayCall
 from app.gateway.robotpayment import RobotPaymentClient, make_http_client
+from app.input_guard import NulGuardMiddleware
 from app.kickbacks import router as kickback_router
 from app.kickbacks import service as kickbacks
 from app.logging import RequestIdMiddleware, setup_logging
@@ -34,6 +35,7 @@ from app.payments import onetouch_router
 from app.payments import router as payments_router
 from app.reconcile import router as reconcile_router
 from app.reconcile import service as reconcile
+from app.security_headers import SecurityHeadersMiddleware
 
 log = logging.getLogger("app")
 
@@ -198,6 +200,8 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     app.state.db_gauges = DbGauges()
+    app.add_middleware(NulGuardMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     # Added last so it runs first: the request id is set before anything else logs.
     app.add_middleware(RequestIdMiddleware)
