@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     # Kickback source IPs we trust; empty = verify every kickback against the search API.
     kickback_allowed_ips: str = ""
     spool_dir: Path = ROOT / "data" / "spool"
+    # Card testing: pay attempts per checkout session, and failed pays (declines, failed 3-D
+    # Secure, bad tokens) per customer and per client IP within the window; 0 = no limit.
+    # The client IP is the ASGI client address: behind a proxy run uvicorn with
+    # --proxy-headers and FORWARDED_ALLOW_IPS so X-Forwarded-For is taken from it only.
+    velocity_max_attempts_per_session: int = Field(default=5, ge=0)
+    velocity_max_failures_per_customer: int = Field(default=10, ge=0)
+    velocity_max_failures_per_ip: int = Field(default=20, ge=0)
+    velocity_window_seconds: int = Field(default=3600, ge=1)
 
     # --- operations -------------------------------------------------------------------------
     # How often each replica's janitor settles unknown/stale payments from the charges search

@@ -1,6 +1,7 @@
 """Imports every table so Base.metadata is complete (alembic, tests)."""
 
 from app.checkout.models import CheckoutSession
+from app.checkout.velocity import PayFailure
 from app.customers.models import Card, Customer, CustomerEvent
 from app.db import Base
 from app.gateway.audit import GatewayCallLog
@@ -17,6 +18,7 @@ __all__ = [
     "GatewayCallLog",
     "IdempotencyKey",
     "Kickback",
+    "PayFailure",
     "Payment",
     "PaymentEvent",
 ]

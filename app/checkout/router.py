@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
 from app.auth import MerchantDep
-from app.checkout import service
+from app.checkout import service, velocity
 from app.checkout.i18n import messages
 from app.checkout.models import CheckoutSession
 from app.checkout.schemas import (
@@ -395,6 +395,8 @@ async def checkout_form_post(
             card_num=req.card_num,
             result_mode=settings.gateway_result_mode,
             save_card=save_requested,
+            client_ip=request.client.host if request.client else None,
+            limits=velocity.Limits.of(settings),
         )
     except AppError as exc:
         if exc.status == 409 and "payment_id" in exc.extra:
@@ -557,6 +559,8 @@ async def pay_session(
         card_num=body.card_num,
         result_mode=settings.gateway_result_mode,
         save_card=body.save_card,
+        client_ip=request.client.host if request.client else None,
+        limits=velocity.Limits.of(settings),
     )
     out = PaymentOut.of(result.payment).model_dump(mode="json")
     status = service.page_status(result.payment)

@@ -32,7 +32,7 @@ OPS_KEY = "sk_it_ops_key_000001"
 TABLES = (
     "payment_events, gateway_calls, kickbacks, idempotency_keys, cards, payments, "
     "customer_events, "
-    "customers, checkout_sessions"
+    "customers, checkout_sessions, velocity_failures"
 )
 
 
