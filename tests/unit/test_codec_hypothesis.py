@@ -28,9 +28,14 @@ _FIELD_TEXT = st.text(
 _ALNUM = st.text(st.sampled_from("ABCDEFabcdef0123456789"), min_size=1, max_size=12)
 _DIGITS = st.integers(min_value=0, max_value=99_999_999)
 _EXTRA_KEYS = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
-# Echoed free parameters: values may hold commas and '=' but never start a new `key=`.
+# Echoed free parameters: values may hold commas and '=' but never start a new `key=`, and
+# do not end in a comma or blank (the end of a line is trimmed of those: trailing empty
+# fields are common in the wild).
 _EXTRA_VALUES = st.text(st.sampled_from([*"abc 019,=-", *_KANA_KANJI]), max_size=20).filter(
-    lambda v: not any(part[:1].isalpha() and "=" in part for part in v.split(",")[1:])
+    lambda v: (
+        not any(part[:1].isalpha() and "=" in part for part in v.split(",")[1:])
+        and v == v.rstrip(", ")
+    )
 )
 
 
