@@ -7,7 +7,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import ApiKey, Role
@@ -55,14 +55,17 @@ async def current_principal(
 
 
 def require(role: Role) -> Any:
-    """Dependency: the caller must hold `role`; ops may do everything merchant may."""
+    """Dependency: the caller must hold `role`; ops may do everything merchant may.
+
+    A `Security` dependency with the role as its scope, so the OpenAPI document names the role
+    each operation needs (OpenAPI 3.1 allows role names in a security requirement)."""
 
     async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role != role and principal.role != "ops":
             raise Forbidden(f"This endpoint needs the '{role}' role.")
         return principal
 
-    return Depends(check)
+    return Security(check, scopes=[role])
 
 
 MerchantDep = Annotated[Principal, require("merchant")]

@@ -151,11 +151,12 @@ def create_api_key(role: str) -> int:
 
     secret = f"sk_{secrets.token_urlsafe(32)}"
     entry = f"{secret}:{role}"
-    parse_api_keys(entry)  # the same rules the server applies
+    [key] = parse_api_keys(entry)  # the same rules the server applies
     _print(entry)
     _print(
         "create-api-key: add this entry to API_KEYS (comma-separated) in the environment of "
-        "every replica and restart them; it is shown only now and never stored by us.",
+        "every replica and restart them; it is shown only now and never stored by us. "
+        f"Logs and audit rows name it {role}:{key.label}.",
     )
     return 0
 

@@ -36,7 +36,13 @@ class ApiKey:
 
     digest: bytes
     role: Role
-    label: str  # a short, non-secret hint for logs: the first 8 characters
+    # A short, non-secret name for logs and audit rows: the start of the key's SHA-256, never
+    # the key's own characters (8 of a 12-character key would leave 4 to guess).
+    label: str
+
+
+def key_label(digest: bytes) -> str:
+    return "key_" + digest.hex()[:8]
 
 
 def parse_api_keys(raw: str) -> list[ApiKey]:
@@ -52,11 +58,12 @@ def parse_api_keys(raw: str) -> list[ApiKey]:
             )
         if len(secret) < 12:
             raise ValueError("API_KEYS: every secret must be at least 12 characters")
+        digest = hashlib.sha256(secret.encode()).digest()
         keys.append(
             ApiKey(
-                digest=hashlib.sha256(secret.encode()).digest(),
+                digest=digest,
                 role=role,  # type: ignore[arg-type]  # checked just above
-                label=secret[:8],
+                label=key_label(digest),
             )
         )
     return keys
@@ -100,6 +107,14 @@ class Settings(BaseSettings):
     # Kickback source IPs we trust; empty = verify every kickback against the search API.
     kickback_allowed_ips: str = ""
     spool_dir: Path = ROOT / "data" / "spool"
+    # Card testing: pay attempts per checkout session, and failed pays (declines, failed 3-D
+    # Secure, bad tokens) per customer and per client IP within the window; 0 = no limit.
+    # The client IP is the ASGI client address: behind a proxy run uvicorn with
+    # --proxy-headers and FORWARDED_ALLOW_IPS so X-Forwarded-For is taken from it only.
+    velocity_max_attempts_per_session: int = Field(default=5, ge=0)
+    velocity_max_failures_per_customer: int = Field(default=10, ge=0)
+    velocity_max_failures_per_ip: int = Field(default=20, ge=0)
+    velocity_window_seconds: int = Field(default=3600, ge=1)
 
     # --- operations -------------------------------------------------------------------------
     # How often each replica's janitor settles unknown/stale payments from the charges search

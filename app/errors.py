@@ -163,7 +163,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    slug = {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}.get(
+        exc.status_code, "http-error"
+    )
     return problem_response(
         request,
         status=exc.status_code,

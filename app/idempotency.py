@@ -46,6 +46,8 @@ class IdempotencyKey(Base):
 CLAIM_SECONDS = 300  # longer than any gateway call; a claim older than this was abandoned
 KEEP_DAYS = 7
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
+# The same rule for the OpenAPI document (checked by run_idempotent, with its own message).
+KEY_SCHEMA: dict[str, object] = {"pattern": f"^{_KEY_RE.pattern}$"}
 
 
 def _field_error(message: str) -> Unprocessable:

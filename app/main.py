@@ -27,14 +27,17 @@ from app.gateway.audit import DbCallRecorder
 from app.gateway.base import GatewayCall
 from app.gateway.billingrobo import BillingRoboClient
 from app.gateway.robotpayment import RobotPaymentClient, make_http_client
+from app.input_guard import NulGuardMiddleware
 from app.kickbacks import router as kickback_router
 from app.kickbacks import service as kickbacks
 from app.logging import RequestIdMiddleware, setup_logging
 from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
+from app.openapi import install_openapi
 from app.payments import onetouch_router
 from app.payments import router as payments_router
 from app.reconcile import router as reconcile_router
 from app.reconcile import service as reconcile
+from app.security_headers import SecurityHeadersMiddleware
 
 log = logging.getLogger("app")
 
@@ -222,7 +225,10 @@ def create_app(
     app.state.settings = settings
     app.state.api_keys = settings.parsed_api_keys
     install_error_handlers(app)
+    install_openapi(app)
     app.state.db_gauges = DbGauges()
+    app.add_middleware(NulGuardMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     # Added last so it runs first: the request id is set before anything else logs.
     app.add_middleware(RequestIdMiddleware)

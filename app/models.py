@@ -2,6 +2,7 @@
 
 from app.billing.models import BillingCardRegistration, BillingCardSession
 from app.checkout.models import CheckoutSession
+from app.checkout.velocity import PayFailure
 from app.customers.models import Card, Customer, CustomerEvent
 from app.db import Base
 from app.gateway.audit import GatewayCallLog
@@ -20,6 +21,7 @@ __all__ = [
     "GatewayCallLog",
     "IdempotencyKey",
     "Kickback",
+    "PayFailure",
     "Payment",
     "PaymentEvent",
 ]

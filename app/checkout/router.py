@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
 from app.auth import MerchantDep
-from app.checkout import service
+from app.checkout import service, velocity
 from app.checkout.i18n import messages
 from app.checkout.models import CheckoutSession
 from app.checkout.schemas import (
@@ -39,7 +39,7 @@ from app.errors import (
     problem_from_error,
 )
 from app.gateway.robotpayment.errors import lookup
-from app.idempotency import run_idempotent
+from app.idempotency import KEY_SCHEMA, run_idempotent
 from app.payments.models import Payment
 from app.payments.schemas import PaymentOut
 
@@ -52,6 +52,39 @@ _templates = Environment(
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in (401, 403, 404, 409, 410, 422, 429)
+}
+# The shopper's pages answer errors as HTML pages (with the page's security headers).
+_PAGE = {"content": {"text/html": {"schema": {"type": "string"}}}}
+_PAGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such session", **_PAGE},
+    409: {"description": "Already paid", **_PAGE},
+    410: {"description": "Expired", **_PAGE},
+}
+_FORM_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_PAGE_ERRORS,
+    422: {"description": "Card data posted, or no token", **_PAGE},
+    429: {"description": "Too many attempts", **_PAGE},
+    502: {"description": "The gateway refused the request", **_PAGE},
+    503: {"description": "The gateway is in maintenance or the database is down", **_PAGE},
+}
+# The form the page posts (read by hand: the raw form, so stray card fields can be refused).
+_FORM_BODY = {
+    "requestBody": {
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "tkn": {"type": "string", "description": "CPToken.js token"},
+                        "card_num": {"type": "string", "description": "a saved card's num"},
+                        "num": {"type": "string", "description": "same as card_num"},
+                        "save_card": {"type": "string", "enum": ["1"]},
+                        "lang": {"type": "string", "enum": ["ja", "en"]},
+                    },
+                }
+            }
+        }
+    }
 }
 
 
@@ -133,7 +166,9 @@ async def create_checkout_session(
     principal: MerchantDep,
     settings: SettingsDep,
     sessions: SessionFactoryDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", json_schema_extra=KEY_SCHEMA)
+    ] = None,
 ) -> Response:
     async def handler() -> Response:
         async with sessions() as session:
@@ -194,7 +229,7 @@ def _zero_three_ds(cs: CheckoutSession) -> dict[str, str]:
     return values
 
 
-@router.get("/checkout/{session_id}", response_class=HTMLResponse, include_in_schema=True)
+@router.get("/checkout/{session_id}", response_class=HTMLResponse, responses=_PAGE_ERRORS)
 async def checkout_page(
     request: Request,
     session_id: str,
@@ -310,7 +345,12 @@ def _failure_message(lang: str, code: str | None) -> str:
     return info.message_ja if lang == "ja" else info.message_en
 
 
-@router.post("/checkout/{session_id}", response_class=HTMLResponse)
+@router.post(
+    "/checkout/{session_id}",
+    response_class=HTMLResponse,
+    responses=_FORM_ERRORS,
+    openapi_extra=_FORM_BODY,
+)
 async def checkout_form_post(
     request: Request,
     session_id: str,
@@ -363,6 +403,8 @@ async def checkout_form_post(
             card_num=req.card_num,
             result_mode=settings.gateway_result_mode,
             save_card=save_requested,
+            client_ip=request.client.host if request.client else None,
+            limits=velocity.Limits.of(settings),
         )
     except AppError as exc:
         if exc.status == 409 and "payment_id" in exc.extra:
@@ -443,7 +485,11 @@ def _registration_result(
     )
 
 
-@router.get("/checkout/{session_id}/status", summary="Payment status of a session (page polling)")
+@router.get(
+    "/checkout/{session_id}/status",
+    responses={404: {"model": Problem}},
+    summary="Payment status of a session (page polling)",
+)
 async def checkout_status(session_id: str, session: SessionDep) -> dict[str, Any]:
     cs = await session.get(CheckoutSession, session_id)
     if cs is None:
@@ -521,6 +567,8 @@ async def pay_session(
         card_num=body.card_num,
         result_mode=settings.gateway_result_mode,
         save_card=body.save_card,
+        client_ip=request.client.host if request.client else None,
+        limits=velocity.Limits.of(settings),
     )
     out = PaymentOut.of(result.payment).model_dump(mode="json")
     status = service.page_status(result.payment)

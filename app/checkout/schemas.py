@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -54,16 +54,30 @@ def _url(v: str) -> str:
     return v
 
 
-OrderId = Annotated[str, AfterValidator(_order_id)]
-Uid = Annotated[str, AfterValidator(_uid)]
-Email = Annotated[str, AfterValidator(_email)]
-Phone = Annotated[str, AfterValidator(_phone)]
-ItemCode = Annotated[str, AfterValidator(_item_code)]
-Url = Annotated[str, AfterValidator(_url)]
+def _documented(**schema: Any) -> Any:
+    """The validator's rule in the OpenAPI document too (validation stays the function's, so
+    its error message is the one clients see)."""
+    return Field(json_schema_extra=schema)
+
+
+# Rules of the model validators below, for the OpenAPI document.
+EMAIL_OR_PHONE: dict[str, Any] = {"anyOf": [{"required": ["email"]}, {"required": ["phone"]}]}
+OrderId = Annotated[
+    str, AfterValidator(_order_id), _documented(maxLength=50, pattern=r"^[^,&=\x00-\x1f\x7f]*$")
+]
+Uid = Annotated[str, AfterValidator(_uid), _documented(pattern=r"^[A-Za-z0-9]{1,50}$")]
+Email = Annotated[
+    str, AfterValidator(_email), _documented(maxLength=100, pattern=f"^{_EMAIL.pattern}$")
+]
+Phone = Annotated[str, AfterValidator(_phone), _documented(pattern=r"^[0-9]{1,20}$")]
+ItemCode = Annotated[str, AfterValidator(_item_code), _documented(pattern=f"^{_ITEM.pattern}$")]
+Url = Annotated[
+    str, AfterValidator(_url), _documented(maxLength=2048, pattern=r"^https?://[^\s]+$")
+]
 
 
 class CheckoutSessionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=EMAIL_OR_PHONE)
 
     amount: int = Field(ge=1, le=99_999_999, description="商品金額 (am), yen, at most 8 digits")
     tax: int = Field(0, ge=0, le=9_999_999, description="税額 (tx), at most 7 digits")
@@ -144,7 +158,10 @@ class CheckoutSessionOut(BaseModel):
 class PayRequest(BaseModel):
     """Exactly one of `token` (from CPToken.js) or `card_num` (a saved card)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["token"]}, {"required": ["card_num"]}]},
+    )
 
     token: str | None = Field(None, min_length=8, max_length=512, pattern=r"^[A-Za-z0-9+/=_-]+$")
     card_num: int | None = Field(None, ge=0, le=999)

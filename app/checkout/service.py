@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.checkout import velocity
 from app.checkout.models import CheckoutSession
 from app.checkout.schemas import CheckoutSessionCreate
 from app.customers import service as customers
@@ -24,7 +25,7 @@ from app.payments.states import Status
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS_PER_SESSION = 5
+MAX_ATTEMPTS_PER_SESSION = velocity.Limits.per_session  # the default of the setting
 
 
 async def create_session(
@@ -109,9 +110,13 @@ async def pay(
     result_mode: int,
     actor: str = "shopper",
     save_card: bool = False,
+    client_ip: str | None = None,
+    limits: velocity.Limits | None = None,
 ) -> PayResult:
     """`save_card`: the shopper asked to save the card (honoured where the session offers it;
-    a session with save_card saves it whatever the shopper says)."""
+    a session with save_card saves it whatever the shopper says). `client_ip` and `limits`:
+    card-testing limits (app/checkout/velocity.py)."""
+    limits = limits or velocity.Limits()
     # 1. Claim the session: one live payment per session is enforced by a unique index, so
     #    of any number of concurrent pays exactly one gets past this commit.
     async with sessions() as session:
@@ -129,11 +134,12 @@ async def pay(
                 code="payment_in_progress",
                 extra={"payment_id": existing.id, "payment_status": existing.status},
             )
-        if cs.attempts >= MAX_ATTEMPTS_PER_SESSION:
+        if limits.per_session and cs.attempts >= limits.per_session:
             VELOCITY_REJECTIONS.labels("session").inc()
             raise TooManyRequests(
                 "Too many payment attempts for this checkout session.", code="too_many_attempts"
             )
+        await velocity.check(session, limits, customer=cs.customer_uid, ip=client_ip)
         customer: Customer | None = None
         if card_num is not None:
             customer, _card = await _saved_card(session, cs, card_num)
@@ -180,6 +186,7 @@ async def pay(
         assert customer is not None and token is not None
         registered = await _register_first(sessions, gateway, cs_id, payment.id, customer, token)
         if isinstance(registered, ChargeResult):
+            await _count_failure(sessions, limits, cs.customer_uid, client_ip, registered)
             return await _record_or_unknown(sessions, cs_id, payment.id, registered, None)
         card_num = registered
 
@@ -221,11 +228,31 @@ async def pay(
         )
 
     # 3. Record the answer under a row lock.
+    await _count_failure(sessions, limits, cs.customer_uid, client_ip, result)
     paid = await _record_or_unknown(
         sessions, cs_id, payment.id, result, charge_uid, card_num if register_first else None
     )
     await _after_combined(sessions, gateway, cs_id, result, charge_uid)
     return paid
+
+
+async def _count_failure(
+    sessions: async_sessionmaker[AsyncSession],
+    limits: velocity.Limits,
+    customer: str | None,
+    client_ip: str | None,
+    result: ChargeResult,
+) -> None:
+    """A refused pay counts towards the customer's and the IP's limits (its own short
+    transaction, before the result is recorded: a counter must never cost a payment row)."""
+    if not velocity.counts_as_failure(result):
+        return
+    try:
+        async with sessions() as session:
+            await velocity.record_failure(session, limits, customer=customer, ip=client_ip)
+            await session.commit()
+    except Exception:
+        log.exception("failed pay not counted for the velocity limits")
 
 
 async def _record_or_unknown(

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.checkout.schemas import Email, Phone, Uid, Url, card_fields_in
+from app.checkout.schemas import EMAIL_OR_PHONE, Email, Phone, Uid, Url, card_fields_in
 from app.customers.models import Card, Customer, CustomerEvent
 
 TOKEN_FIELD = Field(min_length=8, max_length=512, pattern=r"^[A-Za-z0-9+/=_-]+$")
@@ -33,7 +33,7 @@ class CustomerCreate(BaseModel):
 
 
 class CustomerUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=EMAIL_OR_PHONE)
 
     email: Email | None = None
     phone: Phone | None = None

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from app.auth import OpsDep
 from app.deps import GatewayDep, SessionDep, SessionFactoryDep
 from app.errors import NotFound, Problem, Unprocessable
-from app.idempotency import run_idempotent
+from app.idempotency import KEY_SCHEMA, run_idempotent
 from app.payments import operations, service
 from app.payments.models import Payment
 from app.payments.schemas import (
@@ -99,6 +99,7 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         description="Same key + same request: the first answer replayed (kept 7 days).",
+        json_schema_extra=KEY_SCHEMA,
     ),
 ]
 _OPERATION_ERRORS: dict[int | str, dict[str, object]] = {

@@ -17,6 +17,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from tests.support.db import alembic, create_database
 from tests.support.http import wait_http
+from tests.support.logs import log_dir
 from tests.support.pg import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +90,12 @@ def _start(
 
 @pytest.fixture(scope="session")
 def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("e2e-logs")
+    shared = log_dir()
+    if shared is None:
+        return tmp_path_factory.mktemp("e2e-logs")
+    folder = shared / "e2e"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 async def _server(e2e_db: str, server_logs: Path, name: str, **env: str) -> AsyncIterator[Server]:

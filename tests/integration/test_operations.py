@@ -12,15 +12,18 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.config import parse_api_keys
 from app.db import utcnow
 from app.gateway.audit import GatewayCallLog
 from app.payments.models import Payment
 from app.sandbox import cards
 from app.sandbox.testing import make_token
 from tests.integration.test_checkout import SESSION, ledger, new_session, three_ds_of
-from tests.support.fixtures import AppFactory, RunningApp
+from tests.support.fixtures import OPS_KEY, AppFactory, RunningApp
 
 pytestmark = pytest.mark.integration
+# How audit rows name the ops key (never by its own characters).
+OPS_ACTOR = f"ops:{parse_api_keys(f'{OPS_KEY}:ops')[0].label}"
 
 
 async def paid(
@@ -94,8 +97,8 @@ async def test_capture_then_cancel(make_app: AppFactory, sim: httpx.AsyncClient)
     ]
     assert moves == [
         ("pending", "authorized", "gateway"),
-        ("authorized", "captured", "ops:sk_it_op"),
-        ("captured", "canceled", "ops:sk_it_op"),
+        ("authorized", "captured", OPS_ACTOR),
+        ("captured", "canceled", OPS_ACTOR),
     ]
     finished = [e["data"]["outcome"] for e in trail["events"] if e["type"] == "operation_finished"]
     assert finished == ["success", "success"]
@@ -396,7 +399,7 @@ async def test_resolve_by_hand_with_a_reason(make_app: AppFactory, sim: httpx.As
         f"/v1/payments/{p['id']}/resolve", json=body, headers={"Idempotency-Key": "res-1"}
     )
     assert replay.json() == r.json()
-    [event] = [e for e in (await detail(app, p["id"]))["events"] if e["actor"] == "ops:sk_it_op"]
+    [event] = [e for e in (await detail(app, p["id"]))["events"] if e["actor"] == OPS_ACTOR]
     assert event["reason"] == "confirmed in the control panel" and event["data"]["manual"]
 
     # Only pending/unknown (or flagged) payments, forward only.

@@ -27,6 +27,7 @@ from tests.integration.test_checkout import SESSION, three_ds_of
 from tests.integration.test_reconcile import add_payment
 from tests.support.fixtures import MERCHANT_KEY, OPS_KEY, ROOT
 from tests.support.http import wait_http
+from tests.support.logs import log_file
 from tests.support.pg import free_port
 
 pytestmark = pytest.mark.integration
@@ -64,7 +65,7 @@ def replica_urls(
     try:
         for i in range(2):
             port = free_port()
-            log = (tmp_path / f"replica-{i}.log").open("wb")
+            log = log_file(f"replica-{i}", tmp_path).open("ab")
             procs.append(
                 subprocess.Popen(
                     [*UVICORN, "--port", str(port)],

@@ -24,6 +24,7 @@ from app.db import make_engine, make_sessionmaker
 from app.main import create_app
 from tests.support.db import alembic, create_database
 from tests.support.http import wait_http
+from tests.support.logs import log_file, mirror_app_log
 from tests.support.pg import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ TABLES = (
     "billing_card_registrations, billing_card_sessions, "
     "payment_events, gateway_calls, kickbacks, idempotency_keys, cards, payments, "
     "customer_events, "
-    "customers, checkout_sessions"
+    "customers, checkout_sessions, velocity_failures"
 )
 
 
@@ -41,7 +42,7 @@ TABLES = (
 def simulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m app.sandbox` as its own process, as operators run it."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("sim") / "simulator.log").open("w")
+    log = log_file("simulator", tmp_path_factory.mktemp("sim")).open("w")
     env = {**os.environ, "SANDBOX_AID": "100001"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.sandbox", "--host", "127.0.0.1", "--port", str(port)],
@@ -128,6 +129,7 @@ async def make_app(
         values.update(overrides)
         settings = Settings(_env_file=None, **values)
         app = create_app(settings, tracer_provider=tracer_provider)
+        mirror_app_log()
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
         )

@@ -248,17 +248,23 @@ def parse_query_bytes(raw: bytes) -> dict[str, str]:
 
     Done at the byte level because Starlette decodes percent-escapes as UTF-8 and garbles
     CP932. Never raises; the first of repeated keys wins; pieces without a key are dropped.
+    A NUL becomes U+FFFD: no real value holds one, and PostgreSQL text cannot store it (the
+    raw bytes are kept as they came anyway).
     """
     out: dict[str, str] = {}
     for piece in raw.lstrip(b"?").split(b"&"):
         if not piece:
             continue
         raw_key, _, raw_value = piece.partition(b"=")
-        key = decode_bytes(unquote_to_bytes(raw_key.replace(b"+", b" ")))
+        key = _no_nul(decode_bytes(unquote_to_bytes(raw_key.replace(b"+", b" "))))
         if not key or key in out:
             continue
-        out[key] = decode_bytes(unquote_to_bytes(raw_value.replace(b"+", b" ")))
+        out[key] = _no_nul(decode_bytes(unquote_to_bytes(raw_value.replace(b"+", b" "))))
     return out
+
+
+def _no_nul(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
 
 
 def parse_kickback(params: Mapping[str, str]) -> KickbackData:

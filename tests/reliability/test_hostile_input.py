@@ -1,0 +1,307 @@
+"""Hostile input: schemathesis over our own OpenAPI document against the app under a real
+uvicorn, and the kickback endpoint fed random bytes, encodings, sizes, methods and content types.
+
+Every answer must be documented (status code, content type, body schema) and none may be a 5xx.
+Generation is derandomized, so a run is reproducible and bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote_from_bytes
+
+import httpx
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Ok
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.kickbacks import service as kickbacks
+from app.kickbacks.models import Kickback
+from app.kickbacks.service import MAX_RAW
+from app.sandbox.testing import make_token
+from tests.support.fixtures import MERCHANT_KEY, OPS_KEY, AppFactory, RunningApp
+
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
+
+# At least this many generated requests in total over all operations and both modes.
+MIN_CASES = 2000
+EXAMPLES_PER_OPERATION = int(os.environ.get("FUZZ_EXAMPLES", "40"))
+KEYS = {"merchant": MERCHANT_KEY, "ops": OPS_KEY}
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+def role_of(operation: dict[str, Any]) -> str | None:
+    """The role an operation needs, from its security requirement's role names."""
+    roles = {
+        role for req in operation.get("security", []) for names in req.values() for role in names
+    }
+    assert len(roles) <= 1, roles
+    return roles.pop() if roles else None
+
+
+@dataclass
+class FuzzReport:
+    cases: int = 0
+    by_operation: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+    by_outcome: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    samples: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    failures: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def _fuzz(
+    ctx: _Target, operation: Any, strategy: Any, examples: int, label: str, phase: str
+) -> None:
+    @given(case=strategy)
+    @settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(case: schemathesis.Case[Any]) -> None:
+        response = case.call(
+            base_url=ctx.base_url, session=ctx.http, headers=ctx.headers, timeout=30
+        )
+        report = ctx.report
+        report.cases += 1
+        report.by_operation[label] += 1
+        report.statuses[response.status_code] += 1
+        key = (label, phase, response.status_code)
+        report.by_outcome[key] += 1
+        report.samples.setdefault(key, response.text[:300])
+        try:
+            case.validate_response(response, checks=CHECKS, headers=ctx.headers)
+        except FailureGroup as group:
+            for failure in group.exceptions:
+                report.failures.setdefault((label, failure.title), str(group)[:3000])
+
+    check()
+
+
+@dataclass
+class _Target:
+    base_url: str
+    http: requests.Session
+    headers: dict[str, str]
+    report: FuzzReport
+
+
+def run_fuzz(
+    doc: dict[str, Any], base_url: str, examples: int, seeded: dict[str, str]
+) -> FuzzReport:
+    """Every operation with positive then negative data, then (for operations on one object)
+    positive data on real objects from `seeded` (path parameter values; deletions last).
+    Failures are collected, not shrunk: one example kept per (operation, failure title)."""
+    schema = schemathesis.openapi.from_dict(doc)
+    report = FuzzReport()
+    http = requests.Session()
+    operations = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result.err()  # the document itself must be valid
+        operations.append(result.ok())
+    plan: list[tuple[Any, GenerationMode, dict[str, str] | None]] = [
+        (op, mode, None)
+        for op in operations
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    ]
+    on_objects = [op for op in operations if op.path_parameters]
+    on_objects.sort(key=lambda op: op.method.upper() == "DELETE")
+    for op in on_objects:
+        names = [p.name for p in op.path_parameters]
+        plan.append((op, GenerationMode.POSITIVE, {n: seeded[n] for n in names}))
+
+    for operation, mode, path_parameters in plan:
+        role = role_of(doc["paths"][operation.path][operation.method.lower()])
+        headers = {"Authorization": f"Bearer {KEYS[role]}"} if role else {}
+        label = f"{operation.method.upper()} {operation.path}"
+        strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_parameters)
+        target = _Target(base_url, http, headers, report)
+        try:
+            if path_parameters is None:
+                _fuzz(target, operation, strategy, examples, label, mode.value)
+            else:
+                _fuzz(target, operation, strategy, max(examples // 3, 5), label, "seeded")
+        except Unsatisfiable:
+            # No way to make invalid data for an operation without inputs (e.g. /healthz).
+            assert mode == GenerationMode.NEGATIVE, label
+    return report
+
+
+async def seed(app: RunningApp, sim: httpx.AsyncClient) -> dict[str, str]:
+    """A customer with a card, an authorized checkout payment and an open session: real
+    objects for the path parameters."""
+    uid = "fuzzcust1"
+    r = await app.merchant.post("/v1/customers", json={"uid": uid, "email": "f@example.com"})
+    assert r.status_code == 201, r.text
+    zero = {"am": "0", "tx": "0", "sf": "0", "em": "f@example.com"}
+    r = await app.merchant.post(
+        f"/v1/customers/{uid}/cards", json={"token": await make_token(sim, three_ds=zero)}
+    )
+    assert r.status_code == 201, r.text
+    num = str(r.json()["num"])
+    session = {"amount": 1000, "job": "AUTH", "email": "f@example.com"}
+    paid = (await app.merchant.post("/v1/checkout/sessions", json=session)).json()
+    three_ds = {"am": "1000", "tx": "0", "sf": "0", "em": "f@example.com"}
+    token = await make_token(sim, three_ds=three_ds)
+    r = await app.client.post(f"/v1/checkout/sessions/{paid['id']}/pay", json={"token": token})
+    assert r.status_code == 200, r.text
+    open_ = (await app.merchant.post("/v1/checkout/sessions", json=session)).json()
+    return {"uid": uid, "num": num, "payment_id": r.json()["id"], "session_id": open_["id"]}
+
+
+async def test_openapi_fuzz_finds_no_5xx_and_no_undocumented_answer(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    app = await make_app()
+    doc = (await app.client.get("/openapi.json")).json()
+    seeded = await seed(app, sim)
+    started = time.monotonic()
+    # In a thread: schemathesis calls are blocking, and uvicorn serves on this event loop.
+    report = await asyncio.to_thread(run_fuzz, doc, app.url, EXAMPLES_PER_OPERATION, seeded)
+    elapsed = time.monotonic() - started
+    print(
+        f"\nschemathesis: {report.cases} cases over {len(report.by_operation)} operations in "
+        f"{elapsed:.1f} s; statuses {dict(sorted(report.statuses.items()))}"
+    )
+    if os.environ.get("FUZZ_DEBUG"):
+        for key, n in sorted(report.by_outcome.items()):
+            print(key, n, report.samples[key][:200].replace("\n", " "))
+    problems = "\n\n".join(
+        f"== {op}: {title}\n{text}" for (op, title), text in sorted(report.failures.items())
+    )
+    assert not report.failures, f"{len(report.failures)} failures:\n{problems}"
+    assert report.cases >= MIN_CASES, report.by_operation
+
+
+# --- the kickback endpoint -----------------------------------------------------------------
+
+_FIELDS = {
+    "gid": "123456789",
+    "rst": "1",
+    "ap": "1A2B3C",
+    "ec": "",
+    "god": "98765",
+    "cod": "注文-テスト ",
+    "am": "1000",
+    "tx": "80",
+    "sf": "0",
+    "ta": "1080",
+    "memo": "株式会社ロボット・ペイメント「テスト」",
+}
+_CONTENT_TYPES = [
+    None,
+    "application/x-www-form-urlencoded",
+    "application/x-www-form-urlencoded; charset=Shift_JIS",
+    "application/x-www-form-urlencoded; charset=UTF-8",
+    "text/plain",
+    "application/json",
+    "application/octet-stream",
+    "multipart/form-data; boundary=nothing-like-this",
+    "multipart/form-data",
+    "x/\u00ff\u00fe; charset=\u00e9",
+    "",
+]
+_SIZES = [0, 1, 7, 100, 1024, 16 * 1024, 64 * 1024, 64 * 1024 + 1, 200 * 1024]
+
+
+def _encoded(rng: random.Random, encoding: str) -> bytes:
+    """A kickback-like form in one encoding, percent-encoded or raw, or garbage."""
+    if encoding == "random":
+        return rng.randbytes(rng.randint(0, 300))
+    if encoding == "invalid":
+        # Valid in neither UTF-8 nor CP932: lone lead bytes, a cut multibyte sequence.
+        return b"gid=1&rst=1&cod=" + bytes([0x81, 0xFF, 0xE3, 0x81, 0x80, 0xFD]) + b"&am=%E3%81"
+    fields = dict(rng.sample(sorted(_FIELDS.items()), rng.randint(0, len(_FIELDS))))
+    pieces = []
+    for key, value in fields.items():
+        raw = value.encode(encoding, errors="replace")
+        pieces.append(
+            key.encode() + b"=" + (quote_from_bytes(raw).encode() if rng.random() < 0.7 else raw)
+        )
+    return b"&".join(pieces)
+
+
+def _kickback_cases(count: int) -> list[tuple[str, bytes, bytes, str | None]]:
+    """(method, query, body, content type), from a fixed seed: reproducible."""
+    rng = random.Random(20261123)
+    cases = []
+    for i in range(count):
+        encoding = ["utf-8", "cp932", "latin-1", "invalid", "random"][i % 5]
+        payload = _encoded(rng, encoding)
+        size = _SIZES[i % len(_SIZES)]
+        if size > len(payload):
+            payload = (payload + b"&pad=" + rng.randbytes(size))[:size]
+        method = "GET" if i % 3 == 0 else "POST"
+        # The query is sent percent-encoded (as any HTTP client must); the body as raw bytes.
+        in_query = method == "GET" or i % 4 == 1
+        query = quote_from_bytes(payload[:8192], safe="=&").encode() if in_query else b""
+        body = payload if method == "POST" or i % 7 == 0 else b""
+        cases.append((method, query, body, _CONTENT_TYPES[i % len(_CONTENT_TYPES)]))
+    return cases
+
+
+async def test_kickback_answers_200_to_anything_and_keeps_the_raw_bytes(
+    make_app: AppFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app()
+    # Plus a well-formed notice whose order id holds a NUL (PostgreSQL text cannot).
+    cases = [*_kickback_cases(220), ("GET", b"gid=1&rst=1&cod=x%00y&ta=1", b"", None)]
+    sent_queries = []
+    for method, query, body, content_type in cases:
+        headers = {b"content-type": content_type.encode("latin-1")} if content_type else {}
+        url = httpx.URL(f"{app.url}/kickback", query=query)
+        r = await app.client.request(method, url, content=body, headers=headers)
+        assert r.status_code == 200, (method, query[:80], body[:80], content_type, r.text)
+        assert r.text.strip(), "the gateway needs a non-empty body"
+        sent_queries.append(r.request.url.query)
+    # Every one was stored raw (none spooled, none lost), bytes as received up to the cap.
+    async with sessions() as session:
+        rows = (await session.execute(select(Kickback).order_by(Kickback.id))).scalars().all()
+    assert len(rows) == len(cases)
+    assert not any(app.settings.spool_dir.glob("*.jsonl"))
+    for row, (method, _q, body, _ct), query in zip(rows, cases, sent_queries, strict=True):
+        assert row.method == method
+        assert bytes(row.raw_query) == query[:MAX_RAW]
+        assert bytes(row.raw_body) == (body[:MAX_RAW] if method == "POST" else b"")
+    # Each can be applied to an end (no poison row retried forever); applying is idempotent,
+    # so this also waits for the applications the app started after answering.
+    gateway = app.app.state.gateway
+    trusted = app.settings.kickback_allowed_ip_list
+    for row in rows:
+        status = await kickbacks.apply(sessions, gateway, row.id, trusted_ips=trusted)
+        assert status in ("invalid", "unmatched", "duplicate", "flagged", "applied"), status
+
+
+async def test_kickback_other_methods_are_refused_as_problems(make_app: AppFactory) -> None:
+    # Only GET and POST exist (the gateway uses nothing else): others are a documented 405.
+    app = await make_app()
+    for method in ("PUT", "PATCH", "DELETE"):
+        r = await app.client.request(method, "/kickback?gid=1&rst=1", content=b"gid=1")
+        assert r.status_code == 405, r.text
+        assert r.headers["content-type"] == "application/problem+json"
