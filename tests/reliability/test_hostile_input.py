@@ -134,7 +134,10 @@ def run_fuzz(
     on_objects.sort(key=lambda op: op.method.upper() == "DELETE")
     for op in on_objects:
         names = [p.name for p in op.path_parameters]
-        plan.append((op, GenerationMode.POSITIVE, {n: seeded[n] for n in names}))
+        # A value for this path first ("<path> <name>"), else the one for that name.
+        values = {n: seeded.get(f"{op.path} {n}", seeded.get(n, "")) for n in names}
+        assert all(values.values()), f"seed() has no object for {op.path}"
+        plan.append((op, GenerationMode.POSITIVE, values))
 
     for operation, mode, path_parameters in plan:
         role = role_of(doc["paths"][operation.path][operation.method.lower()])
@@ -172,7 +175,34 @@ async def seed(app: RunningApp, sim: httpx.AsyncClient) -> dict[str, str]:
     r = await app.client.post(f"/v1/checkout/sessions/{paid['id']}/pay", json={"token": token})
     assert r.status_code == 200, r.text
     open_ = (await app.merchant.post("/v1/checkout/sessions", json=session)).json()
-    return {"uid": uid, "num": num, "payment_id": r.json()["id"], "session_id": open_["id"]}
+    payment_id = r.json()["id"]
+
+    # A billing-robo payer with a registered card, and an open billing card page.
+    billing_code, tel = "B-FUZZ", "0312345678"
+    payer: dict[str, Any] = {"billing_code": billing_code, "email": "f@example.com", "tel": tel}
+    payer["payment_methods"] = [{"number": 1}]
+    assert (await sim.post("/_sandbox/billing/payers", json=payer)).status_code == 200
+    zero_billing = {**zero, "pn": tel}
+    registration = {
+        "billing_code": billing_code,
+        "billing_payment_method_number": 1,
+        "token": await make_token(sim, three_ds=zero_billing),
+    }
+    r = await app.merchant.post("/v1/billing/payment-methods/credit-card", json=registration)
+    assert r.status_code == 201, r.text
+    registration_id = r.json()["id"]
+    page = {**{k: registration[k] for k in ("billing_code", "billing_payment_method_number")}}
+    page |= {"email": "f@example.com", "tel": tel, "success_url": "https://shop.example/done"}
+    r = await app.merchant.post("/v1/billing/card-sessions", json=page)
+    assert r.status_code == 201, r.text
+    return {
+        "uid": uid,
+        "num": num,
+        "payment_id": payment_id,
+        "session_id": open_["id"],
+        "registration_id": registration_id,
+        "/v1/billing/card-sessions/{session_id} session_id": r.json()["id"],
+    }
 
 
 async def test_openapi_fuzz_finds_no_5xx_and_no_undocumented_answer(

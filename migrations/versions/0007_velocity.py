@@ -1,7 +1,7 @@
 """failed pay attempts per customer and client IP, for card-testing limits shared by replicas
 
-Revision ID: 0006_velocity
-Revises: 0005_offer_save_card
+Revision ID: 0007_velocity
+Revises: 0006_billing_robo
 Create Date: 2026-11-23
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0006_velocity'
-down_revision: str | None = '0005_offer_save_card'
+revision: str = '0007_velocity'
+down_revision: str | None = '0006_billing_robo'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
