@@ -202,13 +202,7 @@ async def apply(
             return await _finish(session, kb, "invalid", "no usable gid/rst")
         kb.gid = data.gid
         kb.dedupe_key = dedupe_key(params)
-        earlier = await session.scalar(
-            select(Kickback.id).where(
-                Kickback.dedupe_key == kb.dedupe_key,
-                Kickback.id != kb.id,
-                Kickback.status.in_(("applied", "duplicate")),
-            )
-        )
+        earlier = await _earlier_copy(session, kb)
         if earlier is not None:
             return await _finish(session, kb, "duplicate", f"same as kickback {earlier}")
         payment = await _match(session, data.gid, data.cod, data.ta)
@@ -231,6 +225,11 @@ async def apply(
         kb = await session.get(Kickback, kickback_id, with_for_update=True)
         locked = await payments.lock_payment(session, payment_id)
         assert kb is not None and locked is not None
+        # Copies delivered at the same moment all pass the first check; the payment's row lock
+        # serializes them here, so exactly one is applied and the others are duplicates.
+        earlier = await _earlier_copy(session, kb)
+        if earlier is not None:
+            return await _finish(session, kb, "duplicate", f"same as kickback {earlier}")
         if locked.gid is None:
             locked.gid = data.gid
         if data.god and not locked.god:
@@ -253,6 +252,21 @@ async def apply(
         kb.payment_id = locked.id
         note = None if moved else f"payment already {locked.status}; nothing to change"
         return await _finish(session, kb, "applied", note)
+
+
+async def _earlier_copy(session: AsyncSession, kb: Kickback) -> int | None:
+    """Another kickback with the same result fields that was already applied."""
+    earlier: int | None = await session.scalar(
+        select(Kickback.id)
+        .where(
+            Kickback.dedupe_key == kb.dedupe_key,
+            Kickback.id != kb.id,
+            Kickback.status.in_(("applied", "duplicate")),
+        )
+        .order_by(Kickback.id)
+        .limit(1)
+    )
+    return earlier
 
 
 async def _finish(session: AsyncSession, kb: Kickback, status: str, note: str | None) -> str:
@@ -278,7 +292,11 @@ async def _match(
     candidates = (
         await session.execute(
             select(Payment)
-            .where(or_(Payment.order_id == cod, Payment.id == cod), Payment.gid.is_(None))
+            # Our gid too: a copy of this kickback may have set it since the look-up above.
+            .where(
+                or_(Payment.order_id == cod, Payment.id == cod),
+                or_(Payment.gid.is_(None), Payment.gid == gid),
+            )
             .order_by(Payment.created_at.desc())
         )
     ).scalars()
