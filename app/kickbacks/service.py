@@ -111,12 +111,21 @@ def spool(spool_dir: Path, raw: RawKickback) -> str:
     spool_id = uuid.uuid4().hex
     line = RawKickback(**{**raw.__dict__, "spool_id": spool_id}).to_json() + "\n"
     path = spool_dir / f"kickbacks-{os.getpid()}.jsonl"
+    created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.write(fd, line.encode())
         os.fsync(fd)
     finally:
         os.close(fd)
+    if created:
+        # A new file's name lives in its directory: without syncing that too, a power loss
+        # can take the whole file (and every kickback in it) away.
+        dir_fd = os.open(spool_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     return spool_id
 
 
