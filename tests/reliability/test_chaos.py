@@ -332,7 +332,7 @@ async def _check_ledger(
                 )
             )
         ).all()
-    moves: Counter[tuple[str, str]] = Counter((pid, to) for pid, to in events)
+    moves: Counter[tuple[str, str | None]] = Counter((pid, to) for pid, to in events)
     by_order: dict[str, list[Payment]] = defaultdict(list)
     for p in payments:
         assert p.order_id is not None
