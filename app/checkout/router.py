@@ -533,6 +533,9 @@ async def pay_session(
     status = service.page_status(result.payment)
     if status == "failed":
         info = result.result.error if result.result else None
+        if result.payment.error_code and (info is None or info.code != result.payment.error_code):
+            # Settled by other evidence (a kickback) before this answer: say what it showed.
+            info = lookup(result.payment.error_code)
         # The problem type follows what went wrong: a decline (402), a bad or reused token
         # (422), a gateway-side refusal (502), maintenance (503).
         kind = _PROBLEM_BY_STATUS.get(info.http_status if info else 402, PaymentDeclined)
