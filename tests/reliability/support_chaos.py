@@ -43,14 +43,11 @@ class AppProcess:
             await c.aclose()
 
 
+# Keep-alive longer than any pause of our clients (as behind a load balancer): an idle
+# connection the server closes just as a client reuses it fails before the request is read.
 _UVICORN = (
-    sys.executable,
-    "-m",
-    "uvicorn",
-    "app.main:app",
-    "--host",
-    "127.0.0.1",
-    "--no-access-log",
+    *(sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"),
+    *("--timeout-keep-alive", "120", "--log-level", "warning"),
 )
 
 
