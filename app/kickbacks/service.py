@@ -23,6 +23,7 @@ from app.checkout.models import CheckoutSession
 from app.db import utcnow
 from app.gateway.base import PaymentGateway
 from app.gateway.robotpayment.codec import parse_kickback, parse_query_bytes
+from app.gateway.robotpayment.errors import lookup
 from app.kickbacks.models import Kickback
 from app.metrics import KICKBACKS_REPLAYED
 from app.payments import service as payments
@@ -245,15 +246,19 @@ async def apply(
             locked.god = str(data.god)
         if data.ap and not locked.ap:
             locked.ap = data.ap
-        if data.rst == 1:
-            target = payments.success_status(locked.job)
-        else:
-            target = Status.FAILED
-            if data.ec:
-                locked.error_code = locked.error_code or data.ec
+        before = Status(locked.status)
+        target = payments.success_status(locked.job) if data.rst == 1 else Status.FAILED
         moved = payments.move(
             session, locked, target, actor="kickback", data={"kickback_id": kb.id, "gid": data.gid}
         )
+        if moved and before in (Status.PENDING, Status.UNKNOWN):
+            # The kickback is the result: it replaces whatever a lost or garbled answer left
+            # (a decline must not read "timeout").
+            if target == Status.FAILED and data.ec:
+                info = lookup(data.ec)
+                locked.error_code, locked.error_message = info.code, info.message_en
+            elif target != Status.FAILED:
+                locked.error_code = locked.error_message = None
         if moved and target != Status.FAILED and locked.checkout_session_id:
             cs = await session.get(CheckoutSession, locked.checkout_session_id)
             if cs is not None:
