@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,6 +128,14 @@ class Settings(BaseSettings):
     # --- sandbox simulator ------------------------------------------------------------------
     # Source IPs the simulator accepts (ER003 otherwise); empty = any.
     sandbox_allowed_ips: str = ""
+
+    @field_validator("gateway_result_mode", mode="before")
+    @classmethod
+    def _result_mode_from_text(cls, value: object) -> object:
+        # The environment gives "0"/"1"; an int Literal accepts only the numbers themselves.
+        if isinstance(value, str) and value.strip() in ("0", "1"):
+            return int(value)
+        return value
 
     @model_validator(mode="after")
     def _check_live(self) -> Settings:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.db import database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +179,39 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+DATABASE_DOWN = "The service cannot reach its database right now. Please try again in a moment."
+DATABASE_DOWN_NOT_CHARGED = (
+    "Payments are unavailable for a moment (our database cannot be reached); nothing was "
+    "charged. Please try again shortly."
+)
+
+
+@contextlib.asynccontextmanager
+async def database_guard(detail: str = DATABASE_DOWN) -> AsyncIterator[None]:
+    """Turns "the database cannot be reached" inside the block into a 503 with `detail`."""
+    try:
+        yield
+    except Exception as exc:
+        if isinstance(exc, AppError) or not database_unavailable(exc):
+            raise
+        log.warning("database unavailable: %r", exc)
+        raise ServiceUnavailable(
+            detail, code="database_unavailable", headers={"Retry-After": "5"}
+        ) from exc
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    if database_unavailable(exc):
+        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return problem_response(
+            request,
+            status=503,
+            type_=ServiceUnavailable.type,
+            title=ServiceUnavailable.title,
+            detail=DATABASE_DOWN,
+            code="database_unavailable",
+            headers={"Retry-After": "5"},
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
         request,

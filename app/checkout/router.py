@@ -3,6 +3,7 @@ and (sandbox only) the demo shop at `/`."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -26,8 +27,10 @@ from app.config import Settings
 from app.customers import registration
 from app.customers import service as customers
 from app.customers.models import Customer
+from app.db import database_unavailable
 from app.deps import GatewayDep, SessionDep, SessionFactoryDep, SettingsDep
 from app.errors import (
+    DATABASE_DOWN_NOT_CHARGED,
     AppError,
     Conflict,
     GatewayFailure,
@@ -36,6 +39,7 @@ from app.errors import (
     Problem,
     ServiceUnavailable,
     Unprocessable,
+    database_guard,
     problem_from_error,
 )
 from app.gateway.robotpayment.errors import lookup
@@ -44,6 +48,7 @@ from app.payments.models import Payment
 from app.payments.schemas import PaymentOut
 
 router = APIRouter(tags=["checkout"])
+log = logging.getLogger(__name__)
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -371,10 +376,13 @@ async def checkout_form_post(
             back,
         )
     token = form.get("tkn") or None
-    async with sessions() as session:
-        kind = await session.scalar(
-            select(CheckoutSession.kind).where(CheckoutSession.id == session_id)
-        )
+    try:
+        async with database_guard(DATABASE_DOWN_NOT_CHARGED), sessions() as session:
+            kind = await session.scalar(
+                select(CheckoutSession.kind).where(CheckoutSession.id == session_id)
+            )
+    except AppError as exc:
+        return error_page(settings, lang, exc.status, exc.detail or exc.title)
     if kind == "card_registration":
         return await _register_from_page(settings, sessions, gateway, session_id, token, lang)
     if kind == "billing_card":
@@ -416,6 +424,13 @@ async def checkout_form_post(
         return error_page(
             settings, lang, exc.status, exc.detail or exc.title, back if exc.status < 500 else None
         )
+    except Exception as exc:
+        # The database went away after the gateway call: the payment is settled later from
+        # the gateway's records (a new attempt on this session is refused until then).
+        if not database_unavailable(exc):
+            raise
+        log.warning("checkout %s: database unavailable after the gateway call", session_id)
+        return error_page(settings, lang, 503, t["error_unavailable_message"])
     status = service.page_status(result.payment)
     # Maintenance (ER999) and the like: the page says "try later", and so does the status.
     error = result.result.error if result.result else None
@@ -574,6 +589,9 @@ async def pay_session(
     status = service.page_status(result.payment)
     if status == "failed":
         info = result.result.error if result.result else None
+        if result.payment.error_code and (info is None or info.code != result.payment.error_code):
+            # Settled by other evidence (a kickback) before this answer: say what it showed.
+            info = lookup(result.payment.error_code)
         # The problem type follows what went wrong: a decline (402), a bad or reused token
         # (422), a gateway-side refusal (502), maintenance (503).
         kind = _PROBLEM_BY_STATUS.get(info.http_status if info else 402, PaymentDeclined)

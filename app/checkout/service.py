@@ -16,7 +16,16 @@ from app.checkout.schemas import CheckoutSessionCreate
 from app.customers import service as customers
 from app.customers.models import Card, Customer
 from app.db import new_id, utcnow
-from app.errors import Conflict, FieldError, Gone, NotFound, TooManyRequests, Unprocessable
+from app.errors import (
+    DATABASE_DOWN_NOT_CHARGED,
+    Conflict,
+    FieldError,
+    Gone,
+    NotFound,
+    TooManyRequests,
+    Unprocessable,
+    database_guard,
+)
 from app.gateway.base import ChargeResult, OnetouchCharge, Outcome, PaymentGateway, TokenCharge
 from app.metrics import VELOCITY_REJECTIONS
 from app.payments import service as payments
@@ -118,8 +127,9 @@ async def pay(
     card-testing limits (app/checkout/velocity.py)."""
     limits = limits or velocity.Limits()
     # 1. Claim the session: one live payment per session is enforced by a unique index, so
-    #    of any number of concurrent pays exactly one gets past this commit.
-    async with sessions() as session:
+    #    of any number of concurrent pays exactly one gets past this commit. Without a
+    #    database nothing is sent: a clean 503, nothing charged.
+    async with database_guard(DATABASE_DOWN_NOT_CHARGED), sessions() as session:
         stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
         cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
         if cs.kind != "payment":

@@ -43,6 +43,11 @@ class GatewayCallLog(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+def _storable(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL: a garbled answer must still reach the audit trail."""
+    return text.replace("\x00", "\ufffd") if text else text
+
+
 class DbCallRecorder:
     """Writes each gateway call in its own short transaction, so the audit trail survives
     whatever happens to the caller's transaction."""
@@ -58,7 +63,7 @@ class DbCallRecorder:
             endpoint=call.endpoint,
             request=dict(call.request),
             http_status=call.http_status,
-            response_body=call.response_body,
+            response_body=_storable(call.response_body),
             latency_ms=call.latency_ms,
             outcome=str(call.outcome),
             error_code=call.error_code,

@@ -23,6 +23,7 @@ from app.checkout.models import CheckoutSession
 from app.db import utcnow
 from app.gateway.base import PaymentGateway
 from app.gateway.robotpayment.codec import parse_kickback, parse_query_bytes
+from app.gateway.robotpayment.errors import lookup
 from app.kickbacks.models import Kickback
 from app.metrics import KICKBACKS_REPLAYED
 from app.payments import service as payments
@@ -111,12 +112,21 @@ def spool(spool_dir: Path, raw: RawKickback) -> str:
     spool_id = uuid.uuid4().hex
     line = RawKickback(**{**raw.__dict__, "spool_id": spool_id}).to_json() + "\n"
     path = spool_dir / f"kickbacks-{os.getpid()}.jsonl"
+    created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.write(fd, line.encode())
         os.fsync(fd)
     finally:
         os.close(fd)
+    if created:
+        # A new file's name lives in its directory: without syncing that too, a power loss
+        # can take the whole file (and every kickback in it) away.
+        dir_fd = os.open(spool_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     return spool_id
 
 
@@ -202,13 +212,7 @@ async def apply(
             return await _finish(session, kb, "invalid", "no usable gid/rst")
         kb.gid = data.gid
         kb.dedupe_key = dedupe_key(params)
-        earlier = await session.scalar(
-            select(Kickback.id).where(
-                Kickback.dedupe_key == kb.dedupe_key,
-                Kickback.id != kb.id,
-                Kickback.status.in_(("applied", "duplicate")),
-            )
-        )
+        earlier = await _earlier_copy(session, kb)
         if earlier is not None:
             return await _finish(session, kb, "duplicate", f"same as kickback {earlier}")
         payment = await _match(session, data.gid, data.cod, data.ta)
@@ -231,21 +235,30 @@ async def apply(
         kb = await session.get(Kickback, kickback_id, with_for_update=True)
         locked = await payments.lock_payment(session, payment_id)
         assert kb is not None and locked is not None
+        # Copies delivered at the same moment all pass the first check; the payment's row lock
+        # serializes them here, so exactly one is applied and the others are duplicates.
+        earlier = await _earlier_copy(session, kb)
+        if earlier is not None:
+            return await _finish(session, kb, "duplicate", f"same as kickback {earlier}")
         if locked.gid is None:
             locked.gid = data.gid
         if data.god and not locked.god:
             locked.god = str(data.god)
         if data.ap and not locked.ap:
             locked.ap = data.ap
-        if data.rst == 1:
-            target = payments.success_status(locked.job)
-        else:
-            target = Status.FAILED
-            if data.ec:
-                locked.error_code = locked.error_code or data.ec
+        before = Status(locked.status)
+        target = payments.success_status(locked.job) if data.rst == 1 else Status.FAILED
         moved = payments.move(
             session, locked, target, actor="kickback", data={"kickback_id": kb.id, "gid": data.gid}
         )
+        if moved and before in (Status.PENDING, Status.UNKNOWN):
+            # The kickback is the result: it replaces whatever a lost or garbled answer left
+            # (a decline must not read "timeout").
+            if target == Status.FAILED and data.ec:
+                info = lookup(data.ec)
+                locked.error_code, locked.error_message = info.code, info.message_en
+            elif target != Status.FAILED:
+                locked.error_code = locked.error_message = None
         if moved and target != Status.FAILED and locked.checkout_session_id:
             cs = await session.get(CheckoutSession, locked.checkout_session_id)
             if cs is not None:
@@ -253,6 +266,21 @@ async def apply(
         kb.payment_id = locked.id
         note = None if moved else f"payment already {locked.status}; nothing to change"
         return await _finish(session, kb, "applied", note)
+
+
+async def _earlier_copy(session: AsyncSession, kb: Kickback) -> int | None:
+    """Another kickback with the same result fields that was already applied."""
+    earlier: int | None = await session.scalar(
+        select(Kickback.id)
+        .where(
+            Kickback.dedupe_key == kb.dedupe_key,
+            Kickback.id != kb.id,
+            Kickback.status.in_(("applied", "duplicate")),
+        )
+        .order_by(Kickback.id)
+        .limit(1)
+    )
+    return earlier
 
 
 async def _finish(session: AsyncSession, kb: Kickback, status: str, note: str | None) -> str:
@@ -278,7 +306,11 @@ async def _match(
     candidates = (
         await session.execute(
             select(Payment)
-            .where(or_(Payment.order_id == cod, Payment.id == cod), Payment.gid.is_(None))
+            # Our gid too: a copy of this kickback may have set it since the look-up above.
+            .where(
+                or_(Payment.order_id == cod, Payment.id == cod),
+                or_(Payment.gid.is_(None), Payment.gid == gid),
+            )
             .order_by(Payment.created_at.desc())
         )
     ).scalars()

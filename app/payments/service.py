@@ -131,10 +131,14 @@ def apply_charge_result(
         payment.god = payment.god or str(result.god)
     if result.ap:
         payment.ap = payment.ap or result.ap
-    if result.error is not None:
+    target = status_for(result, payment.job)
+    current = Status(payment.status)
+    # A late answer (a kickback or the janitor settled the payment first) must not replace
+    # the real reason, e.g. a decline, with its own timeout.
+    stale = current != target and not is_forward(current, target)
+    if result.error is not None and not stale:
         payment.error_code = result.error.code
         payment.error_message = result.error.message_en
-    target = status_for(result, payment.job)
     if target == Status.PENDING and Status(payment.status) == Status.PENDING:
         payment.next_check_at = utcnow() + FIRST_CHECK_DELAY
         return False

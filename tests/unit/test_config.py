@@ -81,3 +81,14 @@ def test_search_api_defaults_to_a_standalone_simulator_api() -> None:
     )
     assert explicit.search_api_url == "http://127.0.0.1:9000/api"
     assert Settings(_env_file=None).search_api_url == ""  # in-process: the app wires it
+
+
+@pytest.mark.parametrize(("raw", "mode"), [("0", 0), ("1", 1), (" 0 ", 0)])
+def test_result_mode_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, raw: str, mode: int
+) -> None:
+    monkeypatch.setenv("GATEWAY_RESULT_MODE", raw)
+    assert Settings(_env_file=None).gateway_result_mode == mode
+    monkeypatch.setenv("GATEWAY_RESULT_MODE", "2")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)
