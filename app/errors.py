@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -179,6 +179,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+INTERNAL_ERROR = "Something went wrong on our side; nothing was charged twice. Try again later."
 DATABASE_DOWN = "The service cannot reach its database right now. Please try again in a moment."
 DATABASE_DOWN_NOT_CHARGED = (
     "Payments are unavailable for a moment (our database cannot be reached); nothing was "
@@ -200,9 +201,25 @@ async def database_guard(detail: str = DATABASE_DOWN) -> AsyncIterator[None]:
         ) from exc
 
 
-async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+# Renders the shopper's HTML error page (status, message); set by the checkout pages.
+HtmlErrorPage = Callable[[Request, int, str], Response]
+
+
+def _page_for(request: Request) -> HtmlErrorPage | None:
+    """The HTML error page when `request` is a browser page (a checkout or card page, its form
+    posts, the demo shop), not the JSON its script polls."""
+    path = request.url.path
+    is_page = path == "/" or (path.startswith("/checkout/") and not path.endswith("/status"))
+    page: HtmlErrorPage | None = getattr(request.app.state, "html_error_page", None)
+    return page if is_page else None
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    page = _page_for(request)
     if database_unavailable(exc):
         log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+        if page is not None:
+            return page(request, 503, DATABASE_DOWN)
         return problem_response(
             request,
             status=503,
@@ -213,16 +230,21 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
             headers={"Retry-After": "5"},
         )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
+    if page is not None:
+        return page(request, 500, INTERNAL_ERROR)
     return problem_response(
         request,
         status=500,
         type_="internal-error",
         title="Internal error",
-        detail="Something went wrong on our side; nothing was charged twice. Try again later.",
+        detail=INTERNAL_ERROR,
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, html_error_page: HtmlErrorPage | None = None) -> None:
+    """`html_error_page`: what a browser page gets for an unexpected error or a database
+    outage, instead of JSON."""
+    app.state.html_error_page = html_error_page
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -224,7 +224,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.api_keys = settings.parsed_api_keys
-    install_error_handlers(app)
+    install_error_handlers(app, checkout_router.html_error_page)
     install_openapi(app)
     app.state.db_gauges = DbGauges()
     app.add_middleware(NulGuardMiddleware)

@@ -148,6 +148,11 @@ def error_page(
     )
 
 
+def html_error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
+    """The error page for errors no route handled (app/errors.py `install_error_handlers`)."""
+    return error_page(request.app.state.settings, _lang(request), status_code, message)
+
+
 def _session_out(
     settings: Settings, cs: CheckoutSession, payment_id: str | None, payment_status: str | None
 ) -> CheckoutSessionOut:

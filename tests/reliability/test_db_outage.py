@@ -187,6 +187,12 @@ async def _storm(
         down["from"] = time.monotonic() - t0
         await asyncio.sleep(1.0)
         tokens = [await make_token(sim, three_ds=three_ds_of(SESSION)) for _ in waiting]
+        # A shopper opening the page meanwhile gets a readable page, not JSON.
+        page = await app.client.get(f"/checkout/{waiting[0]['id']}")
+        assert page.status_code == 503, page.text
+        assert page.headers["content-type"].startswith("text/html")
+        assert "cannot reach its database" in page.text, page.text
+        answers.check(page, "checkout page during the outage")
         for i, (cs, token) in enumerate(zip(waiting, tokens, strict=True)):
             if i % 2:
                 r = await app.client.post(f"/checkout/{cs['id']}", data={"tkn": token})
