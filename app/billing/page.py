@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.billing import service
 from app.billing.models import BillingCardSession
+from app.checkout import velocity
 from app.checkout.i18n import messages
 from app.checkout.models import CheckoutSession
 from app.checkout.router import error_page, render
@@ -124,7 +125,14 @@ async def submit(
         message = t.get("error_no_token", "No card token was received; please try again.")
         return error_page(settings, lang, 422, message, back)
     try:
-        registered = await service.register_from_page(sessions, robo, cs_id, token)
+        registered = await service.register_from_page(
+            sessions,
+            robo,
+            cs_id,
+            token,
+            client_ip=request.client.host if request.client else None,
+            limits=velocity.Limits.of(settings),
+        )
     except AppError as exc:
         async with sessions() as session:
             known = await session.get(CheckoutSession, cs_id)

@@ -22,8 +22,9 @@ from app.billing.schemas import (
     BillingCardRegistrationOut,
     BillingCardSessionCreate,
 )
+from app.checkout import velocity
 from app.checkout.models import CheckoutSession
-from app.checkout.service import MAX_ATTEMPTS_PER_SESSION, ensure_payable
+from app.checkout.service import ensure_payable
 from app.db import new_id, utcnow
 from app.errors import (
     AppError,
@@ -38,6 +39,7 @@ from app.errors import (
 )
 from app.gateway import base
 from app.gateway.base import BillingCardResult, BillingRobo, Outcome
+from app.metrics import VELOCITY_REJECTIONS
 
 log = logging.getLogger(__name__)
 
@@ -244,10 +246,15 @@ async def register_from_page(
     robo: BillingRobo,
     cs_id: str,
     token: str,
+    *,
+    client_ip: str | None = None,
+    limits: velocity.Limits | None = None,
 ) -> Registered:
     """The page's form post. The session row is the claim ('processing' while the call
     runs), so a double submit never makes two calls; it completes on success and opens
-    again otherwise (a new token may be tried, up to the attempt limit)."""
+    again otherwise (a new token may be tried, up to the attempt limit). `client_ip` and
+    `limits`: the card-testing limits, per page and per IP (a payer is not our customer)."""
+    limits = limits or velocity.Limits()
     async with sessions() as session:
         stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
         cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
@@ -256,8 +263,10 @@ async def register_from_page(
             raise NotFound("This billing card page does not exist.")
         if cs.status == "processing":
             raise Conflict("This card is already being registered.", code="in_progress")
-        if cs.attempts >= MAX_ATTEMPTS_PER_SESSION:
+        if limits.per_session and cs.attempts >= limits.per_session:
+            VELOCITY_REJECTIONS.labels("session").inc()
             raise TooManyRequests("Too many attempts for this page.", code="too_many_attempts")
+        await velocity.check(session, limits, customer=None, ip=client_ip)
         cs.attempts += 1
         cs.status = "processing"
         target = Target(
@@ -272,6 +281,9 @@ async def register_from_page(
     try:
         registered = await register(
             sessions, robo, target, token, actor=f"billing-page:{cs_id}", session_id=cs_id
+        )
+        await velocity.count_failure(
+            sessions, limits, customer=None, ip=client_ip, result=registered.result
         )
     finally:
         # Completed on success; open again otherwise, also when the call raised.

@@ -389,7 +389,9 @@ async def checkout_form_post(
     except AppError as exc:
         return error_page(settings, lang, exc.status, exc.detail or exc.title)
     if kind == "card_registration":
-        return await _register_from_page(settings, sessions, gateway, session_id, token, lang)
+        return await _register_from_page(
+            request, settings, sessions, gateway, session_id, token, lang
+        )
     if kind == "billing_card":
         from app.billing import page as billing_page  # imports this module
 
@@ -446,6 +448,7 @@ async def checkout_form_post(
 
 
 async def _register_from_page(
+    request: Request,
     settings: Settings,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
@@ -459,7 +462,14 @@ async def _register_from_page(
         message = t.get("error_no_token", "No card token was received; please try again.")
         return error_page(settings, lang, 422, message, back)
     try:
-        cs, card = await registration.register(sessions, gateway, session_id, token)
+        cs, card = await registration.register(
+            sessions,
+            gateway,
+            session_id,
+            token,
+            client_ip=request.client.host if request.client else None,
+            limits=velocity.Limits.of(settings),
+        )
     except AppError as exc:
         async with sessions() as session:
             known = await session.get(CheckoutSession, session_id)

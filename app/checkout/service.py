@@ -34,8 +34,6 @@ from app.payments.states import Status
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS_PER_SESSION = velocity.Limits.per_session  # the default of the setting
-
 
 async def create_session(
     session: AsyncSession, data: CheckoutSessionCreate, *, created_by: str
@@ -196,7 +194,9 @@ async def pay(
         assert customer is not None and token is not None
         registered = await _register_first(sessions, gateway, cs_id, payment.id, customer, token)
         if isinstance(registered, ChargeResult):
-            await _count_failure(sessions, limits, cs.customer_uid, client_ip, registered)
+            await velocity.count_failure(
+                sessions, limits, customer=cs.customer_uid, ip=client_ip, result=registered
+            )
             return await _record_or_unknown(sessions, cs_id, payment.id, registered, None)
         card_num = registered
 
@@ -238,31 +238,14 @@ async def pay(
         )
 
     # 3. Record the answer under a row lock.
-    await _count_failure(sessions, limits, cs.customer_uid, client_ip, result)
+    await velocity.count_failure(
+        sessions, limits, customer=cs.customer_uid, ip=client_ip, result=result
+    )
     paid = await _record_or_unknown(
         sessions, cs_id, payment.id, result, charge_uid, card_num if register_first else None
     )
     await _after_combined(sessions, gateway, cs_id, result, charge_uid)
     return paid
-
-
-async def _count_failure(
-    sessions: async_sessionmaker[AsyncSession],
-    limits: velocity.Limits,
-    customer: str | None,
-    client_ip: str | None,
-    result: ChargeResult,
-) -> None:
-    """A refused pay counts towards the customer's and the IP's limits (its own short
-    transaction, before the result is recorded: a counter must never cost a payment row)."""
-    if not velocity.counts_as_failure(result):
-        return
-    try:
-        async with sessions() as session:
-            await velocity.record_failure(session, limits, customer=customer, ip=client_ip)
-            await session.commit()
-    except Exception:
-        log.exception("failed pay not counted for the velocity limits")
 
 
 async def _record_or_unknown(

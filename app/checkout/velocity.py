@@ -8,21 +8,34 @@ older rows of a key are deleted whenever it records a new one."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.config import Settings
 from app.db import Base, utcnow
 from app.errors import TooManyRequests
-from app.gateway.base import ChargeResult, Outcome
+from app.gateway.base import GatewayErrorInfo, Outcome
 from app.metrics import VELOCITY_REJECTIONS
 
+log = logging.getLogger(__name__)
+
 Scope = Literal["customer", "ip"]
+
+
+class Result(Protocol):
+    """A gateway answer: a charge, a card registration, a billing-robo registration."""
+
+    @property
+    def outcome(self) -> Outcome: ...
+
+    @property
+    def error(self) -> GatewayErrorInfo | None: ...
 
 
 class PayFailure(Base):
@@ -91,8 +104,9 @@ async def check(
             )
 
 
-def counts_as_failure(result: ChargeResult) -> bool:
-    """Refusals a card tester causes: declines and 3-D Secure failures, bad or reused tokens.
+def counts_as_failure(result: Result) -> bool:
+    """Refusals a card tester causes: declines and 3-D Secure failures, bad or reused tokens
+    (when paying, and when registering a card: a zero-amount check is as good to a tester).
     Not the gateway's own trouble (maintenance, 5xx, timeouts)."""
     if result.outcome == Outcome.DECLINED:
         return True
@@ -117,3 +131,23 @@ async def record_failure(
             )
         )
         session.add(PayFailure(scope=scope, key=key, created_at=now))
+
+
+async def count_failure(
+    sessions: async_sessionmaker[AsyncSession],
+    limits: Limits,
+    *,
+    customer: str | None,
+    ip: str | None,
+    result: Result,
+) -> None:
+    """Counts `result` towards the limits when it is a refusal, in its own short transaction:
+    a counter that cannot be written must never cost the caller its own record."""
+    if not counts_as_failure(result):
+        return
+    try:
+        async with sessions() as session:
+            await record_failure(session, limits, customer=customer, ip=ip)
+            await session.commit()
+    except Exception:
+        log.exception("failed attempt not counted for the card-testing limits")

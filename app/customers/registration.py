@@ -12,14 +12,16 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.checkout import velocity
 from app.checkout.models import CheckoutSession
-from app.checkout.service import MAX_ATTEMPTS_PER_SESSION, ensure_payable
+from app.checkout.service import ensure_payable
 from app.customers import service
 from app.customers.models import Card, Customer
 from app.customers.schemas import CardRegistrationSessionCreate
 from app.db import new_id, utcnow
 from app.errors import Conflict, FieldError, TooManyRequests, Unprocessable
 from app.gateway.base import Outcome, PaymentGateway
+from app.metrics import VELOCITY_REJECTIONS
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +72,14 @@ async def register(
     gateway: PaymentGateway,
     cs_id: str,
     token: str,
+    *,
+    client_ip: str | None = None,
+    limits: velocity.Limits | None = None,
 ) -> tuple[CheckoutSession, Card | None]:
     """Registers the card of `token` on the session's customer (the card row is None if our
-    copy could not be written); raises AppError otherwise (the session is open again)."""
+    copy could not be written); raises AppError otherwise (the session is open again).
+    `client_ip`, `limits`: the card-testing limits, as for pays."""
+    limits = limits or velocity.Limits()
     async with sessions() as session:
         stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
         cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
@@ -80,8 +87,10 @@ async def register(
             raise Unprocessable("This checkout session is a payment, not a card registration.")
         if cs.status == "processing":
             raise Conflict("This card is already being registered.", code="in_progress")
-        if cs.attempts >= MAX_ATTEMPTS_PER_SESSION:
+        if limits.per_session and cs.attempts >= limits.per_session:
+            VELOCITY_REJECTIONS.labels("session").inc()
             raise TooManyRequests("Too many attempts for this page.", code="too_many_attempts")
+        await velocity.check(session, limits, customer=cs.customer_uid, ip=client_ip)
         cs.attempts += 1
         cs.status = "processing"
         await session.commit()
@@ -91,6 +100,7 @@ async def register(
     try:
         key = await _customer_key(sessions, gateway, cs)
         result = await gateway.register_card(uid, key, token, ref=uid)
+        await velocity.count_failure(sessions, limits, customer=uid, ip=client_ip, result=result)
         service.raise_for(result, uid=uid)
         assert result.num is not None
     except BaseException:

@@ -188,6 +188,60 @@ async def test_failed_pays_per_client_ip_are_limited_across_replicas(
     assert (await _pay(b, sim, cards.CARD_OK, ip=attacker)).status_code == 200
 
 
+async def test_card_pages_count_towards_the_limits_too(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Registering a card is a zero-amount check, as useful to a card tester as a pay: the
+    customer card page and the billing-robo card page count failures and are refused too."""
+    app = await make_app(velocity_max_failures_per_ip=2, velocity_max_failures_per_customer=0)
+    email, tel = "s@example.com", "0312345678"
+    zero = {"am": "0", "tx": "0", "sf": "0", "em": email}
+
+    async def post(page_id: str, card: str, ip: str, pn: str | None = None) -> httpx.Response:
+        three_ds = {**zero, "pn": pn} if pn else zero
+        token = await make_token(sim, card=card, three_ds=three_ds)
+        headers = {"X-Forwarded-For": ip}
+        return await app.client.post(f"/checkout/{page_id}", data={"tkn": token}, headers=headers)
+
+    assert (
+        await app.merchant.post("/v1/customers", json={"uid": "reg1", "email": email})
+    ).is_success
+    card_page = (await app.merchant.post("/v1/customers/reg1/card-sessions", json={})).json()
+    payer = {
+        "billing_code": "B-VEL",
+        "email": email,
+        "tel": tel,
+        "payment_methods": [{"number": 1}],
+    }
+    assert (await sim.post("/_sandbox/billing/payers", json=payer)).status_code == 200
+    billing = {
+        "billing_code": "B-VEL",
+        "billing_payment_method_number": 1,
+        "email": email,
+        "tel": tel,
+        "success_url": "https://shop.example/done",
+    }
+    billing_page = (await app.merchant.post("/v1/billing/card-sessions", json=billing)).json()
+
+    for page_id, pn, ip in (
+        (card_page["id"], None, "203.0.113.21"),
+        (billing_page["id"], tel, "203.0.113.22"),
+    ):
+        for _ in range(2):
+            r = await post(page_id, cards.CARD_3DS_FAIL, ip, pn)
+            assert r.status_code < 500 and r.status_code != 429, r.text
+        calls = await _gateway_calls(sessions)
+        r = await post(page_id, cards.CARD_OK, ip, pn)
+        assert r.status_code == 429 and "text/html" in r.headers["content-type"], r.text
+        assert await _gateway_calls(sessions) == calls, "refused before any gateway call"
+        # Another address on the same page goes on.
+        r = await post(page_id, cards.CARD_OK, "198.51.100.20", pn)
+        assert r.status_code == 200, r.text
+    async with sessions() as s:
+        rows = (await s.execute(select(PayFailure.scope, PayFailure.key))).all()
+    assert sorted(rows) == [("ip", "203.0.113.21")] * 2 + [("ip", "203.0.113.22")] * 2
+
+
 # --- headers ---------------------------------------------------------------------------------
 
 
