@@ -10,8 +10,9 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Annotated
 
-from fastapi import Request, Response
+from fastapi import Header, Request, Response
 from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,6 +49,10 @@ KEEP_DAYS = 7
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 # The same rule for the OpenAPI document (checked by run_idempotent, with its own message).
 KEY_SCHEMA: dict[str, object] = {"pattern": f"^{_KEY_RE.pattern}$"}
+# The optional header of a POST route (routes that require one say so with `required=True`).
+OptionalKeyHeader = Annotated[
+    str | None, Header(alias="Idempotency-Key", json_schema_extra=KEY_SCHEMA)
+]
 
 
 def _field_error(message: str) -> Unprocessable:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Path, Request, Response
+from fastapi import Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRouter
 
@@ -21,7 +21,7 @@ from app.billing.schemas import (
 from app.deps import SessionDep, SessionFactoryDep, SettingsDep
 from app.errors import NotFound, Problem, ServiceUnavailable
 from app.gateway.base import BillingRobo
-from app.idempotency import run_idempotent
+from app.idempotency import OptionalKeyHeader, run_idempotent
 
 router = APIRouter(prefix="/v1/billing", tags=["billing robo"])
 
@@ -62,7 +62,7 @@ async def register_card(
     principal: MerchantDep,
     sessions: SessionFactoryDep,
     robo: BillingRoboDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: OptionalKeyHeader = None,
 ) -> Response:
     """`201` registered; `202` with status `unknown` when billing robo's answer was lost (it
     may have registered the card: look at the payer before trying again); a problem naming
@@ -114,7 +114,7 @@ async def create_card_session(
     sessions: SessionFactoryDep,
     settings: SettingsDep,
     robo: BillingRoboDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: OptionalKeyHeader = None,
 ) -> Response:
     """The payer opens `url`, enters a card, passes 3-D Secure (am=tx=sf=0 with the e-mail
     and phone given here, which must be the ones registered on the payer in billing robo),

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
@@ -43,7 +43,7 @@ from app.errors import (
     problem_from_error,
 )
 from app.gateway.robotpayment.errors import lookup
-from app.idempotency import KEY_SCHEMA, run_idempotent
+from app.idempotency import OptionalKeyHeader, run_idempotent
 from app.payments.models import Payment
 from app.payments.schemas import PaymentOut
 
@@ -176,9 +176,7 @@ async def create_checkout_session(
     principal: MerchantDep,
     settings: SettingsDep,
     sessions: SessionFactoryDep,
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", json_schema_extra=KEY_SCHEMA)
-    ] = None,
+    idempotency_key: OptionalKeyHeader = None,
 ) -> Response:
     async def handler() -> Response:
         async with sessions() as session:

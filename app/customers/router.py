@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
 
 from app.auth import MerchantDep
 from app.checkout.schemas import CheckoutSessionOut
@@ -24,6 +25,7 @@ from app.customers.schemas import (
 )
 from app.deps import GatewayDep, SessionDep, SessionFactoryDep, SettingsDep
 from app.errors import NotFound, Problem
+from app.idempotency import OptionalKeyHeader, run_idempotent
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -51,18 +53,32 @@ async def _out(
 
 @router.post("", status_code=201, response_model=CustomerOut, responses=_ERRORS, summary="Register")
 async def create_customer(
+    request: Request,
     body: CustomerCreate,
     principal: MerchantDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
     session: SessionDep,
-) -> CustomerOut:
+    idempotency_key: OptionalKeyHeader = None,
+) -> Response:
     """carduser cmd 0. `409 duplicate_customer` when the uid exists (ER652), `409
-    customer_deleted` when it was deleted (ER653)."""
-    await service.create_customer(
-        sessions, gateway, body.uid, body.email, body.phone, actor=principal.id
+    customer_deleted` when it was deleted (ER653). `Idempotency-Key` honoured."""
+
+    async def handler() -> Response:
+        await service.create_customer(
+            sessions, gateway, body.uid, body.email, body.phone, actor=principal.id
+        )
+        out = await _out(session, body.uid)
+        return JSONResponse(out.model_dump(mode="json"), status_code=201)
+
+    return await run_idempotent(
+        request,
+        sessions,
+        principal=principal.id,
+        key=idempotency_key,
+        payload=body.model_dump_json().encode(),
+        handler=handler,
     )
-    return await _out(session, body.uid)
 
 
 @router.get("/{uid}", response_model=CustomerOut, responses=_ERRORS, summary="Customer")
@@ -134,16 +150,30 @@ async def sync_customer(
     summary="Register a card",
 )
 async def add_card(
+    request: Request,
     uid: UidPath,
     body: CardCreate,
     principal: MerchantDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
-) -> CardOut:
+    idempotency_key: OptionalKeyHeader = None,
+) -> Response:
     """carduser_token cmd 4 with a CPToken.js token (3-D Secure with am=tx=sf=0), then
-    carduser cmd 6 for the masked number and expiry."""
-    card = await service.register_card(sessions, gateway, uid, body.token, actor=principal.id)
-    return CardOut.of(card)
+    carduser cmd 6 for the masked number and expiry. `Idempotency-Key` honoured: a retry
+    replays the answer instead of sending the single-use token again."""
+
+    async def handler() -> Response:
+        card = await service.register_card(sessions, gateway, uid, body.token, actor=principal.id)
+        return JSONResponse(CardOut.of(card).model_dump(mode="json"), status_code=201)
+
+    return await run_idempotent(
+        request,
+        sessions,
+        principal=principal.id,
+        key=idempotency_key,
+        payload=body.model_dump_json().encode(),
+        handler=handler,
+    )
 
 
 @router.get("/{uid}/cards", response_model=CardList, responses=_ERRORS, summary="Cards")
@@ -209,15 +239,30 @@ async def delete_card(
     summary="A page where the customer adds a card",
 )
 async def create_card_session(
+    request: Request,
     uid: UidPath,
     body: CardRegistrationSessionCreate,
     principal: MerchantDep,
     settings: SettingsDep,
     sessions: SessionFactoryDep,
-) -> CheckoutSessionOut:
+    idempotency_key: OptionalKeyHeader = None,
+) -> Response:
     """A checkout session of kind `card_registration`: its `url` tokenizes a card, runs 3-D
     Secure with am=tx=sf=0 and registers the card (creating the gateway user first if we have
-    none). No payment. `card_num` shows the registered card once done."""
-    cs = await registration.create_session(sessions, uid, body, created_by=principal.id)
-    url = f"{settings.public_base_url.rstrip('/')}/checkout/{cs.id}"
-    return CheckoutSessionOut.of(cs, url, None, None)
+    none). No payment. `card_num` shows the registered card once done. `Idempotency-Key`
+    honoured (one page per key)."""
+
+    async def handler() -> Response:
+        cs = await registration.create_session(sessions, uid, body, created_by=principal.id)
+        url = f"{settings.public_base_url.rstrip('/')}/checkout/{cs.id}"
+        out = CheckoutSessionOut.of(cs, url, None, None)
+        return JSONResponse(out.model_dump(mode="json"), status_code=201)
+
+    return await run_idempotent(
+        request,
+        sessions,
+        principal=principal.id,
+        key=idempotency_key,
+        payload=body.model_dump_json().encode(),
+        handler=handler,
+    )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.auth import MerchantDep
@@ -19,7 +17,7 @@ from app.errors import (
     Unprocessable,
     problem_from_error,
 )
-from app.idempotency import KEY_SCHEMA, run_idempotent
+from app.idempotency import OptionalKeyHeader, run_idempotent
 from app.payments import onetouch
 from app.payments.schemas import PaymentOut
 
@@ -48,9 +46,7 @@ async def create_onetouch_payment(
     settings: SettingsDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", json_schema_extra=KEY_SCHEMA)
-    ] = None,
+    idempotency_key: OptionalKeyHeader = None,
 ) -> Response:
     """`201` authorized/captured; `202` pending (rt=0) or unknown (settled by
     reconciliation, never retried); a decline or refusal is a problem carrying `payment`."""

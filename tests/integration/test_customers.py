@@ -8,12 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.checkout.models import CheckoutSession
 from app.customers.models import Card, CustomerEvent
 from app.db import utcnow
+from app.gateway.audit import GatewayCallLog
 from app.sandbox import cards
 from app.sandbox.testing import make_token
 from tests.support.fixtures import AppFactory, RunningApp
@@ -357,3 +358,53 @@ async def test_checkout_form_pays_a_saved_card_by_num(
     listed = (await app.ops.get("/v1/payments", params={"customer_id": "formnum1"})).json()
     [p] = listed["data"]
     assert p["status"] == "authorized" and p["card_num"] == 1 and p["kind"] == "checkout"
+
+
+async def test_idempotency_key_replays_customer_card_and_page_creation(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A merchant retrying after a lost answer gets the first answer, not "already exists" or
+    "token already used", and nothing is done twice."""
+    app = await make_app()
+    customer = {"uid": "idem01", "email": EMAIL}
+    first = await app.merchant.post(
+        "/v1/customers", json=customer, headers={"Idempotency-Key": "c1"}
+    )
+    again = await app.merchant.post(
+        "/v1/customers", json=customer, headers={"Idempotency-Key": "c1"}
+    )
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json()
+    other = await app.merchant.post(
+        "/v1/customers", json={"uid": "idem02"}, headers={"Idempotency-Key": "c1"}
+    )
+    assert other.status_code == 422, other.text
+
+    token = await make_token(sim, three_ds=ZERO_3DS)
+    path, key = "/v1/customers/idem01/cards", {"Idempotency-Key": "card-1"}
+    calls_before = await _calls(sessions)
+    added = await app.merchant.post(path, json={"token": token}, headers=key)
+    calls_after_first = await _calls(sessions)
+    replayed = await app.merchant.post(path, json={"token": token}, headers=key)
+    assert added.status_code == replayed.status_code == 201, replayed.text
+    assert replayed.json() == added.json()
+    assert await _calls(sessions) == calls_after_first > calls_before, "the retry made no call"
+    gw = await sim_user(sim, "idem01")
+    assert gw is not None and len(gw["cards"]) == 1
+    # Without a key the same token is refused as used (ER584), as before.
+    reused = await app.merchant.post(path, json={"token": token})
+    assert reused.status_code == 422 and reused.json()["gateway_code"] == "ER584"
+
+    pages = [
+        await app.merchant.post(
+            "/v1/customers/idem01/card-sessions", json={}, headers={"Idempotency-Key": "p1"}
+        )
+        for _ in range(2)
+    ]
+    assert [p.status_code for p in pages] == [201, 201]
+    assert pages[0].json()["id"] == pages[1].json()["id"], "one page per key"
+
+
+async def _calls(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(GatewayCallLog)) or 0)
