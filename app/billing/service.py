@@ -24,7 +24,7 @@ from app.billing.schemas import (
 )
 from app.checkout import velocity
 from app.checkout.models import CheckoutSession
-from app.checkout.service import ensure_payable
+from app.checkout.service import ensure_not_claimed, ensure_payable
 from app.db import new_id, utcnow
 from app.errors import (
     AppError,
@@ -261,8 +261,7 @@ async def register_from_page(
         target_row = await session.get(BillingCardSession, cs_id)
         if cs.kind != KIND or target_row is None:
             raise NotFound("This billing card page does not exist.")
-        if cs.status == "processing":
-            raise Conflict("This card is already being registered.", code="in_progress")
+        ensure_not_claimed(cs)
         if limits.per_session and cs.attempts >= limits.per_session:
             VELOCITY_REJECTIONS.labels("session").inc()
             raise TooManyRequests("Too many attempts for this page.", code="too_many_attempts")

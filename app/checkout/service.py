@@ -96,6 +96,21 @@ def ensure_payable(cs: CheckoutSession | None) -> CheckoutSession:
     return cs
 
 
+# A card page's 'processing' claim older than this was left by a process that died mid-call
+# (no gateway call, 429 retries included, runs this long): the page may be used again.
+ABANDONED_CLAIM = timedelta(minutes=10)
+
+
+def ensure_not_claimed(cs: CheckoutSession) -> None:
+    """Conflict while another request registers a card on this page; a claim abandoned by a
+    dead process is taken over (the card it registered, if any, shows up in a sync)."""
+    if cs.status != "processing":
+        return
+    if cs.updated_at > utcnow() - ABANDONED_CLAIM:
+        raise Conflict("This card is already being registered.", code="in_progress")
+    log.warning("card page %s: taking over a claim abandoned at %s", cs.id, cs.updated_at)
+
+
 async def get_open_session(session: AsyncSession, cs_id: str) -> CheckoutSession:
     return ensure_payable(await session.get(CheckoutSession, cs_id))
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.checkout import velocity
 from app.checkout.models import CheckoutSession
-from app.checkout.service import ensure_payable
+from app.checkout.service import ensure_not_claimed, ensure_payable
 from app.customers import service
 from app.customers.models import Card, Customer
 from app.customers.schemas import CardRegistrationSessionCreate
@@ -85,8 +85,7 @@ async def register(
         cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
         if cs.kind != "card_registration":
             raise Unprocessable("This checkout session is a payment, not a card registration.")
-        if cs.status == "processing":
-            raise Conflict("This card is already being registered.", code="in_progress")
+        ensure_not_claimed(cs)
         if limits.per_session and cs.attempts >= limits.per_session:
             VELOCITY_REJECTIONS.labels("session").inc()
             raise TooManyRequests("Too many attempts for this page.", code="too_many_attempts")

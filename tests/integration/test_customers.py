@@ -408,3 +408,33 @@ async def test_idempotency_key_replays_customer_card_and_page_creation(
 async def _calls(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(GatewayCallLog)) or 0)
+
+
+async def test_a_card_page_claim_left_by_a_dead_process_is_taken_over(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A page whose registration was running when its process died is 'processing' forever
+    unless the claim expires: a fresh claim still refuses a second post, an old one does not."""
+    app = await make_app()
+    await new_customer(app, "claim01")
+    sid = (await app.merchant.post("/v1/customers/claim01/card-sessions", json={})).json()["id"]
+
+    async def claimed(minutes_ago: int) -> None:
+        async with sessions() as session:
+            cs = await session.get(CheckoutSession, sid)
+            assert cs is not None
+            cs.status, cs.attempts = "processing", 1
+            await session.flush()
+            cs.updated_at = utcnow() - timedelta(minutes=minutes_ago)
+            await session.commit()
+
+    await claimed(1)
+    token = await make_token(sim, three_ds=ZERO_3DS)
+    busy = await app.client.post(f"/checkout/{sid}", data={"tkn": token, "lang": "en"})
+    assert busy.status_code == 409 and "already being registered" in busy.text
+    await claimed(11)
+    done = await app.client.post(f"/checkout/{sid}", data={"tkn": token, "lang": "en"})
+    assert done.status_code == 200, done.text
+    async with sessions() as session:
+        cs = await session.get(CheckoutSession, sid)
+    assert cs is not None and cs.status == "completed" and cs.card_num == 1
