@@ -4,40 +4,16 @@ token is in the database dump or in the server logs."""
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
-
-from sqlalchemy.engine import make_url
 
 from app.sandbox import cards
 from tests.e2e.conftest import Server
-from tests.support.pg import _bindir
+from tests.support.pg import dump_data
 
 ALL_CARDS = [
     cards.CARD_OK,
     *(c for c in vars(cards).values() if isinstance(c, str) and re.fullmatch(r"\d{16}", c)),
 ]
-
-
-def _dump(db_url: str) -> str:
-    url = make_url(db_url)
-    proc = subprocess.run(
-        [
-            str(_bindir() / "pg_dump"),
-            "-h",
-            str(url.host),
-            "-p",
-            str(url.port),
-            "-U",
-            str(url.username),
-            "--data-only",
-            str(url.database),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return proc.stdout
 
 
 def _read_logs(folder: Path) -> str:
@@ -47,7 +23,7 @@ def _read_logs(folder: Path) -> str:
 async def test_no_card_number_in_database_or_logs(
     server: Server, popup_server: Server, server_logs: Path
 ) -> None:
-    dump = _dump(server.db_url)
+    dump = dump_data(server.db_url)
     assert "gateway_calls" in dump and "payments" in dump, "the dump is not empty"
     logs = _read_logs(server_logs)
     assert "GET /checkout" in logs or "POST /checkout" in logs, "the logs are not empty"

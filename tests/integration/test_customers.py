@@ -8,15 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.checkout.models import CheckoutSession
 from app.customers.models import Card, CustomerEvent
 from app.db import utcnow
-from app.gateway.audit import GatewayCallLog
 from app.sandbox import cards
 from app.sandbox.testing import make_token
+from tests.support.db import gateway_call_count
 from tests.support.fixtures import AppFactory, RunningApp
 
 pytestmark = pytest.mark.integration
@@ -382,13 +382,14 @@ async def test_idempotency_key_replays_customer_card_and_page_creation(
 
     token = await make_token(sim, three_ds=ZERO_3DS)
     path, key = "/v1/customers/idem01/cards", {"Idempotency-Key": "card-1"}
-    calls_before = await _calls(sessions)
+    calls_before = await gateway_call_count(sessions)
     added = await app.merchant.post(path, json={"token": token}, headers=key)
-    calls_after_first = await _calls(sessions)
+    calls_after_first = await gateway_call_count(sessions)
     replayed = await app.merchant.post(path, json={"token": token}, headers=key)
     assert added.status_code == replayed.status_code == 201, replayed.text
     assert replayed.json() == added.json()
-    assert await _calls(sessions) == calls_after_first > calls_before, "the retry made no call"
+    calls_now = await gateway_call_count(sessions)
+    assert calls_now == calls_after_first > calls_before, "the retry made no call"
     gw = await sim_user(sim, "idem01")
     assert gw is not None and len(gw["cards"]) == 1
     # Without a key the same token is refused as used (ER584), as before.
@@ -403,11 +404,6 @@ async def test_idempotency_key_replays_customer_card_and_page_creation(
     ]
     assert [p.status_code for p in pages] == [201, 201]
     assert pages[0].json()["id"] == pages[1].json()["id"], "one page per key"
-
-
-async def _calls(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(GatewayCallLog)) or 0)
 
 
 async def test_a_card_page_claim_left_by_a_dead_process_is_taken_over(

@@ -18,10 +18,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.checkout.velocity import PayFailure
-from app.gateway.audit import GatewayCallLog
 from app.payments.models import Payment
 from app.sandbox import cards
 from app.sandbox.testing import make_token
+from tests.support.db import gateway_call_count
 from tests.support.fixtures import MERCHANT_KEY, OPS_KEY, TABLES, AppFactory, RunningApp
 
 pytestmark = pytest.mark.reliability
@@ -128,11 +128,6 @@ async def _pay(
     )
 
 
-async def _gateway_calls(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions() as s:
-        return int(await s.scalar(select(func.count()).select_from(GatewayCallLog)) or 0)
-
-
 async def test_failed_pays_per_customer_are_limited(
     make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -141,13 +136,13 @@ async def test_failed_pays_per_customer_are_limited(
     for card in (cards.CARD_DECLINE_G12, cards.CARD_DECLINE_G55, cards.CARD_3DS_FAIL):
         r = await _pay(app, sim, card, customer_id="tester1")
         assert r.status_code == 402, r.text
-    calls = await _gateway_calls(sessions)
+    calls = await gateway_call_count(sessions)
     # A fourth session of the same customer, a good card: refused before the gateway.
     r = await _pay(app, sim, cards.CARD_OK, customer_id="tester1")
     assert r.status_code == 429, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "too_many_failures" and r.headers["retry-after"] == "3600"
-    assert await _gateway_calls(sessions) == calls
+    assert await gateway_call_count(sessions) == calls
     assert await _metric(app, "customer") == before + 1
     # Another customer, and a shopper without one, are not affected.
     assert (await _pay(app, sim, cards.CARD_OK, customer_id="other1")).status_code == 200
@@ -230,10 +225,10 @@ async def test_card_pages_count_towards_the_limits_too(
         for _ in range(2):
             r = await post(page_id, cards.CARD_3DS_FAIL, ip, pn)
             assert r.status_code < 500 and r.status_code != 429, r.text
-        calls = await _gateway_calls(sessions)
+        calls = await gateway_call_count(sessions)
         r = await post(page_id, cards.CARD_OK, ip, pn)
         assert r.status_code == 429 and "text/html" in r.headers["content-type"], r.text
-        assert await _gateway_calls(sessions) == calls, "refused before any gateway call"
+        assert await gateway_call_count(sessions) == calls, "refused before any gateway call"
         # Another address on the same page goes on.
         r = await post(page_id, cards.CARD_OK, "198.51.100.20", pn)
         assert r.status_code == 200, r.text

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from app.sandbox import cards
-from tests.support.pg import _bindir
+from tests.support.pg import dump_data
 
 pytestmark = pytest.mark.reliability
 
@@ -90,26 +88,6 @@ def test_the_detector_finds_what_it_must() -> None:
         assert not find_card_data(clean), clean
 
 
-def _dump_all(server_url: str) -> str:
-    url = make_url(server_url)
-    proc = subprocess.run(
-        [
-            str(_bindir() / "pg_dumpall"),
-            "-h",
-            str(url.host),
-            "-p",
-            str(url.port),
-            "-U",
-            str(url.username),
-            "--data-only",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return proc.stdout
-
-
 # A bytea value in the dump's COPY data (`\\x3435…`), e.g. a kickback's raw bytes.
 _BYTEA = re.compile(r"\\\\x((?:[0-9a-f]{2})+)")
 
@@ -124,7 +102,7 @@ def with_bytea_decoded(dump: str) -> str:
 
 
 def test_no_card_data_in_any_database(pg_url: str) -> None:
-    dump = with_bytea_decoded(_dump_all(pg_url))
+    dump = with_bytea_decoded(dump_data(pg_url, every_database=True))
     # Not vacuous: the tiers' databases are there, with payments and masked tokens.
     databases = re.findall(r"^\\connect\s+(?:-reuse-previous=on\s+)?\"?([^\s\"]+)", dump, re.M)
     assert any(d.startswith("rp_it_") for d in databases), databases

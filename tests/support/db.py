@@ -9,7 +9,11 @@ import uuid
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.gateway.audit import GatewayCallLog
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,3 +45,9 @@ def alembic(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
     )
+
+
+async def gateway_call_count(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Rows in the gateway-call audit log: every call the app made (or tried to)."""
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(GatewayCallLog)) or 0)

@@ -97,6 +97,22 @@ def start_server(*, durable: bool = False) -> PgServer:
     return server
 
 
+def dump_data(url: str, *, every_database: bool = False) -> str:
+    """The data (as SQL) of the database of `url`, or of every database on its server."""
+    from sqlalchemy.engine import make_url  # only the dump needs SQLAlchemy here
+
+    u = make_url(url)
+    tool, target = ("pg_dumpall", []) if every_database else ("pg_dump", [str(u.database)])
+    conn = ["-h", str(u.host), "-p", str(u.port), "-U", str(u.username)]
+    proc = subprocess.run(
+        [str(_bindir() / tool), *conn, "--data-only", *target],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return proc.stdout
+
+
 def destroy(server: PgServer) -> None:
     try:
         server.stop("immediate")

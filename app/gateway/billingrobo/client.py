@@ -34,23 +34,12 @@ from app.gateway.billingrobo import errors
 from app.gateway.robotpayment import errors as rp_errors
 from app.gateway.robotpayment.codec import decode_bytes
 from app.gateway.robotpayment.masking import mask_header_value, mask_text, mask_token
+from app.gateway.robotpayment.transport import MAX_RECORDED_BODY, NEVER_SENT, TIMEOUTS
 
 log = logging.getLogger(__name__)
 
 CREDIT_CARD_TOKEN_PATH = "api/v1.0/billing_payment_method/credit_card_token"
 OPERATION = "billing_register_card"
-
-# Failures that prove the request never reached billing robo.
-_NEVER_SENT: tuple[type[Exception], ...] = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.ProxyError,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-    httpx.InvalidURL,
-)
-_TIMEOUTS: tuple[type[Exception], ...] = (httpx.TimeoutException, TimeoutError)
-_MAX_RECORDED_BODY = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,10 +211,10 @@ class BillingRoboClient:
                     content=content,
                     headers={"Content-Type": "application/json", "Accept": "application/json"},
                 )
-        except _NEVER_SENT as exc:
+        except NEVER_SENT as exc:
             log.warning("billing robo not reached: %r", exc)
             answer = _failure(rp_errors.CONNECT_ERROR, Outcome.UNAVAILABLE)
-        except _TIMEOUTS as exc:
+        except TIMEOUTS as exc:
             log.warning("billing robo timed out: %r", exc)
             answer = _failure(rp_errors.TIMEOUT_CODE, Outcome.UNKNOWN)
         except Exception as exc:
@@ -253,7 +242,7 @@ class BillingRoboClient:
             endpoint=self._url,
             request=masked,
             http_status=status,
-            response_body=mask_text(text[:_MAX_RECORDED_BODY]) if text is not None else None,
+            response_body=mask_text(text[:MAX_RECORDED_BODY]) if text is not None else None,
             latency_ms=latency_ms,
             outcome=answer.outcome,
             error_code=answer.error.code if answer.error else None,

@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 P = TypeVar("P")
 
-# Failures that prove the request never reached the gateway.
-_NEVER_SENT: tuple[type[Exception], ...] = (
+# Failures that prove the request never reached the gateway (the billing-robo client too).
+NEVER_SENT: tuple[type[Exception], ...] = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.ProxyError,
@@ -37,9 +37,9 @@ _NEVER_SENT: tuple[type[Exception], ...] = (
     httpx.InvalidURL,
 )
 # Timeouts once the request may be on the wire (asyncio's for the overall deadline).
-_TIMEOUTS: tuple[type[Exception], ...] = (httpx.TimeoutException, TimeoutError)
+TIMEOUTS: tuple[type[Exception], ...] = (httpx.TimeoutException, TimeoutError)
 # Audit rows stay bounded even if a proxy answers with a large HTML page.
-_MAX_RECORDED_BODY = 100_000
+MAX_RECORDED_BODY = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +130,10 @@ class Exchanger:
                 response = await http.post(
                     exchange.url, content=exchange.content, headers=dict(exchange.headers)
                 )
-        except _NEVER_SENT as exc:
+        except NEVER_SENT as exc:
             log.warning("%s: gateway not reached: %r", exchange.operation, exc)
             verdict = _failure(errors.CONNECT_ERROR, Outcome.UNAVAILABLE, retry=True)
-        except _TIMEOUTS as exc:
+        except TIMEOUTS as exc:
             log.warning("%s: gateway timed out: %r", exchange.operation, exc)
             verdict = self._maybe_sent(exchange, errors.TIMEOUT_CODE)
         except Exception as exc:
@@ -153,7 +153,7 @@ class Exchanger:
             request=exchange.masked_request,
             http_status=status,
             response_body=(
-                exchange.mask_response(text[:_MAX_RECORDED_BODY]) if text is not None else None
+                exchange.mask_response(text[:MAX_RECORDED_BODY]) if text is not None else None
             ),
             latency_ms=latency_ms,
             outcome=verdict.outcome,
