@@ -149,12 +149,21 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_from_error(request, exc)
 
 
+def _field_error_of(error: Any) -> FieldError:
+    if error.get("type") == "json_invalid":
+        # Its location is the character offset, not a field: name the body instead.
+        reason = (error.get("ctx") or {}).get("error", "")
+        at = error.get("loc", ("body", "?"))[-1]
+        detail = f" ({reason} at character {at})" if reason else ""
+        return FieldError(field="body", message=f"The body is not valid JSON{detail}.")
+    return FieldError(
+        field=_loc_to_field(error.get("loc", ())), message=str(error.get("msg", "invalid"))
+    )
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        FieldError(field=_loc_to_field(e.get("loc", ())), message=str(e.get("msg", "invalid")))
-        for e in exc.errors()
-    ]
+    errors = [_field_error_of(e) for e in exc.errors()]
     return problem_response(
         request,
         status=422,

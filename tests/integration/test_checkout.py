@@ -95,6 +95,15 @@ async def test_bad_session_input_names_the_field(
     assert field in {e["field"] for e in r.json()["errors"]}
 
 
+async def test_a_body_that_is_not_json_is_named_as_such(make_app: AppFactory) -> None:
+    app = await make_app()
+    headers = {"Content-Type": "application/json"}
+    r = await app.merchant.post("/v1/checkout/sessions", content=b'{"amount": 1', headers=headers)
+    assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+    [error] = r.json()["errors"]
+    assert error["field"] == "body" and error["message"].startswith("The body is not valid JSON")
+
+
 async def test_email_or_phone_is_required(make_app: AppFactory) -> None:
     app = await make_app()
     body = {k: v for k, v in SESSION.items() if k != "email"}
