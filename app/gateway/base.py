@@ -6,6 +6,7 @@ implementing the protocol; nothing outside `app/gateway/` imports a provider mod
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -187,6 +188,19 @@ class SearchError(Exception):
 
 class CallRecorder(Protocol):
     async def __call__(self, call: GatewayCall) -> None: ...
+
+
+async def record_call(recorder: CallRecorder | None, call: GatewayCall) -> None:
+    """Hands `call` to the audit recorder, if any. A recorder failure is logged, never raised:
+    the audit trail must never change what happened to the money."""
+    if recorder is None:
+        return
+    try:
+        await recorder(call)
+    except Exception:
+        logging.getLogger(__name__).exception(
+            "gateway call recorder failed for %s (ref=%s)", call.operation, call.ref
+        )
 
 
 class PaymentGateway(Protocol):

@@ -29,6 +29,7 @@ from app.gateway.base import (
     GatewayCall,
     GatewayErrorInfo,
     Outcome,
+    record_call,
 )
 from app.gateway.billingrobo import errors
 from app.gateway.robotpayment import errors as rp_errors
@@ -136,7 +137,7 @@ class BillingRoboClient:
         attempt = 1
         while True:
             answer, call = await self._attempt(content, masked, ref)
-            await self._record(call)
+            await record_call(self._recorder, call)
             # Only a 429 is retried. It means "not processed" (the limit is checked before
             # anything else), so the same single-use token is still unused and sending it
             # again cannot register anything twice. Any other failure either was an answer
@@ -250,12 +251,3 @@ class BillingRoboClient:
             started_at=started_at,
         )
         return answer, call
-
-    async def _record(self, call: GatewayCall) -> None:
-        if self._recorder is None:
-            return
-        try:
-            await self._recorder(call)
-        except Exception:
-            # The audit trail must never change what happened.
-            log.exception("gateway call recorder failed for %s (ref=%s)", call.operation, call.ref)

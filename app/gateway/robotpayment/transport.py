@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 
 import httpx
 
-from app.gateway.base import CallRecorder, GatewayCall, GatewayErrorInfo, Outcome
+from app.gateway.base import CallRecorder, GatewayCall, GatewayErrorInfo, Outcome, record_call
 from app.gateway.robotpayment import errors
 from app.gateway.robotpayment.codec import CodecError, decode_bytes
 from app.gateway.robotpayment.masking import mask_text
@@ -110,7 +110,7 @@ class Exchanger:
         attempt = 0
         while True:
             verdict, call = await self._attempt(http, exchange, interpret)
-            await self._record(call)
+            await record_call(self._recorder, call)
             if not verdict.retry or attempt >= len(self._retry_delays):
                 return verdict, call
             await asyncio.sleep(self._retry_delays[attempt])
@@ -187,12 +187,3 @@ class Exchanger:
         if exchange.mutating:
             return _failure(code, Outcome.UNKNOWN, retry=False)
         return _failure(code, Outcome.UNAVAILABLE, retry=True)
-
-    async def _record(self, call: GatewayCall) -> None:
-        if self._recorder is None:
-            return
-        try:
-            await self._recorder(call)
-        except Exception:
-            # The audit trail must never change what happened to the money.
-            log.exception("gateway call recorder failed for %s (ref=%s)", call.operation, call.ref)
