@@ -51,7 +51,12 @@ _KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 KEY_SCHEMA: dict[str, object] = {"pattern": f"^{_KEY_RE.pattern}$"}
 # The optional header of a POST route (routes that require one say so with `required=True`).
 OptionalKeyHeader = Annotated[
-    str | None, Header(alias="Idempotency-Key", json_schema_extra=KEY_SCHEMA)
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Same key + same request: the first answer replayed (kept 7 days).",
+        json_schema_extra=KEY_SCHEMA,
+    ),
 ]
 
 

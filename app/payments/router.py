@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.auth import OpsDep
 from app.deps import GatewayDep, SessionDep, SessionFactoryDep
 from app.errors import NotFound, Problem, Unprocessable
-from app.idempotency import KEY_SCHEMA, run_idempotent
+from app.idempotency import OptionalKeyHeader, run_idempotent
 from app.payments import operations, service
 from app.payments.models import Payment
 from app.payments.schemas import (
@@ -94,14 +94,6 @@ async def get_payment(payment_id: str, _: OpsDep, session: SessionDep) -> Paymen
 
 # --- operations ------------------------------------------------------------------------------
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        description="Same key + same request: the first answer replayed (kept 7 days).",
-        json_schema_extra=KEY_SCHEMA,
-    ),
-]
 _OPERATION_ERRORS: dict[int | str, dict[str, object]] = {
     **_ERRORS,
     **{code: {"model": Problem} for code in (402, 404, 409, 502, 503, 504)},
@@ -126,7 +118,7 @@ async def capture_payment(
     principal: OpsDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: OptionalKeyHeader = None,
 ) -> Response:
     async def handler() -> Response:
         p = await operations.capture(sessions, gateway, payment_id, actor=principal.id)
@@ -149,7 +141,7 @@ async def cancel_payment(
     principal: OpsDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: OptionalKeyHeader = None,
 ) -> Response:
     async def handler() -> Response:
         p = await operations.cancel(sessions, gateway, payment_id, actor=principal.id)
@@ -178,7 +170,7 @@ async def reauthorize_payment(
     principal: OpsDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: OptionalKeyHeader = None,
 ) -> Response:
     async def handler() -> Response:
         new = await operations.reauthorize(
@@ -220,7 +212,7 @@ async def resolve_payment(
     body: ResolveRequest,
     principal: OpsDep,
     sessions: SessionFactoryDep,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: OptionalKeyHeader = None,
 ) -> Response:
     async def handler() -> Response:
         p = await operations.resolve(
