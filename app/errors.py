@@ -238,6 +238,22 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
             code="database_unavailable",
             headers={"Retry-After": "5"},
         )
+    schema_problem: str | None = getattr(request.app.state, "schema_problem", None)
+    if schema_problem is not None:
+        # Every query fails on a schema that is not migrated yet: say so, not "internal error".
+        log.error("not ready (%s) on %s %s", schema_problem, request.method, request.url.path)
+        detail = f"The service is not ready: {schema_problem}."
+        if page is not None:
+            return page(request, 503, DATABASE_DOWN)
+        return problem_response(
+            request,
+            status=503,
+            type_=ServiceUnavailable.type,
+            title=ServiceUnavailable.title,
+            detail=detail,
+            code="schema_not_at_head",
+            headers={"Retry-After": "5"},
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     if page is not None:
         return page(request, 500, INTERNAL_ERROR)
