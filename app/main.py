@@ -22,6 +22,7 @@ from app.checkout import router as checkout_router
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
 from app.customers import router as customers_router
 from app.db import make_engine, make_sessionmaker
+from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.gateway.audit import DbCallRecorder
 from app.gateway.base import GatewayCall
@@ -245,11 +246,14 @@ def create_app(
         version="0.1.0",
         summary="Checkout, stored cards and payment operations on the ROBOT PAYMENT gateway.",
         lifespan=lifespan,
+        docs_url=None,  # app/docs.py serves them from our origin, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.api_keys = settings.parsed_api_keys
     install_error_handlers(app, checkout_router.html_error_page)
     install_openapi(app)
+    install_docs(app)
     app.state.db_gauges = DbGauges()
     app.add_middleware(NulGuardMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
