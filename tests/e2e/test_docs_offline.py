@@ -62,7 +62,8 @@ async def test_redoc_renders_offline(server: Server, browser: Browser) -> None:
         response = await page.goto(server.url + "/redoc")
         assert response is not None and response.status == 200
         await page.wait_for_selector("li[data-item-id]", timeout=60_000)
-        await page.get_by_text("Create a checkout session").first.wait_for(timeout=30_000)
+        heading = page.locator("h2", has_text="Create a checkout session").first
+        await heading.wait_for(state="attached", timeout=30_000)
         violations = await page.evaluate("window.__csp")
     finally:
         await context.close()
