@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import secrets
 import sys
@@ -173,6 +174,7 @@ async def _reconcile_on_server(
         _print("reconcile: API_KEYS has no ops key to ask the server with")
         return 2
     _print(f"reconcile: asking the server at {server} (the in-process sandbox lives there)")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its one INFO line per request
     body = {"scope": "due" if due_only else "open", "limit": limit}
     try:
         async with httpx.AsyncClient(timeout=httpx.Timeout(600, connect=5)) as http:
