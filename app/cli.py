@@ -1,8 +1,11 @@
-"""Command line: `python -m app <command>`. Reads the same settings as the server.
+"""Command line: `scripts/app <command>` (or `python -m app` with the project's virtualenv).
+Reads the same settings as the server.
 
 migrate                     bring the database schema up to date (alembic upgrade head)
-serve [--host H --port P]   run the service (uvicorn, one process; scale with replicas)
-reconcile [--due-only]      settle unknown/pending payments from the charges search now
+serve [--host H --port P]   run the service (uvicorn, one process; scale with replicas);
+                            refuses to start (exit 3) on a schema behind the head
+reconcile [--due-only]      settle unknown/pending payments from the charges search now (with
+                            the in-process sandbox: asks the running server to do it)
 replay-spool                move kickbacks spooled during a database outage into the inbox
 create-api-key --role R     make a new API key to add to API_KEYS
 show-payment ID [--json]    a payment with its events and gateway calls
@@ -13,23 +16,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import ROOT, Settings
+from app.config import Settings
 from app.gateway.robotpayment import RobotPaymentClient
+from app.schema import alembic_config  # first: it quiets alembic's import-time log lines
 
-_NO_GATEWAY = (
-    "the in-process sandbox lives inside the server process, so there is no gateway to ask "
-    "from here. Set GATEWAY_BASE_URL (e.g. a simulator started with `python -m app.sandbox`) "
-    "or use the server's API."
+_NO_SERVER = (
+    "the in-process sandbox lives inside the server process, so this command asks the running "
+    "server (POST /v1/reconciliations), and none answers at {url}. Start it (scripts/serve; "
+    "PORT=... or --server for another one), or set GATEWAY_BASE_URL to a standalone simulator "
+    "(python -m app.sandbox)."
 )
+
+
+def _print_err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)  # noqa: T201  (a CLI's output)
+
+
+def local_url(settings: Settings, host: str | None = None, port: int | None = None) -> str:
+    """This machine's server: PUBLIC_BASE_URL when it is set, else HOST/PORT (or the given
+    ones), so a second instance on another port names and finds its own address."""
+    if "public_base_url" in settings.model_fields_set:
+        return settings.public_base_url.rstrip("/")
+    host = host or os.environ.get("HOST") or "127.0.0.1"
+    port = port or int(os.environ.get("PORT") or 8000)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{shown}:{port}"
 
 
 def _print(text: str) -> None:
@@ -74,36 +97,122 @@ async def _resources(settings: Settings, *, gateway: bool) -> AsyncIterator[_Res
 
 def migrate(settings: Settings) -> int:
     from alembic import command
-    from alembic.config import Config
 
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.attributes["database_url"] = settings.database_url
     _print("migrate: upgrading the schema to head ...")
-    command.upgrade(config, "head")
+    command.upgrade(alembic_config(settings.database_url), "head")
     _print("migrate: done")
     return 0
 
 
-def serve(host: str, port: int) -> int:
+async def _schema_problem(settings: Settings) -> str | None:
+    """Why this database cannot be served, or None (also when it cannot be reached now: the
+    server then starts unready and /readyz says why)."""
+    from app import schema
+    from app.db import database_unavailable, make_engine
+
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        state = await schema.check(engine)
+    except Exception as exc:
+        return None if database_unavailable(exc) else f"cannot read the schema version: {exc}"
+    finally:
+        await engine.dispose()
+    return state.message if state.behind else None
+
+
+def serve(host: str | None, port: int | None) -> int:
     import uvicorn
 
+    from app import instance
+    from app.config import get_settings
+    from app.logging import setup_logging
+    from app.main import load_settings
+
+    host = host or os.environ.get("HOST") or "127.0.0.1"
+    port = port or int(os.environ.get("PORT") or 8000)
+    settings = load_settings()
+    if "public_base_url" not in settings.model_fields_set:
+        # Checkout URLs and the start-up banner name the port this server really listens on.
+        os.environ["PUBLIC_BASE_URL"] = local_url(settings, host, port)
+        get_settings.cache_clear()
+        settings = load_settings()
+    setup_logging(settings.log_level, settings.log_format)
+    problem = asyncio.run(_schema_problem(settings))
+    if problem is not None:
+        _print_err(f"serve: refusing to start: {problem}")
+        return 3
+    try:
+        instance.acquire(settings.database_url)  # held while uvicorn runs in this process
+    except instance.InstanceLocked as exc:
+        _print_err(f"serve: refusing to start: {exc}")
+        return 3
     uvicorn.run(
         "app.main:app",
         host=host,
         port=port,
         proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        forwarded_allow_ips=None,  # uvicorn reads FORWARDED_ALLOW_IPS, default 127.0.0.1
     )
     return 0
 
 
-async def reconcile(settings: Settings, *, due_only: bool, limit: int) -> int:
+def _ops_key(settings: Settings) -> str | None:
+    """An ops secret from API_KEYS (the environment the server runs with)."""
+    for item in settings.api_keys.get_secret_value().split(","):
+        secret, _, role = item.strip().rpartition(":")
+        if role == "ops" and secret:
+            return secret
+    return None
+
+
+async def _reconcile_on_server(
+    settings: Settings, server: str, *, due_only: bool, limit: int
+) -> int:
+    url = f"{server.rstrip('/')}/v1/reconciliations"
+    key = _ops_key(settings)
+    if key is None:
+        _print("reconcile: API_KEYS has no ops key to ask the server with")
+        return 2
+    _print(f"reconcile: asking the server at {server} (the in-process sandbox lives there)")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its one INFO line per request
+    body = {"scope": "due" if due_only else "open", "limit": limit}
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(600, connect=5)) as http:
+            answer = await http.post(url, json=body, headers={"Authorization": f"Bearer {key}"})
+    except httpx.TransportError:
+        _print(f"reconcile: {_NO_SERVER.format(url=server)}")
+        return 2
+    if answer.status_code != 200:
+        _print(f"reconcile: the server answered {answer.status_code}: {answer.text[:500]}")
+        return 2
+    summary = answer.json()
+    for n, check in enumerate(summary["results"], 1):
+        note = f" ({check['note']})" if check.get("note") else ""
+        _print(
+            f"  [{n}] {check['payment_id']}: {check['result']} "
+            f"{check['from_status']} -> {check['to_status']}{note}"
+        )
+    _print(_summary_line(summary))
+    return 1 if summary["errors"] else 0
+
+
+def _summary_line(s: dict[str, Any]) -> str:
+    return (
+        f"reconcile: {s['checked']} checked, {s['settled']} settled, "
+        f"{s['confirmed']} confirmed, {s['rescheduled']} rescheduled, "
+        f"{s['flagged']} flagged, {s['skipped']} skipped, {s['errors']} errors"
+    )
+
+
+async def reconcile(
+    settings: Settings, *, due_only: bool, limit: int, server: str | None = None
+) -> int:
     from app.reconcile.service import PaymentCheck, reconcile_due
 
     if settings.sandbox_in_process:
-        _print(f"reconcile: {_NO_GATEWAY}")
-        return 2
+        return await _reconcile_on_server(
+            settings, server or local_url(settings), due_only=due_only, limit=limit
+        )
     done = 0
 
     def progress(check: PaymentCheck) -> None:
@@ -121,11 +230,7 @@ async def reconcile(settings: Settings, *, due_only: bool, limit: int) -> int:
         summary = await reconcile_due(
             res.sessions, res.gateway, limit=limit, all_open=not due_only, on_check=progress
         )
-    _print(
-        f"reconcile: {summary.checked} checked, {summary.settled} settled, "
-        f"{summary.confirmed} confirmed, {summary.rescheduled} rescheduled, "
-        f"{summary.flagged} flagged, {summary.skipped} skipped, {summary.errors} errors"
-    )
+    _print(_summary_line(summary.as_dict()))
     return 1 if summary.errors else 0
 
 
@@ -203,15 +308,15 @@ async def show_payment(settings: Settings, payment_id: str, *, as_json: bool) ->
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m app",
+        prog="scripts/app",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     commands.add_parser("migrate", help="bring the database schema up to date")
     srv = commands.add_parser("serve", help="run the service")
-    srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--host", help="default: HOST, else 127.0.0.1")
+    srv.add_argument("--port", type=int, help="default: PORT, else 8000")
     rec = commands.add_parser(
         "reconcile", help="settle unknown/pending payments from the gateway's charges search now"
     )
@@ -219,6 +324,11 @@ def _parser() -> argparse.ArgumentParser:
         "--due-only", action="store_true", help="only payments whose next check is due"
     )
     rec.add_argument("--limit", type=int, default=500, help="at most this many payments")
+    rec.add_argument(
+        "--server",
+        help="with the in-process sandbox: the running server to ask (default: "
+        "PUBLIC_BASE_URL, else http://127.0.0.1:PORT)",
+    )
     commands.add_parser("replay-spool", help="move spooled kickbacks into the inbox")
     key = commands.add_parser("create-api-key", help="make a new API key for API_KEYS")
     key.add_argument("--role", choices=("merchant", "ops"), required=True)
@@ -244,7 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         case "migrate":
             return migrate(settings)
         case "reconcile":
-            return asyncio.run(reconcile(settings, due_only=args.due_only, limit=args.limit))
+            return asyncio.run(
+                reconcile(settings, due_only=args.due_only, limit=args.limit, server=args.server)
+            )
         case "replay-spool":
             return asyncio.run(replay_spool(settings))
         case "show-payment":

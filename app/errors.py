@@ -125,9 +125,26 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+_SOURCES = ("body", "query", "path", "header", "cookie")
+# pydantic's prefixes for errors raised in validators; the rest is our own readable message.
+_MESSAGE_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
 def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+    """The field as the client sent it: `amount`, not `body.amount`; `status`, not `status.0`
+    for a repeated query parameter's value."""
+    parts = list(loc)
+    source = parts.pop(0) if parts and parts[0] in _SOURCES else None
+    if source in ("query", "header", "cookie") and len(parts) > 1 and isinstance(parts[-1], int):
+        parts.pop()
+    return ".".join(str(p) for p in parts) or "body"
+
+
+def _message(error: Any) -> str:
+    text = str(error.get("msg", "invalid"))
+    for prefix in _MESSAGE_PREFIXES:
+        text = text.removeprefix(prefix)
+    return text
 
 
 def problem_from_error(request: Request, exc: AppError) -> JSONResponse:
@@ -156,9 +173,7 @@ def _field_error_of(error: Any) -> FieldError:
         at = error.get("loc", ("body", "?"))[-1]
         detail = f" ({reason} at character {at})" if reason else ""
         return FieldError(field="body", message=f"The body is not valid JSON{detail}.")
-    return FieldError(
-        field=_loc_to_field(error.get("loc", ())), message=str(error.get("msg", "invalid"))
-    )
+    return FieldError(field=_loc_to_field(error.get("loc", ())), message=_message(error))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -236,6 +251,22 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
             title=ServiceUnavailable.title,
             detail=DATABASE_DOWN,
             code="database_unavailable",
+            headers={"Retry-After": "5"},
+        )
+    schema_problem: str | None = getattr(request.app.state, "schema_problem", None)
+    if schema_problem is not None:
+        # Every query fails on a schema that is not migrated yet: say so, not "internal error".
+        log.error("not ready (%s) on %s %s", schema_problem, request.method, request.url.path)
+        detail = f"The service is not ready: {schema_problem}."
+        if page is not None:
+            return page(request, 503, DATABASE_DOWN)
+        return problem_response(
+            request,
+            status=503,
+            type_=ServiceUnavailable.type,
+            title=ServiceUnavailable.title,
+            detail=detail,
+            code="schema_not_at_head",
             headers={"Retry-After": "5"},
         )
     log.exception("unhandled error on %s %s", request.method, request.url.path)

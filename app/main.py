@@ -16,12 +16,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import health, tracing
+from app import health, instance, schema, tracing
 from app.billing import router as billing_router
 from app.checkout import router as checkout_router
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
 from app.customers import router as customers_router
 from app.db import make_engine, make_sessionmaker
+from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.gateway.audit import DbCallRecorder
 from app.gateway.base import GatewayCall
@@ -122,6 +123,26 @@ def make_billing_robo(
     )
 
 
+def _banner(settings: Settings) -> None:
+    """Where to go next, at start: the demo shop, the API docs, the simulator."""
+    base = settings.public_base_url.rstrip("/")
+    if settings.gateway_mode != "sandbox":
+        log.warning("LIVE mode. API docs at %s/docs", base)
+        return
+    sandbox = (
+        f"{base}{SANDBOX_MOUNT}/" if settings.sandbox_in_process else settings.gateway_base_url
+    )
+    log.warning(
+        "SANDBOX mode: payments go to the built-in simulator, nothing is charged. "
+        "Demo shop %s/ | API docs %s/docs | simulator %s",
+        base,
+        base,
+        sandbox,
+    )
+    if settings.api_keys.get_secret_value() == SANDBOX_API_KEYS:
+        log.warning("sandbox API keys (never use them live): %s", SANDBOX_API_KEYS)
+
+
 def create_app(
     settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
 ) -> FastAPI:
@@ -149,6 +170,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            instance.acquire(settings.database_url)
+        except instance.InstanceLocked as exc:
+            log.error("refusing to start: %s", exc)
+            raise
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
         sessions = make_sessionmaker(engine)
         transport = httpx.ASGITransport(app=sandbox_app) if sandbox_app is not None else None
@@ -174,36 +200,35 @@ def create_app(
         app.state.http = http
         app.state.gateway = make_gateway(settings, http, sessions, base_url, search_url)
         app.state.billing_robo = make_billing_robo(settings, http, sessions, billing_url)
-        if settings.gateway_mode == "sandbox":
-            log.warning(
-                "SANDBOX mode: payments go to the built-in simulator, nothing is charged. "
-                "Checkout demo at %s/",
-                settings.public_base_url,
-            )
-            if settings.api_keys.get_secret_value() == SANDBOX_API_KEYS:
-                log.warning("sandbox API keys (never use them live): %s", SANDBOX_API_KEYS)
-        replayer = asyncio.create_task(
-            kickbacks.background_loop(
-                sessions,
-                app.state.gateway,
-                settings.spool_dir,
-                trusted_ips=settings.kickback_allowed_ip_list,
-            ),
-            name="kickback-replayer",
-        )
-        tasks = [replayer]
-        if settings.reconcile_interval_seconds > 0:
-            tasks.append(
-                asyncio.create_task(
+        _banner(settings)
+        app.state.schema_problem = None
+
+        def report(state: schema.SchemaState) -> None:
+            app.state.schema_problem = state.message if state.behind else None
+
+        async def background() -> None:
+            # The loops would fail on every pass against a schema that is not there yet.
+            await schema.wait_for_head(engine, report=report)
+            loops = [
+                kickbacks.background_loop(
+                    sessions,
+                    app.state.gateway,
+                    settings.spool_dir,
+                    trusted_ips=settings.kickback_allowed_ip_list,
+                )
+            ]
+            if settings.reconcile_interval_seconds > 0:
+                loops.append(
                     reconcile.background_loop(
                         sessions,
                         app.state.gateway,
                         interval=settings.reconcile_interval_seconds,
                         batch_size=settings.reconcile_batch_size,
-                    ),
-                    name="reconciler",
+                    )
                 )
-            )
+            await asyncio.gather(*loops)
+
+        tasks = [asyncio.create_task(background(), name="background-loops")]
         try:
             yield
         finally:
@@ -221,11 +246,14 @@ def create_app(
         version="0.1.0",
         summary="Checkout, stored cards and payment operations on the ROBOT PAYMENT gateway.",
         lifespan=lifespan,
+        docs_url=None,  # app/docs.py serves them from our origin, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.api_keys = settings.parsed_api_keys
     install_error_handlers(app, checkout_router.html_error_page)
     install_openapi(app)
+    install_docs(app)
     app.state.db_gauges = DbGauges()
     app.add_middleware(NulGuardMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)

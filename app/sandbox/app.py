@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.docs import install_docs
 from app.sandbox import (
     routes_billing,
     routes_browser,
@@ -33,11 +34,12 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         title="ROBOT PAYMENT gateway simulator",
         summary="In-memory sandbox of credit.j-payment.co.jp and the charges search API.",
         version="0.1.0",
-        docs_url="/_sandbox/docs",
+        docs_url=None,  # served from our origin below, not a CDN
         openapi_url="/_sandbox/openapi.json",
         redoc_url=None,
         lifespan=lifespan,
     )
+    install_docs(app, docs_url="/_sandbox/docs", redoc_url=None, assets_url="/_sandbox/docs-assets")
     app.state.sim = sim
     for module in (
         routes_browser,
@@ -48,6 +50,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         routes_control,
     ):
         app.include_router(module.router)
+    app.include_router(routes_control.root_router)
     app.include_router(routes_billing.router)
     app.include_router(routes_billing.control)
     return app

@@ -1,6 +1,11 @@
 """Magic test cards: the card number alone decides the simulator's answer, so a test (or a person
 at the demo checkout) can pick any outcome. All are Luhn-valid 16-digit Visa numbers; any other
-Luhn-valid number behaves like CARD_OK."""
+Luhn-valid number behaves like CARD_OK.
+
+Each card also has a magic token (`tok_approved`, ...; Stripe's `tok_visa` idea): a token of that
+card whose 3-D Secure already ran, usable from curl any number of times with any amounts, where
+a browser would have to run CPToken.js and EMV3DSAdapter.js. Only the simulator knows them, so
+they exist only in sandbox mode."""
 
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ class MagicCard:
     speed: Speed = "normal"
     outcome_en: str = ""
     outcome_ja: str = ""
+    token: str = ""  # the magic token standing for this card after its 3-D Secure
+    token_outcome: str = ""  # what a payment with the token does
 
 
 MAGIC_CARDS: dict[str, MagicCard] = {
@@ -42,6 +49,8 @@ MAGIC_CARDS: dict[str, MagicCard] = {
             CARD_OK,
             outcome_en="approved, frictionless 3-D Secure",
             outcome_ja="承認（3Dセキュア認証はフリクションレス）",
+            token="tok_approved",
+            token_outcome="approved",
         ),
         MagicCard(
             "CARD_DECLINE_G12",
@@ -49,6 +58,8 @@ MAGIC_CARDS: dict[str, MagicCard] = {
             decline="G12",
             outcome_en="declined G12 (card not accepted)",
             outcome_ja="G12 取扱不可で拒否",
+            token="tok_declined_g12",
+            token_outcome="declined G12 (card not accepted)",
         ),
         MagicCard(
             "CARD_DECLINE_G55",
@@ -56,6 +67,8 @@ MAGIC_CARDS: dict[str, MagicCard] = {
             decline="G55",
             outcome_en="declined G55 (over the credit limit)",
             outcome_ja="G55 限度額オーバーで拒否",
+            token="tok_declined_g55",
+            token_outcome="declined G55 (over the credit limit)",
         ),
         MagicCard(
             "CARD_DECLINE_G83",
@@ -63,6 +76,8 @@ MAGIC_CARDS: dict[str, MagicCard] = {
             decline="G83",
             outcome_en="declined G83 (expiry date)",
             outcome_ja="G83 有効期限エラーで拒否",
+            token="tok_declined_g83",
+            token_outcome="declined G83 (expiry date)",
         ),
         MagicCard(
             "CARD_3DS_CHALLENGE",
@@ -70,6 +85,8 @@ MAGIC_CARDS: dict[str, MagicCard] = {
             three_ds="challenge",
             outcome_en=f"3-D Secure challenge (code {CHALLENGE_CODE}); approved if completed",
             outcome_ja=f"3Dセキュアのチャレンジ認証（コード {CHALLENGE_CODE}）。完了すれば承認",
+            token="tok_3ds_challenge",
+            token_outcome="approved (the shopper passed a 3-D Secure challenge)",
         ),
         MagicCard(
             "CARD_3DS_FAIL",
@@ -77,20 +94,27 @@ MAGIC_CARDS: dict[str, MagicCard] = {
             three_ds="fail",
             outcome_en="3-D Secure authentication fails: payment answers ER900",
             outcome_ja="3Dセキュア認証失敗（決済は ER900）",
+            token="tok_3ds_failed",
+            token_outcome="3-D Secure failed: ER900, nothing charged",
         ),
         MagicCard(
             "CARD_SLOW",
             CARD_SLOW,
             speed="slow",
-            outcome_en="approved after a slow answer (slow_seconds)",
-            outcome_ja="応答が遅い（slow_seconds 後に承認）",
+            outcome_en="approved after a slow answer (a few seconds)",
+            outcome_ja="応答が遅い（数秒後に承認）",
+            token="tok_slow",
+            token_outcome="approved after a slow answer (a few seconds)",
         ),
         MagicCard(
             "CARD_TIMEOUT",
             CARD_TIMEOUT,
             speed="timeout",
-            outcome_en="charged, then the answer hangs (hang_seconds): a lost response",
-            outcome_ja="決済は成立するが応答が返らない（hang_seconds 待機）",
+            outcome_en="charged, but the answer never comes: the payment is unknown until "
+            "reconciliation settles it",
+            outcome_ja="決済は成立するが応答が返らない（照合で確定するまで「不明」）",
+            token="tok_timeout",
+            token_outcome="charged, the answer never comes: 202 unknown, settled by reconciliation",
         ),
     )
 }
@@ -98,14 +122,28 @@ MAGIC_CARDS: dict[str, MagicCard] = {
 _DEFAULT = MagicCard("ANY", "", outcome_en="approved", outcome_ja="承認")
 
 
+MAGIC_TOKENS: dict[str, MagicCard] = {c.token: c for c in MAGIC_CARDS.values()}
+
+
 def lookup(number: str) -> MagicCard:
     return MAGIC_CARDS.get(number, _DEFAULT)
 
 
+def by_token(value: str) -> MagicCard | None:
+    return MAGIC_TOKENS.get(value)
+
+
 def describe() -> list[dict[str, str]]:
-    """Rows for documentation and the demo shop: name, number, outcome (en/ja)."""
+    """Rows for documentation and the demo shop: name, number, outcome (en/ja), magic token."""
     return [
-        {"name": c.name, "number": c.number, "outcome": c.outcome_en, "outcome_ja": c.outcome_ja}
+        {
+            "name": c.name,
+            "number": c.number,
+            "outcome": c.outcome_en,
+            "outcome_ja": c.outcome_ja,
+            "token": c.token,
+            "token_outcome": c.token_outcome,
+        }
         for c in MAGIC_CARDS.values()
     ]
 

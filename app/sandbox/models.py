@@ -49,6 +49,8 @@ class ThreeDSBinding:
     em: str
     pn: str
     challenge_id: str = ""
+    # A magic token's: 3-D Secure ran for whatever the payment carries (no amounts to repeat).
+    any_payment: bool = False
 
 
 @dataclass

@@ -15,6 +15,8 @@ from app.sandbox.endpoint import sim_of
 from app.sandbox.faults import FaultSettings
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
+# The simulator's root answers the same index (mounted: `/sandbox/`), instead of a bare 404.
+root_router = APIRouter(tags=["sandbox control"])
 
 Probability = Field(default=0.0, ge=0.0, le=1.0)
 
@@ -81,8 +83,14 @@ async def index(request: Request) -> dict[str, Any]:
         "billing_credit_card_token": "api/v1.0/billing_payment_method/credit_card_token",
         "billing_payers": "_sandbox/billing/payers",
         "ledger": "_sandbox/ledger",
+        "docs": "_sandbox/docs",
     }
     return {"endpoints": {k: f"{root}/{v}" for k, v in paths.items()}, "cards": cards.describe()}
+
+
+@root_router.get("/", summary="Where everything lives (the same as `_sandbox/`)")
+async def root_index(request: Request) -> dict[str, Any]:
+    return await index(request)
 
 
 @router.get("/ledger")

@@ -1,7 +1,10 @@
 """Card tokens and their 3-D Secure binding. Tokens are single use (ER584 when reused or
 unknown) and expire after `token_ttl_seconds` on the simulator clock (ER585). The 3-D Secure
 step binds the outcome and exactly the amounts (or iid) and em/pn to the token; the payment
-must repeat them (ER901) and the authentication must have succeeded (ER900)."""
+must repeat them (ER901) and the authentication must have succeeded (ER900).
+
+Magic tokens (`cards.MAGIC_TOKENS`, e.g. `tok_approved`) stand for a magic card whose 3-D Secure
+already ran: each use is a fresh token (never used up, never expired) bound to any amounts."""
 
 from __future__ import annotations
 
@@ -33,10 +36,33 @@ def create(sim: SimState, p: Params) -> Token:
     return token
 
 
+def magic(sim: SimState, value: str) -> Token | None:
+    """A fresh token for a magic token value (not stored: it can be used again), else None."""
+    card = cards.by_token(value)
+    if card is None:
+        return None
+    now = sim.clock.now()
+    data = CardData(number=card.number, ed=f"{(now.year + 3) % 100:02d}12", fn="TARO", ln="YAMADA")
+    binding = ThreeDSBinding(
+        status="failed" if card.three_ds == "fail" else "authenticated",
+        am=None,
+        tx=None,
+        sf=None,
+        iid="",
+        em="",
+        pn="",
+        any_payment=True,
+    )
+    return Token(value=value, aid=sim.config.aid, card=data, created_at=now, three_ds=binding)
+
+
 def usable(sim: SimState, value: str) -> Token:
     """The token for `value` if it can still be used; ER583/ER584/ER585 otherwise."""
     if not value:
         raise GatewayError("ER583")
+    fresh = magic(sim, value)
+    if fresh is not None:
+        return fresh
     token = sim.tokens.get(value)
     if token is None or token.used or token.aid != sim.config.aid:
         raise GatewayError("ER584")
@@ -61,6 +87,8 @@ def authenticate(sim: SimState, p: Params) -> ThreeDSBinding:
     if not em and not pn:
         raise GatewayError("ER059")  # em or pn is required; the seed has no dedicated code
     token = usable(sim, p.get("tkn"))
+    if token.three_ds is not None and token.three_ds.any_payment:
+        return token.three_ds  # a magic token: its 3-D Secure already ran
     mode = cards.lookup(token.card.number).three_ds
     binding = ThreeDSBinding(
         status="failed" if mode == "fail" else "authenticated",
@@ -107,6 +135,10 @@ def verify_3ds(
     binding = token.three_ds
     if binding is None:
         raise GatewayError("ER901")
+    if binding.any_payment:
+        if binding.status != "authenticated":
+            raise GatewayError("ER900")
+        return
     if iid:
         same_goods = binding.iid == iid
     else:

@@ -84,7 +84,13 @@ def _start(
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz")
+    try:
+        # A loaded machine (two cores, other suites) can take a while to import the app.
+        wait_http(f"{url}/healthz", timeout=60)
+    except BaseException:
+        proc.terminate()  # not left running when it came up too late
+        proc.wait(10)
+        raise
     return proc, url
 
 

@@ -133,6 +133,12 @@ async def test_replay_spool_moves_spooled_kickbacks_once(
     assert code == 0 and "0 kickbacks moved" in out
 
 
-async def test_commands_that_need_a_gateway_say_so_in_sandbox(db_url: str) -> None:
-    code, out = await run_cli("reconcile", DATABASE_URL=db_url, GATEWAY_BASE_URL="")
-    assert code == 2 and "GATEWAY_BASE_URL" in out
+async def test_reconcile_with_the_in_process_sandbox_and_no_server_says_what_to_do(
+    db_url: str,
+) -> None:
+    # The in-process sandbox lives inside the server: without one answering, a clear message.
+    code, out = await run_cli(
+        "reconcile", "--server", "http://127.0.0.1:9", DATABASE_URL=db_url, GATEWAY_BASE_URL=""
+    )
+    assert code == 2 and "none answers at http://127.0.0.1:9" in out
+    assert "scripts/serve" in out and "GATEWAY_BASE_URL" in out
