@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     # (seconds; 0 disables the loop: run `python -m app reconcile` from a scheduler instead).
     reconcile_interval_seconds: float = Field(default=30.0, ge=0)
     reconcile_batch_size: int = Field(default=100, ge=1, le=1000)
+    # How long a request holding an Idempotency-Key is presumed alive: a retry within this
+    # time is 409; after it the key is taken over (longer than any request, gateway call
+    # included).
+    idempotency_claim_seconds: float = Field(default=300.0, gt=0)
     log_level: str = "INFO"
     # auto: human-readable in a terminal, one JSON object per line otherwise.
     log_format: Literal["auto", "text", "json"] = "auto"

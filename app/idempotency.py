@@ -44,7 +44,6 @@ class IdempotencyKey(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
-CLAIM_SECONDS = 300  # longer than any gateway call; a claim older than this was abandoned
 KEEP_DAYS = 7
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 # The same rule for the OpenAPI document (checked by run_idempotent, with its own message).
@@ -84,7 +83,8 @@ async def run_idempotent(
     method, path = request.method, request.url.path
     digest = hashlib.sha256(b"\n".join([method.encode(), path.encode(), payload])).hexdigest()
 
-    row_id = await _claim(sessions, principal, key, method, path, digest)
+    claim = timedelta(seconds=request.app.state.settings.idempotency_claim_seconds)
+    row_id = await _claim(sessions, principal, key, method, path, digest, claim)
     if isinstance(row_id, Response):
         return row_id
     try:
@@ -113,6 +113,7 @@ async def _claim(
     method: str,
     path: str,
     digest: str,
+    claim: timedelta,
 ) -> int | Response:
     now = utcnow()
     async with sessions() as session:
@@ -124,7 +125,7 @@ async def _claim(
                 path=path,
                 request_hash=digest,
                 status="in_flight",
-                locked_until=now + timedelta(seconds=CLAIM_SECONDS),
+                locked_until=now + claim,
                 expires_at=now + timedelta(days=KEEP_DAYS),
             )
             session.add(row)
@@ -172,7 +173,7 @@ async def _claim(
                     IdempotencyKey.status == "in_flight",
                     IdempotencyKey.locked_until == existing.locked_until,
                 )
-                .values(locked_until=now + timedelta(seconds=CLAIM_SECONDS))
+                .values(locked_until=now + claim)
             )
             await session.commit()
             if getattr(result, "rowcount", 0) == 1:

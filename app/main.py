@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import health, tracing
+from app import crash, health, tracing
 from app.billing import router as billing_router
 from app.checkout import router as checkout_router
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
@@ -128,6 +128,7 @@ def create_app(
     """The app; `tracer_provider` overrides the OTEL_* environment (tests pass their own)."""
     settings = settings or load_settings()
     setup_logging(settings.log_level, settings.log_format)
+    crash.arm(settings.gateway_mode)
     tracer_provider = tracer_provider or tracing.make_provider()
 
     sandbox_app = None

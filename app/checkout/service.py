@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.checkout import velocity
+from app.crash import crash_point
 from app.checkout.models import CheckoutSession
 from app.checkout.schemas import CheckoutSessionCreate
 from app.customers import service as customers
@@ -215,6 +216,7 @@ async def pay(
             return await _record_or_unknown(sessions, cs_id, payment.id, registered, None)
         card_num = registered
 
+    crash_point("checkout.before_send")
     # 2. One gateway call, with no transaction open. Without an order id of the merchant's we
     #    send our payment id as cod, so a kickback can always be matched.
     if customer is not None and card_num is not None:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.checkout.schemas import Email, ItemCode, OrderId, Phone, Uid
 from app.customers.models import Customer
+from app.crash import crash_point
 from app.customers.service import find_card
 from app.db import new_id
 from app.errors import FieldError, Unprocessable
@@ -104,6 +105,7 @@ async def charge(
         payments.add_event(session, payment, "created", to_status=Status.PENDING, actor=actor)
         await session.commit()
 
+    crash_point("onetouch.before_send")
     result = await gateway.charge_onetouch(
         OnetouchCharge(
             job=data.job,
