@@ -119,7 +119,12 @@ async def reconcile(settings: Settings, *, due_only: bool, limit: int) -> int:
         assert res.gateway is not None
         _print(f"reconcile: checking {'due' if due_only else 'all open'} payments (max {limit})")
         summary = await reconcile_due(
-            res.sessions, res.gateway, limit=limit, all_open=not due_only, on_check=progress
+            res.sessions,
+            res.gateway,
+            limit=limit,
+            all_open=not due_only,
+            on_check=progress,
+            pay_claim=settings.pay_claim,
         )
     _print(
         f"reconcile: {summary.checked} checked, {summary.settled} settled, "

@@ -201,6 +201,8 @@ def create_app(
                         app.state.gateway,
                         interval=settings.reconcile_interval_seconds,
                         batch_size=settings.reconcile_batch_size,
+                        pay_claim=settings.pay_claim,
+                        sweep=reconcile_router.sweep_settings(settings),
                     ),
                     name="reconciler",
                 )

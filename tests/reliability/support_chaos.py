@@ -107,7 +107,8 @@ async def app_processes(
                 )
             )
         for app in apps:
-            await asyncio.to_thread(wait_http, f"{app.url}/healthz")
+            # Several replicas importing at once on a busy machine take a while.
+            await asyncio.to_thread(wait_http, f"{app.url}/healthz", 90)
         yield apps
     finally:
         for app in apps:
