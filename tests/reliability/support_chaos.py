@@ -107,8 +107,7 @@ async def app_processes(
                 )
             )
         for app in apps:
-            # Several replicas importing at once on a busy machine take a while.
-            await asyncio.to_thread(wait_http, f"{app.url}/healthz", 90)
+            await asyncio.to_thread(wait_http, f"{app.url}/healthz")
         yield apps
     finally:
         for app in apps:

@@ -180,9 +180,7 @@ async def test_database_restart_while_the_answer_comes_charges_once(
     async def created() -> bool:
         async with own_db.sessions() as session:
             return bool(
-                await session.scalar(
-                    select(func.count()).where(Payment.order_id == "crash-db-1")
-                )
+                await session.scalar(select(func.count()).where(Payment.order_id == "crash-db-1"))
             )
 
     await _until(created, "the pending payment")
@@ -245,9 +243,7 @@ async def test_session_keys_in_flight_at_a_kill_create_one_session_each(
 
         retries = await asyncio.gather(*[again(i) for i in range(n)])
         async with sessions() as session:
-            per_order = Counter(
-                (await session.execute(select(CheckoutSession.order_id))).scalars()
-            )
+            per_order = Counter((await session.execute(select(CheckoutSession.order_id))).scalars())
     second = sum(c - 1 for c in per_order.values() if c > 1)
     FIGURES.append(
         f"{n} session keys, {in_flight} in flight at the kill ({made} sessions made): "
