@@ -229,7 +229,9 @@ async def pay(
     #    Without an order id of the merchant's we send our payment id as cod, so a kickback
     #    can always be matched.
     crash_point("checkout.before_send")
-    if not await payments.mark_sending(sessions, payment.id):
+    async with database_guard(DATABASE_DOWN_NOT_CHARGED):
+        marked = await payments.mark_sending(sessions, payment.id)
+    if not marked:
         return await _not_sent(sessions, cs_id, payment.id)
     if customer is not None and card_num is not None:
         result = await gateway.charge_onetouch(
