@@ -228,7 +228,12 @@ async def reconcile(
         assert res.gateway is not None
         _print(f"reconcile: checking {'due' if due_only else 'all open'} payments (max {limit})")
         summary = await reconcile_due(
-            res.sessions, res.gateway, limit=limit, all_open=not due_only, on_check=progress
+            res.sessions,
+            res.gateway,
+            limit=limit,
+            all_open=not due_only,
+            on_check=progress,
+            pay_claim=settings.pay_claim,
         )
     _print(_summary_line(summary.as_dict()))
     return 1 if summary.errors else 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -121,6 +122,20 @@ class Settings(BaseSettings):
     # (seconds; 0 disables the loop: run `python -m app reconcile` from a scheduler instead).
     reconcile_interval_seconds: float = Field(default=30.0, ge=0)
     reconcile_batch_size: int = Field(default=100, ge=1, le=1000)
+    # How long a request holding an Idempotency-Key is presumed alive: a retry within this
+    # time is 409; after it the key is taken over (longer than any request, gateway call
+    # included).
+    idempotency_claim_seconds: float = Field(default=300.0, gt=0)
+    # How long a pay may take from claiming its payment to the "about to send" mark; after it
+    # a pending payment without the mark provably never left and is failed, so the session can
+    # be paid again (payments.service.PAY_CLAIM is the same default).
+    pay_claim_seconds: float = Field(default=120.0, gt=0)
+    # The orphan sweep: successful charges in the gateway's records that no payment of ours
+    # holds become flagged payments. Every interval a replica searches each complete window
+    # that ended at least `grace` ago (one search per window); 0 = off.
+    orphan_sweep_interval_seconds: float = Field(default=300.0, ge=0)
+    orphan_sweep_window_seconds: float = Field(default=900.0, gt=0, le=7 * 86400)
+    orphan_sweep_grace_seconds: float = Field(default=900.0, ge=0)
     log_level: str = "INFO"
     # auto: human-readable in a terminal, one JSON object per line otherwise.
     log_format: Literal["auto", "text", "json"] = "auto"
@@ -204,6 +219,10 @@ class Settings(BaseSettings):
     @property
     def sandbox_allowed_ip_list(self) -> list[str]:
         return [ip.strip() for ip in self.sandbox_allowed_ips.split(",") if ip.strip()]
+
+    @property
+    def pay_claim(self) -> timedelta:
+        return timedelta(seconds=self.pay_claim_seconds)
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,14 +1,33 @@
-"""Idempotency keys for POSTs that move money (Stripe's rules).
+"""Idempotency keys for POSTs that move money or create things (Stripe's rules).
 
-Same key + same body -> the first response replayed; same key + another body -> 422;
-same key while the first request is still running -> 409. Keys are kept at least 7 days.
+Same key + same body -> the first response replayed; same key + another body -> 422; same key
+while the first request may still be running -> 409. Keys are kept at least 7 days.
+
+A key is bound to what its request created (a payment, a checkout session, a card...) in the
+very transaction that creates it: the service calls `bind(session, kind, id)` before its
+commit. A retry can then never create (or charge) a second one, whatever happened to the first
+request's answer (a crash, a lost connection, a database outage):
+
+- in flight and locked (`locked_until` ahead): a request holds the key -> 409;
+- in flight, bound, and no longer locked (its holder died, or failed before storing an
+  answer): the answer is rebuilt from the resource by the route's `resume` (which may settle
+  it first, e.g. a payment from the charges search); the handler never runs again;
+- in flight, not bound, lock expired: nothing was created; the next request runs afresh;
+- completed: the stored answer is replayed.
+
+A bound key is never released. Every write of the key's holder is fenced by its claim token,
+so a request that lost its key to a take-over can bind, complete or release nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -18,9 +37,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.crash import crash_point
 from app.db import Base, utcnow
 from app.errors import AppError, Conflict, FieldError, Unprocessable, problem_from_error
 from app.metrics import IDEMPOTENCY
+
+log = logging.getLogger(__name__)
 
 
 class IdempotencyKey(Base):
@@ -39,12 +61,17 @@ class IdempotencyKey(Base):
     response_body: Mapped[str | None] = mapped_column(Text)
     response_content_type: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # An in-flight claim older than this is considered abandoned (the process died).
+    # An in-flight claim older than this is considered abandoned (the process died); None:
+    # released by a request that failed after binding (its resource answers the next one).
     locked_until: Mapped[datetime | None]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+    # The current holder's fencing token (a take-over replaces it).
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    # What the request created, bound in the transaction that created it.
+    resource_kind: Mapped[str | None] = mapped_column(String(32))
+    resource_id: Mapped[str | None] = mapped_column(String(64))
 
 
-CLAIM_SECONDS = 300  # longer than any gateway call; a claim older than this was abandoned
 KEEP_DAYS = 7
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 # The same rule for the OpenAPI document (checked by run_idempotent, with its own message).
@@ -60,8 +87,76 @@ OptionalKeyHeader = Annotated[
 ]
 
 
+@dataclass(frozen=True)
+class Bound:
+    """The resource a key's request created."""
+
+    kind: str
+    id: str
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """The answer rebuilt from a bound resource. `final=False`: the resource is not settled
+    yet (a payment still pending or unknown), so the answer is not stored: the next retry
+    asks the resource again."""
+
+    response: Response
+    final: bool = True
+
+
+# Rebuilds the route's answer from its bound resource; None: the resource provably did
+# nothing (e.g. a payment failed before it was sent), so the request runs afresh.
+Resume = Callable[[Bound], Awaitable[Resumed | None]]
+
+
+@dataclass
+class _Claim:
+    row_id: int
+    token: str
+    bound: Bound | None = None
+
+
+_CURRENT: ContextVar[_Claim | None] = ContextVar("idempotency_claim", default=None)
+
+
+class InProgress(Conflict):
+    """A 409 that only means "not now" (another operation on the same thing is running): never
+    stored as a key's answer, so the same key may be retried once that has finished."""
+
+
 def _field_error(message: str) -> Unprocessable:
     return Unprocessable(message, errors=[FieldError(field="Idempotency-Key", message=message)])
+
+
+async def bind(session: AsyncSession, kind: str, resource_id: str) -> None:
+    """Binds the current request's Idempotency-Key (if it has one) to the resource it is
+    creating, in `session`'s transaction: call it before the commit that creates the resource.
+    Raises Conflict when a retry has taken the key over meanwhile (the transaction must then
+    not commit: the retry owns the key and answers for it)."""
+    claim = _CURRENT.get()
+    if claim is None:
+        return
+    if claim.bound is not None:
+        if claim.bound != Bound(kind, resource_id):
+            raise RuntimeError(f"an Idempotency-Key is already bound to {claim.bound}")
+        return
+    result = await session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.id == claim.row_id,
+            IdempotencyKey.claim_token == claim.token,
+            IdempotencyKey.resource_id.is_(None),
+        )
+        .values(resource_kind=kind, resource_id=resource_id)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        raise Conflict(
+            "A retry took this Idempotency-Key over while this request was running; the retry "
+            "answers for it.",
+            code="idempotency_key_taken_over",
+        )
+    claim.bound = Bound(kind, resource_id)
 
 
 async def run_idempotent(
@@ -72,9 +167,11 @@ async def run_idempotent(
     key: str | None,
     payload: bytes,
     handler: Callable[[], Awaitable[Response]],
+    resume: Resume | None = None,
     required: bool = False,
 ) -> Response:
-    """Runs `handler` at most once per (principal, key); replays its stored answer after."""
+    """Runs `handler` at most once per (principal, key); replays its stored answer after, or
+    rebuilds it with `resume` from the resource the handler bound (see the module doc)."""
     if key is None:
         if required:
             raise _field_error("This endpoint needs an Idempotency-Key header.")
@@ -83,25 +180,37 @@ async def run_idempotent(
         raise _field_error("Idempotency-Key must be 1-255 printable ASCII characters.")
     method, path = request.method, request.url.path
     digest = hashlib.sha256(b"\n".join([method.encode(), path.encode(), payload])).hexdigest()
+    hold = timedelta(seconds=request.app.state.settings.idempotency_claim_seconds)
 
-    row_id = await _claim(sessions, principal, key, method, path, digest)
-    if isinstance(row_id, Response):
-        return row_id
+    claim = await _claim(sessions, principal, key, method, path, digest, hold)
+    if isinstance(claim, Response):
+        return claim
+    if claim.bound is not None:
+        resumed = await _resume(sessions, claim, resume)
+        if resumed is not None:
+            resumed.headers["Idempotent-Replayed"] = "true"
+            resumed.headers["Idempotency-Key"] = key
+            return resumed
+        await _unbind(sessions, claim)
+
+    context = _CURRENT.set(claim)
     try:
         response = await handler()
+    except InProgress:
+        await _after_failure(sessions, claim)
+        raise
     except AppError as exc:
         if exc.status >= 500:
-            await _release(sessions, row_id)
+            await _after_failure(sessions, claim)
             raise
         response = problem_from_error(request, exc)
     except BaseException:
-        # Nothing durable happened that we could replay faithfully: let the client retry.
-        await _release(sessions, row_id)
+        await _after_failure(sessions, claim)
         raise
-    if response.status_code >= 500:
-        await _release(sessions, row_id)
-        return response
-    await _complete(sessions, row_id, response)
+    finally:
+        _CURRENT.reset(context)
+    crash_point("idempotency.before_answer")
+    await _finish(sessions, claim, response)
     response.headers["Idempotency-Key"] = key
     return response
 
@@ -113,8 +222,10 @@ async def _claim(
     method: str,
     path: str,
     digest: str,
-) -> int | Response:
+    hold: timedelta,
+) -> _Claim | Response:
     now = utcnow()
+    token = secrets.token_hex(16)
     async with sessions() as session:
         for _ in range(2):
             row = IdempotencyKey(
@@ -124,14 +235,15 @@ async def _claim(
                 path=path,
                 request_hash=digest,
                 status="in_flight",
-                locked_until=now + timedelta(seconds=CLAIM_SECONDS),
+                locked_until=now + hold,
                 expires_at=now + timedelta(days=KEEP_DAYS),
+                claim_token=token,
             )
             session.add(row)
             try:
                 await session.commit()
                 IDEMPOTENCY.labels("new").inc()
-                return row.id
+                return _Claim(row.id, token)
             except IntegrityError:
                 await session.rollback()
             existing = await session.scalar(
@@ -164,30 +276,88 @@ async def _claim(
                 raise Conflict(
                     "A request with this Idempotency-Key is still in progress; retry shortly."
                 )
-            # The first attempt's process died: take the claim over, atomically.
+            # Its holder died (or failed after binding): take the key over, atomically.
             result = await session.execute(
                 update(IdempotencyKey)
                 .where(
                     IdempotencyKey.id == existing.id,
                     IdempotencyKey.status == "in_flight",
-                    IdempotencyKey.locked_until == existing.locked_until,
+                    IdempotencyKey.claim_token.is_not_distinct_from(existing.claim_token),
                 )
-                .values(locked_until=now + timedelta(seconds=CLAIM_SECONDS))
+                .values(locked_until=now + hold, claim_token=token)
             )
             await session.commit()
-            if getattr(result, "rowcount", 0) == 1:
-                return existing.id
-            raise Conflict("A request with this Idempotency-Key is still in progress.")
+            if getattr(result, "rowcount", 0) != 1:
+                raise Conflict("A request with this Idempotency-Key is still in progress.")
+            bound = None
+            if existing.resource_kind and existing.resource_id:
+                bound = Bound(existing.resource_kind, existing.resource_id)
+            IDEMPOTENCY.labels("taken_over").inc()
+            log.warning(
+                "Idempotency-Key of %s taken over (%s)",
+                principal,
+                f"bound to {bound.kind} {bound.id}" if bound else "nothing was created",
+            )
+            return _Claim(existing.id, token, bound)
     raise Conflict("Could not claim the Idempotency-Key; retry shortly.")
 
 
-async def _complete(
-    sessions: async_sessionmaker[AsyncSession], row_id: int, response: Response
-) -> None:
+async def _resume(
+    sessions: async_sessionmaker[AsyncSession], claim: _Claim, resume: Resume | None
+) -> Response | None:
+    """The answer from the key's resource, stored when final; None to run afresh."""
+    assert claim.bound is not None
+    try:
+        if resume is None:
+            raise Conflict(
+                f"The first request with this Idempotency-Key created {claim.bound.kind} "
+                f"{claim.bound.id}, but its answer was lost.",
+                code="idempotency_answer_lost",
+                extra={"resource": claim.bound.kind, "resource_id": claim.bound.id},
+            )
+        resumed = await resume(claim.bound)
+    except BaseException:
+        await _after_failure(sessions, claim)
+        raise
+    if resumed is None:
+        return None
+    IDEMPOTENCY.labels("resumed").inc()
+    if resumed.final:
+        await _finish(sessions, claim, resumed.response)
+    else:
+        await _after_failure(sessions, claim)
+    return resumed.response
+
+
+async def _unbind(sessions: async_sessionmaker[AsyncSession], claim: _Claim) -> None:
+    """The bound resource did nothing: the request starts over and binds what it creates."""
     async with sessions() as session:
         await session.execute(
             update(IdempotencyKey)
-            .where(IdempotencyKey.id == row_id)
+            .where(IdempotencyKey.id == claim.row_id, IdempotencyKey.claim_token == claim.token)
+            .values(resource_kind=None, resource_id=None)
+        )
+        await session.commit()
+    claim.bound = None
+
+
+async def _finish(
+    sessions: async_sessionmaker[AsyncSession], claim: _Claim, response: Response
+) -> None:
+    """Stores the answer; a 5xx of a request that created nothing releases the key instead
+    (nothing happened that a retry could repeat)."""
+    async with sessions() as session:
+        fenced = (IdempotencyKey.id == claim.row_id, IdempotencyKey.claim_token == claim.token)
+        if response.status_code >= 500:
+            result = await session.execute(
+                delete(IdempotencyKey).where(*fenced, IdempotencyKey.resource_id.is_(None))
+            )
+            if getattr(result, "rowcount", 0) == 1:
+                await session.commit()
+                return
+        result = await session.execute(
+            update(IdempotencyKey)
+            .where(*fenced)
             .values(
                 status="completed",
                 response_status=response.status_code,
@@ -197,9 +367,26 @@ async def _complete(
             )
         )
         await session.commit()
+    if getattr(result, "rowcount", 0) != 1:
+        log.warning("Idempotency-Key answer not stored: a retry took the key over")
 
 
-async def _release(sessions: async_sessionmaker[AsyncSession], row_id: int) -> None:
-    async with sessions() as session:
-        await session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row_id))
-        await session.commit()
+async def _after_failure(sessions: async_sessionmaker[AsyncSession], claim: _Claim) -> None:
+    """The request failed without an answer to store. Unbound, the key is released (nothing
+    was created: a retry may run afresh); bound, it is unlocked but kept, so the next retry
+    answers from the resource instead of creating (or charging) again. If the database is
+    down this fails too: the key then stays locked until its claim expires."""
+    try:
+        async with sessions() as session:
+            fenced = (IdempotencyKey.id == claim.row_id, IdempotencyKey.claim_token == claim.token)
+            await session.execute(
+                delete(IdempotencyKey).where(*fenced, IdempotencyKey.resource_id.is_(None))
+            )
+            await session.execute(
+                update(IdempotencyKey)
+                .where(*fenced, IdempotencyKey.resource_id.is_not(None))
+                .values(locked_until=None)
+            )
+            await session.commit()
+    except Exception as exc:
+        log.warning("Idempotency-Key left locked until its claim expires: %r", exc)

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import health, instance, schema, tracing
+from app import crash, health, instance, schema, tracing
 from app.billing import router as billing_router
 from app.checkout import router as checkout_router
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
@@ -149,6 +149,7 @@ def create_app(
     """The app; `tracer_provider` overrides the OTEL_* environment (tests pass their own)."""
     settings = settings or load_settings()
     setup_logging(settings.log_level, settings.log_format)
+    crash.arm(settings.gateway_mode)
     tracer_provider = tracer_provider or tracing.make_provider()
 
     sandbox_app = None
@@ -224,6 +225,8 @@ def create_app(
                         app.state.gateway,
                         interval=settings.reconcile_interval_seconds,
                         batch_size=settings.reconcile_batch_size,
+                        pay_claim=settings.pay_claim,
+                        sweep=reconcile_router.sweep_settings(settings),
                     )
                 )
             await asyncio.gather(*loops)

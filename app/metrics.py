@@ -63,6 +63,13 @@ VELOCITY_REJECTIONS = Counter(
 RECONCILE_RESULTS = Counter(
     "rp_reconcile_results_total", "Reconciliation checks by result", ["result"]
 )
+ORPHAN_CHARGES = Counter(
+    "rp_orphan_charges_total",
+    "Successful charges in the gateway's records that no payment of ours made (flagged)",
+)
+ORPHAN_SWEEP_WINDOWS = Counter(
+    "rp_orphan_sweep_windows_total", "Windows of the gateway's records the orphan sweep searched"
+)
 
 DB_PAYMENTS = Gauge("rp_db_payments", "Payments in the database by status", ["status"])
 DB_UNKNOWN = Gauge("rp_db_payments_unknown", "Payments whose outcome is unknown")

@@ -9,6 +9,7 @@ from app.gateway.audit import GatewayCallLog
 from app.idempotency import IdempotencyKey
 from app.kickbacks.models import Kickback
 from app.payments.models import Payment, PaymentEvent
+from app.reconcile.models import SweepCursor
 
 __all__ = [
     "Base",
@@ -24,4 +25,5 @@ __all__ = [
     "PayFailure",
     "Payment",
     "PaymentEvent",
+    "SweepCursor",
 ]

@@ -19,9 +19,9 @@ from app.billing.schemas import (
     BillingCardSessionOut,
 )
 from app.deps import SessionDep, SessionFactoryDep, SettingsDep
-from app.errors import NotFound, Problem, ServiceUnavailable
+from app.errors import Conflict, NotFound, Problem, ServiceUnavailable, problem_from_error
 from app.gateway.base import BillingRobo
-from app.idempotency import OptionalKeyHeader, run_idempotent
+from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
 
 router = APIRouter(prefix="/v1/billing", tags=["billing robo"])
 
@@ -70,10 +70,29 @@ async def register_card(
     (optional): a retry with the same key replays the first answer instead of sending the
     single-use token again."""
 
+    def answer(row: BillingCardRegistration) -> Response:
+        out = BillingCardRegistrationOut.of(row).model_dump(mode="json")
+        return JSONResponse(out, status_code=201 if row.status == "succeeded" else 202)
+
     async def handler() -> Response:
         registered = await service.register_from_api(sessions, robo, body, actor=principal.id)
-        out = BillingCardRegistrationOut.of(registered.row).model_dump(mode="json")
-        return JSONResponse(out, status_code=201 if registered.row.status == "succeeded" else 202)
+        return answer(registered.row)
+
+    async def resume(bound: Bound) -> Resumed:
+        # The key's registration was sent (the token is spent): answer with its row, never
+        # send the token again. A refusal's problem was stored when it was answered; a row
+        # still 'processing' lost its answer with its process (look at the payer).
+        async with sessions() as session:
+            row = await session.get(BillingCardRegistration, bound.id)
+        assert row is not None
+        if row.status == "failed":
+            problem = Conflict(
+                f"The first request with this key was refused ({row.error_code}).",
+                code="billing_registration_failed",
+                extra={"registration": BillingCardRegistrationOut.of(row).model_dump(mode="json")},
+            )
+            return Resumed(problem_from_error(request, problem))
+        return Resumed(answer(row), final=row.status == "succeeded")
 
     return await run_idempotent(
         request,
@@ -82,6 +101,7 @@ async def register_card(
         key=idempotency_key,
         payload=body.model_dump_json().encode(),
         handler=handler,
+        resume=resume,
     )
 
 
@@ -125,6 +145,13 @@ async def create_card_session(
         out = BillingCardSessionOut.of(cs, target, _page_url(request, cs.id), None)
         return JSONResponse(out.model_dump(mode="json"), status_code=201)
 
+    async def resume(bound: Bound) -> Resumed:
+        # The key's page exists: answer with it, never make a second one.
+        async with sessions() as session:
+            cs, target, _ = await service.session_view(session, bound.id)
+        out = BillingCardSessionOut.of(cs, target, _page_url(request, cs.id), None)
+        return Resumed(JSONResponse(out.model_dump(mode="json"), status_code=201))
+
     return await run_idempotent(
         request,
         sessions,
@@ -132,6 +159,7 @@ async def create_card_session(
         key=idempotency_key,
         payload=body.model_dump_json().encode(),
         handler=handler,
+        resume=resume,
     )
 
 

@@ -39,6 +39,7 @@ from app.errors import (
 )
 from app.gateway import base
 from app.gateway.base import BillingCardResult, BillingRobo, Outcome
+from app.idempotency import bind
 from app.metrics import VELOCITY_REJECTIONS
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ async def register(
             created_by=actor,
         )
         session.add(row)
+        await bind(session, "billing_registration", row.id)
         await session.commit()
         row_id = row.id
     request = base.BillingCardRegistration(
@@ -216,6 +218,7 @@ async def create_session(
         session.add(cs)
         await session.flush()  # the session row first: the target references it
         session.add(target)
+        await bind(session, "checkout_session", cs.id)
         await session.commit()
     log.info("billing card page %s for %s created by %s", cs.id, data.billing_code, created_by)
     return cs, target

@@ -43,9 +43,10 @@ from app.errors import (
     problem_from_error,
 )
 from app.gateway.robotpayment.errors import lookup
-from app.idempotency import OptionalKeyHeader, run_idempotent
+from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
 from app.payments.models import Payment
 from app.payments.schemas import PaymentOut
+from app.payments.service import never_sent
 
 router = APIRouter(tags=["checkout"])
 log = logging.getLogger(__name__)
@@ -184,6 +185,14 @@ async def create_checkout_session(
         out = _session_out(settings, cs, None, None)
         return JSONResponse(out.model_dump(mode="json"), status_code=201)
 
+    async def resume(bound: Bound) -> Resumed:
+        # The key's session exists: answer with it, never create a second one.
+        async with sessions() as session:
+            cs = await session.get(CheckoutSession, bound.id)
+        assert cs is not None
+        out = _session_out(settings, cs, None, None)
+        return Resumed(JSONResponse(out.model_dump(mode="json"), status_code=201))
+
     return await run_idempotent(
         request,
         sessions,
@@ -191,6 +200,7 @@ async def create_checkout_session(
         key=idempotency_key,
         payload=body.model_dump_json().encode(),
         handler=handler,
+        resume=resume,
     )
 
 
@@ -265,7 +275,8 @@ async def checkout_page(
     registration = cs.kind == "card_registration"
     if not registration:
         live = await service.live_payment(session, cs.id)
-        if live is not None:
+        # A payment whose pay stopped before sending does not block the page: paying fails it.
+        if live is not None and not never_sent(live, claim=settings.pay_claim):
             return _result_page(settings, lang, cs, live.id, service.page_status(live), live)
     uid = cs.customer_uid
     may_save = cs.save_card or cs.offer_save_card
@@ -418,6 +429,7 @@ async def checkout_form_post(
             save_card=save_requested,
             client_ip=request.client.host if request.client else None,
             limits=velocity.Limits.of(settings),
+            pay_claim=settings.pay_claim,
         )
     except AppError as exc:
         if exc.status == 409 and "payment_id" in exc.extra:
@@ -597,6 +609,7 @@ async def pay_session(
         save_card=body.save_card,
         client_ip=request.client.host if request.client else None,
         limits=velocity.Limits.of(settings),
+        pay_claim=settings.pay_claim,
     )
     out = PaymentOut.of(result.payment).model_dump(mode="json")
     status = service.page_status(result.payment)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.checkout import velocity
 from app.checkout.models import CheckoutSession
 from app.checkout.schemas import CheckoutSessionCreate
+from app.crash import crash_point
 from app.customers import service as customers
 from app.customers.models import Card, Customer
 from app.db import new_id, utcnow
@@ -27,6 +28,7 @@ from app.errors import (
     database_guard,
 )
 from app.gateway.base import ChargeResult, OnetouchCharge, Outcome, PaymentGateway, TokenCharge
+from app.idempotency import bind
 from app.metrics import VELOCITY_REJECTIONS
 from app.payments import service as payments
 from app.payments.models import Payment
@@ -58,6 +60,7 @@ async def create_session(
         expires_at=utcnow() + timedelta(minutes=data.expires_in_minutes),
     )
     session.add(cs)
+    await bind(session, "checkout_session", cs.id)
     await session.commit()
     log.info("checkout session %s created by %s: total %d yen", cs.id, created_by, cs.total)
     return cs
@@ -134,10 +137,13 @@ async def pay(
     save_card: bool = False,
     client_ip: str | None = None,
     limits: velocity.Limits | None = None,
+    pay_claim: timedelta = payments.PAY_CLAIM,
 ) -> PayResult:
     """`save_card`: the shopper asked to save the card (honoured where the session offers it;
     a session with save_card saves it whatever the shopper says). `client_ip` and `limits`:
-    card-testing limits (app/checkout/velocity.py)."""
+    card-testing limits (app/checkout/velocity.py). `pay_claim`: how long an earlier pay's
+    payment may stay pending without its "about to send" mark before it counts as abandoned
+    (failed, and the session paid again)."""
     limits = limits or velocity.Limits()
     # 1. Claim the session: one live payment per session is enforced by a unique index, so
     #    of any number of concurrent pays exactly one gets past this commit. Without a
@@ -150,6 +156,8 @@ async def pay(
                 "This page registers a card; it takes no payment.", code="not_a_payment"
             )
         existing = await live_payment(session, cs.id)
+        if existing is not None and await _abandoned(session, existing, pay_claim):
+            existing = None
         if existing is not None:
             raise Conflict(
                 "A payment for this checkout session is already "
@@ -184,6 +192,7 @@ async def pay(
             created_by=actor,
             check_attempts=0,
             needs_attention=False,
+            unsent=True,
         )
         session.add(payment)
         payments.add_event(session, payment, "created", to_status=Status.PENDING, actor=actor)
@@ -215,8 +224,15 @@ async def pay(
             return await _record_or_unknown(sessions, cs_id, payment.id, registered, None)
         card_num = registered
 
-    # 2. One gateway call, with no transaction open. Without an order id of the merchant's we
-    #    send our payment id as cod, so a kickback can always be matched.
+    # 2. "About to send", committed (the fence against a process that finds this claim
+    #    expired and fails the payment), then one gateway call with no transaction open.
+    #    Without an order id of the merchant's we send our payment id as cod, so a kickback
+    #    can always be matched.
+    crash_point("checkout.before_send")
+    async with database_guard(DATABASE_DOWN_NOT_CHARGED):
+        marked = await payments.mark_sending(sessions, payment.id)
+    if not marked:
+        return await _not_sent(sessions, cs_id, payment.id)
     if customer is not None and card_num is not None:
         result = await gateway.charge_onetouch(
             OnetouchCharge(
@@ -261,6 +277,34 @@ async def pay(
     )
     await _after_combined(sessions, gateway, cs_id, result, charge_uid)
     return paid
+
+
+async def _abandoned(session: AsyncSession, existing: Payment, claim: timedelta) -> bool:
+    """Fails the session's live payment if an earlier pay claimed it and stopped before
+    sending (its claim expired without the "about to send" mark): the session may be paid
+    again at once instead of waiting for reconciliation. The row lock and the conditional mark
+    make sure the earlier pay, if it is only slow, can no longer send."""
+    if not payments.never_sent(existing, claim=claim):
+        return False
+    locked = await payments.lock_payment(session, existing.id)
+    if locked is None or not await payments.fail_if_never_sent(
+        session, locked, claim=claim, actor="system"
+    ):
+        return False
+    await session.flush()  # before the new payment: one live payment per session
+    log.warning("checkout %s: payment %s never sent; failed", locked.checkout_session_id, locked.id)
+    return True
+
+
+async def _not_sent(
+    sessions: async_sessionmaker[AsyncSession], cs_id: str, payment_id: str
+) -> PayResult:
+    """This pay lost its claim before sending (another pay failed its payment): nothing sent."""
+    async with sessions() as session:
+        p = await session.get(Payment, payment_id)
+        cs_row = await session.get(CheckoutSession, cs_id)
+        assert p is not None and cs_row is not None
+        return PayResult(payment=p, session=cs_row, result=None)
 
 
 async def _record_or_unknown(

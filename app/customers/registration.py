@@ -21,6 +21,7 @@ from app.customers.schemas import CardRegistrationSessionCreate
 from app.db import new_id, utcnow
 from app.errors import Conflict, FieldError, TooManyRequests, Unprocessable
 from app.gateway.base import Outcome, PaymentGateway
+from app.idempotency import bind
 from app.metrics import VELOCITY_REJECTIONS
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ async def create_session(
             expires_at=utcnow() + timedelta(minutes=data.expires_in_minutes),
         )
         session.add(cs)
+        await bind(session, "checkout_session", cs.id)
         await session.commit()
     log.info("card registration session %s for %s created by %s", cs.id, uid, created_by)
     return cs

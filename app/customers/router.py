@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.auth import MerchantDep
+from app.checkout.models import CheckoutSession
 from app.checkout.schemas import CheckoutSessionOut
 from app.customers import registration, service
 from app.customers.models import Customer
@@ -25,7 +26,7 @@ from app.customers.schemas import (
 )
 from app.deps import GatewayDep, SessionDep, SessionFactoryDep, SettingsDep
 from app.errors import NotFound, Problem
-from app.idempotency import OptionalKeyHeader, run_idempotent
+from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -71,6 +72,11 @@ async def create_customer(
         out = await _out(session, body.uid)
         return JSONResponse(out.model_dump(mode="json"), status_code=201)
 
+    async def resume(bound: Bound) -> Resumed:
+        # The key's customer was registered and stored: answer with it, never register again.
+        out = await _out(session, bound.id)
+        return Resumed(JSONResponse(out.model_dump(mode="json"), status_code=201))
+
     return await run_idempotent(
         request,
         sessions,
@@ -78,6 +84,7 @@ async def create_customer(
         key=idempotency_key,
         payload=body.model_dump_json().encode(),
         handler=handler,
+        resume=resume,
     )
 
 
@@ -166,6 +173,14 @@ async def add_card(
         card = await service.register_card(sessions, gateway, uid, body.token, actor=principal.id)
         return JSONResponse(CardOut.of(card).model_dump(mode="json"), status_code=201)
 
+    async def resume(bound: Bound) -> Resumed:
+        # The key's card is registered and stored: answer with it, never resend the token.
+        owner, num = bound.id.rsplit("/", 1)
+        async with sessions() as session:
+            card = await service.find_card(session, owner, int(num))
+        assert card is not None
+        return Resumed(JSONResponse(CardOut.of(card).model_dump(mode="json"), status_code=201))
+
     return await run_idempotent(
         request,
         sessions,
@@ -173,6 +188,7 @@ async def add_card(
         key=idempotency_key,
         payload=body.model_dump_json().encode(),
         handler=handler,
+        resume=resume,
     )
 
 
@@ -252,11 +268,22 @@ async def create_card_session(
     none). No payment. `card_num` shows the registered card once done. `Idempotency-Key`
     honoured (one page per key)."""
 
-    async def handler() -> Response:
-        cs = await registration.create_session(sessions, uid, body, created_by=principal.id)
+    def answer(cs: CheckoutSession) -> Response:
         url = f"{settings.public_base_url.rstrip('/')}/checkout/{cs.id}"
         out = CheckoutSessionOut.of(cs, url, None, None)
         return JSONResponse(out.model_dump(mode="json"), status_code=201)
+
+    async def handler() -> Response:
+        return answer(
+            await registration.create_session(sessions, uid, body, created_by=principal.id)
+        )
+
+    async def resume(bound: Bound) -> Resumed:
+        # The key's page exists: answer with it, never make a second one.
+        async with sessions() as session:
+            cs = await session.get(CheckoutSession, bound.id)
+        assert cs is not None
+        return Resumed(answer(cs))
 
     return await run_idempotent(
         request,
@@ -265,4 +292,5 @@ async def create_card_session(
         key=idempotency_key,
         payload=body.model_dump_json().encode(),
         handler=handler,
+        resume=resume,
     )

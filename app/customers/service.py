@@ -28,6 +28,7 @@ from app.errors import (
     Unprocessable,
 )
 from app.gateway.base import CardResult, Outcome, PaymentGateway, UserResult
+from app.idempotency import bind
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +272,7 @@ async def create_customer(
         add_event(
             session, uid, "customer_created", actor=actor, data={"email": email, "phone": phone}
         )
+        await bind(session, "customer", uid)
         await session.commit()
     log.info("customer %s registered by %s", uid, actor)
     return customer
@@ -462,6 +464,7 @@ async def store_card(
         if cs_id:
             data["checkout_session_id"] = cs_id
         add_event(session, uid, type_, actor=actor, card_num=num, data=data)
+        await bind(session, "card", f"{uid}/{num}")
         await session.commit()
         return card
 

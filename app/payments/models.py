@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -27,7 +28,8 @@ class Payment(Base):
     __tablename__ = "payments"
     __table_args__ = (
         CheckConstraint(f"status IN ({_STATUS_SQL})", name="status"),
-        CheckConstraint("kind IN ('checkout', 'onetouch', 'reauth')", name="kind"),
+        # 'orphan': a charge the gateway shows that no payment of ours made (the orphan sweep).
+        CheckConstraint("kind IN ('checkout', 'onetouch', 'reauth', 'orphan')", name="kind"),
         CheckConstraint("job IN ('AUTH', 'CAPTURE', 'CHECK')", name="job"),
         CheckConstraint("amount >= 0 AND tax >= 0 AND shipping >= 0", name="amounts"),
         # One charge per checkout session is a database fact: at most one payment of a session
@@ -74,6 +76,10 @@ class Payment(Base):
     check_attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_check_at: Mapped[datetime | None]
     needs_attention: Mapped[bool] = mapped_column(default=False)
+    # True from a pay's claim until its "about to send" mark (a conditional update just before
+    # the gateway call): while set, the request provably has not left, so once the claim has
+    # expired the payment may be failed at once. Rows made by other paths count as sent.
+    unsent: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

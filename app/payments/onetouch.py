@@ -1,7 +1,8 @@
 """One-touch charges: a payment on a stored card (`onetouch.aspx` cmd=4, no 3-D Secure).
 
-Same pattern as checkout: the payment is created 'pending' and committed, the gateway is
-called with no transaction open, and its answer is recorded under the payment's row lock."""
+Same pattern as checkout: the payment is created 'pending' and committed (with the request's
+Idempotency-Key bound to it in that same commit), marked "about to send", the gateway is called
+with no transaction open, and its answer is recorded under the payment's row lock."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.checkout.schemas import Email, ItemCode, OrderId, Phone, Uid
+from app.crash import crash_point
 from app.customers.models import Customer
 from app.customers.service import find_card
 from app.db import new_id
 from app.errors import FieldError, Unprocessable
 from app.gateway.base import ChargeResult, OnetouchCharge, PaymentGateway
+from app.idempotency import bind
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.payments.states import Status
@@ -99,11 +102,20 @@ async def charge(
             created_by=actor,
             check_attempts=0,
             needs_attention=False,
+            unsent=True,
         )
         session.add(payment)
         payments.add_event(session, payment, "created", to_status=Status.PENDING, actor=actor)
+        await bind(session, "payment", payment.id)
         await session.commit()
 
+    crash_point("onetouch.before_send")
+    if not await payments.mark_sending(sessions, payment.id):
+        # A retry of the key found it never sent and failed it: this request must not send.
+        async with sessions() as session:
+            failed = await session.get(Payment, payment.id)
+            assert failed is not None
+            return failed, None
     result = await gateway.charge_onetouch(
         OnetouchCharge(
             job=data.job,

@@ -17,9 +17,13 @@ from app.errors import (
     Unprocessable,
     problem_from_error,
 )
-from app.idempotency import OptionalKeyHeader, run_idempotent
+from app.gateway.base import GatewayErrorInfo
+from app.gateway.robotpayment.errors import lookup
+from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
 from app.payments import onetouch
+from app.payments.models import Payment
 from app.payments.schemas import PaymentOut
+from app.reconcile import service as reconcile
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
@@ -49,7 +53,9 @@ async def create_onetouch_payment(
     idempotency_key: OptionalKeyHeader = None,
 ) -> Response:
     """`201` authorized/captured; `202` pending (rt=0) or unknown (settled by
-    reconciliation, never retried); a decline or refusal is a problem carrying `payment`."""
+    reconciliation, never retried); a decline or refusal is a problem carrying `payment`. A
+    retry whose first answer was lost (a crash, a database outage) answers from the payment
+    the key created, after one look at the charges search; it never charges again."""
 
     async def handler() -> Response:
         payment, result = await onetouch.charge(
@@ -59,20 +65,14 @@ async def create_onetouch_payment(
             actor=principal.id,
             result_mode=settings.gateway_result_mode,
         )
-        out = PaymentOut.of(payment).model_dump(mode="json")
-        if payment.status == "failed":
-            info = result.error if result else None
-            kind = _PROBLEM_BY_STATUS.get(info.http_status if info else 402, PaymentDeclined)
-            return problem_from_error(
-                request,
-                kind(
-                    info.message_en if info else "The payment failed.",
-                    code=info.stable_code if info else None,
-                    extra={"payment": out, "gateway_code": info.code if info else None},
-                ),
-            )
-        status = 201 if payment.status in ("authorized", "captured") else 202
-        return JSONResponse(out, status_code=status)
+        return _answer(request, payment, result.error if result else None)
+
+    async def resume(bound: Bound) -> Resumed | None:
+        payment = await reconcile.settled(sessions, gateway, bound.id, pay_claim=settings.pay_claim)
+        if payment is None or (payment.status == "failed" and payment.unsent):
+            return None  # it provably never left: this retry charges afresh
+        unsettled = payment.status in ("pending", "unknown")
+        return Resumed(_answer(request, payment, None), final=not unsettled)
 
     return await run_idempotent(
         request,
@@ -81,5 +81,25 @@ async def create_onetouch_payment(
         key=idempotency_key,
         payload=body.model_dump_json().encode(),
         handler=handler,
+        resume=resume,
         required=True,
     )
+
+
+def _answer(request: Request, payment: Payment, error: GatewayErrorInfo | None) -> Response:
+    """The route's answer for `payment`; `error`: what the gateway said, if this request
+    asked it (else the payment's stored error code says)."""
+    out = PaymentOut.of(payment).model_dump(mode="json")
+    if payment.status == "failed":
+        info = error or (lookup(payment.error_code) if payment.error_code else None)
+        kind = _PROBLEM_BY_STATUS.get(info.http_status if info else 402, PaymentDeclined)
+        return problem_from_error(
+            request,
+            kind(
+                info.message_en if info else "The payment failed.",
+                code=info.stable_code if info else None,
+                extra={"payment": out, "gateway_code": info.code if info else None},
+            ),
+        )
+    status = 201 if payment.status in ("authorized", "captured") else 202
+    return JSONResponse(out, status_code=status)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import new_id, utcnow
@@ -28,6 +28,7 @@ from app.gateway.base import (
     Reauthorization,
     SearchError,
 )
+from app.idempotency import InProgress, bind
 from app.payments import service
 from app.payments.models import Payment, PaymentEvent
 from app.payments.states import (
@@ -94,14 +95,30 @@ async def _in_flight(session: AsyncSession, payment_id: str) -> PaymentEvent | N
     return last if last.created_at > utcnow() - OPERATION_LEASE else None
 
 
+async def running_until(session: AsyncSession, payment_id: str) -> datetime | None:
+    """When the operation in flight on this payment stops blocking it; None if none is."""
+    running = await _in_flight(session, payment_id)
+    return running.created_at + OPERATION_LEASE if running is not None else None
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    payment: Payment
+    # The re-check the claim scheduled (the janitor settles the payment after a crash), and
+    # the one it replaced: a finished operation puts that one back.
+    check: datetime
+    prior_check: datetime | None
+    new: Payment | None = None  # a re-authorization's new payment, made before the call
+
+
 async def _claim(
     sessions: async_sessionmaker[AsyncSession],
     payment_id: str,
     operation: Operation,
     *,
     actor: str,
-    data: dict[str, Any] | None = None,
-) -> Payment:
+    reauth: ReauthRequest | None = None,
+) -> _Claimed:
     async with sessions() as session:
         p = await service.lock_payment(session, payment_id)
         if p is None:
@@ -115,22 +132,32 @@ async def _claim(
         running = await _in_flight(session, p.id)
         if running is not None:
             what = (running.data or {}).get("operation", "an operation")
-            raise _conflict(
+            raise InProgress(
                 f"A {what} of this payment is in progress; retry when it has finished.",
-                "operation_in_progress",
-                p,
+                code="operation_in_progress",
+                extra=_state(p),
             )
+        data: dict[str, Any] = {"operation": str(operation), "gid": p.gid}
+        new: Payment | None = None
         if operation == Operation.REAUTHORIZE:
+            assert reauth is not None
             await _check_reauth(session, p)
-        service.add_event(
-            session,
-            p,
-            "operation_started",
-            actor=actor,
-            data={"operation": str(operation), "gid": p.gid, **(data or {})},
-        )
+            data |= {"amount": reauth.amount, "tax": reauth.tax, "shipping": reauth.shipping}
+            # Before re_auth.aspx is called: a crash then leaves a pending payment that the
+            # janitor settles from the charges search, never a charge nobody tracks.
+            new = _new_reauth_payment(session, p, reauth, actor)
+            data["new_payment_id"] = new.id
+            await bind(session, "payment", new.id)
+        prior = p.next_check_at
+        # After the operation's lease the janitor looks at the gateway's records: if this
+        # process dies mid-call, the payment still ends as the gateway says.
+        check = utcnow() + OPERATION_LEASE
+        p.next_check_at = check
+        if new is not None:
+            new.next_check_at = check
+        service.add_event(session, p, "operation_started", actor=actor, data=data)
         await session.commit()
-        return p
+        return _Claimed(p, check, prior, new)
 
 
 async def _check_reauth(session: AsyncSession, p: Payment) -> None:
@@ -197,6 +224,13 @@ def _schedule_check(p: Payment) -> None:
     p.check_attempts = 0
 
 
+def _unschedule(p: Payment, claimed: _Claimed) -> None:
+    """The operation finished with a definite answer: its crash re-check is not needed (a
+    status change or another schedule made since is kept)."""
+    if p.next_check_at == claimed.check:
+        p.next_check_at = claimed.prior_check
+
+
 async def capture(
     sessions: async_sessionmaker[AsyncSession],
     gateway: PaymentGateway,
@@ -204,10 +238,12 @@ async def capture(
     *,
     actor: str,
 ) -> Payment:
-    p = await _claim(sessions, payment_id, Operation.CAPTURE, actor=actor)
-    assert p.gid is not None
-    result = await gateway.capture(p.gid, ref=p.id)
-    return await _record_sales_or_cancel(sessions, gateway, p, Operation.CAPTURE, result, actor)
+    claimed = await _claim(sessions, payment_id, Operation.CAPTURE, actor=actor)
+    assert claimed.payment.gid is not None
+    result = await gateway.capture(claimed.payment.gid, ref=claimed.payment.id)
+    return await _record_sales_or_cancel(
+        sessions, gateway, claimed, Operation.CAPTURE, result, actor
+    )
 
 
 async def cancel(
@@ -217,20 +253,23 @@ async def cancel(
     *,
     actor: str,
 ) -> Payment:
-    p = await _claim(sessions, payment_id, Operation.CANCEL, actor=actor)
-    assert p.gid is not None
-    result = await gateway.cancel(p.gid, ref=p.id)
-    return await _record_sales_or_cancel(sessions, gateway, p, Operation.CANCEL, result, actor)
+    claimed = await _claim(sessions, payment_id, Operation.CANCEL, actor=actor)
+    assert claimed.payment.gid is not None
+    result = await gateway.cancel(claimed.payment.gid, ref=claimed.payment.id)
+    return await _record_sales_or_cancel(
+        sessions, gateway, claimed, Operation.CANCEL, result, actor
+    )
 
 
 async def _record_sales_or_cancel(
     sessions: async_sessionmaker[AsyncSession],
     gateway: PaymentGateway,
-    claimed: Payment,
+    claim: _Claimed,
     op: Operation,
     result: ChargeResult,
     actor: str,
 ) -> Payment:
+    claimed = claim.payment
     target = Status.CAPTURED if op == Operation.CAPTURE else Status.CANCELED
     info = result.error
     code = info.code if info else None
@@ -276,6 +315,7 @@ async def _record_sales_or_cancel(
                 _schedule_check(p)  # the search could not tell: look again soon
             _finish(session, p, op, actor, _Finish(str(result.outcome), code))
             problem = _refusal(op, info, evidence, p)
+        _unschedule(p, claim)
         await session.commit()
     log.info("%s of payment %s by %s: %s", op, p.id, actor, p.status)
     if problem is not None:
@@ -346,16 +386,12 @@ async def reauthorize(
     *,
     actor: str,
 ) -> Payment:
-    """Cancels the payment's gid and authorizes the new amounts under a new gid: on success a
-    new payment (kind 'reauth', linked to the old one) and the old one canceled, together."""
-    old = await _claim(
-        sessions,
-        payment_id,
-        Operation.REAUTHORIZE,
-        actor=actor,
-        data={"amount": request.amount, "tax": request.tax, "shipping": request.shipping},
-    )
-    assert old.gid is not None
+    """Cancels the payment's gid and authorizes the new amounts under a new gid: on success the
+    new payment (kind 'reauth', linked to the old one, made pending before the call) and the
+    old one canceled, together."""
+    claimed = await _claim(sessions, payment_id, Operation.REAUTHORIZE, actor=actor, reauth=request)
+    old, created = claimed.payment, claimed.new
+    assert old.gid is not None and created is not None
     result = await gateway.reauthorize(
         Reauthorization(
             gid=old.gid,
@@ -378,13 +414,15 @@ async def reauthorize(
     problem: AppError | None = None
     async with sessions() as session:
         locked = await service.lock_payment(session, old.id)
-        assert locked is not None
-        new: Payment | None = None
+        new = await service.lock_payment(session, created.id)
+        assert locked is not None and new is not None
         if result.outcome in (Outcome.SUCCESS, Outcome.DECLINED, Outcome.UNKNOWN):
-            # The gateway made (or may have made) a new payment: keep our own record of it.
-            new = _new_reauth_payment(session, old, request, result, actor)
+            # The gateway made (or may have made) a new payment: our row records its answer.
+            _record_reauth_answer(new, result)
+        else:
+            # Refused before any charge: the row made for it stands for nothing.
+            await _drop_unsent(session, new)
         if result.outcome == Outcome.SUCCESS:
-            assert new is not None
             await service.settle(
                 session,
                 new,
@@ -408,7 +446,7 @@ async def reauthorize(
                 _Finish("success", None, None, new.id),
             )
         elif result.outcome == Outcome.UNKNOWN:
-            assert new is not None and info is not None
+            assert info is not None
             service.move(session, new, Status.UNKNOWN, actor="gateway", reason=info.message_en)
             _schedule_check(locked)
             _finish(
@@ -427,7 +465,8 @@ async def reauthorize(
             )
         else:
             assert info is not None
-            if new is not None:
+            declined = result.outcome == Outcome.DECLINED
+            if declined:
                 service.move(session, new, Status.FAILED, actor="gateway", reason=info.message_en)
             if evidence is not None and evidence != Status(locked.status):
                 await _believe(session, locked, evidence, actor=actor, code=code)
@@ -436,10 +475,10 @@ async def reauthorize(
                 locked,
                 Operation.REAUTHORIZE,
                 actor,
-                _Finish(str(result.outcome), code, None, new.id if new else None),
+                _Finish(str(result.outcome), code, None, new.id if declined else None),
             )
-            extra = {**_state(new or locked), "reauth_of": locked.id}
-            if result.outcome == Outcome.DECLINED:
+            extra = {**_state(new if declined else locked), "reauth_of": locked.id}
+            if declined:
                 problem = PaymentDeclined(
                     info.message_en,
                     code=info.stable_code,
@@ -447,20 +486,38 @@ async def reauthorize(
                 )
             else:
                 problem = GatewayProblem(info, info.message_en, extra)
+            _unschedule(locked, claimed)
         await session.commit()
     log.info("re-authorization of %s by %s: %s", old.id, actor, result.outcome)
     if problem is not None:
         raise problem
-    assert new is not None
     return new
 
 
+def reauth_answer(new: Payment) -> AppError | None:
+    """The problem a re-authorization answered for its new payment as it stands (None:
+    it succeeded), for a retry of its Idempotency-Key that finds the first answer lost."""
+    status = Status(new.status)
+    if status in (Status.AUTHORIZED, Status.CAPTURED, Status.CANCELED):
+        return None
+    extra = {**_state(new), "reauth_of": new.reauth_of_id}
+    if status == Status.FAILED:
+        return PaymentDeclined(
+            new.error_message or "The re-authorization was declined.",
+            code="card_declined",
+            extra={"gateway_code": new.error_code, **extra},
+        )
+    return Conflict(
+        f"The re-authorization's result is not confirmed yet: payment {new.id} is "
+        f"{new.status} until the charges search shows what happened (checked "
+        "automatically; POST /v1/reconciliations checks now). Do not repeat it.",
+        code="reauth_unconfirmed",
+        extra=extra,
+    )
+
+
 def _new_reauth_payment(
-    session: AsyncSession,
-    old: Payment,
-    request: ReauthRequest,
-    result: ChargeResult,
-    actor: str,
+    session: AsyncSession, old: Payment, request: ReauthRequest, actor: str
 ) -> Payment:
     # The gateway keeps the kind: AUTH while the old one was uncaptured, CAPTURE after.
     job = "CAPTURE" if Status(old.status) == Status.CAPTURED else "AUTH"
@@ -475,16 +532,13 @@ def _new_reauth_payment(
         shipping=request.shipping,
         customer_uid=old.customer_uid,
         card_num=old.card_num,
-        gid=result.gid,
-        god=str(result.god) if result.god else None,
-        ap=result.ap or None,
-        error_code=result.error.code if result.error else None,
-        error_message=result.error.message_en if result.error else None,
         result_mode=1,
         reauth_of_id=old.id,
         created_by=actor,
         check_attempts=0,
         needs_attention=False,
+        # No "about to send" fence here: from its creation it may have been sent.
+        unsent=False,
     )
     session.add(p)
     service.add_event(
@@ -496,6 +550,24 @@ def _new_reauth_payment(
         data={"reauth_of": old.id, "old_gid": old.gid},
     )
     return p
+
+
+def _record_reauth_answer(new: Payment, result: ChargeResult) -> None:
+    new.gid = new.gid or result.gid
+    new.god = new.god or (str(result.god) if result.god else None)
+    new.ap = new.ap or result.ap or None
+    if result.error is not None:
+        new.error_code, new.error_message = result.error.code, result.error.message_en
+
+
+async def _drop_unsent(session: AsyncSession, new: Payment) -> None:
+    """Removes a re-authorization's row when the gateway refused the request before charging
+    (it never was a payment); if anything settled it meanwhile, it is kept and failed."""
+    if Status(new.status) != Status.PENDING or new.gid is not None:
+        service.move(session, new, Status.FAILED, actor="gateway", reason="refused")
+        return
+    await session.execute(delete(PaymentEvent).where(PaymentEvent.payment_id == new.id))
+    await session.delete(new)
 
 
 # --- manual resolution ----------------------------------------------------------------------

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 
 from app.auth import OpsDep
 from app.deps import GatewayDep, SessionDep, SessionFactoryDep
-from app.errors import NotFound, Problem, Unprocessable
-from app.idempotency import OptionalKeyHeader, run_idempotent
+from app.errors import NotFound, Problem, Unprocessable, problem_from_error
+from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
 from app.payments import operations, service
 from app.payments.models import Payment
 from app.payments.schemas import (
@@ -22,6 +22,7 @@ from app.payments.schemas import (
     ResolveRequest,
 )
 from app.payments.states import Status
+from app.reconcile import service as reconcile
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
@@ -188,6 +189,20 @@ async def reauthorize_payment(
         )
         return _payment_json(new, 201)
 
+    async def resume(bound: Bound) -> Resumed | None:
+        # The first request's answer was lost: its new payment answers (settled first from
+        # the charges search if it is still open); re_auth.aspx is never called again.
+        new = await reconcile.settled(
+            sessions, gateway, bound.id, pay_claim=request.app.state.settings.pay_claim
+        )
+        if new is None:
+            return None  # refused before any charge: its row was removed; run afresh
+        problem = operations.reauth_answer(new)
+        if problem is None:
+            return Resumed(_payment_json(new, 201))
+        open_ = Status(new.status) in (Status.PENDING, Status.UNKNOWN)
+        return Resumed(problem_from_error(request, problem), final=not open_)
+
     return await run_idempotent(
         request,
         sessions,
@@ -195,6 +210,7 @@ async def reauthorize_payment(
         key=idempotency_key,
         payload=body.model_dump_json().encode(),
         handler=handler,
+        resume=resume,
     )
 
 

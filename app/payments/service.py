@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.checkout.models import CheckoutSession
 from app.db import utcnow
@@ -26,6 +26,11 @@ from app.payments.states import Status, is_forward
 
 # First re-check of an unknown/pending payment; the janitor backs off from there.
 FIRST_CHECK_DELAY = timedelta(minutes=1)
+# How long a pay may take from claiming its payment to the "about to send" mark (a card
+# registration and its read-back may come first: two gateway calls). After this, a pending
+# payment without the mark provably never left and is failed (PAY_CLAIM_SECONDS).
+PAY_CLAIM = timedelta(minutes=2)
+NOT_SENT = "not_sent"
 
 
 def add_event(
@@ -163,8 +168,84 @@ async def mark_unrecorded(session: AsyncSession, payment_id: str) -> Payment:
     return locked
 
 
+async def mark_sending(sessions: async_sessionmaker[AsyncSession], payment_id: str) -> bool:
+    """The "about to send" mark, committed just before the gateway call. False: the payment
+    is no longer pending-and-unmarked (a process that found its claim expired failed it), so
+    this one must not send. The conditional update is the fence: of the sender's mark and
+    another process's `fail_if_never_sent`, exactly one wins."""
+    async with sessions() as session:
+        result = await session.execute(
+            update(Payment)
+            .where(
+                Payment.id == payment_id,
+                Payment.status == Status.PENDING,
+                Payment.unsent.is_(True),
+            )
+            .values(unsent=False)
+        )
+        await session.commit()
+    return getattr(result, "rowcount", 0) == 1
+
+
+def never_sent(payment: Payment, *, claim: timedelta, now: datetime | None = None) -> bool:
+    """A pending payment whose pay claimed it longer than `claim` ago and never marked it
+    "about to send": its request provably never left."""
+    return (
+        Status(payment.status) == Status.PENDING
+        and payment.unsent
+        and payment.created_at <= (now or utcnow()) - claim
+    )
+
+
+async def fail_if_never_sent(
+    session: AsyncSession,
+    payment: Payment,
+    *,
+    claim: timedelta,
+    actor: str,
+    now: datetime | None = None,
+) -> bool:
+    """Fails `payment` (locked by the caller, so it cannot be marked meanwhile) if it never
+    left; the caller commits."""
+    if not never_sent(payment, claim=claim, now=now):
+        return False
+    payment.error_code = NOT_SENT
+    payment.error_message = (
+        "Never sent to the gateway: the process that started it stopped before the call. "
+        "Nothing was charged."
+    )
+    return await settle(
+        session,
+        payment,
+        Status.FAILED,
+        actor=actor,
+        reason="never sent: its claim expired without the about-to-send mark",
+        data={"source": "claim_expired"},
+    )
+
+
+async def cod_of(session: AsyncSession, p: Payment) -> str:
+    """What we sent as cod: the order id, else the payment id; a re-authorization keeps
+    the cod of the payment it replaced (the gateway copies it)."""
+    root = p
+    for _ in range(20):
+        if root.reauth_of_id is None:
+            break
+        parent = await session.get(Payment, root.reauth_of_id)
+        if parent is None:
+            break
+        root = parent
+    return root.order_id or root.id
+
+
 async def lock_payment(session: AsyncSession, payment_id: str) -> Payment | None:
-    stmt = select(Payment).where(Payment.id == payment_id).with_for_update()
+    # Fresh values under the lock, even for a row this session has read before.
+    stmt = (
+        select(Payment)
+        .where(Payment.id == payment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     return (await session.execute(stmt)).scalar_one_or_none()
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth import OpsDep
-from app.deps import GatewayDep, SessionFactoryDep
+from app.config import Settings
+from app.deps import GatewayDep, SessionFactoryDep, SettingsDep
 from app.errors import Problem
-from app.reconcile import service
+from app.reconcile import orphans, service
 
 router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliation"])
 
@@ -34,6 +36,13 @@ class PaymentCheckOut(BaseModel):
     note: str | None
 
 
+class OrphanSweepOut(BaseModel):
+    ran: bool = Field(description="false: another replica was sweeping, or nothing was due")
+    windows: int = Field(description="windows of the charges search looked at (one search each)")
+    charges: int = Field(description="successful charges in them")
+    orphans: list[str] = Field(description="flagged payments made for charges no payment held")
+
+
 class ReconcileSummaryOut(BaseModel):
     checked: int
     settled: int
@@ -43,6 +52,20 @@ class ReconcileSummaryOut(BaseModel):
     skipped: int
     errors: int
     results: list[PaymentCheckOut]
+    orphan_sweep: OrphanSweepOut | None = Field(
+        None, description="with scope `open`: the orphan sweep run after the payments"
+    )
+
+
+def sweep_settings(settings: Settings) -> orphans.SweepSettings | None:
+    """The orphan sweep's settings; None when it is off (ORPHAN_SWEEP_INTERVAL_SECONDS=0)."""
+    if settings.orphan_sweep_interval_seconds <= 0:
+        return None
+    return orphans.SweepSettings(
+        interval=settings.orphan_sweep_interval_seconds,
+        window=timedelta(seconds=settings.orphan_sweep_window_seconds),
+        grace=timedelta(seconds=settings.orphan_sweep_grace_seconds),
+    )
 
 
 @router.post(
@@ -55,10 +78,22 @@ async def run_reconciliation(
     _: OpsDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
+    settings: SettingsDep,
     body: ReconcileRequest | None = None,
 ) -> ReconcileSummaryOut:
     body = body or ReconcileRequest()
     summary = await service.reconcile_due(
-        sessions, gateway, limit=body.limit, all_open=body.scope == "open"
+        sessions,
+        gateway,
+        limit=body.limit,
+        all_open=body.scope == "open",
+        pay_claim=settings.pay_claim,
     )
-    return ReconcileSummaryOut.model_validate(summary.as_dict())
+    out = ReconcileSummaryOut.model_validate(summary.as_dict())
+    sweep = sweep_settings(settings)
+    if body.scope == "open" and sweep is not None:
+        swept = await orphans.sweep(sessions, gateway, sweep)
+        out.orphan_sweep = OrphanSweepOut(
+            ran=swept.ran, windows=swept.windows, charges=swept.charges, orphans=swept.orphans
+        )
+    return out

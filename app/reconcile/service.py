@@ -7,7 +7,11 @@ Safe with any number of replicas: (1) a short transaction takes due rows with
 only if the row still carries our lease (a fencing token), so no payment is settled twice.
 
 Re-checks back off on a bounded schedule (1 min, 5 min, 1 h, 1 day); after that the payment is
-flagged (`needs_attention`) and logged at ERROR so a person is told.
+flagged (`needs_attention`) and logged at ERROR so a person is told. A pending payment whose pay
+stopped before sending (no "about to send" mark once its claim expired) is failed at once.
+
+`check_payment` is the same judgement for one payment, on demand (a retry of the Idempotency-Key
+that created it), without counting as one of the scheduled checks.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -29,7 +34,9 @@ from app.gateway.robotpayment.errors import lookup
 from app.metrics import RECONCILE_RESULTS
 from app.payments import service as payments
 from app.payments.models import Payment
+from app.payments.operations import running_until
 from app.payments.states import Status, is_forward
+from app.reconcile import orphans
 from app.reconcile.matching import Wanted, find, search_range, status_of
 
 log = logging.getLogger(__name__)
@@ -106,9 +113,10 @@ class _Lease:
     gid: int | None
     created_at: datetime
     status: str
+    prior_check: datetime | None = None  # next_check_at before the lease
 
 
-def _due(now: datetime, all_open: bool) -> Any:
+def _due(now: datetime, all_open: bool, pay_claim: timedelta) -> Any:
     scheduled = and_(Payment.next_check_at.is_not(None), Payment.status.in_(CHECKABLE))
     if all_open:
         return or_(Payment.status.in_(OPEN), scheduled)
@@ -118,18 +126,31 @@ def _due(now: datetime, all_open: bool) -> Any:
             Payment.status == Status.PENDING,
             Payment.next_check_at.is_(None),
             Payment.needs_attention.is_(False),
-            Payment.created_at <= now - STALE_PENDING,
+            or_(
+                Payment.created_at <= now - STALE_PENDING,
+                # Claimed and never marked "about to send": failed as soon as its claim ends.
+                and_(Payment.unsent.is_(True), Payment.created_at <= now - pay_claim),
+            ),
         ),
     )
 
 
 async def _lease(
-    sessions: async_sessionmaker[AsyncSession], *, now: datetime, limit: int, all_open: bool
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    now: datetime,
+    limit: int,
+    all_open: bool,
+    pay_claim: timedelta,
+    only: str | None = None,
 ) -> list[_Lease]:
     async with sessions() as session:
+        due = _due(now, all_open, pay_claim)
+        if only is not None:
+            due = and_(Payment.id == only, Payment.status.in_(OPEN))
         stmt = (
             select(Payment)
-            .where(_due(now, all_open))
+            .where(due)
             .order_by(Payment.created_at, Payment.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -137,9 +158,10 @@ async def _lease(
         rows = list((await session.execute(stmt)).scalars())
         leases = []
         for p in rows:
+            prior = p.next_check_at
             # Random microseconds make each lease value unique to this janitor.
             p.next_check_at = now + LEASE + timedelta(microseconds=secrets.randbelow(10**6))
-            leases.append(_Lease(p.id, p.next_check_at, p.gid, p.created_at, p.status))
+            leases.append(_Lease(p.id, p.next_check_at, p.gid, p.created_at, p.status, prior))
         await session.commit()
         return leases
 
@@ -183,20 +205,6 @@ async def _search(gateway: PaymentGateway, lease: _Lease) -> list[ChargeRecord] 
         return None
 
 
-async def _cod_of(session: AsyncSession, p: Payment) -> str:
-    """What we sent as cod: the order id, else the payment id; a re-authorization keeps
-    the cod of the payment it replaced (the gateway copies it)."""
-    root = p
-    for _ in range(20):
-        if root.reauth_of_id is None:
-            break
-        parent = await session.get(Payment, root.reauth_of_id)
-        if parent is None:
-            break
-        root = parent
-    return root.order_id or root.id
-
-
 def _flag(session: AsyncSession, p: Payment, reason: str) -> None:
     p.needs_attention = True
     p.next_check_at = None
@@ -209,6 +217,9 @@ async def _record(
     lease: _Lease,
     rows: Sequence[ChargeRecord] | None,
     now: datetime,
+    pay_claim: timedelta,
+    *,
+    on_demand: bool = False,
 ) -> PaymentCheck:
     async with sessions() as session:
         p = await payments.lock_payment(session, lease.payment_id)
@@ -217,38 +228,56 @@ async def _record(
             # has dealt with it since we leased it.
             return PaymentCheck(lease.payment_id, "skipped", lease.status, p.status if p else "")
         before = p.status
-        p.check_attempts += 1
-        check = await _judge(session, p, rows, now)
+        if not on_demand:
+            p.check_attempts += 1
+        result, note = await _judge(session, p, rows, now, pay_claim, on_demand=on_demand)
+        if on_demand and result == "rescheduled":
+            # Nothing learned: the janitor's own schedule goes on as it was.
+            p.next_check_at = lease.prior_check
         await session.commit()
-        return PaymentCheck(p.id, check[0], before, p.status, check[1])
+        return PaymentCheck(p.id, result, before, p.status, note)
+
+
+_SUCCESS = (Status.AUTHORIZED, Status.CAPTURED, Status.CANCELED)
 
 
 async def _judge(
-    session: AsyncSession, p: Payment, rows: Sequence[ChargeRecord] | None, now: datetime
+    session: AsyncSession,
+    p: Payment,
+    rows: Sequence[ChargeRecord] | None,
+    now: datetime,
+    pay_claim: timedelta,
+    *,
+    on_demand: bool = False,
 ) -> tuple[Result, str | None]:
     current = Status(p.status)
+    if payments.never_sent(p, claim=pay_claim, now=now):
+        await payments.fail_if_never_sent(session, p, claim=pay_claim, actor=ACTOR, now=now)
+        return "settled", "never sent"
     note: str
     if rows is None:
         note = "the charges search failed"
     else:
-        cod = await _cod_of(session, p)
+        cod = await payments.cod_of(session, p)
         # A batch search returns every charge of the window: keep the ones that can be ours.
         rows = [r for r in rows if r.gid == p.gid or (r.cod or "").strip() == cod]
-        taken = set(
-            (
+        owners: dict[int, str] = {
+            gid: pid
+            for gid, pid in (
                 await session.execute(
-                    select(Payment.gid).where(
+                    select(Payment.gid, Payment.id).where(
                         Payment.gid.in_([r.gid for r in rows]), Payment.id != p.id
                     )
                 )
-            ).scalars()
-        )
+            ).all()
+            if gid is not None
+        }
         wanted = Wanted(
             gid=p.gid,
             cod=cod,
             total=None if p.item_code else p.total,
             created_at=p.created_at,
-            exclude_gids=frozenset(g for g in taken if g is not None),
+            exclude_gids=frozenset(owners),
         )
         match = find(wanted, rows)
         if match.ambiguous:
@@ -258,9 +287,28 @@ async def _judge(
         target = status_of(record) if record is not None else None
         if record is not None and target is not None:
             return await _apply(session, p, current, record, target)
+        fails_by_absence = (
+            p.gid is None and current in OPEN and now - p.created_at >= NO_RECORD_FAIL_AFTER
+        )
+        # A charge that matches it but that another payment holds is no proof of absence:
+        # one of the two rows is wrong, and only a person can tell which.
+        held = find(
+            Wanted(gid=None, cod=cod, total=wanted.total, created_at=p.created_at),
+            [r for r in rows if r.gid in owners and status_of(r) in _SUCCESS],
+        )
         if record is not None:
             note = f"the gateway has not settled gid {record.gid} yet (rst={record.rst})"
-        elif p.gid is None and current in OPEN and now - p.created_at >= NO_RECORD_FAIL_AFTER:
+        elif fails_by_absence and (held.record is not None or held.ambiguous):
+            gid = held.record.gid if held.record is not None else None
+            _flag(
+                session,
+                p,
+                "the gateway's charge that matches it by order id, amount and time "
+                + (f"(gid {gid}) is held by payment {owners[gid]}" if gid else "is held by others")
+                + ": not failed",
+            )
+            return "flagged", "its matching charge is held by another payment"
+        elif fails_by_absence:
             await payments.settle(
                 session,
                 p,
@@ -273,6 +321,8 @@ async def _judge(
             return "settled", "no charge at the gateway"
         else:
             note = "no matching payment at the gateway yet"
+    if on_demand:
+        return "rescheduled", note  # the caller keeps the janitor's schedule as it was
     if p.check_attempts < len(SCHEDULE):
         p.next_check_at = now + SCHEDULE[p.check_attempts]
         return "rescheduled", note
@@ -287,7 +337,8 @@ async def _apply(
         p.gid = record.gid
     data = {"source": "search", "gid": record.gid, "jb": record.jb, "rst": record.rst}
     if target == current:
-        p.next_check_at = None
+        # An operation still in flight may change it yet: look again when its lease ends.
+        p.next_check_at = await running_until(session, p.id)
         payments.add_event(session, p, "reconciled", to_status=p.status, actor=ACTOR, data=data)
         return "confirmed", f"the gateway shows {target}"
     if not is_forward(current, target):
@@ -311,12 +362,13 @@ async def reconcile_due(
     limit: int = 100,
     all_open: bool = False,
     on_check: Callable[[PaymentCheck], None] | None = None,
+    pay_claim: timedelta = payments.PAY_CLAIM,
 ) -> ReconcileSummary:
     """One pass. `all_open` checks every unknown/pending (and scheduled) payment now,
-    not only those that are due (what ops ask for by hand)."""
+    not only those that are due (what ops ask for by hand). `pay_claim`: PAY_CLAIM_SECONDS."""
     now = now or utcnow()
     summary = ReconcileSummary()
-    leases = await _lease(sessions, now=now, limit=limit, all_open=all_open)
+    leases = await _lease(sessions, now=now, limit=limit, all_open=all_open, pay_claim=pay_claim)
     for cluster in clusters(leases):
         found = await _search_cluster(gateway, cluster)
         for lease in cluster:
@@ -326,7 +378,7 @@ async def reconcile_due(
                     found is None or all(r.gid != lease.gid for r in found)
                 ):
                     rows = await _search(gateway, lease)  # an old gid outside the window
-                check = await _record(sessions, lease, rows, now)
+                check = await _record(sessions, lease, rows, now, pay_claim)
             except Exception as exc:
                 log.exception("reconcile %s failed", lease.payment_id)
                 check = PaymentCheck(
@@ -351,17 +403,61 @@ async def reconcile_due(
     return summary
 
 
+async def check_payment(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    payment_id: str,
+    *,
+    pay_claim: timedelta = payments.PAY_CLAIM,
+    now: datetime | None = None,
+) -> PaymentCheck | None:
+    """One look at the charges search for one pending or unknown payment, now: the janitor's
+    judgement (settled, failed as never sent, flagged...), not counted as one of its scheduled
+    checks. None when the payment is not open, or a janitor holds it at this moment."""
+    now = now or utcnow()
+    leases = await _lease(
+        sessions, now=now, limit=1, all_open=True, pay_claim=pay_claim, only=payment_id
+    )
+    if not leases:
+        return None
+    rows = await _search(gateway, leases[0])
+    check = await _record(sessions, leases[0], rows, now, pay_claim, on_demand=True)
+    RECONCILE_RESULTS.labels(check.result).inc()
+    return check
+
+
+async def settled(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    payment_id: str,
+    *,
+    pay_claim: timedelta = payments.PAY_CLAIM,
+) -> Payment | None:
+    """The payment after `check_payment` (if it was pending or unknown); None if there is no
+    such payment."""
+    await check_payment(sessions, gateway, payment_id, pay_claim=pay_claim)
+    async with sessions() as session:
+        return await session.get(Payment, payment_id)
+
+
 async def background_loop(
     sessions: async_sessionmaker[AsyncSession],
     gateway: PaymentGateway,
     *,
     interval: float,
     batch_size: int,
+    pay_claim: timedelta = payments.PAY_CLAIM,
+    sweep: orphans.SweepSettings | None = None,
 ) -> None:
-    """Runs a pass every `interval` seconds, forever; each replica may run one."""
+    """Runs a pass every `interval` seconds, forever; each replica may run one. With `sweep`,
+    the orphan sweep runs too, every `sweep.interval` (one replica at a time: it is leased)."""
+    last_sweep = -1e18
     while True:
         await asyncio.sleep(interval)
         try:
-            await reconcile_due(sessions, gateway, limit=batch_size)
+            await reconcile_due(sessions, gateway, limit=batch_size, pay_claim=pay_claim)
+            if sweep is not None and time.monotonic() - last_sweep >= sweep.interval:
+                last_sweep = time.monotonic()
+                await orphans.sweep(sessions, gateway, sweep)
         except Exception as exc:  # the database may be down: try again next round
             log.warning("reconciliation deferred: %s", exc)

@@ -405,3 +405,27 @@ async def test_resolve_by_hand_with_a_reason(make_app: AppFactory, sim: httpx.As
     # Only pending/unknown (or flagged) payments, forward only.
     again = await app.ops.post(f"/v1/payments/{p['id']}/resolve", json={**body, "status": "failed"})
     assert problem(again, 409)["payment_status"] == "authorized"
+
+
+async def test_operation_in_progress_is_not_stored_as_the_keys_answer(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A cancel refused only because a capture is running says "not now": its key is not
+    spent on that refusal, so the same request with the same key runs once the capture is
+    done."""
+    app = await make_app()
+    p = await paid(app, sim)
+    # The capture is applied at once, its answer comes 1.5 s later (within the read timeout).
+    (await sim.post("/_sandbox/config", json={"hang_seconds": 1.5})).raise_for_status()
+    (await sim.post("/_sandbox/faults", json={"timeout_after_charge": 1.0})).raise_for_status()
+    capture = asyncio.create_task(app.ops.post(f"/v1/payments/{p['id']}/capture"))
+    await asyncio.sleep(0.5)
+    key = {"Idempotency-Key": "cancel-while-capturing"}
+    busy = problem(await app.ops.post(f"/v1/payments/{p['id']}/cancel", headers=key), 409)
+    assert busy["code"] == "operation_in_progress"
+    assert (await capture).status_code == 200
+    (await sim.post("/_sandbox/faults", json={})).raise_for_status()
+    again = await app.ops.post(f"/v1/payments/{p['id']}/cancel", headers=key)
+    assert again.status_code == 200 and again.json()["status"] == "canceled", again.text
+    assert "Idempotent-Replayed" not in again.headers
+    assert (await ledger_row(sim, p["gid"]))["status"] == "canceled"

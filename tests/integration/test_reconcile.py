@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import new_id, utcnow
 from app.gateway.base import Outcome, PaymentGateway, TokenCharge
 from app.payments.models import Payment, PaymentEvent
+from app.reconcile import orphans
+from app.reconcile.models import SweepCursor
 from app.reconcile.service import SCHEDULE, reconcile_due
 from app.sandbox import cards
 from app.sandbox.testing import make_token
@@ -58,6 +60,7 @@ async def add_payment(
     gid: int | None = None,
     created_at: datetime | None = None,
     next_check_at: datetime | None = None,
+    unsent: bool = False,
 ) -> str:
     now = utcnow()
     async with sessions() as session:
@@ -76,6 +79,7 @@ async def add_payment(
             needs_attention=False,
             created_at=created_at or now,
             next_check_at=next_check_at,
+            unsent=unsent,
         )
         session.add(p)
         await session.commit()
@@ -328,3 +332,124 @@ async def test_cli_reconcile(
     assert f"{pid}: settled unknown -> authorized" in text
     assert "1 checked, 1 settled" in text
     assert (await load(sessions, pid)).status == "authorized"
+
+
+async def test_a_charged_payment_whose_charge_another_row_holds_is_flagged_not_failed(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The victim's charge is at the gateway, but another payment (same order id and amount)
+    took its gid: absence is no proof, so it is flagged for a person instead of failed."""
+    app = await make_app(reconcile_interval_seconds=0)
+    gid = await charge_at_gateway(app.app.state.gateway, sim, "victim-1")
+    now = utcnow()
+    victim = await add_payment(sessions, order_id="victim-1", next_check_at=now)
+    holder = await add_payment(sessions, status="authorized", order_id="victim-1", gid=gid)
+    # Two hours on, "no record" would fail it.
+    later = now + timedelta(hours=2)
+    summary = await reconcile_due(sessions, app.app.state.gateway, now=later)
+    [check] = [c for c in summary.results if c.payment_id == victim]
+    p = await load(sessions, victim)
+    assert (check.result, p.status, p.needs_attention) == ("flagged", "unknown", True), check
+    [flag] = [e for e in (await detail(app, victim))["events"] if e["type"] == "flagged"]
+    assert holder in flag["reason"] and str(gid) in flag["reason"]
+    assert (await load(sessions, holder)).status == "authorized"
+
+
+async def test_a_pending_payment_that_never_left_is_failed_when_its_claim_ends(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A pay that claimed its payment and stopped before the "about to send" mark: the janitor
+    fails it as soon as the claim (PAY_CLAIM_SECONDS) has ended, not an hour later."""
+    app = await make_app(reconcile_interval_seconds=0)
+    now = utcnow()
+    abandoned = await add_payment(
+        sessions,
+        status="pending",
+        order_id="gone-1",
+        unsent=True,
+        created_at=now - timedelta(seconds=10),
+    )
+    fresh = await add_payment(sessions, status="pending", order_id="gone-2", unsent=True)
+    sent = await add_payment(
+        sessions, status="pending", order_id="gone-3", created_at=now - timedelta(seconds=10)
+    )
+    summary = await reconcile_due(
+        sessions, app.app.state.gateway, now=now, pay_claim=timedelta(seconds=5)
+    )
+    assert [(c.payment_id, c.result) for c in summary.results] == [(abandoned, "settled")]
+    p = await load(sessions, abandoned)
+    assert (p.status, p.error_code) == ("failed", "not_sent")
+    assert (await load(sessions, fresh)).status == "pending"
+    assert (await load(sessions, sent)).status == "pending"  # it may have left: not failed
+
+
+async def test_orphan_sweep_flags_charges_that_no_payment_holds(
+    make_app: AppFactory,
+    sim: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = await make_app(reconcile_interval_seconds=0)
+    gateway = app.app.state.gateway
+    orphan_gid = await charge_at_gateway(gateway, sim, "orphan-1")
+    held_gid = await charge_at_gateway(gateway, sim, "held-1")
+    await add_payment(sessions, status="authorized", order_id="held-1", gid=held_gid)
+    # Open, without gid: the janitor will match this one to its charge; not an orphan.
+    await charge_at_gateway(gateway, sim, "claim-1")
+    claimer = await add_payment(sessions, order_id="claim-1")
+    settings = orphans.SweepSettings(interval=60, window=timedelta(minutes=5), grace=timedelta(0))
+    now = utcnow() + timedelta(seconds=2)
+
+    sweep_log = logging.getLogger("app.reconcile.orphans")
+    sweep_log.addHandler(caplog.handler)
+    try:
+        first = await orphans.sweep(sessions, gateway, settings, now=now)
+    finally:
+        sweep_log.removeHandler(caplog.handler)
+    assert (first.ran, first.windows, first.charges) == (True, 1, 3)
+    [pid] = first.orphans
+    p = await load(sessions, pid)
+    assert (p.kind, p.gid, p.status, p.needs_attention) == (
+        "orphan",
+        orphan_gid,
+        "authorized",
+        True,
+    )
+    assert (p.order_id, p.total) == ("orphan-1", 1580)
+    [event] = (await detail(app, pid))["events"]
+    assert event["type"] == "orphan_found" and event["data"]["gid"] == orphan_gid
+    assert any(
+        str(orphan_gid) in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR
+    )
+    assert (await load(sessions, claimer)).gid is None
+
+    # The cursor moved on: the same window is not searched again; later ones, once each.
+    assert (await orphans.sweep(sessions, gateway, settings, now=now)).windows == 0
+    later = now + timedelta(minutes=5)
+    both = await asyncio.gather(
+        *[orphans.sweep(sessions, gateway, settings, now=later) for _ in range(2)]
+    )
+    assert sum(s.windows for s in both) == 1 and [s.orphans for s in both] == [[], []]
+    async with sessions() as session:
+        cursor = await session.get(SweepCursor, orphans.NAME)
+        assert cursor is not None and cursor.position == later and cursor.lease_token is None
+        kinds = list((await session.execute(select(Payment.kind))).scalars())
+    assert kinds.count("orphan") == 1
+
+
+async def test_reconciliation_by_hand_runs_the_orphan_sweep(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app(
+        reconcile_interval_seconds=0,
+        orphan_sweep_grace_seconds=0,
+        orphan_sweep_window_seconds=120,
+    )
+    gid = await charge_at_gateway(app.app.state.gateway, sim, "orphan-2")
+    summary = await reconcile_now(app)
+    sweep = summary["orphan_sweep"]
+    assert sweep["ran"] and sweep["windows"] == 1 and len(sweep["orphans"]) == 1
+    flagged = (await app.ops.get("/v1/payments", params={"needs_attention": "true"})).json()
+    assert [(x["kind"], x["gid"]) for x in flagged["data"]] == [("orphan", gid)]
+    # Only the by-hand "open" pass sweeps; "due" is the janitor's payments-only pass.
+    assert (await reconcile_now(app, scope="due")).get("orphan_sweep") is None

@@ -37,6 +37,13 @@ class AppProcess:
     client: httpx.AsyncClient  # no credentials (the shopper's browser)
     merchant: httpx.AsyncClient
     ops: httpx.AsyncClient
+    proc: subprocess.Popen[bytes] | None = None
+
+    def kill(self) -> None:
+        """`kill -9`: the process dies at once, in the middle of whatever it was doing."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
 
     async def aclose(self) -> None:
         for c in (self.client, self.merchant, self.ops):
@@ -96,6 +103,7 @@ async def app_processes(
                     httpx.AsyncClient(
                         base_url=url, timeout=60, headers={"Authorization": f"Bearer {OPS_KEY}"}
                     ),
+                    procs[-1],
                 )
             )
         for app in apps:

@@ -34,7 +34,7 @@ TABLES = (
     "billing_card_registrations, billing_card_sessions, "
     "payment_events, gateway_calls, kickbacks, idempotency_keys, cards, payments, "
     "customer_events, "
-    "customers, checkout_sessions, velocity_failures"
+    "customers, checkout_sessions, velocity_failures, sweep_cursors"
 )
 
 

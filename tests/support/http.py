@@ -7,7 +7,8 @@ import time
 import httpx
 
 
-def wait_http(url: str, timeout: float = 20.0) -> None:
+def wait_http(url: str, timeout: float = 90.0) -> None:
+    # Generous: several app processes importing at once on a busy two-core machine take a while.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
