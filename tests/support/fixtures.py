@@ -131,7 +131,17 @@ async def make_app(
         app = create_app(settings, tracer_provider=tracer_provider)
         mirror_app_log()
         server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+            # Keep-alive longer than any pause of the test's clients (as behind a load
+            # balancer): a connection uvicorn closes just as a client reuses it fails with a
+            # ReadError before the request is read (seen in test_db_outage on a busy machine).
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                lifespan="on",
+                timeout_keep_alive=120,
+            )
         )
         task = asyncio.create_task(server.serve())
         for _ in range(200):
