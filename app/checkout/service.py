@@ -26,7 +26,14 @@ from app.errors import (
     Unprocessable,
     database_guard,
 )
-from app.gateway.base import ChargeResult, OnetouchCharge, Outcome, PaymentGateway, TokenCharge
+from app.gateway.base import (
+    ChargeResult,
+    OnetouchCharge,
+    Outcome,
+    PaymentGateway,
+    TokenCharge,
+    payment_ref,
+)
 from app.metrics import VELOCITY_REJECTIONS
 from app.payments import service as payments
 from app.payments.models import Payment
@@ -215,8 +222,9 @@ async def pay(
             return await _record_or_unknown(sessions, cs_id, payment.id, registered, None)
         card_num = registered
 
-    # 2. One gateway call, with no transaction open. Without an order id of the merchant's we
-    #    send our payment id as cod, so a kickback can always be matched.
+    # 2. One gateway call, with no transaction open. Our payment id goes as a free parameter
+    #    (echoed in the kickback: it names this attempt), and as cod when the merchant gave
+    #    no order id.
     if customer is not None and card_num is not None:
         result = await gateway.charge_onetouch(
             OnetouchCharge(
@@ -231,6 +239,7 @@ async def pay(
                 order_id=cs.order_id or payment.id,
                 email=cs.email,
                 phone=cs.phone,
+                extra=payment_ref(payment.id),
             ),
             ref=payment.id,
         )
@@ -248,6 +257,7 @@ async def pay(
                 email=cs.email,
                 phone=cs.phone,
                 uid=charge_uid,
+                extra=payment_ref(payment.id),
             ),
             ref=payment.id,
         )

@@ -27,6 +27,7 @@ from app.gateway.base import (
     PaymentGateway,
     Reauthorization,
     SearchError,
+    payment_ref,
 )
 from app.payments import service
 from app.payments.models import Payment, PaymentEvent
@@ -356,6 +357,8 @@ async def reauthorize(
         data={"amount": request.amount, "tax": request.tax, "shipping": request.shipping},
     )
     assert old.gid is not None
+    # The new gid's payment gets this id; the gateway echoes it in a kickback (rt=0).
+    new_payment_id = new_id("pay")
     result = await gateway.reauthorize(
         Reauthorization(
             gid=old.gid,
@@ -364,6 +367,7 @@ async def reauthorize(
             shipping=request.shipping,
             email=request.email,
             phone=request.phone,
+            extra=payment_ref(new_payment_id),
         ),
         ref=old.id,
     )
@@ -382,7 +386,7 @@ async def reauthorize(
         new: Payment | None = None
         if result.outcome in (Outcome.SUCCESS, Outcome.DECLINED, Outcome.UNKNOWN):
             # The gateway made (or may have made) a new payment: keep our own record of it.
-            new = _new_reauth_payment(session, old, request, result, actor)
+            new = _new_reauth_payment(session, old, request, result, actor, new_payment_id)
         if result.outcome == Outcome.SUCCESS:
             assert new is not None
             await service.settle(
@@ -461,11 +465,12 @@ def _new_reauth_payment(
     request: ReauthRequest,
     result: ChargeResult,
     actor: str,
+    payment_id: str,
 ) -> Payment:
     # The gateway keeps the kind: AUTH while the old one was uncaptured, CAPTURE after.
     job = "CAPTURE" if Status(old.status) == Status.CAPTURED else "AUTH"
     p = Payment(
-        id=new_id("pay"),
+        id=payment_id,
         kind="reauth",
         status=Status.PENDING,
         job=job,
