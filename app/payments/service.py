@@ -163,6 +163,20 @@ async def mark_unrecorded(session: AsyncSession, payment_id: str) -> Payment:
     return locked
 
 
+async def sent_cod(session: AsyncSession, payment: Payment) -> str:
+    """What we sent as cod: the order id, else the payment id; a re-authorization keeps the
+    cod of the payment it replaced (the gateway copies it)."""
+    root = payment
+    for _ in range(20):  # a chain of re-authorizations; bounded against a loop in bad data
+        if root.reauth_of_id is None:
+            break
+        parent = await session.get(Payment, root.reauth_of_id)
+        if parent is None:
+            break
+        root = parent
+    return root.order_id or root.id
+
+
 async def lock_payment(session: AsyncSession, payment_id: str) -> Payment | None:
     stmt = select(Payment).where(Payment.id == payment_id).with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()

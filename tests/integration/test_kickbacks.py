@@ -17,7 +17,7 @@ from app.kickbacks.models import Kickback
 from app.payments.models import Payment
 from app.sandbox.testing import make_token
 from tests.integration.test_checkout import SESSION, new_session, three_ds_of
-from tests.support.fixtures import AppFactory
+from tests.support.fixtures import KICKBACK_PATH, AppFactory
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ async def test_seed_sample_with_trailing_space_in_cod(
 ) -> None:
     app = await make_app()
     pid = await pending_payment(sessions, "test")
-    r = await app.client.get(f"/kickback?{SEED_SAMPLE}")
+    r = await app.client.get(f"{KICKBACK_PATH}?{SEED_SAMPLE}")
     assert r.status_code == 200 and r.text and r.headers["content-type"].startswith("text/plain")
     p = await payment(sessions, pid)
     assert p.status == "authorized" and p.gid == 10000001 and p.ap == "0001112"
@@ -99,7 +99,7 @@ async def test_cp932_cod_is_decoded_from_raw_bytes(
     pid = await pending_payment(sessions, "注文テスト1")
     cod = quote_from_bytes("注文テスト1".encode("cp932"))
     query = f"gid=777&rst=1&ap=A1&ec=&god=9&cod={cod}&am=1000&tx=80&sf=500&ta=1580"
-    r = await app.client.get(f"/kickback?{query}")
+    r = await app.client.get(f"{KICKBACK_PATH}?{query}")
     assert r.status_code == 200 and r.text
     p = await payment(sessions, pid)
     assert p.status == "authorized" and p.gid == 777
@@ -111,7 +111,7 @@ async def test_duplicates_and_reordering(
     app = await make_app()
     pid = await pending_payment(sessions, "dup-1", job="CAPTURE")
     query = "gid=501&rst=1&ap=X&ec=&god=1&cod=dup-1&am=1000&tx=80&sf=500&ta=1580"
-    answers = await asyncio.gather(*[app.client.get(f"/kickback?{query}") for _ in range(3)])
+    answers = await asyncio.gather(*[app.client.get(f"{KICKBACK_PATH}?{query}") for _ in range(3)])
     assert all(a.status_code == 200 and a.text for a in answers)
     p = await payment(sessions, pid)
     assert p.status == "captured"
@@ -119,7 +119,7 @@ async def test_duplicates_and_reordering(
     assert statuses.count("applied") >= 1 and len(statuses) == 3
     # A late failure notice for the same gid must not move a captured payment backwards.
     late = "gid=501&rst=2&ap=&ec=G12&god=1&cod=dup-1&am=1000&tx=80&sf=500&ta=1580"
-    assert (await app.client.get(f"/kickback?{late}")).status_code == 200
+    assert (await app.client.get(f"{KICKBACK_PATH}?{late}")).status_code == 200
     assert (await payment(sessions, pid)).status == "captured"
 
 
@@ -153,7 +153,7 @@ async def test_form_post_kickback(
     app = await make_app()
     pid = await pending_payment(sessions, "post-1")
     r = await app.client.post(
-        "/kickback",
+        KICKBACK_PATH,
         content="gid=601&rst=1&ap=Z&ec=&god=2&cod=post-1&am=1000&tx=80&sf=500&ta=1580",
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
@@ -166,7 +166,7 @@ async def test_rt0_checkout_settles_by_kickback(
 ) -> None:
     app = await make_app(gateway_result_mode=0)
     (
-        await sim.post("/_sandbox/config", json={"kickback_url": f"{app.url}/kickback"})
+        await sim.post("/_sandbox/config", json={"kickback_url": f"{app.url}{KICKBACK_PATH}"})
     ).raise_for_status()
     cs = await new_session(app)
     token = await make_token(sim, three_ds=three_ds_of(SESSION))
