@@ -193,7 +193,7 @@ def test_the_secret_is_a_path_segment_and_live_wants_a_strong_one() -> None:
         Settings(_env_file=None, kickback_secret="has/slash-in-it-000")
     with pytest.raises(ValueError, match="KICKBACK_SECRET"):
         Settings(_env_file=None, kickback_secret="short")
-    live = {
+    live: dict[str, Any] = {
         "gateway_mode": "live",
         "gateway_aid": "123456",
         "api_keys": "a-long-secret-value:merchant",
