@@ -247,6 +247,21 @@ async def apply(
                 session, kb, "unmatched", "no payment with this reference, gid or cod+amount"
             )
         kb.payment_id = payment.id
+        # Copies delivered at the same moment all passed the first check; the payment's row
+        # lock serializes them, so one is applied (even when it changes nothing) and the
+        # others are duplicates.
+        # populate_existing: the match read the row before the lock; read it again under it.
+        payment = (
+            await session.execute(
+                select(Payment)
+                .where(Payment.id == payment.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one()
+        earlier = await _earlier_copy(session, kb)
+        if earlier is not None:
+            return await _finish(session, kb, "duplicate", f"same as kickback {earlier}")
         step = await _plan(session, payment, read, confirmed=False)
         if step.kind == "done":
             return await _finish(session, kb, step.status, step.note)
