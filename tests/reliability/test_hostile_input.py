@@ -37,7 +37,14 @@ from app.kickbacks import service as kickbacks
 from app.kickbacks.models import Kickback
 from app.kickbacks.service import MAX_RAW
 from app.sandbox.testing import make_token
-from tests.support.fixtures import KICKBACK_PATH, MERCHANT_KEY, OPS_KEY, AppFactory, RunningApp
+from tests.support.fixtures import (
+    KICKBACK_PATH,
+    KICKBACK_SECRET,
+    MERCHANT_KEY,
+    OPS_KEY,
+    AppFactory,
+    RunningApp,
+)
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
@@ -202,6 +209,7 @@ async def seed(app: RunningApp, sim: httpx.AsyncClient) -> dict[str, str]:
         "session_id": open_["id"],
         "registration_id": registration_id,
         "/v1/billing/card-sessions/{session_id} session_id": r.json()["id"],
+        "secret": KICKBACK_SECRET,  # the trusted kickback path
     }
 
 
