@@ -241,6 +241,7 @@ async def reconcile(
 
 async def replay_spool(settings: Settings) -> int:
     from app.kickbacks import service as kickbacks
+    from app.kickbacks.limits import Verifier
 
     async with _resources(settings, gateway=True) as res:
         _print(f"replay-spool: reading {settings.spool_dir}")
@@ -248,7 +249,7 @@ async def replay_spool(settings: Settings) -> int:
             res.sessions,
             res.gateway,
             settings.spool_dir,
-            trusted_ips=settings.kickback_allowed_ip_list,
+            verifier=Verifier(settings.kickback_verify_searches_per_minute),
             on_stored=lambda n: _print(f"  {n} stored") if n % 100 == 0 else None,
         )
     where = "applied" if res.gateway else "stored; the running server applies them"

@@ -27,6 +27,10 @@ SANDBOX_MOUNT = "/sandbox"
 # The simulator's billing-robo login (the standalone simulator defaults to the same).
 SANDBOX_BILLING_ROBO_USER_ID = "sandbox@billing-robo.example"
 SANDBOX_BILLING_ROBO_ACCESS_KEY = "sandbox-billing-robo-key"
+# The kickback path's secret in sandbox (the gateway's URL setting is /kickback/<secret>).
+SANDBOX_KICKBACK_SECRET = "sandbox-kickback-secret"
+KICKBACK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+KICKBACK_SECRET_MIN_LIVE = 32
 
 Role = Literal["merchant", "ops"]
 
@@ -105,8 +109,21 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     checkout_mode: Literal["custom", "popup"] = "custom"
     checkout_session_ttl_minutes: int = 30
-    # Kickback source IPs we trust; empty = verify every kickback against the search API.
+    # Kickbacks are trusted only on /kickback/<KICKBACK_SECRET> (the URL set as 決済結果通知URL)
+    # and, when this list is set, only from these TCP peers; all others are verified through
+    # the charges search before they change anything.
+    kickback_secret: SecretStr = SecretStr(SANDBOX_KICKBACK_SECRET)
     kickback_allowed_ips: str = ""
+    # Untrusted kickbacks (not the secret path, nor an allowed peer) stored per minute, per
+    # source address and in all (per process); beyond that they are answered but not stored.
+    kickback_untrusted_per_source_per_minute: int = Field(default=30, ge=0)
+    kickback_untrusted_per_minute: int = Field(default=300, ge=0)
+    # Charges-search calls per minute (per process) that verifying kickbacks may spend.
+    kickback_verify_searches_per_minute: int = Field(default=30, ge=0)
+    # Processed kickbacks are deleted after this many days; junk (unreadable, or untrusted and
+    # unmatched/flagged) after the second.
+    kickback_retention_days: int = Field(default=180, ge=1)
+    kickback_junk_retention_days: int = Field(default=7, ge=1)
     spool_dir: Path = ROOT / "data" / "spool"
     # Card testing: pay attempts per checkout session, and failed pays (declines, failed 3-D
     # Secure, bad tokens) per customer and per client IP within the window; 0 = no limit.
@@ -152,6 +169,16 @@ class Settings(BaseSettings):
             return int(value)
         return value
 
+    @field_validator("kickback_secret")
+    @classmethod
+    def _kickback_secret_is_a_path_segment(cls, value: SecretStr) -> SecretStr:
+        if not KICKBACK_SECRET_PATTERN.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                "KICKBACK_SECRET must be 16-128 characters of A-Z a-z 0-9 _ - "
+                "(it is one segment of the kickback URL)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _check_live(self) -> Settings:
         parse_api_keys(self.api_keys.get_secret_value())  # fail early on a malformed value
@@ -169,6 +196,12 @@ class Settings(BaseSettings):
             missing.append("SEARCH_API_BASE_URL (the charges search API, https://...)")
         if self.search_api_key.get_secret_value() in ("", SANDBOX_SEARCH_API_KEY):
             missing.append("SEARCH_API_KEY (issued in the control panel)")
+        secret = self.kickback_secret.get_secret_value()
+        if secret == SANDBOX_KICKBACK_SECRET or len(secret) < KICKBACK_SECRET_MIN_LIVE:
+            missing.append(
+                f"KICKBACK_SECRET (at least {KICKBACK_SECRET_MIN_LIVE} random characters, "
+                "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
         if self.billing_robo_base_url:
             if not self.billing_robo_base_url.startswith("https://"):
                 missing.append("BILLING_ROBO_BASE_URL (https://billing-robo.jp)")

@@ -23,10 +23,13 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 # about one in fourteen holds 13 digits in a row, which must stay searchable in the logs.
 _PAN = re.compile(r"(?<![0-9A-Za-z_])\d{13,19}(?![0-9A-Za-z])")
 _SECRET_PARAM = re.compile(r"(?i)\b(tkn|token|cn|cvv|key|api_key)=([^&\s,;]+)")
+# The trusted kickback path carries KICKBACK_SECRET (access log lines, error logs).
+_KICKBACK_SECRET_PATH = re.compile(r"/kickback/[^/?#\s\"']+")
 
 
 def scrub(text: str) -> str:
     text = _PAN.sub(lambda m: "*" * (len(m.group()) - 4) + m.group()[-4:], text)
+    text = _KICKBACK_SECRET_PATH.sub("/kickback/***", text)
     return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
 
 

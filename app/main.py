@@ -31,6 +31,8 @@ from app.gateway.robotpayment import RobotPaymentClient, make_http_client
 from app.input_guard import NulGuardMiddleware
 from app.kickbacks import router as kickback_router
 from app.kickbacks import service as kickbacks
+from app.kickbacks.limits import IntakeBudget, Verifier
+from app.kickbacks.trust import secret_path
 from app.logging import RequestIdMiddleware, setup_logging
 from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
 from app.openapi import install_openapi
@@ -162,7 +164,8 @@ def create_app(
                 aid=settings.gateway_aid,
                 search_api_key=settings.search_api_key.get_secret_value(),
                 allowed_ips=settings.sandbox_allowed_ip_list,
-                kickback_url=f"{_INTERNAL_APP}/kickback",
+                # The trusted path, as a live shop registers it as 決済結果通知URL.
+                kickback_url=f"{_INTERNAL_APP}{secret_path(settings)}",
                 gid_start=time_based_gid_start(),
                 billing_robo_user_id=settings.billing_robo_user_id,
                 billing_robo_access_key=settings.billing_robo_access_key.get_secret_value(),
@@ -215,7 +218,10 @@ def create_app(
                     sessions,
                     app.state.gateway,
                     settings.spool_dir,
-                    trusted_ips=settings.kickback_allowed_ip_list,
+                    verifier=app.state.kickback_verifier,
+                    retention=kickbacks.Retention(
+                        settings.kickback_retention_days, settings.kickback_junk_retention_days
+                    ),
                 )
             ]
             if settings.reconcile_interval_seconds > 0:
@@ -258,6 +264,11 @@ def create_app(
     install_openapi(app)
     install_docs(app)
     app.state.db_gauges = DbGauges()
+    # Per process and bounded (app/kickbacks/limits.py).
+    app.state.kickback_intake = IntakeBudget(
+        settings.kickback_untrusted_per_source_per_minute, settings.kickback_untrusted_per_minute
+    )
+    app.state.kickback_verifier = Verifier(settings.kickback_verify_searches_per_minute)
     app.add_middleware(NulGuardMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)

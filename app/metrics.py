@@ -41,13 +41,18 @@ PAYMENT_TRANSITIONS = Counter(
 )
 KICKBACKS_RECEIVED = Counter(
     "rp_kickbacks_received_total",
-    "Kickbacks received, by where they went first (stored, spooled, lost)",
+    "Kickbacks received, by where they went first (stored, spooled, lost, over_budget)",
     ["result"],
 )
 KICKBACKS_APPLIED = Counter(
     "rp_kickbacks_processed_total",
     "Kickbacks processed, by final status (applied, duplicate, unmatched, flagged...)",
     ["status"],
+)
+KICKBACK_SEARCHES = Counter(
+    "rp_kickback_verify_searches_total",
+    "Charges-search look-ups for kickback verification (called, cached, over_budget)",
+    ["result"],
 )
 KICKBACKS_REPLAYED = Counter(
     "rp_kickbacks_spool_replayed_total", "Kickbacks moved from the local spool to the database"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -21,7 +22,10 @@ from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.logging import scrub
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +77,27 @@ def make_provider(
     return provider
 
 
+_URL_ATTRIBUTES = ("http.target", "http.url", "url.path", "url.full")
+
+
+def _hide_kickback_secret(span: Span, scope: dict[str, Any]) -> None:
+    """The trusted kickback path holds KICKBACK_SECRET: spans get the path without it."""
+    if not str(scope.get("path", "")).startswith("/kickback/") or not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for name in _URL_ATTRIBUTES:
+        value = attributes.get(name)
+        if isinstance(value, str):
+            span.set_attribute(name, scrub(value))
+
+
 def instrument_app(app: FastAPI, provider: TracerProvider) -> None:
     # Probes and scrapes would drown the traces that matter.
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls="healthz,readyz,metrics"
+        app,
+        tracer_provider=provider,
+        excluded_urls="healthz,readyz,metrics",
+        server_request_hook=_hide_kickback_secret,
     )
 
 

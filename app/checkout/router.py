@@ -45,7 +45,7 @@ from app.errors import (
 from app.gateway.robotpayment.errors import lookup
 from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
 from app.payments.models import Payment
-from app.payments.schemas import PaymentOut
+from app.payments.schemas import ShopperPaymentOut
 from app.payments.service import never_sent
 
 router = APIRouter(tags=["checkout"])
@@ -581,7 +581,7 @@ def _redirect_for(cs: CheckoutSession, status: str) -> str | None:
 
 @router.post(
     "/v1/checkout/sessions/{session_id}/pay",
-    response_model=PaymentOut,
+    response_model=ShopperPaymentOut,
     responses={
         **_PROBLEMS,
         402: {"model": Problem},
@@ -611,7 +611,7 @@ async def pay_session(
         limits=velocity.Limits.of(settings),
         pay_claim=settings.pay_claim,
     )
-    out = PaymentOut.of(result.payment).model_dump(mode="json")
+    out = ShopperPaymentOut.of(result.payment).model_dump(mode="json")
     status = service.page_status(result.payment)
     if status == "failed":
         info = result.result.error if result.result else None

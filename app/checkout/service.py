@@ -27,7 +27,14 @@ from app.errors import (
     Unprocessable,
     database_guard,
 )
-from app.gateway.base import ChargeResult, OnetouchCharge, Outcome, PaymentGateway, TokenCharge
+from app.gateway.base import (
+    ChargeResult,
+    OnetouchCharge,
+    Outcome,
+    PaymentGateway,
+    TokenCharge,
+    payment_ref,
+)
 from app.idempotency import bind
 from app.metrics import VELOCITY_REJECTIONS
 from app.payments import service as payments
@@ -226,8 +233,8 @@ async def pay(
 
     # 2. "About to send", committed (the fence against a process that finds this claim
     #    expired and fails the payment), then one gateway call with no transaction open.
-    #    Without an order id of the merchant's we send our payment id as cod, so a kickback
-    #    can always be matched.
+    #    Our payment id goes as a free parameter (echoed in the kickback: it names this
+    #    attempt), and as cod when the merchant gave no order id.
     crash_point("checkout.before_send")
     async with database_guard(DATABASE_DOWN_NOT_CHARGED):
         marked = await payments.mark_sending(sessions, payment.id)
@@ -247,6 +254,7 @@ async def pay(
                 order_id=cs.order_id or payment.id,
                 email=cs.email,
                 phone=cs.phone,
+                extra=payment_ref(payment.id),
             ),
             ref=payment.id,
         )
@@ -264,6 +272,7 @@ async def pay(
                 email=cs.email,
                 phone=cs.phone,
                 uid=charge_uid,
+                extra=payment_ref(payment.id),
             ),
             ref=payment.id,
         )

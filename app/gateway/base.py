@@ -14,6 +14,18 @@ from enum import StrEnum
 from typing import Literal, Protocol
 
 TokenJob = Literal["AUTH", "CAPTURE", "CHECK"]
+
+# The free parameter (その他データ, seed 002 item 13) every charge carries with our payment id:
+# the gateway echoes it in the rt=1 answer and in the kickback, so a kickback names the very
+# attempt it reports (a cod is shared by every attempt of one order). docs/gateway.md.
+PAYMENT_REF = "payment_ref"
+
+
+def payment_ref(payment_id: str) -> dict[str, str]:
+    """The free parameters that tie a charge to our payment (its `extra`)."""
+    return {PAYMENT_REF: payment_id}
+
+
 OnetouchJob = Literal["AUTH", "CAPTURE"]
 
 

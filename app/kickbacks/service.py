@@ -1,5 +1,7 @@
 """Kickbacks: store raw first (database, or a durable local spool if the database is down),
-then apply to payments: dedupe, match by gid then cod + amount, never move backwards."""
+then apply to payments: dedupe, match by our payment reference, then gid, then (one candidate
+only) cod + amount, believe only what is trusted or confirmed by the charges search, never
+move a payment backwards. The rules themselves are in rules.py."""
 
 from __future__ import annotations
 
@@ -16,15 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import and_, delete, false, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.checkout.models import CheckoutSession
 from app.db import utcnow
-from app.gateway.base import PaymentGateway
-from app.gateway.robotpayment.codec import parse_kickback, parse_query_bytes
+from app.gateway.base import PAYMENT_REF, PaymentGateway, SearchError
+from app.gateway.robotpayment.codec import KickbackData, parse_kickback, parse_query_bytes
 from app.gateway.robotpayment.errors import lookup
-from app.kickbacks.models import Kickback
+from app.kickbacks import rules
+from app.kickbacks.limits import OverBudget, Verifier
+from app.kickbacks.models import UNPROCESSED, Kickback
 from app.metrics import KICKBACKS_REPLAYED
 from app.payments import service as payments
 from app.payments.models import Payment
@@ -32,7 +35,19 @@ from app.payments.states import Status
 
 log = logging.getLogger(__name__)
 
-MAX_RAW = 64 * 1024  # larger requests are cut (and flagged); a real kickback is < 2 KiB
+# Larger requests are cut here (and the kickback is then 'invalid'). A real kickback is under
+# 2 KiB: about 250 bytes of fields plus at most 1,024 bytes of free data, which percent-encoding
+# can triple; 8 KiB holds that with room and keeps a junk flood 8 times cheaper than 64 KiB.
+MAX_RAW = 8 * 1024
+# When a kickback that waits for the charges search is asked again; then it is flagged.
+DEFER_SCHEDULE: tuple[timedelta, ...] = (
+    timedelta(seconds=30),
+    timedelta(minutes=2),
+    timedelta(minutes=10),
+    timedelta(hours=1),
+    timedelta(hours=6),
+)
+PURGE_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,7 @@ class RawKickback:
     content_type: str | None
     received_at: datetime
     spool_id: str | None = None
+    trusted: bool = False  # arrived on the secret path from an allowed peer
 
     def to_json(self) -> str:
         return json.dumps(
@@ -55,6 +71,7 @@ class RawKickback:
                 "content_type": self.content_type,
                 "received_at": self.received_at.isoformat(),
                 "spool_id": self.spool_id,
+                "trusted": self.trusted,
             }
         )
 
@@ -69,6 +86,8 @@ class RawKickback:
             content_type=d["content_type"],
             received_at=datetime.fromisoformat(d["received_at"]),
             spool_id=d["spool_id"],
+            # Lines spooled before trust was recorded are untrusted: verified by the search.
+            trusted=d.get("trusted") is True,
         )
 
 
@@ -88,12 +107,14 @@ async def store(sessions: async_sessionmaker[AsyncSession], raw: RawKickback) ->
         .values(
             received_at=raw.received_at,
             source_ip=raw.source_ip,
+            trusted=raw.trusted,
             method=raw.method,
             raw_query=raw.raw_query,
             raw_body=raw.raw_body,
             content_type=(raw.content_type or "")[:200] or None,
             status="received",
             spool_id=raw.spool_id,
+            attempts=0,
         )
         .returning(Kickback.id)
     )
@@ -149,7 +170,7 @@ async def replay_spool(
     gateway: PaymentGateway | None,
     spool_dir: Path,
     *,
-    trusted_ips: list[str],
+    verifier: Verifier | None = None,
     on_stored: Callable[[int], object] | None = None,
 ) -> int:
     """Moves spooled kickbacks into the inbox (once each: spool_id is unique) and applies
@@ -169,7 +190,7 @@ async def replay_spool(
                     )
                 kid = exists or await store(sessions, raw)
                 if gateway is not None:
-                    await apply(sessions, gateway, kid, trusted_ips=trusted_ips)
+                    await apply(sessions, gateway, kid, verifier=verifier)
                 done += 1
                 if on_stored is not None:
                     on_stored(done)
@@ -186,86 +207,268 @@ def dedupe_key(params: dict[str, str]) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Read:
+    """A stored kickback, read and matched (under its row lock)."""
+
+    data: KickbackData
+    ref: str | None
+    trusted: bool
+
+
 async def apply(
     sessions: async_sessionmaker[AsyncSession],
     gateway: PaymentGateway,
     kickback_id: int,
     *,
-    trusted_ips: list[str],
+    verifier: Verifier | None = None,
 ) -> str:
-    """Applies one stored kickback; returns its final status. Safe to run more than once."""
+    """Applies one stored kickback; returns its status then. Safe to run more than once and
+    on several replicas at once. `verifier`: the process's search cache and budget."""
+    verifier = verifier or Verifier()
+    # 1. Read, dedupe and match under the kickback's row lock; most end here.
     async with sessions() as session:
         kb = await session.get(Kickback, kickback_id, with_for_update=True)
-        if kb is None or kb.status not in ("received", "error"):
+        if kb is None or kb.status not in UNPROCESSED:
             return kb.status if kb else "missing"
-        raw = RawKickback(
-            method=kb.method,
-            source_ip=kb.source_ip,
-            raw_query=kb.raw_query,
-            raw_body=kb.raw_body,
-            content_type=kb.content_type,
-            received_at=kb.received_at,
-        )
-        params = params_of(raw)
-        data = parse_kickback(params)
-        if data.gid is None or data.rst not in (1, 2):
-            return await _finish(session, kb, "invalid", "no usable gid/rst")
-        kb.gid = data.gid
-        kb.dedupe_key = dedupe_key(params)
+        if kb.status == "deferred" and kb.next_attempt_at and kb.next_attempt_at > utcnow():
+            return kb.status  # another replica deferred it just now
+        read, early = await _read(session, kb)
+        if early is not None:
+            return await _finish(session, kb, *early)
+        assert read is not None
+        payment, ambiguous = await _match(session, read, kb.received_at)
+        if ambiguous:
+            return await _finish(
+                session, kb, "flagged", "several payments match its order id and amount"
+            )
+        if payment is None:
+            return await _finish(
+                session, kb, "unmatched", "no payment with this reference, gid or cod+amount"
+            )
+        kb.payment_id = payment.id
+        # Copies delivered at the same moment all passed the first check; the payment's row
+        # lock serializes them, so one is applied (even when it changes nothing) and the
+        # others are duplicates.
+        # populate_existing: the match read the row before the lock; read it again under it.
+        payment = (
+            await session.execute(
+                select(Payment)
+                .where(Payment.id == payment.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one()
         earlier = await _earlier_copy(session, kb)
         if earlier is not None:
             return await _finish(session, kb, "duplicate", f"same as kickback {earlier}")
-        payment = await _match(session, data.gid, data.cod, data.ta)
-        if payment is None:
-            return await _finish(session, kb, "unmatched", "no payment with this gid or cod+amount")
-        payment_id = payment.id
-        trusted = bool(trusted_ips) and kb.source_ip in trusted_ips
-        await session.commit()  # release the lock before any gateway call
-
-    if not trusted and not await _confirmed_by_search(gateway, data.gid, data.rst):
-        async with sessions() as session:
-            kb = await session.get(Kickback, kickback_id, with_for_update=True)
-            assert kb is not None
-            kb.payment_id = payment_id
-            return await _finish(
-                session, kb, "flagged", "untrusted source and not confirmed by the search API"
+        step = await _plan(session, payment, read, confirmed=False)
+        if step.kind == "done":
+            return await _finish(session, kb, step.status, step.note)
+        expected = (
+            rules.Expected(
+                gid=read.data.gid or 0,
+                cod=await payments.cod_of(session, payment),
+                total=None if payment.item_code else payment.total,
+                created_at=payment.created_at,
+                success=read.data.rst == 1,
             )
+            if step.kind == "search"
+            else None
+        )
+        payment_id = payment.id
+        await session.commit()  # release the locks before any gateway call
 
+    # 2. The charges search, with no transaction open.
+    verdict: rules.Verdict | None = None
+    why = ""
+    if expected is not None:
+        try:
+            rows = await verifier.rows(gateway, expected.gid, trusted=read.trusted)
+            verdict, why = rules.judge(expected, rows)
+        except OverBudget:
+            why = "the verification budget is spent for now"
+        except SearchError as exc:
+            why = f"the charges search failed: {exc}"
+
+    # 3. Record under both row locks, re-planning on what the rows say now.
     async with sessions() as session:
         kb = await session.get(Kickback, kickback_id, with_for_update=True)
         locked = await payments.lock_payment(session, payment_id)
         assert kb is not None and locked is not None
-        # Copies delivered at the same moment all pass the first check; the payment's row lock
-        # serializes them here, so exactly one is applied and the others are duplicates.
+        if kb.status not in UNPROCESSED:
+            await session.commit()
+            return kb.status
+        # Copies delivered at the same moment all pass the first check; the payment's row
+        # lock serializes them here, so exactly one is applied and the others are duplicates.
         earlier = await _earlier_copy(session, kb)
         if earlier is not None:
             return await _finish(session, kb, "duplicate", f"same as kickback {earlier}")
-        if locked.gid is None:
-            locked.gid = data.gid
-        if data.god and not locked.god:
-            locked.god = str(data.god)
-        if data.ap and not locked.ap:
-            locked.ap = data.ap
-        before = Status(locked.status)
-        target = payments.success_status(locked.job) if data.rst == 1 else Status.FAILED
-        moved = payments.move(
-            session, locked, target, actor="kickback", data={"kickback_id": kb.id, "gid": data.gid}
+        if verdict is None and expected is not None:
+            return await _defer(session, kb, why)
+        if verdict in (rules.Verdict.UNSETTLED, rules.Verdict.MISSING) and (
+            verdict == rules.Verdict.UNSETTLED or read.trusted
+        ):
+            # Not yet visible or not settled at the gateway: ask again later, change nothing.
+            return await _defer(session, kb, why)
+        if verdict is not None and verdict != rules.Verdict.CONFIRMED:
+            return await _finish(session, kb, "flagged", f"not confirmed: {why}")
+        step = await _plan(session, locked, read, confirmed=verdict == rules.Verdict.CONFIRMED)
+        if step.kind == "search":
+            # The payment changed while we searched (e.g. its own answer was recorded).
+            return await _defer(session, kb, "the payment changed meanwhile")
+        if step.kind == "done":
+            return await _finish(session, kb, step.status, step.note)
+        if step.kind == "contradiction":
+            _contradiction(session, locked, kb, read.data, step.note or "")
+            return await _finish(session, kb, "flagged", f"contradiction: {step.note}")
+        await _settle(session, locked, kb, read.data, step.target)
+        return await _finish(session, kb, "applied", step.note)
+
+
+async def _read(
+    session: AsyncSession, kb: Kickback
+) -> tuple[_Read | None, tuple[str, str | None] | None]:
+    """The kickback's content, or how it ends right away (invalid, duplicate)."""
+    raw = RawKickback(
+        method=kb.method,
+        source_ip=kb.source_ip,
+        raw_query=kb.raw_query,
+        raw_body=kb.raw_body,
+        content_type=kb.content_type,
+        received_at=kb.received_at,
+    )
+    if len(raw.raw_query) >= MAX_RAW or len(raw.raw_body) >= MAX_RAW:
+        return None, ("invalid", f"larger than {MAX_RAW} bytes: cut, so not a whole notice")
+    params = params_of(raw)
+    data = parse_kickback(params)
+    if data.gid is None or data.rst not in (1, 2) or (data.gid == 0 and data.rst == 1):
+        return None, ("invalid", "no usable gid/rst")
+    kb.gid = data.gid or None
+    kb.dedupe_key = dedupe_key(params)
+    earlier = await _earlier_copy(session, kb)
+    if earlier is not None:
+        return None, ("duplicate", f"same as kickback {earlier}")
+    ref = (data.extras.get(PAYMENT_REF) or "").strip() or None
+    return _Read(data, ref, kb.trusted), None
+
+
+async def _match(
+    session: AsyncSession, read: _Read, received_at: datetime
+) -> tuple[Payment | None, bool]:
+    """(payment, ambiguous): by our payment reference, then by gid, then by cod + total when
+    exactly one payment can be meant."""
+    if read.ref is not None and len(read.ref) <= 40:
+        by_ref = await session.get(Payment, read.ref)
+        if by_ref is not None:
+            return by_ref, False
+    data = read.data
+    if data.gid:
+        by_gid = await session.scalar(select(Payment).where(Payment.gid == data.gid))
+        if by_gid is not None:
+            return by_gid, False
+    if not data.cod or data.ta is None:
+        return None, False
+    # The seed's own sample sends `cod=test ` with a trailing space: compare trimmed.
+    cod = data.cod.strip()
+    total = Payment.amount + Payment.tax + Payment.shipping
+    candidates = list(
+        (
+            await session.execute(
+                select(Payment)
+                .where(
+                    or_(Payment.order_id == cod, Payment.id == cod),
+                    or_(Payment.gid.is_(None), Payment.gid == data.gid),
+                    or_(Payment.item_code.is_not(None), total == data.ta),
+                    Payment.created_at < received_at,
+                )
+                .limit(2)
+            )
+        ).scalars()
+    )
+    # Failed and canceled attempts count too: a late decline of a failed first attempt must
+    # not land on the pending retry of the same order (both share cod and total).
+    if len(candidates) == 1:
+        return candidates[0], False
+    return None, len(candidates) > 1
+
+
+def _facts(p: Payment) -> rules.Facts:
+    return rules.Facts(
+        status=Status(p.status),
+        gid=p.gid,
+        job=p.job,
+        amount=p.amount,
+        tax=p.tax,
+        shipping=p.shipping,
+        item_code=p.item_code,
+    )
+
+
+async def _plan(session: AsyncSession, p: Payment, read: _Read, *, confirmed: bool) -> rules.Plan:
+    gid = read.data.gid or None
+    if gid is not None and p.gid != gid:
+        owner = await session.scalar(
+            select(Payment.id).where(Payment.gid == gid, Payment.id != p.id)
         )
-        if moved and before in (Status.PENDING, Status.UNKNOWN):
-            # The kickback is the result: it replaces whatever a lost or garbled answer left
-            # (a decline must not read "timeout").
-            if target == Status.FAILED and data.ec:
-                info = lookup(data.ec)
-                locked.error_code, locked.error_message = info.code, info.message_en
-            elif target != Status.FAILED:
-                locked.error_code = locked.error_message = None
-        if moved and target != Status.FAILED and locked.checkout_session_id:
-            cs = await session.get(CheckoutSession, locked.checkout_session_id)
-            if cs is not None:
-                cs.status = "completed"
-        kb.payment_id = locked.id
-        note = None if moved else f"payment already {locked.status}; nothing to change"
-        return await _finish(session, kb, "applied", note)
+        if owner is not None:
+            return rules.Plan("done", "flagged", f"gid {gid} belongs to payment {owner}")
+    return rules.plan(_facts(p), read.data, trusted=read.trusted, confirmed=confirmed)
+
+
+async def _settle(
+    session: AsyncSession,
+    p: Payment,
+    kb: Kickback,
+    data: KickbackData,
+    target: Status | None,
+) -> None:
+    if data.gid and p.gid is None:
+        p.gid = data.gid
+    if data.god and not p.god:
+        p.god = str(data.god)
+    if data.ap and not p.ap:
+        p.ap = data.ap
+    if target is None:
+        return
+    before = Status(p.status)
+    moved = await payments.settle(
+        session,
+        p,
+        target,
+        actor="kickback",
+        data={"kickback_id": kb.id, "gid": data.gid, "trusted": kb.trusted},
+    )
+    if moved and before in rules.OPEN:
+        # The kickback is the result: it replaces whatever a lost or garbled answer left
+        # (a decline must not read "timeout").
+        if target == Status.FAILED and data.ec:
+            info = lookup(data.ec)
+            p.error_code, p.error_message = info.code, info.message_en
+        elif target != Status.FAILED:
+            p.error_code = p.error_message = None
+
+
+def _contradiction(
+    session: AsyncSession, p: Payment, kb: Kickback, data: KickbackData, what: str
+) -> None:
+    """Money moved where we think it did not: a person must look (nothing is changed)."""
+    p.needs_attention = True
+    payments.add_event(
+        session,
+        p,
+        "flagged",
+        actor="kickback",
+        reason=f"{what}, but the payment is {p.status}",
+        data={"kickback_id": kb.id, "gid": data.gid},
+    )
+    log.error(
+        "payment %s needs attention: kickback %s reports gid %s charged, the payment is %s",
+        p.id,
+        kb.id,
+        data.gid,
+        p.status,
+    )
 
 
 async def _earlier_copy(session: AsyncSession, kb: Kickback) -> int | None:
@@ -283,75 +486,56 @@ async def _earlier_copy(session: AsyncSession, kb: Kickback) -> int | None:
     return earlier
 
 
+async def _defer(session: AsyncSession, kb: Kickback, why: str) -> str:
+    """Keeps the kickback for a later try; after the last one it is flagged."""
+    if kb.attempts >= len(DEFER_SCHEDULE):
+        return await _finish(
+            session, kb, "flagged", f"not confirmed after {kb.attempts + 1} tries: {why}"
+        )
+    kb.next_attempt_at = utcnow() + DEFER_SCHEDULE[kb.attempts]
+    kb.attempts += 1
+    kb.status = "deferred"
+    kb.note = why[:500]
+    await session.commit()
+    log.info("kickback %s deferred (try %d): %s", kb.id, kb.attempts, why)
+    return "deferred"
+
+
 async def _finish(session: AsyncSession, kb: Kickback, status: str, note: str | None) -> str:
     kb.status = status
-    kb.note = note
+    kb.note = note[:500] if note else None
     kb.processed_at = utcnow()
+    kb.next_attempt_at = None
     await session.commit()
     if status in ("unmatched", "flagged", "invalid"):
         log.warning("kickback %s %s: %s", kb.id, status, note)
     return status
 
 
-async def _match(
-    session: AsyncSession, gid: int, cod: str | None, ta: int | None
-) -> Payment | None:
-    payment = (
-        await session.execute(select(Payment).where(Payment.gid == gid))
-    ).scalar_one_or_none()
-    if payment is not None or not cod:
-        return payment
-    # The seed's own sample sends `cod=test ` with a trailing space: compare trimmed.
-    cod = cod.strip()
-    candidates = (
-        await session.execute(
-            select(Payment)
-            # Our gid too: a copy of this kickback may have set it since the look-up above.
-            .where(
-                or_(Payment.order_id == cod, Payment.id == cod),
-                or_(Payment.gid.is_(None), Payment.gid == gid),
-            )
-            .order_by(Payment.created_at.desc())
-        )
-    ).scalars()
-    for p in candidates:
-        if ta is None or p.total == ta:
-            return p
-    return None
-
-
-async def _confirmed_by_search(gateway: PaymentGateway, gid: int, rst: int | None) -> bool:
-    """Checks an untrusted kickback against the charges search API."""
-    from app.gateway.base import SearchError  # local: keeps import order simple
-
-    try:
-        rows = await gateway.search_charges(created_from=None, created_to=None, gid=gid)
-    except SearchError as exc:
-        log.warning("kickback for gid %s could not be verified: %s", gid, exc)
-        return False
-    for row in rows:
-        if row.gid == gid:
-            succeeded = row.rst == 1
-            return succeeded == (rst == 1)
-    return False
-
-
 async def retry_stuck(
     sessions: async_sessionmaker[AsyncSession],
     gateway: PaymentGateway,
     *,
-    trusted_ips: list[str],
+    verifier: Verifier | None = None,
     older_than: float = 30.0,
 ) -> int:
-    """Applies kickbacks that were stored but not applied (a crash or error in between)."""
-    cutoff = utcnow() - timedelta(seconds=older_than)
+    """Applies kickbacks that were stored but not applied (a crash or error in between) and
+    deferred ones that are due."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=older_than)
     async with sessions() as session:
         ids = list(
             (
                 await session.execute(
                     select(Kickback.id)
                     .where(
-                        Kickback.status.in_(("received", "error")), Kickback.received_at < cutoff
+                        or_(
+                            and_(
+                                Kickback.status.in_(("received", "error")),
+                                Kickback.received_at < cutoff,
+                            ),
+                            and_(Kickback.status == "deferred", Kickback.next_attempt_at <= now),
+                        )
                     )
                     .order_by(Kickback.id)
                     .limit(500)
@@ -360,10 +544,56 @@ async def retry_stuck(
         )
     for kid in ids:
         try:
-            await apply(sessions, gateway, kid, trusted_ips=trusted_ips)
+            await apply(sessions, gateway, kid, verifier=verifier)
         except Exception:
             log.exception("kickback %s could not be applied", kid)
     return len(ids)
+
+
+# --- retention -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Retention:
+    days: int = 180  # processed kickbacks
+    junk_days: int = 7  # unreadable, or untrusted and unmatched/flagged
+
+
+async def purge(
+    sessions: async_sessionmaker[AsyncSession],
+    retention: Retention,
+    *,
+    now: datetime | None = None,
+    batch: int = PURGE_BATCH,
+    max_batches: int = 10,
+) -> int:
+    """Deletes processed kickbacks past their retention, `batch` rows per transaction (at
+    most `max_batches` a call: the rest go next time). Unprocessed ones are never deleted."""
+    now = now or utcnow()
+    junk = or_(
+        Kickback.status == "invalid",
+        and_(Kickback.trusted == false(), Kickback.status.in_(("unmatched", "flagged"))),
+    )
+    expired = and_(
+        Kickback.status.not_in(UNPROCESSED),
+        or_(
+            Kickback.received_at < now - timedelta(days=retention.days),
+            and_(junk, Kickback.received_at < now - timedelta(days=retention.junk_days)),
+        ),
+    )
+    deleted = 0
+    for _ in range(max_batches):
+        async with sessions() as session:
+            ids = select(Kickback.id).where(expired).order_by(Kickback.id).limit(batch)
+            result = await session.execute(delete(Kickback).where(Kickback.id.in_(ids)))
+            await session.commit()
+        count = int(getattr(result, "rowcount", 0) or 0)
+        deleted += count
+        if count < batch:
+            break
+    if deleted:
+        log.info("kickback retention: %d old kickbacks deleted", deleted)
+    return deleted
 
 
 async def background_loop(
@@ -371,17 +601,26 @@ async def background_loop(
     gateway: PaymentGateway,
     spool_dir: Path,
     *,
-    trusted_ips: list[str],
+    verifier: Verifier | None = None,
+    retention: Retention | None = None,
     interval: float = 5.0,
+    purge_every: float = 600.0,
 ) -> None:
-    """Replays the spool once the database is back and retries stuck kickbacks, forever."""
+    """Replays the spool once the database is back, retries stuck and due deferred
+    kickbacks, and (every `purge_every` seconds) deletes old ones, forever."""
+    retention = retention or Retention()
+    last_purge = 0.0
+    loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(interval)
         try:
-            replayed = await replay_spool(sessions, gateway, spool_dir, trusted_ips=trusted_ips)
+            replayed = await replay_spool(sessions, gateway, spool_dir, verifier=verifier)
             if replayed:
                 KICKBACKS_REPLAYED.inc(replayed)
                 log.info("kickback spool: %d replayed into the inbox", replayed)
-            await retry_stuck(sessions, gateway, trusted_ips=trusted_ips)
+            await retry_stuck(sessions, gateway, verifier=verifier)
+            if loop.time() - last_purge >= purge_every:
+                last_purge = loop.time()
+                await purge(sessions, retention)
         except Exception as exc:  # the database may still be down: try again next round
             log.warning("kickback replay deferred: %s", exc)

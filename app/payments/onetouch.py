@@ -18,7 +18,7 @@ from app.customers.models import Customer
 from app.customers.service import find_card
 from app.db import new_id
 from app.errors import FieldError, Unprocessable
-from app.gateway.base import ChargeResult, OnetouchCharge, PaymentGateway
+from app.gateway.base import ChargeResult, OnetouchCharge, PaymentGateway, payment_ref
 from app.idempotency import bind
 from app.payments import service as payments
 from app.payments.models import Payment
@@ -132,6 +132,7 @@ async def charge(
             phone=data.phone,
             method=data.method,
             installments=data.installments,
+            extra=payment_ref(payment.id),
         ),
         ref=payment.id,
     )

@@ -27,6 +27,7 @@ from app.gateway.base import (
     PaymentGateway,
     Reauthorization,
     SearchError,
+    payment_ref,
 )
 from app.idempotency import InProgress, bind
 from app.payments import service
@@ -400,6 +401,7 @@ async def reauthorize(
             shipping=request.shipping,
             email=request.email,
             phone=request.phone,
+            extra=payment_ref(created.id),
         ),
         ref=old.id,
     )

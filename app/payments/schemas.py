@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -13,7 +13,11 @@ from app.gateway.audit import GatewayCallLog
 from app.payments.models import Payment, PaymentEvent
 
 
-class PaymentOut(BaseModel):
+class ShopperPaymentOut(BaseModel):
+    """A payment as the shopper's browser sees it (the JSON pay): no gid or god. gids are
+    sequential, and one shown to a browser is a ready pointer for forged kickbacks; the
+    merchant and ops APIs (PaymentOut) keep them."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: str
@@ -29,8 +33,6 @@ class PaymentOut(BaseModel):
     item_code: str | None
     customer_id: str | None
     card_num: int | None
-    gid: int | None
-    god: str | None
     ap: str | None
     error_code: str | None
     error_message: str | None
@@ -40,31 +42,39 @@ class PaymentOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, p: Payment) -> PaymentOut:
-        return cls(
-            id=p.id,
-            kind=p.kind,
-            status=p.status,
-            job=p.job,
-            checkout_session_id=p.checkout_session_id,
-            order_id=p.order_id,
-            amount=p.amount,
-            tax=p.tax,
-            shipping=p.shipping,
-            total=p.total,
-            item_code=p.item_code,
-            customer_id=p.customer_uid,
-            card_num=p.card_num,
-            gid=p.gid,
-            god=p.god,
-            ap=p.ap,
-            error_code=p.error_code,
-            error_message=p.error_message,
-            reauth_of=p.reauth_of_id,
-            needs_attention=p.needs_attention,
-            created_at=p.created_at,
-            updated_at=p.updated_at,
-        )
+    def of(cls, p: Payment) -> Self:
+        fields = {
+            "id": p.id,
+            "kind": p.kind,
+            "status": p.status,
+            "job": p.job,
+            "checkout_session_id": p.checkout_session_id,
+            "order_id": p.order_id,
+            "amount": p.amount,
+            "tax": p.tax,
+            "shipping": p.shipping,
+            "total": p.total,
+            "item_code": p.item_code,
+            "customer_id": p.customer_uid,
+            "card_num": p.card_num,
+            "gid": p.gid,
+            "god": p.god,
+            "ap": p.ap,
+            "error_code": p.error_code,
+            "error_message": p.error_message,
+            "reauth_of": p.reauth_of_id,
+            "needs_attention": p.needs_attention,
+            "created_at": p.created_at,
+            "updated_at": p.updated_at,
+        }
+        return cls(**{k: v for k, v in fields.items() if k in cls.model_fields})
+
+
+class PaymentOut(ShopperPaymentOut):
+    """A payment as the merchant and ops APIs show it, with the gateway's references."""
+
+    gid: int | None
+    god: str | None
 
 
 class PaymentEventOut(BaseModel):

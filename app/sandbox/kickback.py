@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 
 import httpx
@@ -13,6 +14,13 @@ import httpx
 from app.sandbox.state import SimState
 
 log = logging.getLogger("app.sandbox.kickback")
+
+# The merchant's URL may hold a secret path segment (/kickback/<secret>): not for logs.
+_SECRET_SEGMENT = re.compile(r"(/kickback/)[^/?#]+")
+
+
+def shown(url: str) -> str:
+    return _SECRET_SEGMENT.sub(r"\1***", url)
 
 
 def schedule(sim: SimState, params: Sequence[tuple[str, str]]) -> None:
@@ -31,7 +39,7 @@ async def _deliver(sim: SimState, params: list[tuple[str, str]]) -> None:
     async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
         for attempt in range(1, max(config.kickback_duplicates, 0) + 1):
             record: dict[str, object] = {
-                "url": url,
+                "url": shown(url),
                 "params": dict(params),
                 "attempt": attempt,
                 "sent_at": sim.clock.now().isoformat(),
@@ -41,5 +49,5 @@ async def _deliver(sim: SimState, params: list[tuple[str, str]]) -> None:
                 record.update(status=response.status_code, body=response.text[:200])
             except httpx.HTTPError as exc:
                 record.update(status=None, error=f"{type(exc).__name__}: {exc}")
-                log.warning("kickback to %s failed: %s", url, exc)
+                log.warning("kickback to %s failed: %s", shown(url), type(exc).__name__)
             sim.kickbacks.append(record)

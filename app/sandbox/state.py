@@ -52,11 +52,13 @@ class SimState:
         self.maintenance = False
         self.products = PRODUCTS
         self._tasks: set[asyncio.Task[None]] = set()
+        self._next_gid = self._next_god = 0
         self.reset()
 
     def reset(self) -> None:
-        """Back to the start: empty ledger, users and tokens, fresh ids, real time, no faults,
-        no maintenance, and the configuration the simulator was created with."""
+        """Back to the start: empty ledger, users and tokens, real time, no faults, no
+        maintenance, and the configuration the simulator was created with. gids and gods keep
+        counting up from where they were."""
         for name, value in copy.deepcopy(self._initial_config).items():
             setattr(self.config, name, value)
         self.tokens: dict[str, Token] = {}
@@ -69,8 +71,10 @@ class SimState:
         # Billing robo: payers by billing_code, and request times per source IP (rate limit).
         self.payers: dict[str, Payer] = {}
         self.billing_hits: dict[str, list[datetime]] = {}
-        self._next_gid = self.config.gid_start
-        self._next_god = GOD_START
+        # Never backwards: a merchant database that outlives a reset already holds the gids
+        # handed out so far (gid is unique there), and so would the real gateway's.
+        self._next_gid = max(self._next_gid, self.config.gid_start)
+        self._next_god = max(self._next_god, GOD_START)
         self.clock.reset()
         self.faults = FaultInjector()
         self.maintenance = False

@@ -2,7 +2,7 @@
 payments, orphan payments found by the sweep, and the sweep's cursor
 
 Revision ID: 0009_crash_recovery
-Revises: 0007_velocity
+Revises: 0008_kickback_trust
 Create Date: 2026-12-02
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0009_crash_recovery'
-down_revision: str | None = '0007_velocity'
+down_revision: str | None = '0008_kickback_trust'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -21,7 +21,7 @@ import httpx
 import uvicorn
 
 from app.sandbox.testing import Receive, Scope, Send
-from tests.support.fixtures import MERCHANT_KEY, OPS_KEY, ROOT
+from tests.support.fixtures import KICKBACK_PATH, KICKBACK_SECRET, MERCHANT_KEY, OPS_KEY, ROOT
 from tests.support.http import wait_http
 from tests.support.pg import free_port
 
@@ -79,6 +79,7 @@ async def app_processes(
         "GATEWAY_MODE": "sandbox",
         "API_KEYS": f"{MERCHANT_KEY}:merchant,{OPS_KEY}:ops",
         "KICKBACK_ALLOWED_IPS": "127.0.0.1",
+        "KICKBACK_SECRET": KICKBACK_SECRET,
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "json",
     }
@@ -107,7 +108,8 @@ async def app_processes(
                 )
             )
         for app in apps:
-            await asyncio.to_thread(wait_http, f"{app.url}/healthz")
+            # Generous: four helpers share two cores, and a cold start imports a lot.
+            await asyncio.to_thread(wait_http, f"{app.url}/healthz", 60.0)
         yield apps
     finally:
         for app in apps:
@@ -244,6 +246,8 @@ class KickbackRelay:
     hold: bool = False
     max_copies: int = 3
     max_delay: float = 3.0
+    # Where on the apps: the trusted (secret) path, as the gateway is configured.
+    path: str = KICKBACK_PATH
     targets: list[str] = field(default_factory=list)
     received: list[bytes] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
@@ -298,7 +302,7 @@ class KickbackRelay:
         await asyncio.sleep(delay)
         try:
             r = await self._client.send(
-                httpx.Request("GET", httpx.URL(f"{target}/kickback", query=query))
+                httpx.Request("GET", httpx.URL(f"{target}{self.path}", query=query))
             )
             self.deliveries.append(Delivery(query, r.status_code, r.text))
         except httpx.HTTPError as exc:

@@ -31,7 +31,7 @@ from tests.integration.test_checkout import SESSION, three_ds_of
 from tests.reliability.support_chaos import KickbackRelay, ShopperAnswers
 from tests.support import pg
 from tests.support.db import alembic, create_database
-from tests.support.fixtures import AppFactory, RunningApp
+from tests.support.fixtures import KICKBACK_PATH, AppFactory, RunningApp
 
 pytestmark = pytest.mark.reliability
 
@@ -174,7 +174,7 @@ async def _storm(
     async def deliver(at: float, query: bytes) -> None:
         await asyncio.sleep(max(0.0, at - (time.monotonic() - t0)))
         sent_at = time.monotonic() - t0
-        url = httpx.URL(f"{app.url}/kickback", query=query)
+        url = httpx.URL(f"{app.url}{KICKBACK_PATH}", query=query)
         try:
             r = await client.send(httpx.Request("GET", url))
             sent.append(Sent(query, sent_at, r.status_code, r.text))

@@ -37,7 +37,14 @@ from app.kickbacks import service as kickbacks
 from app.kickbacks.models import Kickback
 from app.kickbacks.service import MAX_RAW
 from app.sandbox.testing import make_token
-from tests.support.fixtures import MERCHANT_KEY, OPS_KEY, AppFactory, RunningApp
+from tests.support.fixtures import (
+    KICKBACK_PATH,
+    KICKBACK_SECRET,
+    MERCHANT_KEY,
+    OPS_KEY,
+    AppFactory,
+    RunningApp,
+)
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
@@ -202,6 +209,7 @@ async def seed(app: RunningApp, sim: httpx.AsyncClient) -> dict[str, str]:
         "session_id": open_["id"],
         "registration_id": registration_id,
         "/v1/billing/card-sessions/{session_id} session_id": r.json()["id"],
+        "secret": KICKBACK_SECRET,  # the trusted kickback path
     }
 
 
@@ -308,7 +316,8 @@ async def test_kickback_answers_200_to_anything_and_keeps_the_raw_bytes(
     sent_queries = []
     for method, query, body, content_type in cases:
         headers = {b"content-type": content_type.encode("latin-1")} if content_type else {}
-        url = httpx.URL(f"{app.url}/kickback", query=query)
+        # The trusted path (an untrusted sender gets a budget, and this is 221 of them).
+        url = httpx.URL(f"{app.url}{KICKBACK_PATH}", query=query)
         r = await app.client.request(method, url, content=body, headers=headers)
         assert r.status_code == 200, (method, query[:80], body[:80], content_type, r.text)
         assert r.text.strip(), "the gateway needs a non-empty body"
@@ -325,10 +334,10 @@ async def test_kickback_answers_200_to_anything_and_keeps_the_raw_bytes(
     # Each can be applied to an end (no poison row retried forever); applying is idempotent,
     # so this also waits for the applications the app started after answering.
     gateway = app.app.state.gateway
-    trusted = app.settings.kickback_allowed_ip_list
+    verifier = app.app.state.kickback_verifier
     ends: Counter[str] = Counter()
     for row in rows:
-        status = await kickbacks.apply(sessions, gateway, row.id, trusted_ips=trusted)
+        status = await kickbacks.apply(sessions, gateway, row.id, verifier=verifier)
         assert status in ("invalid", "unmatched", "duplicate", "flagged", "applied"), status
         ends[status] += 1
     with capsys.disabled():

@@ -30,6 +30,9 @@ from tests.support.pg import free_port
 ROOT = Path(__file__).resolve().parents[2]
 MERCHANT_KEY = "sk_it_merchant_key_1"
 OPS_KEY = "sk_it_ops_key_000001"
+# The trusted kickback path of every app the tests start (the gateway's 決済結果通知URL).
+KICKBACK_SECRET = "it-kickback-secret-0123456789abcdef"
+KICKBACK_PATH = f"/kickback/{KICKBACK_SECRET}"
 TABLES = (
     "billing_card_registrations, billing_card_sessions, "
     "payment_events, gateway_calls, kickbacks, idempotency_keys, cards, payments, "
@@ -125,6 +128,7 @@ async def make_app(
             "gateway_read_timeout": 3.0,
             "spool_dir": tmp_path / "spool",
             "kickback_allowed_ips": "127.0.0.1",
+            "kickback_secret": KICKBACK_SECRET,
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)

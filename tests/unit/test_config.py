@@ -28,7 +28,13 @@ def test_live_refuses_without_shop_keys_and_urls() -> None:
     with pytest.raises(ValidationError) as info:
         Settings(_env_file=None, gateway_mode="live")
     text = str(info.value)
-    for name in ("GATEWAY_AID", "API_KEYS", "GATEWAY_BASE_URL", "SEARCH_API_KEY"):
+    for name in (
+        "GATEWAY_AID",
+        "API_KEYS",
+        "GATEWAY_BASE_URL",
+        "SEARCH_API_KEY",
+        "KICKBACK_SECRET",
+    ):
         assert name in text
 
 
@@ -41,6 +47,7 @@ def test_live_starts_when_everything_is_set() -> None:
         gateway_base_url="https://credit.j-payment.co.jp",
         search_api_base_url="https://api.j-payment.co.jp",
         search_api_key="real-key",
+        kickback_secret="k" * 32,
     )
     assert s.gateway_aid != SANDBOX_AID
     assert not s.sandbox_in_process

@@ -77,7 +77,23 @@ async def test_ledger_fields_and_reset(client: httpx.AsyncClient) -> None:
     assert await ledger(client) == []
     assert (await client.get("_sandbox/users")).json() == []
     await pay_by_token(client)
-    assert (await ledger(client))[0]["gid"] == 10000001
+    # gids keep counting up through a reset (see the test below).
+    assert (await ledger(client))[0]["gid"] == 10000002
+
+
+async def test_reset_never_hands_out_a_gid_again(client: httpx.AsyncClient) -> None:
+    """A merchant database outlives a reset: a gid it already holds must never come back
+    (its gid column is unique), nor a god. Before the fix the counter restarted at
+    gid_start: the first payment after a reset had the first payment's gid."""
+    seen: list[tuple[int, int]] = []
+    for _ in range(3):
+        await pay_by_token(client)
+        await pay_by_token(client)
+        seen += [(r["gid"], r["god"]) for r in await ledger(client)]
+        assert (await client.post("_sandbox/reset")).json() == {"ok": True}
+    gids, gods = [g for g, _ in seen], [o for _, o in seen]
+    assert len(set(gids)) == len(gids) == 6 and gids == sorted(gids)
+    assert len(set(gods)) == len(gods) == 6 and gods == sorted(gods)
 
 
 async def test_config_updates(client: httpx.AsyncClient) -> None:

@@ -188,3 +188,41 @@ async def test_sales_rt0_has_no_kickback_but_reauth_and_onetouch_do(h: Harness) 
     assert (await h.http.post("gateway/onetouch.aspx", data=one)).text == "OK"
     await h.sim.drain()
     assert h.sink.received[-1].params["cod"] == "one-1"
+
+
+async def test_free_parameters_come_back_in_every_answer_and_kickback(h: Harness) -> None:
+    """Seed 002 item 13 (その他): what the request carried as free key=value data is echoed by
+    token, one-touch and re-authorization payments, in the rt=1 line and in the kickback,
+    and by a refused 3-D Secure's kickback too: our payment id rides on it (payment_ref)."""
+    ref = {"payment_ref": "pay_0123456789abcdef0123456789abcdef"}
+    echoed = "payment_ref=pay_0123456789abcdef0123456789abcdef"
+    line = (await pay_by_token(h.http, jb="AUTH", uid="member2", extra=ref)).text
+    assert line.split(",")[-1] == echoed
+    fields = line.split(",")
+    gid, key = fields[0], fields[13]
+    reauth = {"aid": "100001", "tid": gid, "am": "1500", "tx": "0", "sf": "0", **ref}
+    assert (await h.http.post("gateway/re_auth.aspx", data={**reauth, "rt": "1"})).text.endswith(
+        echoed
+    )
+    one = {"aid": "100001", "cmd": "4", "uid": "member2", "key": key, "num": "1", "jb": "AUTH"}
+    one |= {"am": "700", "tx": "0", "sf": "0", **ref}
+    assert (await h.http.post("gateway/onetouch.aspx", data={**one, "rt": "1"})).text.endswith(
+        echoed
+    )
+    await h.sim.drain()
+    assert h.sink.received == []
+
+    assert (await pay_by_token(h.http, rt="0", extra=ref)).text == "OK"
+    assert (await h.http.post("gateway/onetouch.aspx", data={**one, "rt": "0"})).text == "OK"
+    new_gid = str(int(gid) + 1)  # the first re-authorization's gid, still authorized
+    again = {**reauth, "tid": new_gid, "rt": "0"}
+    assert (await h.http.post("gateway/re_auth.aspx", data=again)).text == "OK"
+    tkn = await make_token(
+        h.http, card=cards.CARD_3DS_FAIL, three_ds={"am": "1000", "tx": "0", "sf": "0", "em": EM}
+    )
+    refused = {"aid": "100001", "jb": "AUTH", "rt": "0", "tkn": tkn, "am": "1000", "em": EM}
+    refused |= {"tx": "0", "sf": "0", "cod": "o-ref", **ref}
+    assert (await h.http.post("gateway/gateway_token.aspx", data=refused)).text == "ER900"
+    await h.sim.drain()
+    assert len(h.sink.received) == 4
+    assert all(kb.params.get("payment_ref") == ref["payment_ref"] for kb in h.sink.received)
