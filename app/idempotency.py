@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.carddata import CARD_SHAPED, contains_card
 from app.db import Base, utcnow
 from app.errors import AppError, Conflict, FieldError, Unprocessable, problem_from_error
 from app.metrics import IDEMPOTENCY
@@ -81,6 +82,8 @@ async def run_idempotent(
         return await handler()
     if not _KEY_RE.fullmatch(key):
         raise _field_error("Idempotency-Key must be 1-255 printable ASCII characters.")
+    if contains_card(key):
+        raise _field_error(f"Idempotency-Key {CARD_SHAPED}.")
     method, path = request.method, request.url.path
     digest = hashlib.sha256(b"\n".join([method.encode(), path.encode(), payload])).hexdigest()
 
