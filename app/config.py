@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     velocity_max_failures_per_ip: int = Field(default=20, ge=0)
     velocity_window_seconds: int = Field(default=3600, ge=1)
 
+    # Request bodies: larger is a 413 before anything reads it; one that has not arrived this
+    # many seconds after the request started is a 408 (kickbacks get their 200 regardless).
+    max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    request_body_timeout_seconds: float = Field(default=10.0, gt=0)
+
     # --- operations -------------------------------------------------------------------------
     # How often each replica's janitor settles unknown/stale payments from the charges search
     # (seconds; 0 disables the loop: run `python -m app reconcile` from a scheduler instead).

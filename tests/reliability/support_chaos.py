@@ -37,6 +37,7 @@ class AppProcess:
     client: httpx.AsyncClient  # no credentials (the shopper's browser)
     merchant: httpx.AsyncClient
     ops: httpx.AsyncClient
+    pid: int = 0
 
     async def aclose(self) -> None:
         for c in (self.client, self.merchant, self.ops):
@@ -96,10 +97,12 @@ async def app_processes(
                     httpx.AsyncClient(
                         base_url=url, timeout=60, headers={"Authorization": f"Bearer {OPS_KEY}"}
                     ),
+                    pid=procs[-1].pid,
                 )
             )
         for app in apps:
-            await asyncio.to_thread(wait_http, f"{app.url}/healthz")
+            # A loaded machine (the suite shares two cores) can take a while to import the app.
+            await asyncio.to_thread(wait_http, f"{app.url}/healthz", 60.0)
         yield apps
     finally:
         for app in apps:
