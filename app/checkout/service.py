@@ -162,7 +162,9 @@ async def pay(
             raise TooManyRequests(
                 "Too many payment attempts for this checkout session.", code="too_many_attempts"
             )
-        await velocity.check(session, limits, customer=cs.customer_uid, ip=client_ip)
+        reservation = await velocity.reserve(
+            session, limits, customer=cs.customer_uid, ip=client_ip
+        )
         customer: Customer | None = None
         if card_num is not None:
             customer, _card = await _saved_card(session, cs, card_num)
@@ -205,15 +207,51 @@ async def pay(
         register_first = register and customer is not None
         charge_uid = cs.customer_uid if register and not register_first else None
 
+    try:
+        result, registered_num = await _attempt(
+            sessions,
+            gateway,
+            cs,
+            payment.id,
+            token=token,
+            card_num=card_num,
+            customer=customer,
+            register_first=register_first,
+            charge_uid=charge_uid,
+        )
+    except BaseException:
+        await velocity.settle(sessions, reservation, None)  # no answer: no longer in flight
+        raise
+    await velocity.settle(sessions, reservation, result)
+
+    # 3. Record the answer under a row lock.
+    paid = await _record_or_unknown(sessions, cs_id, payment.id, result, charge_uid, registered_num)
+    await _after_combined(sessions, gateway, cs_id, result, charge_uid)
+    return paid
+
+
+async def _attempt(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    cs: CheckoutSession,
+    payment_id: str,
+    *,
+    token: str | None,
+    card_num: int | None,
+    customer: Customer | None,
+    register_first: bool,
+    charge_uid: str | None,
+) -> tuple[ChargeResult, int | None]:
+    """The gateway calls of a claimed pay, with no transaction open: the card's registration
+    when it comes first (its num is returned; a failed one is the answer, nothing charged),
+    then the one charge."""
+    registered_num: int | None = None
     if register_first:
         assert customer is not None and token is not None
-        registered = await _register_first(sessions, gateway, cs_id, payment.id, customer, token)
+        registered = await _register_first(sessions, gateway, cs.id, payment_id, customer, token)
         if isinstance(registered, ChargeResult):
-            await velocity.count_failure(
-                sessions, limits, customer=cs.customer_uid, ip=client_ip, result=registered
-            )
-            return await _record_or_unknown(sessions, cs_id, payment.id, registered, None)
-        card_num = registered
+            return registered, None
+        card_num = registered_num = registered
 
     # 2. One gateway call, with no transaction open. Without an order id of the merchant's we
     #    send our payment id as cod, so a kickback can always be matched.
@@ -228,11 +266,11 @@ async def pay(
                 tax=None if cs.item_code else cs.tax,
                 shipping=None if cs.item_code else cs.shipping,
                 item_code=cs.item_code,
-                order_id=cs.order_id or payment.id,
+                order_id=cs.order_id or payment_id,
                 email=cs.email,
                 phone=cs.phone,
             ),
-            ref=payment.id,
+            ref=payment_id,
         )
     else:
         assert token is not None
@@ -244,23 +282,14 @@ async def pay(
                 tax=None if cs.item_code else cs.tax,
                 shipping=None if cs.item_code else cs.shipping,
                 item_code=cs.item_code,
-                order_id=cs.order_id or payment.id,
+                order_id=cs.order_id or payment_id,
                 email=cs.email,
                 phone=cs.phone,
                 uid=charge_uid,
             ),
-            ref=payment.id,
+            ref=payment_id,
         )
-
-    # 3. Record the answer under a row lock.
-    await velocity.count_failure(
-        sessions, limits, customer=cs.customer_uid, ip=client_ip, result=result
-    )
-    paid = await _record_or_unknown(
-        sessions, cs_id, payment.id, result, charge_uid, card_num if register_first else None
-    )
-    await _after_combined(sessions, gateway, cs_id, result, charge_uid)
-    return paid
+    return result, registered_num
 
 
 async def _record_or_unknown(
