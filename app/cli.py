@@ -85,15 +85,18 @@ def migrate(settings: Settings) -> int:
     return 0
 
 
-def serve(host: str, port: int) -> int:
+def serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
+    # X-Forwarded-For only from FORWARDED_ALLOW_IPS, and not at all by default (uvicorn's own
+    # default would believe it from any local process).
+    trusted = settings.trusted_proxies
     uvicorn.run(
         "app.main:app",
         host=host,
         port=port,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
     )
     return 0
 
@@ -232,13 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "create-api-key":
         return create_api_key(args.role)  # needs no settings: works before any are made
-    if args.command == "serve":
-        return serve(args.host, args.port)
-
     from app.logging import setup_logging
     from app.main import load_settings
 
     settings = load_settings()
+    if args.command == "serve":
+        return serve(settings, args.host, args.port)
     setup_logging(settings.log_level, settings.log_format)
     match args.command:
         case "migrate":

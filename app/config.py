@@ -107,10 +107,14 @@ class Settings(BaseSettings):
     # Kickback source IPs we trust; empty = verify every kickback against the search API.
     kickback_allowed_ips: str = ""
     spool_dir: Path = ROOT / "data" / "spool"
+    # The proxies whose X-Forwarded-For is believed (comma-separated addresses or networks):
+    # `python -m app serve` gives them to uvicorn; empty (the default) = none, the client
+    # address is the connection's. The same variable uvicorn itself reads, which trusts
+    # 127.0.0.1 when it is unset (README: "What the service trusts for the client address").
+    forwarded_allow_ips: str = ""
     # Card testing: pay attempts per checkout session, and failed pays (declines, failed 3-D
-    # Secure, bad tokens) per customer and per client IP within the window; 0 = no limit.
-    # The client IP is the ASGI client address: behind a proxy run uvicorn with
-    # --proxy-headers and FORWARDED_ALLOW_IPS so X-Forwarded-For is taken from it only.
+    # Secure, bad tokens) plus attempts in flight per customer and per client IP within the
+    # window; 0 = no limit.
     velocity_max_attempts_per_session: int = Field(default=5, ge=0)
     velocity_max_failures_per_customer: int = Field(default=10, ge=0)
     velocity_max_failures_per_ip: int = Field(default=20, ge=0)
@@ -209,6 +213,11 @@ class Settings(BaseSettings):
     @property
     def sandbox_allowed_ip_list(self) -> list[str]:
         return [ip.strip() for ip in self.sandbox_allowed_ips.split(",") if ip.strip()]
+
+    @property
+    def trusted_proxies(self) -> str:
+        """FORWARDED_ALLOW_IPS normalised for uvicorn's --forwarded-allow-ips; "" = none."""
+        return ",".join(ip.strip() for ip in self.forwarded_allow_ips.split(",") if ip.strip())
 
     @property
     def is_sqlite(self) -> bool:

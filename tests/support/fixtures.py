@@ -125,13 +125,25 @@ async def make_app(
             "gateway_read_timeout": 3.0,
             "spool_dir": tmp_path / "spool",
             "kickback_allowed_ips": "127.0.0.1",
+            # The tests play the proxy in front of the app: X-Forwarded-For from 127.0.0.1 is
+            # believed, as `python -m app serve` does with FORWARDED_ALLOW_IPS=127.0.0.1.
+            "forwarded_allow_ips": "127.0.0.1",
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)
         app = create_app(settings, tracer_provider=tracer_provider)
         mirror_app_log()
+        trusted = settings.trusted_proxies
         server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                lifespan="on",
+                proxy_headers=bool(trusted),
+                forwarded_allow_ips=trusted or None,
+            )
         )
         task = asyncio.create_task(server.serve())
         for _ in range(200):
