@@ -206,3 +206,34 @@ async def _release(sessions: async_sessionmaker[AsyncSession], row_id: int) -> N
     async with sessions() as session:
         await session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row_id))
         await session.commit()
+
+
+PURGE_BATCH = 500
+
+
+async def purge_expired(
+    sessions: async_sessionmaker[AsyncSession], *, batch: int = PURGE_BATCH, max_batches: int = 10
+) -> int:
+    """Deletes keys past `expires_at`, `batch` rows per short transaction and at most
+    `max_batches` per call (a background loop calls it again later). Any number of replicas
+    may run it at once: on PostgreSQL rows another one is deleting are skipped."""
+    purged = 0
+    for _ in range(max_batches):
+        async with sessions() as session:
+            expired = (
+                select(IdempotencyKey.id)
+                .where(IdempotencyKey.expires_at < utcnow())
+                .order_by(IdempotencyKey.expires_at)
+                .limit(batch)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                expired = expired.with_for_update(skip_locked=True)
+            result = await session.execute(
+                delete(IdempotencyKey).where(IdempotencyKey.id.in_(expired))
+            )
+            await session.commit()
+        deleted = int(getattr(result, "rowcount", 0) or 0)
+        purged += deleted
+        if deleted < batch:
+            break
+    return purged

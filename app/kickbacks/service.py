@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import idempotency
 from app.checkout.models import CheckoutSession
 from app.db import utcnow
 from app.gateway.base import PaymentGateway
@@ -385,3 +386,7 @@ async def background_loop(
             await retry_stuck(sessions, gateway, trusted_ips=trusted_ips)
         except Exception as exc:  # the database may still be down: try again next round
             log.warning("kickback replay deferred: %s", exc)
+        try:  # housekeeping every replica may do: expired Idempotency-Keys, in batches
+            await idempotency.purge_expired(sessions)
+        except Exception as exc:
+            log.warning("idempotency key purge deferred: %s", exc)
