@@ -79,7 +79,7 @@ async def test_cross_site_form_posts_are_refused(
 
 
 # (path, body, field, role): every request body that holds an amount.
-MONEY = [
+MONEY: list[tuple[str, dict[str, Any], str, str]] = [
     ("/v1/checkout/sessions", {**SESSION}, "amount", "merchant"),
     ("/v1/checkout/sessions", {**SESSION}, "tax", "merchant"),
     ("/v1/checkout/sessions", {**SESSION}, "shipping", "merchant"),
