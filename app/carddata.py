@@ -41,7 +41,8 @@ _ESCAPE_TEXT = re.compile(r"%[0-9A-Fa-f]{2}")
 _ESCAPE_BYTES = re.compile(rb"%[0-9A-Fa-f]{2}")
 
 # Card fields by name, in a query string, a form, JSON or free text: `cn=…`, `"cvv": "…"`
-# (a value already masked, `***`, is left as it is).
+# (a value already masked, `***`, is left as it is; a value must start with a digit, `*` or a
+# percent-escape, so binary noise that happens to spell `CN:` is not taken for one).
 CARD_FIELD_NAMES = (
     "cn",
     "cvv",
@@ -60,7 +61,7 @@ CARD_FIELD_NAMES = (
 _NAMES = "|".join(sorted(CARD_FIELD_NAMES, key=len, reverse=True))
 _FIELD = (
     rf"(?i)(?<![A-Za-z0-9_])({_NAMES})([\"']?\s*(?:=|:|%3D)\s*[\"']?)"
-    r"((?!\*\*\*(?:[&\s,;\"'<>]|$))[^&\s,;\"'<>]+)"
+    r"((?!\*\*\*(?:[&\s,;\"'<>]|$))[0-9%*][^&\s,;\"'<>]*)"
 )
 _FIELD_TEXT = re.compile(_FIELD)
 _FIELD_BYTES = re.compile(_FIELD.encode())
