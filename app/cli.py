@@ -146,12 +146,15 @@ def serve(host: str | None, port: int | None) -> int:
     except instance.InstanceLocked as exc:
         _print_err(f"serve: refusing to start: {exc}")
         return 3
+    # X-Forwarded-For only from FORWARDED_ALLOW_IPS, and not at all by default (uvicorn's own
+    # default would believe it from any local process).
+    trusted = settings.trusted_proxies
     uvicorn.run(
         "app.main:app",
         host=host,
         port=port,
-        proxy_headers=True,
-        forwarded_allow_ips=None,  # uvicorn reads FORWARDED_ALLOW_IPS, default 127.0.0.1
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
     )
     return 0
 

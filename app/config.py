@@ -125,14 +125,23 @@ class Settings(BaseSettings):
     kickback_retention_days: int = Field(default=180, ge=1)
     kickback_junk_retention_days: int = Field(default=7, ge=1)
     spool_dir: Path = ROOT / "data" / "spool"
+    # The proxies whose X-Forwarded-For is believed (comma-separated addresses or networks):
+    # `python -m app serve` gives them to uvicorn; empty (the default) = none, the client
+    # address is the connection's. The same variable uvicorn itself reads, which trusts
+    # 127.0.0.1 when it is unset (README: "What the service trusts for the client address").
+    forwarded_allow_ips: str = ""
     # Card testing: pay attempts per checkout session, and failed pays (declines, failed 3-D
-    # Secure, bad tokens) per customer and per client IP within the window; 0 = no limit.
-    # The client IP is the ASGI client address: behind a proxy run uvicorn with
-    # --proxy-headers and FORWARDED_ALLOW_IPS so X-Forwarded-For is taken from it only.
+    # Secure, bad tokens) plus attempts in flight per customer and per client IP within the
+    # window; 0 = no limit.
     velocity_max_attempts_per_session: int = Field(default=5, ge=0)
     velocity_max_failures_per_customer: int = Field(default=10, ge=0)
     velocity_max_failures_per_ip: int = Field(default=20, ge=0)
     velocity_window_seconds: int = Field(default=3600, ge=1)
+
+    # Request bodies: larger is a 413 before anything reads it; one that has not arrived this
+    # many seconds after the request started is a 408 (kickbacks get their 200 regardless).
+    max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    request_body_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # --- operations -------------------------------------------------------------------------
     # How often each replica's janitor settles unknown/stale payments from the charges search
@@ -256,6 +265,11 @@ class Settings(BaseSettings):
     @property
     def pay_claim(self) -> timedelta:
         return timedelta(seconds=self.pay_claim_seconds)
+
+    @property
+    def trusted_proxies(self) -> str:
+        """FORWARDED_ALLOW_IPS normalised for uvicorn's --forwarded-allow-ips; "" = none."""
+        return ",".join(ip.strip() for ip in self.forwarded_allow_ips.split(",") if ip.strip())
 
     @property
     def is_sqlite(self) -> bool:

@@ -10,7 +10,8 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, PendingRollbackError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -113,16 +114,36 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# What database trouble is raised as (the driver's, SQLAlchemy's, a socket's).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    SQLAlchemyError,
+    OSError,
+    asyncpg.exceptions.PostgresError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+
+def _connection_closed(exc: BaseException) -> bool:
+    """A connection that the server closed under us: asyncpg's `connection is closed` (or
+    `... the underlying connection is closed`), raw or as SQLAlchemy wraps it, and SQLAlchemy's
+    refusal to go on in a transaction whose connection was invalidated that way."""
+    if isinstance(exc, PendingRollbackError):
+        return "invalid transaction" in str(exc)
+    if isinstance(exc, asyncpg.exceptions.InterfaceError | SAInterfaceError):
+        return "connection is closed" in str(exc) or "connection was closed" in str(exc)
+    return False
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """True when `exc` (or what caused it) means the database could not be reached: down,
     restarting, refusing connections, the connection dropped, or no pooled connection free."""
     seen: BaseException | None = exc
-    for _ in range(5):
+    for _ in range(8):
         if seen is None:
             return False
         if isinstance(seen, DBAPIError) and seen.connection_invalidated:
             return True
-        if isinstance(seen, _UNREACHABLE):
+        if isinstance(seen, _UNREACHABLE) or _connection_closed(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

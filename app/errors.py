@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.db import database_unavailable
+from app.db import DATABASE_ERRORS, database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -288,4 +288,8 @@ def install_error_handlers(app: FastAPI, html_error_page: HtmlErrorPage | None =
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Driver and socket errors are answered where they arise, not re-raised to the server
+    # (which would log a traceback and drop the client's keep-alive connection after the 503).
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, _unhandled)
     app.add_exception_handler(Exception, _unhandled)

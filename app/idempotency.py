@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.carddata import CARD_SHAPED, contains_card
 from app.crash import crash_point
 from app.db import Base, utcnow
 from app.errors import AppError, Conflict, FieldError, Unprocessable, problem_from_error
@@ -178,6 +179,8 @@ async def run_idempotent(
         return await handler()
     if not _KEY_RE.fullmatch(key):
         raise _field_error("Idempotency-Key must be 1-255 printable ASCII characters.")
+    if contains_card(key):
+        raise _field_error(f"Idempotency-Key {CARD_SHAPED}.")
     method, path = request.method, request.url.path
     digest = hashlib.sha256(b"\n".join([method.encode(), path.encode(), payload])).hexdigest()
     hold = timedelta(seconds=request.app.state.settings.idempotency_claim_seconds)
@@ -390,3 +393,34 @@ async def _after_failure(sessions: async_sessionmaker[AsyncSession], claim: _Cla
             await session.commit()
     except Exception as exc:
         log.warning("Idempotency-Key left locked until its claim expires: %r", exc)
+
+
+PURGE_BATCH = 500
+
+
+async def purge_expired(
+    sessions: async_sessionmaker[AsyncSession], *, batch: int = PURGE_BATCH, max_batches: int = 10
+) -> int:
+    """Deletes keys past `expires_at`, `batch` rows per short transaction and at most
+    `max_batches` per call (a background loop calls it again later). Any number of replicas
+    may run it at once: on PostgreSQL rows another one is deleting are skipped."""
+    purged = 0
+    for _ in range(max_batches):
+        async with sessions() as session:
+            expired = (
+                select(IdempotencyKey.id)
+                .where(IdempotencyKey.expires_at < utcnow())
+                .order_by(IdempotencyKey.expires_at)
+                .limit(batch)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                expired = expired.with_for_update(skip_locked=True)
+            result = await session.execute(
+                delete(IdempotencyKey).where(IdempotencyKey.id.in_(expired))
+            )
+            await session.commit()
+        deleted = int(getattr(result, "rowcount", 0) or 0)
+        purged += deleted
+        if deleted < batch:
+            break
+    return purged

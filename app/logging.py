@@ -1,5 +1,6 @@
 """Logging: one format for the app and uvicorn, a request id on every line, and a filter
-that scrubs anything that looks like a card number or a token before it is written."""
+that scrubs card data, tokens and session ids (uvicorn's access lines too) before anything is
+written."""
 
 from __future__ import annotations
 
@@ -15,22 +16,37 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.carddata import contains_card, redact_text
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
 
-# A run of 13-19 digits standing alone. Not inside a word: our ids are hex (pay_<32 hex>), and
-# about one in fourteen holds 13 digits in a row, which must stay searchable in the logs.
-_PAN = re.compile(r"(?<![0-9A-Za-z_])\d{13,19}(?![0-9A-Za-z])")
-_SECRET_PARAM = re.compile(r"(?i)\b(tkn|token|cn|cvv|key|api_key)=([^&\s,;]+)")
+_SECRET_PARAM = re.compile(r"(?i)\b(tkn|token|key|api_key)=([^&\s,;]+)")
+# A checkout session id is a bearer capability (whoever has it may pay or see the page): logs
+# keep enough of it to correlate lines, not to use it.
+_SESSION_ID = re.compile(r"\b(cs_[0-9a-f]{8})[0-9a-f]{24}\b")
+# An incoming X-Request-ID we take as it is; anything else is replaced by one of ours.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The trusted kickback path carries KICKBACK_SECRET (access log lines, error logs).
 _KICKBACK_SECRET_PATH = re.compile(r"/kickback/[^/?#\s\"']+")
 
 
 def scrub(text: str) -> str:
-    text = _PAN.sub(lambda m: "*" * (len(m.group()) - 4) + m.group()[-4:], text)
+    """Card data (app/carddata.py), secret parameters, the kickback secret and session ids
+    out of a log line."""
+    text = redact_text(text)
     text = _KICKBACK_SECRET_PATH.sub("/kickback/***", text)
-    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
+    text = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
+    return _SESSION_ID.sub(lambda m: f"{m.group(1)}…", text)
+
+
+def request_id_of(incoming: str) -> str:
+    """The caller's X-Request-ID when it is a sane id holding no card data, else a new one:
+    it is logged and stored with every payment event and gateway call."""
+    if _SANE_REQUEST_ID.fullmatch(incoming) and not contains_card(incoming):
+        return incoming
+    return uuid.uuid4().hex
 
 
 class ScrubFilter(logging.Filter):
@@ -130,7 +146,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", incoming) else uuid.uuid4().hex
+        rid = request_id_of(incoming)
         token = request_id_var.set(rid)
         started = time.perf_counter()
 

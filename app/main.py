@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import crash, health, instance, schema, tracing
 from app.billing import router as billing_router
+from app.body_limits import BodyLimitMiddleware
 from app.checkout import router as checkout_router
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
 from app.customers import router as customers_router
@@ -270,6 +271,14 @@ def create_app(
     )
     app.state.kickback_verifier = Verifier(settings.kickback_verify_searches_per_minute)
     app.add_middleware(NulGuardMiddleware)
+    # Before anything reads a body (the NUL guard, FastAPI, the key check after it); behind the
+    # request id, metrics and security headers, which read none, so its 413/408 carry them.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_body_bytes,
+        timeout=settings.request_body_timeout_seconds,
+        lenient={"/kickback": kickbacks.MAX_RAW},
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     # Added last so it runs first: the request id is set before anything else logs.

@@ -62,6 +62,12 @@ IDEMPOTENCY = Counter(
     "Requests with an Idempotency-Key by result (new, replayed, conflict, mismatch)",
     ["result"],
 )
+BODY_REFUSED = Histogram(
+    "rp_http_body_refused_bytes",
+    "Request bodies refused or cut (too_large: 413, timeout: 408): bytes read of each",
+    ["reason"],
+    buckets=(0, 1024, 16 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024, 16 * 1024 * 1024),
+)
 VELOCITY_REJECTIONS = Counter(
     "rp_velocity_rejections_total", "Pay attempts refused by card-testing limits", ["scope"]
 )

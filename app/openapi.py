@@ -18,6 +18,8 @@ from app.errors import PROBLEM
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _DESCRIPTIONS = {
     "400": "The request body could not be read (not JSON, or not UTF-8)",
+    "408": "The request body did not arrive in time (REQUEST_BODY_TIMEOUT_SECONDS)",
+    "413": "The request body is larger than MAX_REQUEST_BODY_BYTES",
     "401": "Missing or invalid API key",
     "403": "This API key's role may not do this",
     "404": "Not found",
@@ -34,8 +36,9 @@ def _problem(description: str) -> dict[str, Any]:
 
 
 def problem_document(doc: dict[str, Any]) -> dict[str, Any]:
-    """`doc` with every JSON error response as problem+json; a body that cannot be parsed is
-    a 400 on each operation that takes one."""
+    """`doc` with every JSON error response as problem+json; a body that cannot be parsed
+    (400), is too large (413) or too slow (408) is documented on each operation that takes
+    one."""
     for item in doc.get("paths", {}).values():
         for method in _METHODS:
             operation = item.get(method)
@@ -43,7 +46,9 @@ def problem_document(doc: dict[str, Any]) -> dict[str, Any]:
                 continue
             responses: dict[str, Any] = operation.setdefault("responses", {})
             if "requestBody" in operation:
-                responses.setdefault("400", _problem(_DESCRIPTIONS["400"]))
+                # app/body_limits.py answers these before the route runs.
+                for code in ("400", "408", "413"):
+                    responses.setdefault(code, _problem(_DESCRIPTIONS[code]))
             for code, response in list(responses.items()):
                 if not code.isdigit() or int(code) < 400:
                     continue

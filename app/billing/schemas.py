@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from app.billing.models import BillingCardRegistration, BillingCardSession
+from app.carddata import NoCardData
 from app.checkout.models import CheckoutSession
 from app.checkout.schemas import Email, Url, card_fields_in
 from app.errors import FieldError
@@ -41,9 +42,9 @@ def _token(v: str) -> str:
     return v
 
 
-BillingCode = Annotated[str, AfterValidator(_code)]
-MethodCode = Annotated[str, AfterValidator(_code)]
-Tel = Annotated[str, BeforeValidator(_tel), AfterValidator(_tel_digits)]
+BillingCode = Annotated[str, NoCardData, AfterValidator(_code)]
+MethodCode = Annotated[str, NoCardData, AfterValidator(_code)]
+Tel = Annotated[str, BeforeValidator(_tel), NoCardData, AfterValidator(_tel_digits)]
 Token = Annotated[str, AfterValidator(_token)]
 MethodNumber = Annotated[int, Field(ge=1, le=10**18 - 1)]
 

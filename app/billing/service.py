@@ -268,7 +268,7 @@ async def register_from_page(
         if limits.per_session and cs.attempts >= limits.per_session:
             VELOCITY_REJECTIONS.labels("session").inc()
             raise TooManyRequests("Too many attempts for this page.", code="too_many_attempts")
-        await velocity.check(session, limits, customer=None, ip=client_ip)
+        reservation = await velocity.reserve(session, limits, customer=None, ip=client_ip)
         cs.attempts += 1
         cs.status = "processing"
         target = Target(
@@ -284,10 +284,9 @@ async def register_from_page(
         registered = await register(
             sessions, robo, target, token, actor=f"billing-page:{cs_id}", session_id=cs_id
         )
-        await velocity.count_failure(
-            sessions, limits, customer=None, ip=client_ip, result=registered.result
-        )
     finally:
+        # A refusal counts; anything else (success, no answer) frees the reservation.
+        await velocity.settle(sessions, reservation, registered.result if registered else None)
         # Completed on success; open again otherwise, also when the call raised.
         async with sessions() as session:
             row = await session.get(CheckoutSession, cs_id, with_for_update=True)

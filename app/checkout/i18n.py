@@ -163,6 +163,11 @@ _JA: Final[dict[str, str]] = {
         "カード情報を当店のサーバーへ送信することはできません。もう一度お試しください。"
     ),
     "error_no_token": "カード情報の確認結果を受け取れませんでした。もう一度お試しください。",
+    "error_forbidden_title": "このページからは送信できません",
+    "error_cross_site": (
+        "別のサイトから送信されたため、受け付けませんでした。"
+        "ショップのお支払いページからもう一度お手続きください。"
+    ),
     # --- sandbox demo shop ----------------------------------------------------------------
     "demo_title": "サンドボックス デモショップ",
     "demo_badge": "サンドボックス — 実際のご請求は発生しません",
@@ -335,6 +340,11 @@ _EN: Final[dict[str, str]] = {
     ),
     "error_card_data": "Card details must not be sent to this server. Please try again.",
     "error_no_token": "No card check result was received. Please try again.",
+    "error_forbidden_title": "This form cannot be sent from here",
+    "error_cross_site": (
+        "This request came from another website and was refused. Please start again from "
+        "the shop's payment page."
+    ),
     # --- sandbox demo shop ----------------------------------------------------------------
     "demo_title": "Sandbox demo shop",
     "demo_badge": "Sandbox — no real money moves",

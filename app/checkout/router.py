@@ -68,6 +68,7 @@ _PAGE_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _FORM_ERRORS: dict[int | str, dict[str, Any]] = {
     **_PAGE_ERRORS,
+    403: {"description": "Posted from another site (Origin, Sec-Fetch-Site)", **_PAGE},
     422: {"description": "Card data posted, or no token", **_PAGE},
     429: {"description": "Too many attempts", **_PAGE},
     502: {"description": "The gateway refused the request", **_PAGE},
@@ -132,6 +133,7 @@ def error_page(
         404: t.get("error_not_found_title", "Not found"),
         409: t.get("error_conflict_title", "Already paid"),
         410: t.get("error_expired_title", "Expired"),
+        403: t.get("error_forbidden_title", "Forbidden"),
         422: t.get("error_invalid_title", "Invalid request"),
         429: t.get("error_too_many_title", "Too many attempts"),
         503: t.get("error_unavailable_title", "Unavailable"),
@@ -147,6 +149,24 @@ def error_page(
         message=message,
         back_url=back_url,
     )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def cross_site_refusal(request: Request, settings: Settings) -> HTMLResponse | None:
+    """A 403 page when another site made the shopper's browser post this form (defence in
+    depth: the session id is the capability): `Sec-Fetch-Site: cross-site`, or an Origin that
+    is not ours. Posts without these headers (old browsers, curl) go on."""
+    origin = request.headers.get("origin")
+    foreign = origin is not None and origin.lower() != _origin(settings.public_base_url)
+    if request.headers.get("sec-fetch-site") != "cross-site" and not foreign:
+        return None
+    lang = _lang(request)
+    log.warning("refused a cross-site form post to %s (origin %s)", request.url.path, origin)
+    return error_page(settings, lang, 403, messages(lang)["error_cross_site"])
 
 
 def html_error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
@@ -377,6 +397,8 @@ async def checkout_form_post(
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
 ) -> HTMLResponse:
+    if (refused := cross_site_refusal(request, settings)) is not None:
+        return refused
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     lang = "en" if form.get("lang") == "en" else "ja"
     back = f"/checkout/{session_id}?lang={lang}"
@@ -554,6 +576,8 @@ async def delete_card_from_page(
 ) -> Response:
     """A card-registration page's delete button: the session (an unguessable, expiring
     capability for one customer) may delete that customer's cards, nobody else's."""
+    if (refused := cross_site_refusal(request, settings)) is not None:
+        return refused
     form = await request.form()
     lang = "en" if form.get("lang") == "en" else "ja"
     back = f"/checkout/{session_id}?lang={lang}"

@@ -6,8 +6,9 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
+from app.carddata import NoCardData
 from app.checkout.models import CheckoutSession
 
 _UID = re.compile(r"[A-Za-z0-9]{1,50}")
@@ -63,25 +64,38 @@ def _documented(**schema: Any) -> Any:
 # Rules of the model validators below, for the OpenAPI document.
 EMAIL_OR_PHONE: dict[str, Any] = {"anyOf": [{"required": ["email"]}, {"required": ["phone"]}]}
 OrderId = Annotated[
-    str, AfterValidator(_order_id), _documented(maxLength=50, pattern=r"^[^,&=\x00-\x1f\x7f]*$")
+    str,
+    NoCardData,
+    AfterValidator(_order_id),
+    _documented(maxLength=50, pattern=r"^[^,&=\x00-\x1f\x7f]*$"),
 ]
-Uid = Annotated[str, AfterValidator(_uid), _documented(pattern=r"^[A-Za-z0-9]{1,50}$")]
+Uid = Annotated[str, NoCardData, AfterValidator(_uid), _documented(pattern=r"^[A-Za-z0-9]{1,50}$")]
 Email = Annotated[
-    str, AfterValidator(_email), _documented(maxLength=100, pattern=f"^{_EMAIL.pattern}$")
+    str,
+    NoCardData,
+    AfterValidator(_email),
+    _documented(maxLength=100, pattern=f"^{_EMAIL.pattern}$"),
 ]
-Phone = Annotated[str, AfterValidator(_phone), _documented(pattern=r"^[0-9]{1,20}$")]
-ItemCode = Annotated[str, AfterValidator(_item_code), _documented(pattern=f"^{_ITEM.pattern}$")]
+Phone = Annotated[str, NoCardData, AfterValidator(_phone), _documented(pattern=r"^[0-9]{1,20}$")]
+ItemCode = Annotated[
+    str, NoCardData, AfterValidator(_item_code), _documented(pattern=f"^{_ITEM.pattern}$")
+]
 Url = Annotated[
-    str, AfterValidator(_url), _documented(maxLength=2048, pattern=r"^https?://[^\s]+$")
+    str,
+    NoCardData,
+    AfterValidator(_url),
+    _documented(maxLength=2048, pattern=r"^https?://[^\s]+$"),
 ]
+# Money is integer yen, strictly: `true`, `1.0` and `"1000"` are a 422, never coerced.
+Yen = Annotated[int, Strict()]
 
 
 class CheckoutSessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=EMAIL_OR_PHONE)
 
-    amount: int = Field(ge=1, le=99_999_999, description="商品金額 (am), yen, at most 8 digits")
-    tax: int = Field(0, ge=0, le=9_999_999, description="税額 (tx), at most 7 digits")
-    shipping: int = Field(0, ge=0, le=9_999_999, description="送料 (sf), at most 7 digits")
+    amount: Yen = Field(ge=1, le=99_999_999, description="商品金額 (am), yen, at most 8 digits")
+    tax: Yen = Field(0, ge=0, le=9_999_999, description="税額 (tx), at most 7 digits")
+    shipping: Yen = Field(0, ge=0, le=9_999_999, description="送料 (sf), at most 7 digits")
     job: Literal["AUTH", "CAPTURE"] = Field("CAPTURE", description="AUTH = authorize only")
     order_id: OrderId | None = Field(None, description="sent as cod, at most 50 bytes")
     customer_id: Uid | None = Field(None, description="gateway uid of the shopper")

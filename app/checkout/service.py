@@ -177,7 +177,9 @@ async def pay(
             raise TooManyRequests(
                 "Too many payment attempts for this checkout session.", code="too_many_attempts"
             )
-        await velocity.check(session, limits, customer=cs.customer_uid, ip=client_ip)
+        reservation = await velocity.reserve(
+            session, limits, customer=cs.customer_uid, ip=client_ip
+        )
         customer: Customer | None = None
         if card_num is not None:
             customer, _card = await _saved_card(session, cs, card_num)
@@ -221,15 +223,55 @@ async def pay(
         register_first = register and customer is not None
         charge_uid = cs.customer_uid if register and not register_first else None
 
+    try:
+        attempt = await _attempt(
+            sessions,
+            gateway,
+            cs,
+            payment.id,
+            token=token,
+            card_num=card_num,
+            customer=customer,
+            register_first=register_first,
+            charge_uid=charge_uid,
+        )
+    except BaseException:
+        await velocity.settle(sessions, reservation, None)  # no answer: no longer in flight
+        raise
+    if attempt is None:
+        await velocity.settle(sessions, reservation, None)
+        return await _not_sent(sessions, cs_id, payment.id)
+    result, registered_num = attempt
+    await velocity.settle(sessions, reservation, result)
+
+    # 3. Record the answer under a row lock.
+    paid = await _record_or_unknown(sessions, cs_id, payment.id, result, charge_uid, registered_num)
+    await _after_combined(sessions, gateway, cs_id, result, charge_uid)
+    return paid
+
+
+async def _attempt(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    cs: CheckoutSession,
+    payment_id: str,
+    *,
+    token: str | None,
+    card_num: int | None,
+    customer: Customer | None,
+    register_first: bool,
+    charge_uid: str | None,
+) -> tuple[ChargeResult, int | None] | None:
+    """The gateway calls of a claimed pay, with no transaction open: the card's registration
+    when it comes first (its num is returned; a failed one is the answer, nothing charged),
+    then the one charge. None: the pay lost its claim before sending (nothing sent)."""
+    registered_num: int | None = None
     if register_first:
         assert customer is not None and token is not None
-        registered = await _register_first(sessions, gateway, cs_id, payment.id, customer, token)
+        registered = await _register_first(sessions, gateway, cs.id, payment_id, customer, token)
         if isinstance(registered, ChargeResult):
-            await velocity.count_failure(
-                sessions, limits, customer=cs.customer_uid, ip=client_ip, result=registered
-            )
-            return await _record_or_unknown(sessions, cs_id, payment.id, registered, None)
-        card_num = registered
+            return registered, None
+        card_num = registered_num = registered
 
     # 2. "About to send", committed (the fence against a process that finds this claim
     #    expired and fails the payment), then one gateway call with no transaction open.
@@ -237,9 +279,9 @@ async def pay(
     #    attempt), and as cod when the merchant gave no order id.
     crash_point("checkout.before_send")
     async with database_guard(DATABASE_DOWN_NOT_CHARGED):
-        marked = await payments.mark_sending(sessions, payment.id)
+        marked = await payments.mark_sending(sessions, payment_id)
     if not marked:
-        return await _not_sent(sessions, cs_id, payment.id)
+        return None
     if customer is not None and card_num is not None:
         result = await gateway.charge_onetouch(
             OnetouchCharge(
@@ -251,12 +293,12 @@ async def pay(
                 tax=None if cs.item_code else cs.tax,
                 shipping=None if cs.item_code else cs.shipping,
                 item_code=cs.item_code,
-                order_id=cs.order_id or payment.id,
+                order_id=cs.order_id or payment_id,
                 email=cs.email,
                 phone=cs.phone,
-                extra=payment_ref(payment.id),
+                extra=payment_ref(payment_id),
             ),
-            ref=payment.id,
+            ref=payment_id,
         )
     else:
         assert token is not None
@@ -268,24 +310,15 @@ async def pay(
                 tax=None if cs.item_code else cs.tax,
                 shipping=None if cs.item_code else cs.shipping,
                 item_code=cs.item_code,
-                order_id=cs.order_id or payment.id,
+                order_id=cs.order_id or payment_id,
                 email=cs.email,
                 phone=cs.phone,
                 uid=charge_uid,
-                extra=payment_ref(payment.id),
+                extra=payment_ref(payment_id),
             ),
-            ref=payment.id,
+            ref=payment_id,
         )
-
-    # 3. Record the answer under a row lock.
-    await velocity.count_failure(
-        sessions, limits, customer=cs.customer_uid, ip=client_ip, result=result
-    )
-    paid = await _record_or_unknown(
-        sessions, cs_id, payment.id, result, charge_uid, card_num if register_first else None
-    )
-    await _after_combined(sessions, gateway, cs_id, result, charge_uid)
-    return paid
+    return result, registered_num
 
 
 async def _abandoned(session: AsyncSession, existing: Payment, claim: timedelta) -> bool:

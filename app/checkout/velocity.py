@@ -2,18 +2,35 @@
 counted in the database so every replica sees the same numbers (per checkout session the
 limit is the session's own `attempts` column).
 
-A failure is a row; the count is the rows younger than the window. Once a key reaches its
-limit no further pay reaches the gateway, so a key never holds many more rows than its limit;
-older rows of a key are deleted whenever it records a new one."""
+A failure is a row; the count is the rows younger than the window plus the attempts in flight.
+An attempt is reserved before the gateway is called, in the transaction that claims the pay and
+serialized per key (a PostgreSQL advisory lock; on SQLite the reservation's INSERT takes the
+database's write lock first), so concurrent attempts on any number of replicas cannot all pass
+a check made before any of them failed: a key never has more failures plus attempts in flight
+than its limit. The reservation becomes a failure or is dropped when the answer is recorded;
+one left by a dead process stops counting after RESERVATION_SECONDS. A key's expired rows are
+deleted whenever it reserves."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, delete, func, select
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Index,
+    Integer,
+    String,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,6 +43,9 @@ from app.metrics import VELOCITY_REJECTIONS
 log = logging.getLogger(__name__)
 
 Scope = Literal["customer", "ip"]
+# Longer than any attempt (two gateway calls with their deadlines, billing robo's 429 retries):
+# a reservation older than this was left by a process that died and no longer counts.
+RESERVATION_SECONDS = 600
 
 
 class Result(Protocol):
@@ -39,7 +59,8 @@ class Result(Protocol):
 
 
 class PayFailure(Base):
-    """One failed pay attempt (a decline, a failed 3-D Secure, a bad token)."""
+    """One failed pay attempt (a decline, a failed 3-D Secure, a bad token), or, while
+    `in_flight_until` is set, an attempt reserved and not answered yet."""
 
     __tablename__ = "velocity_failures"
     __table_args__ = (
@@ -53,6 +74,7 @@ class PayFailure(Base):
     scope: Mapped[str] = mapped_column(String(16))
     key: Mapped[str] = mapped_column(String(64))  # a customer uid or a client IP address
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    in_flight_until: Mapped[datetime | None]
 
 
 @dataclass(frozen=True)
@@ -83,25 +105,77 @@ def _keys(limits: Limits, customer: str | None, ip: str | None) -> list[tuple[Sc
     return keys
 
 
-async def check(
+@dataclass(frozen=True)
+class Reservation:
+    """The rows an attempt reserved (none when no limit applies)."""
+
+    ids: tuple[int, ...] = field(default=())
+
+
+def _too_many(scope: Scope, limits: Limits) -> TooManyRequests:
+    VELOCITY_REJECTIONS.labels(scope).inc()
+    who = "this customer" if scope == "customer" else "your network address"
+    return TooManyRequests(
+        f"Too many failed payment attempts for {who}; please try again later.",
+        code="too_many_failures",
+        headers={"Retry-After": str(limits.window_seconds)},
+    )
+
+
+async def reserve(
     session: AsyncSession, limits: Limits, *, customer: str | None, ip: str | None
-) -> None:
-    """TooManyRequests (429) when the customer or the IP has failed too often lately."""
-    since = utcnow() - timedelta(seconds=limits.window_seconds)
-    for scope, key, limit in _keys(limits, customer, ip):
+) -> Reservation:
+    """Reserves one attempt for the customer and the IP in the caller's transaction (the one
+    that claims the pay), or TooManyRequests (429) when a key's failures in the window plus
+    its attempts in flight reach its limit. The caller commits; `settle` afterwards."""
+    keys = sorted(_keys(limits, customer, ip))
+    if not keys:
+        return Reservation()
+    now = utcnow()
+    since = now - timedelta(seconds=limits.window_seconds)
+    dialect = session.get_bind().dialect.name
+    rows = []
+    for scope, key, _limit in keys:
+        if dialect == "postgresql":
+            # One at a time per key, across replicas, until this transaction ends.
+            lock = func.hashtextextended(f"velocity:{scope}:{key}", 0)
+            await session.execute(select(func.pg_advisory_xact_lock(lock)))
+        # SQLite: this first write takes the database's write lock (held to the commit).
+        await session.execute(
+            delete(PayFailure).where(
+                PayFailure.scope == scope,
+                PayFailure.key == key,
+                or_(
+                    and_(PayFailure.in_flight_until.is_(None), PayFailure.created_at <= since),
+                    PayFailure.in_flight_until <= now,
+                ),
+            )
+        )
+        row = PayFailure(
+            scope=scope,
+            key=key,
+            created_at=now,
+            in_flight_until=now + timedelta(seconds=RESERVATION_SECONDS),
+        )
+        session.add(row)
+        rows.append(row)
+    await session.flush()
+    for scope, key, limit in keys:
         count = await session.scalar(
             select(func.count())
             .select_from(PayFailure)
-            .where(PayFailure.scope == scope, PayFailure.key == key, PayFailure.created_at > since)
-        )
-        if (count or 0) >= limit:
-            VELOCITY_REJECTIONS.labels(scope).inc()
-            who = "this customer" if scope == "customer" else "your network address"
-            raise TooManyRequests(
-                f"Too many failed payment attempts for {who}; please try again later.",
-                code="too_many_failures",
-                headers={"Retry-After": str(limits.window_seconds)},
+            .where(
+                PayFailure.scope == scope,
+                PayFailure.key == key,
+                or_(
+                    and_(PayFailure.in_flight_until.is_(None), PayFailure.created_at > since),
+                    PayFailure.in_flight_until > now,
+                ),
             )
+        )
+        if (count or 0) > limit:  # our own reservation is one of them
+            raise _too_many(scope, limits)
+    return Reservation(ids=tuple(row.id for row in rows))
 
 
 def counts_as_failure(result: Result) -> bool:
@@ -117,37 +191,26 @@ def counts_as_failure(result: Result) -> bool:
     )
 
 
-async def record_failure(
-    session: AsyncSession, limits: Limits, *, customer: str | None, ip: str | None
-) -> None:
-    """Adds the failure in the caller's transaction, dropping the keys' expired rows."""
-    now = utcnow()
-    for scope, key, _limit in _keys(limits, customer, ip):
-        await session.execute(
-            delete(PayFailure).where(
-                PayFailure.scope == scope,
-                PayFailure.key == key,
-                PayFailure.created_at <= now - timedelta(seconds=limits.window_seconds),
-            )
-        )
-        session.add(PayFailure(scope=scope, key=key, created_at=now))
-
-
-async def count_failure(
+async def settle(
     sessions: async_sessionmaker[AsyncSession],
-    limits: Limits,
-    *,
-    customer: str | None,
-    ip: str | None,
-    result: Result,
+    reservation: Reservation,
+    result: Result | None,
 ) -> None:
-    """Counts `result` towards the limits when it is a refusal, in its own short transaction:
-    a counter that cannot be written must never cost the caller its own record."""
-    if not counts_as_failure(result):
+    """The attempt's answer: a refusal turns its reservation into a failure, anything else
+    (success, the gateway's own trouble, no answer: `result` None) drops it. Its own short
+    transaction: a counter that cannot be written must never cost the caller its record (the
+    reservation then expires)."""
+    if not reservation.ids:
         return
+    mine = PayFailure.id.in_(reservation.ids)
     try:
         async with sessions() as session:
-            await record_failure(session, limits, customer=customer, ip=ip)
+            if result is not None and counts_as_failure(result):
+                await session.execute(
+                    update(PayFailure).where(mine).values(created_at=utcnow(), in_flight_until=None)
+                )
+            else:
+                await session.execute(delete(PayFailure).where(mine))
             await session.commit()
     except Exception:
-        log.exception("failed attempt not counted for the card-testing limits")
+        log.exception("card-testing reservation not settled (it expires by itself)")

@@ -91,20 +91,25 @@ async def register(
         if limits.per_session and cs.attempts >= limits.per_session:
             VELOCITY_REJECTIONS.labels("session").inc()
             raise TooManyRequests("Too many attempts for this page.", code="too_many_attempts")
-        await velocity.check(session, limits, customer=cs.customer_uid, ip=client_ip)
+        reservation = await velocity.reserve(
+            session, limits, customer=cs.customer_uid, ip=client_ip
+        )
         cs.attempts += 1
         cs.status = "processing"
         await session.commit()
         uid = cs.customer_uid
         assert uid is not None
     actor = f"card-page:{cs_id}"
+    result = None
     try:
         key = await _customer_key(sessions, gateway, cs)
         result = await gateway.register_card(uid, key, token, ref=uid)
-        await velocity.count_failure(sessions, limits, customer=uid, ip=client_ip, result=result)
+        await velocity.settle(sessions, reservation, result)
         service.raise_for(result, uid=uid)
         assert result.num is not None
     except BaseException:
+        if result is None:  # no answer to count: the attempt is no longer in flight
+            await velocity.settle(sessions, reservation, None)
         async with sessions() as session:
             row = await session.get(CheckoutSession, cs_id, with_for_update=True)
             if row is not None and row.status == "processing":

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.auth import MerchantDep
+from app.carddata import NoCardData
 from app.checkout.models import CheckoutSession
 from app.checkout.schemas import CheckoutSessionOut
 from app.customers import registration, service
@@ -30,7 +31,7 @@ from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
-UidPath = Annotated[str, Path(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9]+$")]
+UidPath = Annotated[str, Path(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9]+$"), NoCardData]
 NumPath = Annotated[int, Path(ge=0, le=999_999_999, description="card number (num)")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in (401, 403, 404, 409, 422, 502, 503)

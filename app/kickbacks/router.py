@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.background import BackgroundTask
 
+from app.carddata import redact_bytes, redact_text
 from app.db import utcnow
 from app.kickbacks import service, trust
 from app.metrics import KICKBACKS_APPLIED, KICKBACKS_RECEIVED
@@ -88,13 +89,15 @@ async def _receive(request: Request, secret: str | None) -> PlainTextResponse:
         KICKBACKS_RECEIVED.labels("over_budget").inc()
         return PlainTextResponse("OK", status_code=200)
     try:
+        # Raw bytes (Starlette's query_params would garble CP932 values), with card data
+        # someone put there redacted before it reaches the database or the spool.
+        raw_query = bytes(request.scope.get("query_string", b""))[: service.MAX_RAW]
         raw = service.RawKickback(
             method=request.method,
             source_ip=peer,
-            # Raw bytes: Starlette's query_params would garble CP932 values.
-            raw_query=bytes(request.scope.get("query_string", b""))[: service.MAX_RAW],
-            raw_body=await _read_body(request) if request.method == "POST" else b"",
-            content_type=request.headers.get("content-type"),
+            raw_query=redact_bytes(raw_query),
+            raw_body=redact_bytes(await _read_body(request)) if request.method == "POST" else b"",
+            content_type=redact_text(request.headers.get("content-type") or "") or None,
             received_at=utcnow(),
             trusted=trusted,
         )

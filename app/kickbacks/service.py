@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import and_, delete, false, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import idempotency
 from app.db import utcnow
 from app.gateway.base import PAYMENT_REF, PaymentGateway, SearchError
 from app.gateway.robotpayment.codec import KickbackData, parse_kickback, parse_query_bytes
@@ -607,7 +608,8 @@ async def background_loop(
     purge_every: float = 600.0,
 ) -> None:
     """Replays the spool once the database is back, retries stuck and due deferred
-    kickbacks, and (every `purge_every` seconds) deletes old ones, forever."""
+    kickbacks, and (every `purge_every` seconds) deletes old ones and expired
+    Idempotency-Keys, forever."""
     retention = retention or Retention()
     last_purge = 0.0
     loop = asyncio.get_running_loop()
@@ -622,5 +624,7 @@ async def background_loop(
             if loop.time() - last_purge >= purge_every:
                 last_purge = loop.time()
                 await purge(sessions, retention)
+                # Housekeeping every replica may do: expired Idempotency-Keys, in batches.
+                await idempotency.purge_expired(sessions)
         except Exception as exc:  # the database may still be down: try again next round
             log.warning("kickback replay deferred: %s", exc)

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.checkout.schemas import Email, ItemCode, OrderId, Phone, Uid
+from app.checkout.schemas import Email, ItemCode, OrderId, Phone, Uid, Yen
 from app.crash import crash_point
 from app.customers.models import Customer
 from app.customers.service import find_card
@@ -35,9 +35,9 @@ class OnetouchCreate(BaseModel):
     customer_id: Uid = Field(description="the customer's uid")
     card_num: int = Field(ge=0, le=999_999_999, description="the stored card's num")
     job: Literal["AUTH", "CAPTURE"] = Field("CAPTURE", description="AUTH = authorize only")
-    amount: int | None = Field(None, ge=1, le=99_999_999, description="am, at most 8 digits")
-    tax: int = Field(0, ge=0, le=9_999_999, description="tx, at most 7 digits")
-    shipping: int = Field(0, ge=0, le=9_999_999, description="sf, at most 7 digits")
+    amount: Yen | None = Field(None, ge=1, le=99_999_999, description="am, at most 8 digits")
+    tax: Yen = Field(0, ge=0, le=9_999_999, description="tx, at most 7 digits")
+    shipping: Yen = Field(0, ge=0, le=9_999_999, description="sf, at most 7 digits")
     item_code: ItemCode | None = Field(None, description="a registered product (iid)")
     order_id: OrderId | None = Field(None, description="sent as cod, at most 50 bytes")
     email: Email | None = Field(None, description="updates the customer's e-mail at the gateway")

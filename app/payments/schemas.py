@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.checkout.schemas import Email
+from app.carddata import NoCardData
+from app.checkout.schemas import Email, Yen
 from app.gateway.audit import GatewayCallLog
 from app.payments.models import Payment, PaymentEvent
 
@@ -138,11 +139,11 @@ class ReauthorizeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    amount: int = Field(ge=1, le=99_999_999, description="商品金額 (am), yen, at most 8 digits")
-    tax: int = Field(0, ge=0, le=9_999_999, description="税額 (tx), at most 7 digits")
-    shipping: int = Field(0, ge=0, le=9_999_999, description="送料 (sf), at most 7 digits")
+    amount: Yen = Field(ge=1, le=99_999_999, description="商品金額 (am), yen, at most 8 digits")
+    tax: Yen = Field(0, ge=0, le=9_999_999, description="税額 (tx), at most 7 digits")
+    shipping: Yen = Field(0, ge=0, le=9_999_999, description="送料 (sf), at most 7 digits")
     email: Email | None = None
-    phone: Annotated[str, AfterValidator(_reauth_phone)] | None = None
+    phone: Annotated[str, NoCardData, AfterValidator(_reauth_phone)] | None = None
 
 
 class ResolveRequest(BaseModel):
@@ -151,5 +152,7 @@ class ResolveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["authorized", "captured", "canceled", "failed"]
-    reason: str = Field(min_length=3, max_length=500, description="why; kept in the trail")
+    reason: Annotated[str, NoCardData] = Field(
+        min_length=3, max_length=500, description="why; kept in the trail"
+    )
     gid: int | None = Field(None, ge=1, le=2**62, description="the gateway's payment number")

@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,11 @@ class AppProcess:
         self.proc.kill()
         self.proc.wait(10)
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
     async def aclose(self) -> None:
         for c in (self.client, self.merchant, self.ops):
             await c.aclose()
@@ -58,10 +63,16 @@ _UVICORN = (
 )
 
 
-def _spawn(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+# The CLI's server (`python -m app serve`): uvicorn with the proxy settings of FORWARDED_ALLOW_IPS.
+SERVE = (sys.executable, "-m", "app", "serve", "--host", "127.0.0.1")
+
+
+def _spawn(
+    port: int, env: dict[str, str], log_path: Path, command: Sequence[str]
+) -> subprocess.Popen[bytes]:
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [*_UVICORN, "--port", str(port)],
+            [*command, "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -71,8 +82,14 @@ def _spawn(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[b
 
 @contextlib.asynccontextmanager
 async def app_processes(
-    envs: list[dict[str, str]], *, db_url: str, log_dir: Path, name: str = "app"
+    envs: list[dict[str, str]],
+    *,
+    db_url: str,
+    log_dir: Path,
+    name: str = "app",
+    command: Sequence[str] = _UVICORN,
 ) -> AsyncIterator[list[AppProcess]]:
+    """One process per env, `uvicorn app.main:app` (the public contract) unless `command`."""
     base = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -90,7 +107,12 @@ async def app_processes(
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             procs.append(
-                _spawn(port, {**base, "PUBLIC_BASE_URL": url, **env}, log_dir / f"{name}-{i}.log")
+                _spawn(
+                    port,
+                    {**base, "PUBLIC_BASE_URL": url, **env},
+                    log_dir / f"{name}-{i}.log",
+                    command,
+                )
             )
             apps.append(
                 AppProcess(
@@ -355,3 +377,80 @@ class ShopperAnswers:
                 self.problems.append(f"{what}: {r.status_code} HTML is not a page: {body[:300]}")
         else:
             self.problems.append(f"{what}: {r.status_code} as {ctype!r}: {body[:300]}")
+
+
+# --- a reverse proxy in front of an app, as deploy/nginx.conf is ------------------------------
+
+
+class ForwardingProxy:
+    """Listens on 127.0.0.1 and forwards every request to `upstream`, with X-Forwarded-For set
+    to the address the request came from (overwriting whatever the client sent, as
+    `proxy_set_header X-Forwarded-For $remote_addr` does). Clients made by `client(source)`
+    connect from another loopback address each, so the proxy sees distinct shoppers."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._http = httpx.AsyncClient(base_url=upstream, timeout=30)
+        # proxy_headers off: this proxy takes the connection's address, never a header.
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                lifespan="off",
+                proxy_headers=False,
+            )
+        )
+        self._serving: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._serving = asyncio.create_task(self._server.serve())
+        for _ in range(200):
+            if self._server.started:
+                return
+            await asyncio.sleep(0.02)
+        raise RuntimeError("forwarding proxy did not start")
+
+    def client(self, *, source: str) -> httpx.AsyncClient:
+        transport = httpx.AsyncHTTPTransport(local_address=source)
+        return httpx.AsyncClient(base_url=self.url, timeout=30, transport=transport)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = [
+            (k, v)
+            for k, v in scope["headers"]
+            if k.lower() not in (b"host", b"x-forwarded-for", b"connection", b"content-length")
+        ]
+        headers.append((b"x-forwarded-for", scope["client"][0].encode()))
+        query = scope.get("query_string", b"")
+        target = scope["path"] + (f"?{query.decode('latin-1')}" if query else "")
+        r = await self._http.request(scope["method"], target, content=body, headers=headers)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": r.status_code,
+                "headers": [
+                    (k.encode(), v.encode())
+                    for k, v in r.headers.items()
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection")
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": r.content})
+
+    async def close(self) -> None:
+        self._server.should_exit = True
+        if self._serving is not None:
+            await self._serving
+        await self._http.aclose()

@@ -17,20 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import make_engine, make_sessionmaker, utcnow
+from app.db import database_unavailable, make_engine, make_sessionmaker, utcnow
 from app.kickbacks import service as kickbacks
 from app.kickbacks.models import Kickback
 from app.payments.models import Payment, PaymentEvent
 from app.sandbox.testing import make_token
 from tests.integration.test_checkout import SESSION, three_ds_of
-from tests.reliability.support_chaos import KickbackRelay, ShopperAnswers
+from tests.reliability.support_chaos import KickbackRelay, ShopperAnswers, app_processes
 from tests.support import pg
-from tests.support.db import alembic, create_database
+from tests.support.db import alembic, create_database, dsn
 from tests.support.fixtures import KICKBACK_PATH, AppFactory, RunningApp
 
 pytestmark = pytest.mark.reliability
@@ -304,3 +305,88 @@ def test_spool_is_synced_to_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert [kickbacks.RawKickback.from_json(line).raw_query for line in lines] == [
         b"gid=1&rst=1"
     ] * 2
+
+
+async def test_a_postgresql_restart_answers_503_never_500(
+    own_db: OwnDatabase, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PostgreSQL restarted while session creations run on two app processes: each answer is a
+    success or a clean 503 with Retry-After, never a 500 and never a dropped connection (a
+    pooled connection the restart closed is "database unavailable", asyncpg's `connection is
+    closed` included); the pools recover by themselves (pool_pre_ping)."""
+    log_dir = Path(os.environ.get("TEST_LOG_DIR") or tmp_path)
+    envs = [
+        {"RECONCILE_INTERVAL_SECONDS": "0", "SPOOL_DIR": str(tmp_path / f"spool-{i}")}
+        for i in range(2)
+    ]
+    async with app_processes(envs, db_url=own_db.url, log_dir=log_dir, name="restart-app") as apps:
+
+        async def create(i: int, tag: str, delay: float = 0.0) -> int | str:
+            await asyncio.sleep(delay)
+            try:
+                r = await apps[i % 2].merchant.post(
+                    "/v1/checkout/sessions", json={**SESSION, "order_id": f"{tag}-{i}"}
+                )
+            except httpx.HTTPError as exc:
+                return type(exc).__name__  # the connection was dropped: no answer at all
+            if r.status_code == 503:
+                assert r.headers["retry-after"], r.headers
+                assert r.json()["code"] == "database_unavailable", r.text
+            return r.status_code
+
+        async def restart() -> None:
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(own_db.server.stop, "fast")
+            await asyncio.to_thread(own_db.server.start)
+
+        # Fill the pools with connections the restart will close.
+        assert set(await asyncio.gather(*[create(i, "warm") for i in range(30)])) == {201}
+        *answers, _ = await asyncio.gather(
+            *[create(i, "restart", i * 0.03) for i in range(40)], restart()
+        )
+        after = [await create(i, "after") for i in range(10)]
+    statuses = Counter(answers)
+    with capsys.disabled():
+        print(
+            f"\nFIGURE postgresql restart: 40 session creations on 2 processes -> "
+            f"{dict(statuses)}; after it: {dict(Counter(after))}"
+        )
+    assert statuses[500] == 0, statuses
+    assert set(statuses) <= {201, 503}, statuses
+    assert after == [201] * 10
+
+
+async def test_every_way_a_closed_connection_shows_is_database_unavailable(
+    own_db: OwnDatabase, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The errors a connection closed under the app really raises (its backend terminated, as a
+    restart does), each recognised as "database unavailable" (a 503, not a 500)."""
+    errors: dict[str, BaseException] = {}
+    async with own_db.sessions() as session:
+        pid = await session.scalar(text("SELECT pg_backend_pid()"))
+        conn = await asyncpg.connect(dsn(own_db.url))
+        try:
+            await conn.execute("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await conn.close()
+        for name in ("first statement", "next statement", "commit"):
+            try:
+                if name == "commit":
+                    await session.commit()
+                else:
+                    await session.execute(text("SELECT 1"))
+            except Exception as exc:
+                errors[name] = exc
+    closed = await asyncpg.connect(dsn(own_db.url))
+    await closed.close()
+    try:
+        await closed.execute("SELECT 1")
+    except Exception as exc:
+        errors["asyncpg on a closed connection"] = exc
+    assert len(errors) == 4, errors
+    missed = {
+        name: repr(exc)[:120] for name, exc in errors.items() if not database_unavailable(exc)
+    }
+    with capsys.disabled():
+        print(f"\nFIGURE closed-connection errors not seen as an outage: {len(missed)} of 4")
+    assert not missed, missed

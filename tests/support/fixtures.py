@@ -129,11 +129,15 @@ async def make_app(
             "spool_dir": tmp_path / "spool",
             "kickback_allowed_ips": "127.0.0.1",
             "kickback_secret": KICKBACK_SECRET,
+            # The tests play the proxy in front of the app: X-Forwarded-For from 127.0.0.1 is
+            # believed, as `python -m app serve` does with FORWARDED_ALLOW_IPS=127.0.0.1.
+            "forwarded_allow_ips": "127.0.0.1",
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)
         app = create_app(settings, tracer_provider=tracer_provider)
         mirror_app_log()
+        trusted = settings.trusted_proxies
         server = uvicorn.Server(
             # Keep-alive longer than any pause of the test's clients (as behind a load
             # balancer): a connection uvicorn closes just as a client reuses it fails with a
@@ -145,6 +149,8 @@ async def make_app(
                 log_level="warning",
                 lifespan="on",
                 timeout_keep_alive=120,
+                proxy_headers=bool(trusted),
+                forwarded_allow_ips=trusted or None,
             )
         )
         task = asyncio.create_task(server.serve())
