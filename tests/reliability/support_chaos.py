@@ -97,6 +97,9 @@ async def app_processes(
         "API_KEYS": f"{MERCHANT_KEY}:merchant,{OPS_KEY}:ops",
         "KICKBACK_ALLOWED_IPS": "127.0.0.1",
         "KICKBACK_SECRET": KICKBACK_SECRET,
+        # As README says to run plain uvicorn when clients connect directly: uvicorn's own
+        # default would believe X-Forwarded-For from 127.0.0.1, i.e. from the tests.
+        "FORWARDED_ALLOW_IPS": "",
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "json",
     }

@@ -156,12 +156,6 @@ async def test_forged_success_from_a_claimed_gateway_address_changes_nothing(
     assert await charged(sim, "forged-48000") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the proxy-header fix (FORWARDED_ALLOW_IPS, owned by another helper): "
-    "uvicorn still believes X-Forwarded-For from 127.0.0.1, so the claimed address passes the "
-    "allowlist; remove this mark when that fix is merged",
-)
 @pytest.mark.timeout(180)
 async def test_forged_success_with_the_secret_from_a_claimed_address_changes_nothing(
     gateway_ip_apps: list[AppProcess],
