@@ -238,37 +238,32 @@ def _page_for(request: Request) -> HtmlErrorPage | None:
     return page if is_page else None
 
 
+def _unavailable(request: Request, page: HtmlErrorPage | None, detail: str, code: str) -> Response:
+    """A 503 the client may retry: the readable HTML page for a browser page, else a problem."""
+    if page is not None:
+        return page(request, 503, DATABASE_DOWN)
+    return problem_response(
+        request,
+        status=503,
+        type_=ServiceUnavailable.type,
+        title=ServiceUnavailable.title,
+        detail=detail,
+        code=code,
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _unhandled(request: Request, exc: Exception) -> Response:
     page = _page_for(request)
     if database_unavailable(exc):
         log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
-        if page is not None:
-            return page(request, 503, DATABASE_DOWN)
-        return problem_response(
-            request,
-            status=503,
-            type_=ServiceUnavailable.type,
-            title=ServiceUnavailable.title,
-            detail=DATABASE_DOWN,
-            code="database_unavailable",
-            headers={"Retry-After": "5"},
-        )
+        return _unavailable(request, page, DATABASE_DOWN, "database_unavailable")
     schema_problem: str | None = getattr(request.app.state, "schema_problem", None)
     if schema_problem is not None:
         # Every query fails on a schema that is not migrated yet: say so, not "internal error".
         log.error("not ready (%s) on %s %s", schema_problem, request.method, request.url.path)
         detail = f"The service is not ready: {schema_problem}."
-        if page is not None:
-            return page(request, 503, DATABASE_DOWN)
-        return problem_response(
-            request,
-            status=503,
-            type_=ServiceUnavailable.type,
-            title=ServiceUnavailable.title,
-            detail=detail,
-            code="schema_not_at_head",
-            headers={"Retry-After": "5"},
-        )
+        return _unavailable(request, page, detail, "schema_not_at_head")
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     if page is not None:
         return page(request, 500, INTERNAL_ERROR)
