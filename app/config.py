@@ -32,6 +32,9 @@ SANDBOX_KICKBACK_SECRET = "sandbox-kickback-secret"
 KICKBACK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 KICKBACK_SECRET_MIN_LIVE = 32
 
+# PAY_CLAIM_SECONDS' default (also what callers without settings use: payments.service).
+PAY_CLAIM_SECONDS = 120.0
+
 Role = Literal["merchant", "ops"]
 
 
@@ -154,8 +157,8 @@ class Settings(BaseSettings):
     idempotency_claim_seconds: float = Field(default=300.0, gt=0)
     # How long a pay may take from claiming its payment to the "about to send" mark; after it
     # a pending payment without the mark provably never left and is failed, so the session can
-    # be paid again (payments.service.PAY_CLAIM is the same default).
-    pay_claim_seconds: float = Field(default=120.0, gt=0)
+    # be paid again.
+    pay_claim_seconds: float = Field(default=PAY_CLAIM_SECONDS, gt=0)
     # The orphan sweep: successful charges in the gateway's records that no payment of ours
     # holds become flagged payments. Every interval a replica searches each complete window
     # that ended at least `grace` ago (one search per window); 0 = off.

@@ -16,6 +16,7 @@ from sqlalchemy import Select, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.checkout.models import CheckoutSession
+from app.config import PAY_CLAIM_SECONDS
 from app.db import utcnow
 from app.gateway.audit import GatewayCallLog
 from app.gateway.base import ChargeResult, Outcome
@@ -29,7 +30,7 @@ FIRST_CHECK_DELAY = timedelta(minutes=1)
 # How long a pay may take from claiming its payment to the "about to send" mark (a card
 # registration and its read-back may come first: two gateway calls). After this, a pending
 # payment without the mark provably never left and is failed (PAY_CLAIM_SECONDS).
-PAY_CLAIM = timedelta(minutes=2)
+PAY_CLAIM = timedelta(seconds=PAY_CLAIM_SECONDS)
 NOT_SENT = "not_sent"
 
 
