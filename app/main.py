@@ -39,6 +39,7 @@ from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
 from app.openapi import install_openapi
 from app.payments import onetouch_router
 from app.payments import router as payments_router
+from app.reconcile import orphans
 from app.reconcile import router as reconcile_router
 from app.reconcile import service as reconcile
 from app.security_headers import SecurityHeadersMiddleware
@@ -233,7 +234,7 @@ def create_app(
                         interval=settings.reconcile_interval_seconds,
                         batch_size=settings.reconcile_batch_size,
                         pay_claim=settings.pay_claim,
-                        sweep=reconcile_router.sweep_settings(settings),
+                        sweep=orphans.SweepSettings.of(settings),
                     )
                 )
             await asyncio.gather(*loops)

@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.config import Settings
 from app.db import new_id, utcnow
 from app.gateway.base import ChargeRecord, PaymentGateway, SearchError
 from app.metrics import ORPHAN_CHARGES, ORPHAN_SWEEP_WINDOWS
@@ -50,6 +51,17 @@ class SweepSettings:
     interval: float  # seconds between passes of one replica
     window: timedelta
     grace: timedelta
+
+    @classmethod
+    def of(cls, settings: Settings) -> SweepSettings | None:
+        """The sweep's settings; None when it is off (ORPHAN_SWEEP_INTERVAL_SECONDS=0)."""
+        if settings.orphan_sweep_interval_seconds <= 0:
+            return None
+        return cls(
+            interval=settings.orphan_sweep_interval_seconds,
+            window=timedelta(seconds=settings.orphan_sweep_window_seconds),
+            grace=timedelta(seconds=settings.orphan_sweep_grace_seconds),
+        )
 
 
 @dataclass

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth import OpsDep
-from app.config import Settings
 from app.deps import GatewayDep, SessionFactoryDep, SettingsDep
 from app.errors import Problem
 from app.reconcile import orphans, service
@@ -57,17 +55,6 @@ class ReconcileSummaryOut(BaseModel):
     )
 
 
-def sweep_settings(settings: Settings) -> orphans.SweepSettings | None:
-    """The orphan sweep's settings; None when it is off (ORPHAN_SWEEP_INTERVAL_SECONDS=0)."""
-    if settings.orphan_sweep_interval_seconds <= 0:
-        return None
-    return orphans.SweepSettings(
-        interval=settings.orphan_sweep_interval_seconds,
-        window=timedelta(seconds=settings.orphan_sweep_window_seconds),
-        grace=timedelta(seconds=settings.orphan_sweep_grace_seconds),
-    )
-
-
 @router.post(
     "",
     response_model=ReconcileSummaryOut,
@@ -90,7 +77,7 @@ async def run_reconciliation(
         pay_claim=settings.pay_claim,
     )
     out = ReconcileSummaryOut.model_validate(summary.as_dict())
-    sweep = sweep_settings(settings)
+    sweep = orphans.SweepSettings.of(settings)
     if body.scope == "open" and sweep is not None:
         swept = await orphans.sweep(sessions, gateway, sweep)
         out.orphan_sweep = OrphanSweepOut(
