@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.checkout import velocity
+from app import velocity
 from app.checkout.models import CheckoutSession
 from app.checkout.schemas import CheckoutSessionCreate
 from app.crash import crash_point
@@ -148,7 +148,7 @@ async def pay(
 ) -> PayResult:
     """`save_card`: the shopper asked to save the card (honoured where the session offers it;
     a session with save_card saves it whatever the shopper says). `client_ip` and `limits`:
-    card-testing limits (app/checkout/velocity.py). `pay_claim`: how long an earlier pay's
+    card-testing limits (app/velocity.py). `pay_claim`: how long an earlier pay's
     payment may stay pending without its "about to send" mark before it counts as abandoned
     (failed, and the session paid again)."""
     limits = limits or velocity.Limits()
