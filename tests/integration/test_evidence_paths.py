@@ -114,7 +114,7 @@ async def pay(app: RunningApp, sim: httpx.AsyncClient, card: str, **session: Any
     return pid
 
 
-CASES = {
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
     # The merchant's session says 5,000 yen; product ITEM001 costs 1,000 + 100 tax.
     "item_code": (cards.CARD_OK, {"amount": 5000, "tax": 0, "shipping": 0, "item_code": "ITEM001"}),
     "amounts": (cards.CARD_OK, {}),
