@@ -37,6 +37,7 @@ from app.gateway.base import (
 )
 from app.idempotency import bind
 from app.metrics import VELOCITY_REJECTIONS
+from app.payments import evidence
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.payments.states import Status
@@ -469,15 +470,11 @@ async def _record(
     card_num: int | None = None,
 ) -> PayResult:
     async with sessions() as session:
-        locked = await payments.lock_payment(session, payment_id)
-        assert locked is not None
+        locked = (await evidence.record_answer(session, payment_id, result)).payment
         if card_num is not None and locked.card_num is None:
             locked.card_num = card_num
-        payments.apply_charge_result(session, locked, result, actor="gateway")
-        cs_row = await session.get(CheckoutSession, cs_id, with_for_update=True)
+        cs_row = await session.get(CheckoutSession, cs_id)
         assert cs_row is not None
-        if Status(locked.status) in (Status.AUTHORIZED, Status.CAPTURED):
-            cs_row.status = "completed"
         if result.outcome == Outcome.SUCCESS and charge_uid and result.key and result.num:
             await _store_registered_card(session, charge_uid, result, cs_row)
         await session.commit()
