@@ -2,7 +2,6 @@
 
 from app.billing.models import BillingCardRegistration, BillingCardSession
 from app.checkout.models import CheckoutSession
-from app.checkout.velocity import PayFailure
 from app.customers.models import Card, Customer, CustomerEvent
 from app.db import Base
 from app.gateway.audit import GatewayCallLog
@@ -10,6 +9,7 @@ from app.idempotency import IdempotencyKey
 from app.kickbacks.models import Kickback
 from app.payments.models import Payment, PaymentEvent
 from app.reconcile.models import SweepCursor
+from app.velocity import PayFailure
 
 __all__ = [
     "Base",

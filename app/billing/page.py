@@ -9,9 +9,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import velocity
 from app.billing import service
 from app.billing.models import BillingCardSession
-from app.checkout import velocity
 from app.checkout.models import CheckoutSession
 from app.checkout.service import ensure_payable
 from app.config import Settings

@@ -16,13 +16,13 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import velocity
 from app.billing.models import BillingCardRegistration, BillingCardSession
 from app.billing.schemas import (
     BillingCardCreate,
     BillingCardRegistrationOut,
     BillingCardSessionCreate,
 )
-from app.checkout import velocity
 from app.checkout.models import CheckoutSession
 from app.checkout.service import ensure_not_claimed, ensure_payable
 from app.db import new_id, utcnow

@@ -10,14 +10,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from sqlalchemy import select
 
+from app import velocity
 from app.auth import MerchantDep
-from app.checkout import service, velocity
+from app.checkout import service
 from app.checkout.models import CheckoutSession
 from app.checkout.schemas import (
     CheckoutSessionCreate,
     CheckoutSessionOut,
     PayRequest,
-    card_fields_in,
 )
 from app.config import Settings
 from app.customers import registration
@@ -38,6 +38,7 @@ from app.errors import (
     database_guard,
     problem_from_error,
 )
+from app.fields import card_fields_in
 from app.gateway.robotpayment.errors import lookup
 from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
 from app.payments.models import Payment

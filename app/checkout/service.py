@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.checkout import velocity
+from app import velocity
 from app.checkout.models import CheckoutSession
 from app.checkout.schemas import CheckoutSessionCreate
 from app.crash import crash_point
@@ -37,6 +37,7 @@ from app.gateway.base import (
 )
 from app.idempotency import bind
 from app.metrics import VELOCITY_REJECTIONS
+from app.payments import evidence
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.payments.states import Status
@@ -148,7 +149,7 @@ async def pay(
 ) -> PayResult:
     """`save_card`: the shopper asked to save the card (honoured where the session offers it;
     a session with save_card saves it whatever the shopper says). `client_ip` and `limits`:
-    card-testing limits (app/checkout/velocity.py). `pay_claim`: how long an earlier pay's
+    card-testing limits (app/velocity.py). `pay_claim`: how long an earlier pay's
     payment may stay pending without its "about to send" mark before it counts as abandoned
     (failed, and the session paid again)."""
     limits = limits or velocity.Limits()
@@ -469,15 +470,11 @@ async def _record(
     card_num: int | None = None,
 ) -> PayResult:
     async with sessions() as session:
-        locked = await payments.lock_payment(session, payment_id)
-        assert locked is not None
+        locked = (await evidence.record_answer(session, payment_id, result)).payment
         if card_num is not None and locked.card_num is None:
             locked.card_num = card_num
-        payments.apply_charge_result(session, locked, result, actor="gateway")
-        cs_row = await session.get(CheckoutSession, cs_id, with_for_update=True)
+        cs_row = await session.get(CheckoutSession, cs_id)
         assert cs_row is not None
-        if Status(locked.status) in (Status.AUTHORIZED, Status.CAPTURED):
-            cs_row.status = "completed"
         if result.outcome == Outcome.SUCCESS and charge_uid and result.key and result.num:
             await _store_registered_card(session, charge_uid, result, cs_row)
         await session.commit()

@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.checkout import velocity
+from app import velocity
 from app.checkout.models import CheckoutSession
 from app.checkout.service import ensure_not_claimed, ensure_payable
 from app.customers import service

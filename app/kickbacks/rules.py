@@ -20,7 +20,7 @@ from typing import Literal
 
 from app.gateway.base import ChargeRecord
 from app.gateway.robotpayment.codec import KickbackData
-from app.payments.service import success_status
+from app.payments.evidence import Claim, target_of
 from app.payments.states import Status
 from app.reconcile.matching import MATCH_WINDOW, status_of
 
@@ -110,7 +110,7 @@ def _success(p: Facts, k: KickbackData, gid: int | None, *, trusted: bool, confi
     if not p.item_code and k.ta is not None and k.ta != p.total:
         return Plan("done", "flagged", f"its total {k.ta} is not the payment's {p.total}")
     if confirmed or (trusted and amounts_match(p, k)):
-        return Plan("settle", target=success_status(p.job))
+        return Plan("settle", target=target_of(Claim.SUCCEEDED, p.job))
     return Plan("search")
 
 

@@ -31,6 +31,8 @@ from app.kickbacks.limits import OverBudget, Verifier
 from app.kickbacks.models import UNPROCESSED, Kickback
 from app.metrics import KICKBACKS_REPLAYED
 from app.payments import service as payments
+from app.payments.evidence import Amounts, Claim, ErrorNote, Evidence, Source, claim_for
+from app.payments.evidence import apply as apply_evidence
 from app.payments.models import Payment
 from app.payments.states import Status
 
@@ -320,10 +322,11 @@ async def apply(
             return await _defer(session, kb, "the payment changed meanwhile")
         if step.kind == "done":
             return await _finish(session, kb, step.status, step.note)
+        confirmed = verdict == rules.Verdict.CONFIRMED
         if step.kind == "contradiction":
-            _contradiction(session, locked, kb, read.data, step.note or "")
+            await _contradiction(session, locked, kb, read.data, confirmed=confirmed)
             return await _finish(session, kb, "flagged", f"contradiction: {step.note}")
-        await _settle(session, locked, kb, read.data, step.target)
+        await _settle(session, locked, kb, read.data, step.target, confirmed=confirmed)
         return await _finish(session, kb, "applied", step.note)
 
 
@@ -417,58 +420,63 @@ async def _plan(session: AsyncSession, p: Payment, read: _Read, *, confirmed: bo
     return rules.plan(_facts(p), read.data, trusted=read.trusted, confirmed=confirmed)
 
 
+def _evidence(
+    data: KickbackData, target: Status | None, *, trusted: bool, confirmed: bool
+) -> Evidence:
+    """What a kickback says, as payments.evidence reads it."""
+    amounts = Amounts(data.am, data.tx or 0, data.sf or 0) if data.am is not None else None
+    error = None
+    if target == Status.FAILED and data.ec:
+        info = lookup(data.ec)
+        error = ErrorNote(info.code, info.message_en)
+    return Evidence(
+        source=Source.NOTIFICATION,
+        claim=claim_for(target) if target is not None else None,
+        charge_id=data.gid or None,
+        order_number=str(data.god) if data.god else None,
+        approval_code=data.ap or None,
+        amounts=amounts,
+        error=error,
+        trusted=trusted,
+        confirmed=confirmed,
+    )
+
+
 async def _settle(
     session: AsyncSession,
     p: Payment,
     kb: Kickback,
     data: KickbackData,
     target: Status | None,
+    *,
+    confirmed: bool,
 ) -> None:
-    if data.gid and p.gid is None:
-        p.gid = data.gid
-    if data.god and not p.god:
-        p.god = str(data.god)
-    if data.ap and not p.ap:
-        p.ap = data.ap
-    if target is None:
-        return
-    before = Status(p.status)
-    moved = await payments.settle(
+    """The kickback is the result: it replaces whatever a lost or garbled answer left (a
+    decline must not read "timeout"); payments.evidence decides what it changes."""
+    await apply_evidence(
         session,
-        p,
-        target,
+        p.id,
+        _evidence(data, target, trusted=kb.trusted, confirmed=confirmed),
         actor="kickback",
         data={"kickback_id": kb.id, "gid": data.gid, "trusted": kb.trusted},
     )
-    if moved and before in rules.OPEN:
-        # The kickback is the result: it replaces whatever a lost or garbled answer left
-        # (a decline must not read "timeout").
-        if target == Status.FAILED and data.ec:
-            info = lookup(data.ec)
-            p.error_code, p.error_message = info.code, info.message_en
-        elif target != Status.FAILED:
-            p.error_code = p.error_message = None
 
 
-def _contradiction(
-    session: AsyncSession, p: Payment, kb: Kickback, data: KickbackData, what: str
+async def _contradiction(
+    session: AsyncSession, p: Payment, kb: Kickback, data: KickbackData, *, confirmed: bool
 ) -> None:
     """Money moved where we think it did not: a person must look (nothing is changed)."""
-    p.needs_attention = True
-    payments.add_event(
-        session,
-        p,
-        "flagged",
-        actor="kickback",
-        reason=f"{what}, but the payment is {p.status}",
-        data={"kickback_id": kb.id, "gid": data.gid},
+    claimed = Evidence(
+        source=Source.NOTIFICATION,
+        claim=Claim.SUCCEEDED,
+        charge_id=data.gid or None,
+        trusted=kb.trusted,
+        confirmed=confirmed,
     )
-    log.error(
-        "payment %s needs attention: kickback %s reports gid %s charged, the payment is %s",
-        p.id,
-        kb.id,
-        data.gid,
-        p.status,
+    # rules.plan saw a believable success on a failed or canceled payment: evidence.apply
+    # flags it (a claim behind the payment, from the gateway's records or a trusted peer).
+    await apply_evidence(
+        session, p.id, claimed, actor="kickback", data={"kickback_id": kb.id, "gid": data.gid}
     )
 
 

@@ -12,14 +12,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.checkout.schemas import Email, ItemCode, OrderId, Phone, Uid, Yen
 from app.crash import crash_point
 from app.customers.models import Customer
 from app.customers.service import find_card
 from app.db import new_id
 from app.errors import FieldError, Unprocessable
+from app.fields import Email, ItemCode, OrderId, Phone, Uid, Yen
 from app.gateway.base import ChargeResult, OnetouchCharge, PaymentGateway, payment_ref
 from app.idempotency import bind
+from app.payments import evidence
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.payments.states import Status
@@ -139,16 +140,9 @@ async def charge(
 
     try:
         async with sessions() as session:
-            locked = await payments.lock_payment(session, payment.id)
-            assert locked is not None
-            payments.apply_charge_result(session, locked, result, actor="gateway")
-            if result.am is not None and data.item_code:
-                # A product payment's price comes from the gateway's product register.
-                locked.amount, locked.tax, locked.shipping = (
-                    result.am,
-                    result.tx or 0,
-                    result.sf or 0,
-                )
+            # A product payment's price comes from the gateway's product register: the
+            # answer's amounts are recorded by evidence.apply.
+            locked = (await evidence.record_answer(session, payment.id, result)).payment
             await session.commit()
     except Exception:
         log.exception("one-touch payment %s: result not recorded", payment.id)

@@ -30,7 +30,7 @@ from app.gateway.base import (
     payment_ref,
 )
 from app.idempotency import InProgress, bind
-from app.payments import service
+from app.payments import evidence, service
 from app.payments.models import Payment, PaymentEvent
 from app.payments.states import (
     REAUTH_MESSAGES,
@@ -270,52 +270,11 @@ async def _record_sales_or_cancel(
     result: ChargeResult,
     actor: str,
 ) -> Payment:
-    claimed = claim.payment
-    target = Status.CAPTURED if op == Operation.CAPTURE else Status.CANCELED
-    info = result.error
-    code = info.code if info else None
-    evidence: Status | None = None
-    confirm = result.outcome == Outcome.UNKNOWN or (code or "").upper() in _STALE_VIEW_CODES
-    if result.outcome != Outcome.SUCCESS and confirm:
-        assert claimed.gid is not None
-        evidence = await search_status(gateway, claimed.gid)
-
-    problem: AppError | None = None
+    shown = await _confirm_refusal(gateway, claim.payment, result)
     async with sessions() as session:
-        p = await service.lock_payment(session, claimed.id)
+        p = await service.lock_payment(session, claim.payment.id)
         assert p is not None
-        if result.outcome == Outcome.SUCCESS:
-            await service.settle(session, p, target, actor=actor, data={"gid": p.gid})
-            _finish(session, p, op, actor, _Finish("success"))
-        elif evidence is not None and evidence != Status(claimed.status):
-            # The gateway's records show a change (ours, or one we had not seen).
-            await _believe(session, p, evidence, actor=actor, code=code)
-            _finish(session, p, op, actor, _Finish(f"confirmed_{evidence}", code))
-            if evidence != target:
-                problem = _conflict(
-                    f"The gateway refused ({code}): the payment is {evidence}.",
-                    info.stable_code if info else "invalid_transition",
-                    p,
-                    code,
-                )
-        elif result.outcome == Outcome.UNKNOWN:
-            assert info is not None
-            _schedule_check(p)
-            _finish(session, p, op, actor, _Finish("unknown", code))
-            problem = GatewayProblem(
-                info,
-                f"The gateway did not confirm the {op} ({code}). It may or may not have "
-                f"happened: the payment stays {p.status} until the charges search shows "
-                "what happened (checked automatically; POST /v1/reconciliations checks now). "
-                "Do not repeat it blindly.",
-                _state(p),
-            )
-        else:
-            assert info is not None
-            if (code or "").upper() in _STALE_VIEW_CODES and evidence is None:
-                _schedule_check(p)  # the search could not tell: look again soon
-            _finish(session, p, op, actor, _Finish(str(result.outcome), code))
-            problem = _refusal(op, info, evidence, p)
+        problem = await _record_operation(session, p, claim, op, result, shown, actor)
         _unschedule(p, claim)
         await session.commit()
     log.info("%s of payment %s by %s: %s", op, p.id, actor, p.status)
@@ -324,30 +283,81 @@ async def _record_sales_or_cancel(
     return p
 
 
+async def _confirm_refusal(
+    gateway: PaymentGateway, claimed: Payment, result: ChargeResult
+) -> Status | None:
+    """What the charges search shows after an answer that may only mean our view is stale
+    (ER032/ER033) or that never arrived; None when there was no need to ask (or no answer)."""
+    code = (result.error.code if result.error else "").upper()
+    if result.outcome == Outcome.SUCCESS:
+        return None
+    if result.outcome != Outcome.UNKNOWN and code not in _STALE_VIEW_CODES:
+        return None
+    assert claimed.gid is not None
+    return await search_status(gateway, claimed.gid)
+
+
+async def _record_operation(
+    session: AsyncSession,
+    p: Payment,
+    claim: _Claimed,
+    op: Operation,
+    result: ChargeResult,
+    shown: Status | None,
+    actor: str,
+) -> AppError | None:
+    """Records a capture's or cancel's answer on `p` (locked); the problem to answer, if any."""
+    target = Status.CAPTURED if op == Operation.CAPTURE else Status.CANCELED
+    info = result.error
+    code = info.code if info else None
+    if result.outcome == Outcome.SUCCESS:
+        success = evidence.claim_for(target)
+        await evidence.record_answer(session, p.id, result, success=success, actor=actor)
+        _finish(session, p, op, actor, _Finish("success"))
+        return None
+    if shown is not None and shown != Status(claim.payment.status):
+        # The gateway's records show a change (ours, or one we had not seen).
+        await _believe(session, p, shown, actor=actor, code=code)
+        _finish(session, p, op, actor, _Finish(f"confirmed_{shown}", code))
+        if shown == target:
+            return None
+        return _conflict(
+            f"The gateway refused ({code}): the payment is {shown}.",
+            info.stable_code if info else "invalid_transition",
+            p,
+            code,
+        )
+    assert info is not None
+    if result.outcome == Outcome.UNKNOWN:
+        _schedule_check(p)
+        _finish(session, p, op, actor, _Finish("unknown", code))
+        return GatewayProblem(
+            info,
+            f"The gateway did not confirm the {op} ({code}). It may or may not have "
+            f"happened: the payment stays {p.status} until the charges search shows "
+            "what happened (checked automatically; POST /v1/reconciliations checks now). "
+            "Do not repeat it blindly.",
+            _state(p),
+        )
+    if (code or "").upper() in _STALE_VIEW_CODES and shown is None:
+        _schedule_check(p)  # the search could not tell: look again soon
+    _finish(session, p, op, actor, _Finish(str(result.outcome), code))
+    return _refusal(op, info, shown, p)
+
+
 async def _believe(
-    session: AsyncSession, p: Payment, evidence: Status, *, actor: str, code: str | None
+    session: AsyncSession, p: Payment, shown: Status, *, actor: str, code: str | None
 ) -> None:
-    """Applies what the charges search shows; flags the payment when it contradicts us."""
-    moved = await service.settle(
+    """Applies what the charges search shows; evidence.apply flags the payment when it
+    contradicts us."""
+    await evidence.apply(
         session,
-        p,
-        evidence,
+        p.id,
+        evidence.Evidence(source=evidence.Source.SEARCH, claim=evidence.claim_for(shown)),
         actor=actor,
         reason=f"confirmed by the charges search after {code}",
         data={"gid": p.gid, "source": "search", "gateway_code": code},
     )
-    if not moved and Status(p.status) != evidence:
-        p.needs_attention = True
-        service.add_event(
-            session,
-            p,
-            "flagged",
-            actor="system",
-            reason=f"the charges search shows {evidence}, we have {p.status}",
-        )
-        log.error(
-            "payment %s needs attention: gateway shows %s, we have %s", p.id, evidence, p.status
-        )
 
 
 def _refusal(
@@ -405,95 +415,77 @@ async def reauthorize(
         ),
         ref=old.id,
     )
-    evidence: Status | None = None
+    shown: Status | None = None
     if result.outcome not in (Outcome.SUCCESS, Outcome.UNKNOWN):
         # A refused or declined re-authorization should leave the old payment as it was;
         # the gateway's records say whether it really did.
-        evidence = await search_status(gateway, old.gid)
-
-    info = result.error
-    code = info.code if info else None
-    problem: AppError | None = None
+        shown = await search_status(gateway, old.gid)
     async with sessions() as session:
         locked = await service.lock_payment(session, old.id)
         new = await service.lock_payment(session, created.id)
         assert locked is not None and new is not None
-        if result.outcome in (Outcome.SUCCESS, Outcome.DECLINED, Outcome.UNKNOWN):
-            # The gateway made (or may have made) a new payment: our row records its answer.
-            _record_reauth_answer(new, result)
-        else:
-            # Refused before any charge: the row made for it stands for nothing.
-            await _drop_unsent(session, new)
-        if result.outcome == Outcome.SUCCESS:
-            await service.settle(
-                session,
-                new,
-                service.success_status(new.job),
-                actor="gateway",
-                data={"gid": result.gid},
-            )
-            await service.settle(
-                session,
-                locked,
-                Status.CANCELED,
-                actor=actor,
-                reason=f"re-authorized as {new.id}",
-                data={"gid": locked.gid, "new_payment_id": new.id, "new_gid": result.gid},
-            )
-            _finish(
-                session,
-                locked,
-                Operation.REAUTHORIZE,
-                actor,
-                _Finish("success", None, None, new.id),
-            )
-        elif result.outcome == Outcome.UNKNOWN:
-            assert info is not None
-            service.move(session, new, Status.UNKNOWN, actor="gateway", reason=info.message_en)
-            _schedule_check(locked)
-            _finish(
-                session,
-                locked,
-                Operation.REAUTHORIZE,
-                actor,
-                _Finish("unknown", code, None, new.id),
-            )
-            problem = GatewayProblem(
-                info,
-                f"The gateway did not confirm the re-authorization ({code}). Payment {new.id} "
-                "records it as unknown until the charges search shows whether it happened "
-                "(checked automatically); the old payment is checked too. Do not repeat it.",
-                {**_state(new), "reauth_of": locked.id},
-            )
-        else:
-            assert info is not None
-            declined = result.outcome == Outcome.DECLINED
-            if declined:
-                service.move(session, new, Status.FAILED, actor="gateway", reason=info.message_en)
-            if evidence is not None and evidence != Status(locked.status):
-                await _believe(session, locked, evidence, actor=actor, code=code)
-            _finish(
-                session,
-                locked,
-                Operation.REAUTHORIZE,
-                actor,
-                _Finish(str(result.outcome), code, None, new.id if declined else None),
-            )
-            extra = {**_state(new if declined else locked), "reauth_of": locked.id}
-            if declined:
-                problem = PaymentDeclined(
-                    info.message_en,
-                    code=info.stable_code,
-                    extra={"gateway_code": info.code, **extra},
-                )
-            else:
-                problem = GatewayProblem(info, info.message_en, extra)
-            _unschedule(locked, claimed)
+        problem = await _record_reauth(session, claimed, locked, new, result, shown, actor)
         await session.commit()
     log.info("re-authorization of %s by %s: %s", old.id, actor, result.outcome)
     if problem is not None:
         raise problem
     return new
+
+
+async def _record_reauth(
+    session: AsyncSession,
+    claimed: _Claimed,
+    old: Payment,
+    new: Payment,
+    result: ChargeResult,
+    shown: Status | None,
+    actor: str,
+) -> AppError | None:
+    """Records a re-authorization's answer on the old payment and its new one (both locked);
+    the problem to answer, if any."""
+    if result.outcome in (Outcome.SUCCESS, Outcome.DECLINED, Outcome.UNKNOWN):
+        # The gateway made (or may have made) a new payment: our row records its answer.
+        await evidence.record_answer(session, new.id, result)
+    else:
+        # Refused before any charge: the row made for it stands for nothing.
+        await _drop_unsent(session, new)
+    if result.outcome == Outcome.SUCCESS:
+        await evidence.apply(
+            session,
+            old.id,
+            evidence.Evidence(source=evidence.Source.ANSWER, claim=evidence.Claim.CANCELED),
+            actor=actor,
+            reason=f"re-authorized as {new.id}",
+            data={"gid": old.gid, "new_payment_id": new.id, "new_gid": result.gid},
+        )
+        _finish(session, old, Operation.REAUTHORIZE, actor, _Finish("success", None, None, new.id))
+        return None
+    info = result.error
+    assert info is not None
+    if result.outcome == Outcome.UNKNOWN:
+        _schedule_check(old)
+        _finish(
+            session, old, Operation.REAUTHORIZE, actor, _Finish("unknown", info.code, None, new.id)
+        )
+        return GatewayProblem(
+            info,
+            f"The gateway did not confirm the re-authorization ({info.code}). Payment {new.id} "
+            "records it as unknown until the charges search shows whether it happened "
+            "(checked automatically); the old payment is checked too. Do not repeat it.",
+            {**_state(new), "reauth_of": old.id},
+        )
+    declined = result.outcome == Outcome.DECLINED
+    if shown is not None and shown != Status(old.status):
+        await _believe(session, old, shown, actor=actor, code=info.code)
+    finish = _Finish(str(result.outcome), info.code, None, new.id if declined else None)
+    _finish(session, old, Operation.REAUTHORIZE, actor, finish)
+    _unschedule(old, claimed)
+    extra = {**_state(new if declined else old), "reauth_of": old.id}
+    if declined:
+        return PaymentDeclined(
+            info.message_en, code=info.stable_code, extra={"gateway_code": info.code, **extra}
+        )
+    return GatewayProblem(info, info.message_en, extra)
 
 
 def reauth_answer(new: Payment) -> AppError | None:
@@ -554,19 +546,17 @@ def _new_reauth_payment(
     return p
 
 
-def _record_reauth_answer(new: Payment, result: ChargeResult) -> None:
-    new.gid = new.gid or result.gid
-    new.god = new.god or (str(result.god) if result.god else None)
-    new.ap = new.ap or result.ap or None
-    if result.error is not None:
-        new.error_code, new.error_message = result.error.code, result.error.message_en
-
-
 async def _drop_unsent(session: AsyncSession, new: Payment) -> None:
     """Removes a re-authorization's row when the gateway refused the request before charging
     (it never was a payment); if anything settled it meanwhile, it is kept and failed."""
     if Status(new.status) != Status.PENDING or new.gid is not None:
-        service.move(session, new, Status.FAILED, actor="gateway", reason="refused")
+        await evidence.apply(
+            session,
+            new.id,
+            evidence.Evidence(source=evidence.Source.ANSWER, claim=evidence.Claim.FAILED),
+            actor="gateway",
+            reason="refused",
+        )
         return
     await session.execute(delete(PaymentEvent).where(PaymentEvent.payment_id == new.id))
     await session.delete(new)
@@ -605,16 +595,19 @@ async def resolve(
             owner = await session.scalar(select(Payment.id).where(Payment.gid == gid))
             if owner is not None:
                 raise _conflict(f"gid {gid} belongs to payment {owner}.", "gid_taken", p)
-            p.gid = gid
-        data: dict[str, Any] = {"manual": True, "gid": p.gid}
         was_flagged = p.needs_attention
-        p.needs_attention = False
-        if not await service.settle(session, p, target, actor=actor, reason=reason, data=data):
-            # Confirmed as it stands: the flag is cleared, on the record.
-            service.add_event(
-                session, p, "resolved", to_status=p.status, actor=actor, reason=reason, data=data
-            )
-            p.next_check_at = None
+        # Moved, or (a flagged payment) confirmed as it stands: either way on the record, and
+        # the flag is cleared.
+        await evidence.apply(
+            session,
+            p.id,
+            evidence.Evidence(
+                source=evidence.Source.OPERATOR, claim=evidence.claim_for(target), charge_id=gid
+            ),
+            actor=actor,
+            reason=reason,
+            data={"manual": True, "gid": gid or p.gid},
+        )
         await session.commit()
     log.warning(
         "payment %s resolved by hand as %s by %s%s: %s",

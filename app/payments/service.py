@@ -1,7 +1,8 @@
 """Payment use cases shared by checkout, one-touch, kickbacks and ops.
 
 Pattern for every gateway call: persist the attempt and commit, call the gateway with no
-transaction or row lock held, then record the result under a row lock.
+transaction or row lock held, then record the result under a row lock (evidence.apply: the
+one place a payment's status, references, amounts and error change).
 """
 
 from __future__ import annotations
@@ -10,163 +11,45 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Select, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.checkout.models import CheckoutSession
 from app.config import PAY_CLAIM_SECONDS
 from app.db import utcnow
 from app.gateway.audit import GatewayCallLog
-from app.gateway.base import ChargeResult, Outcome
-from app.logging import request_id_var
-from app.metrics import observe_transition
+from app.payments import evidence
 from app.payments.models import Payment, PaymentEvent
-from app.payments.states import Status, is_forward
+from app.payments.rows import FIRST_CHECK_DELAY as FIRST_CHECK_DELAY
+from app.payments.rows import add_event as add_event
+from app.payments.rows import lock_payment as lock_payment
+from app.payments.states import Status
 
-# First re-check of an unknown/pending payment; the janitor backs off from there.
-FIRST_CHECK_DELAY = timedelta(minutes=1)
 # How long a pay may take from claiming its payment to the "about to send" mark (a card
 # registration and its read-back may come first: two gateway calls). After this, a pending
 # payment without the mark provably never left and is failed (PAY_CLAIM_SECONDS).
 PAY_CLAIM = timedelta(seconds=PAY_CLAIM_SECONDS)
 NOT_SENT = "not_sent"
-
-
-def add_event(
-    session: AsyncSession,
-    payment: Payment,
-    type_: str,
-    *,
-    from_status: str | None = None,
-    to_status: str | None = None,
-    actor: str | None = None,
-    reason: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> None:
-    session.add(
-        PaymentEvent(
-            payment_id=payment.id,
-            type=type_,
-            from_status=from_status,
-            to_status=to_status,
-            actor=actor,
-            reason=reason,
-            data=data,
-            request_id=request_id_var.get(),
-        )
-    )
-
-
-def move(
-    session: AsyncSession,
-    payment: Payment,
-    target: Status,
-    *,
-    actor: str | None,
-    reason: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> bool:
-    """Moves the payment forward if the table allows it; a stale or backward update is a
-    no-op (returns False), which is what late or duplicated gateway evidence needs."""
-    current = Status(payment.status)
-    if current == target or not is_forward(current, target):
-        return False
-    payment.status = target
-    observe_transition(current, target)
-    if target in (Status.UNKNOWN, Status.PENDING):
-        payment.next_check_at = utcnow() + FIRST_CHECK_DELAY
-    else:
-        payment.next_check_at = None
-    add_event(
-        session,
-        payment,
-        "status_changed",
-        from_status=current,
-        to_status=target,
-        actor=actor,
-        reason=reason,
-        data=data,
-    )
-    return True
-
-
-async def settle(
-    session: AsyncSession,
-    payment: Payment,
-    target: Status,
-    *,
-    actor: str,
-    reason: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> bool:
-    """`move` for evidence that money moved (or did not), keeping the checkout session in
-    step: a session whose payment succeeded is completed."""
-    moved = move(session, payment, target, actor=actor, reason=reason, data=data)
-    if moved and target in (Status.AUTHORIZED, Status.CAPTURED) and payment.checkout_session_id:
-        cs = await session.get(CheckoutSession, payment.checkout_session_id, with_for_update=True)
-        if cs is not None:
-            cs.status = "completed"
-    return moved
-
-
-def success_status(job: str) -> Status:
-    return Status.CAPTURED if job == "CAPTURE" else Status.AUTHORIZED
-
-
-def status_for(result: ChargeResult, job: str) -> Status:
-    match result.outcome:
-        case Outcome.SUCCESS:
-            return success_status(job)
-        case Outcome.DECLINED | Outcome.FAILED | Outcome.UNAVAILABLE:
-            return Status.FAILED
-        case Outcome.PENDING:
-            return Status.PENDING
-        case _:
-            return Status.UNKNOWN
-
-
-def apply_charge_result(
-    session: AsyncSession, payment: Payment, result: ChargeResult, *, actor: str | None
-) -> bool:
-    """Records what the gateway said about a charge on `payment` (locked by the caller)."""
-    if result.gid and not payment.gid:
-        payment.gid = result.gid
-    if result.god:
-        payment.god = payment.god or str(result.god)
-    if result.ap:
-        payment.ap = payment.ap or result.ap
-    target = status_for(result, payment.job)
-    current = Status(payment.status)
-    # A late answer (a kickback or the janitor settled the payment first) must not replace
-    # the real reason, e.g. a decline, with its own timeout.
-    stale = current != target and not is_forward(current, target)
-    if result.error is not None and not stale:
-        payment.error_code = result.error.code
-        payment.error_message = result.error.message_en
-    if target == Status.PENDING and Status(payment.status) == Status.PENDING:
-        payment.next_check_at = utcnow() + FIRST_CHECK_DELAY
-        return False
-    return move(
-        session,
-        payment,
-        target,
-        actor=actor,
-        reason=result.error.message_en if result.error else None,
-        data={"outcome": str(result.outcome), "gid": result.gid},
-    )
+_NOT_SENT_MESSAGE = (
+    "Never sent to the gateway: the process that started it stopped before the call. "
+    "Nothing was charged."
+)
 
 
 async def mark_unrecorded(session: AsyncSession, payment_id: str) -> Payment:
     """The gateway answered but its answer could not be stored: never leave 'pending' (it
     looks retryable); 'unknown' and flagged, for reconciliation to settle from the gateway's
     records. The caller commits."""
-    locked = await lock_payment(session, payment_id)
-    assert locked is not None
-    move(session, locked, Status.UNKNOWN, actor="system", reason="result not recorded")
-    locked.needs_attention = True
-    return locked
+    applied = await evidence.apply(
+        session,
+        payment_id,
+        evidence.Evidence(
+            source=evidence.Source.SYSTEM, claim=evidence.Claim.UNKNOWN, flag="result not recorded"
+        ),
+        actor="system",
+        reason="result not recorded",
+    )
+    return applied.payment
 
 
 async def mark_sending(sessions: async_sessionmaker[AsyncSession], payment_id: str) -> bool:
@@ -210,19 +93,19 @@ async def fail_if_never_sent(
     left; the caller commits."""
     if not never_sent(payment, claim=claim, now=now):
         return False
-    payment.error_code = NOT_SENT
-    payment.error_message = (
-        "Never sent to the gateway: the process that started it stopped before the call. "
-        "Nothing was charged."
-    )
-    return await settle(
+    applied = await evidence.apply(
         session,
-        payment,
-        Status.FAILED,
+        payment.id,
+        evidence.Evidence(
+            source=evidence.Source.SYSTEM,
+            claim=evidence.Claim.FAILED,
+            error=evidence.ErrorNote(NOT_SENT, _NOT_SENT_MESSAGE),
+        ),
         actor=actor,
         reason="never sent: its claim expired without the about-to-send mark",
         data={"source": "claim_expired"},
     )
+    return applied.moved
 
 
 async def cod_of(session: AsyncSession, p: Payment) -> str:
@@ -237,17 +120,6 @@ async def cod_of(session: AsyncSession, p: Payment) -> str:
             break
         root = parent
     return root.order_id or root.id
-
-
-async def lock_payment(session: AsyncSession, payment_id: str) -> Payment | None:
-    # Fresh values under the lock, even for a row this session has read before.
-    stmt = (
-        select(Payment)
-        .where(Payment.id == payment_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 # --- queries for ops ---------------------------------------------------------------------

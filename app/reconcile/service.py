@@ -33,9 +33,11 @@ from app.gateway.base import ChargeRecord, PaymentGateway, SearchError
 from app.gateway.robotpayment.errors import lookup
 from app.metrics import RECONCILE_RESULTS
 from app.payments import service as payments
+from app.payments.evidence import Amounts, Claim, ErrorNote, Evidence, Source, claim_for
+from app.payments.evidence import apply as apply_evidence
 from app.payments.models import Payment
 from app.payments.operations import running_until
-from app.payments.states import Status, is_forward
+from app.payments.states import Status
 from app.reconcile import orphans
 from app.reconcile.matching import Wanted, find, search_range, status_of
 
@@ -250,77 +252,98 @@ async def _judge(
     *,
     on_demand: bool = False,
 ) -> tuple[Result, str | None]:
-    current = Status(p.status)
     if payments.never_sent(p, claim=pay_claim, now=now):
         await payments.fail_if_never_sent(session, p, claim=pay_claim, actor=ACTOR, now=now)
         return "settled", "never sent"
-    note: str
     if rows is None:
-        note = "the charges search failed"
-    else:
-        cod = await payments.cod_of(session, p)
-        # A batch search returns every charge of the window: keep the ones that can be ours.
-        rows = [r for r in rows if r.gid == p.gid or (r.cod or "").strip() == cod]
-        owners: dict[int, str] = {
-            gid: pid
-            for gid, pid in (
-                await session.execute(
-                    select(Payment.gid, Payment.id).where(
-                        Payment.gid.in_([r.gid for r in rows]), Payment.id != p.id
-                    )
-                )
-            ).all()
-            if gid is not None
-        }
-        wanted = Wanted(
-            gid=p.gid,
-            cod=cod,
-            total=None if p.item_code else p.total,
-            created_at=p.created_at,
-            exclude_gids=frozenset(owners),
+        return _reschedule(session, p, now, "the charges search failed", on_demand=on_demand)
+    found = await _from_search(session, p, rows, now)
+    if isinstance(found, str):
+        return _reschedule(session, p, now, found, on_demand=on_demand)
+    return found
+
+
+async def _from_search(
+    session: AsyncSession, p: Payment, rows: Sequence[ChargeRecord], now: datetime
+) -> tuple[Result, str | None] | str:
+    """What the search rows do to `p` (locked): a result, or (nothing learned) why not."""
+    cod = await payments.cod_of(session, p)
+    # A batch search returns every charge of the window: keep the ones that can be ours.
+    rows = [r for r in rows if r.gid == p.gid or (r.cod or "").strip() == cod]
+    owners = await _owners(session, p, rows)
+    wanted = Wanted(
+        gid=p.gid,
+        cod=cod,
+        total=None if p.item_code else p.total,
+        created_at=p.created_at,
+        exclude_gids=frozenset(owners),
+    )
+    match = find(wanted, rows)
+    if match.ambiguous:
+        _flag(session, p, "several gateway payments match its order id and amount")
+        return "flagged", "ambiguous"
+    record = match.record
+    target = status_of(record) if record is not None else None
+    if record is not None and target is not None:
+        return await _apply(session, p, record, target)
+    if record is not None:
+        return f"the gateway has not settled gid {record.gid} yet (rst={record.rst})"
+    if p.gid is None and Status(p.status) in OPEN and now - p.created_at >= NO_RECORD_FAIL_AFTER:
+        return await _absent(session, p, rows, owners, wanted)
+    return "no matching payment at the gateway yet"
+
+
+async def _owners(
+    session: AsyncSession, p: Payment, rows: Sequence[ChargeRecord]
+) -> dict[int, str]:
+    """The rows' gids that other payments of ours hold, with those payments' ids."""
+    held = await session.execute(
+        select(Payment.gid, Payment.id).where(
+            Payment.gid.in_([r.gid for r in rows]), Payment.id != p.id
         )
-        match = find(wanted, rows)
-        if match.ambiguous:
-            _flag(session, p, "several gateway payments match its order id and amount")
-            return "flagged", "ambiguous"
-        record = match.record
-        target = status_of(record) if record is not None else None
-        if record is not None and target is not None:
-            return await _apply(session, p, current, record, target)
-        fails_by_absence = (
-            p.gid is None and current in OPEN and now - p.created_at >= NO_RECORD_FAIL_AFTER
+    )
+    return {gid: pid for gid, pid in held.all() if gid is not None}
+
+
+async def _absent(
+    session: AsyncSession,
+    p: Payment,
+    rows: Sequence[ChargeRecord],
+    owners: dict[int, str],
+    wanted: Wanted,
+) -> tuple[Result, str | None]:
+    """No charge of the gateway's is this payment's, long after it was requested."""
+    # A charge that matches it but that another payment holds is no proof of absence:
+    # one of the two rows is wrong, and only a person can tell which.
+    held = find(
+        Wanted(gid=None, cod=wanted.cod, total=wanted.total, created_at=p.created_at),
+        [r for r in rows if r.gid in owners and status_of(r) in _SUCCESS],
+    )
+    if held.record is not None or held.ambiguous:
+        gid = held.record.gid if held.record is not None else None
+        _flag(
+            session,
+            p,
+            "the gateway's charge that matches it by order id, amount and time "
+            + (f"(gid {gid}) is held by payment {owners[gid]}" if gid else "is held by others")
+            + ": not failed",
         )
-        # A charge that matches it but that another payment holds is no proof of absence:
-        # one of the two rows is wrong, and only a person can tell which.
-        held = find(
-            Wanted(gid=None, cod=cod, total=wanted.total, created_at=p.created_at),
-            [r for r in rows if r.gid in owners and status_of(r) in _SUCCESS],
-        )
-        if record is not None:
-            note = f"the gateway has not settled gid {record.gid} yet (rst={record.rst})"
-        elif fails_by_absence and (held.record is not None or held.ambiguous):
-            gid = held.record.gid if held.record is not None else None
-            _flag(
-                session,
-                p,
-                "the gateway's charge that matches it by order id, amount and time "
-                + (f"(gid {gid}) is held by payment {owners[gid]}" if gid else "is held by others")
-                + ": not failed",
-            )
-            return "flagged", "its matching charge is held by another payment"
-        elif fails_by_absence:
-            await payments.settle(
-                session,
-                p,
-                Status.FAILED,
-                actor=ACTOR,
-                reason="the gateway has no record of this charge "
-                f"{NO_RECORD_FAIL_AFTER} after it was requested",
-                data={"source": "search", "attempt": p.check_attempts},
-            )
-            return "settled", "no charge at the gateway"
-        else:
-            note = "no matching payment at the gateway yet"
+        return "flagged", "its matching charge is held by another payment"
+    await apply_evidence(
+        session,
+        p.id,
+        Evidence(source=Source.SEARCH, claim=Claim.FAILED),
+        actor=ACTOR,
+        reason="the gateway has no record of this charge "
+        f"{NO_RECORD_FAIL_AFTER} after it was requested",
+        data={"source": "search", "attempt": p.check_attempts},
+    )
+    return "settled", "no charge at the gateway"
+
+
+def _reschedule(
+    session: AsyncSession, p: Payment, now: datetime, note: str, *, on_demand: bool
+) -> tuple[Result, str | None]:
     if on_demand:
         return "rescheduled", note  # the caller keeps the janitor's schedule as it was
     if p.check_attempts < len(SCHEDULE):
@@ -330,28 +353,39 @@ async def _judge(
     return "flagged", note
 
 
-async def _apply(
-    session: AsyncSession, p: Payment, current: Status, record: ChargeRecord, target: Status
-) -> tuple[Result, str | None]:
-    if p.gid is None:
-        p.gid = record.gid
-    data = {"source": "search", "gid": record.gid, "jb": record.jb, "rst": record.rst}
-    if target == current:
-        # An operation still in flight may change it yet: look again when its lease ends.
-        p.next_check_at = await running_until(session, p.id)
-        payments.add_event(session, p, "reconciled", to_status=p.status, actor=ACTOR, data=data)
-        return "confirmed", f"the gateway shows {target}"
-    if not is_forward(current, target):
-        _flag(session, p, f"the gateway shows {target} (gid {record.gid}), we have {current}")
-        return "flagged", "contradiction"
+def evidence_of(record: ChargeRecord, target: Status) -> Evidence:
+    """What a charges-search row says, as payments.evidence reads it."""
+    error = None
     if target == Status.FAILED and record.ec:
         info = lookup(record.ec)
-        p.error_code, p.error_message = info.code, info.message_en
-    elif target != Status.FAILED and current in OPEN:
-        # The timeout (or unreadable answer) that made it unknown is not its result.
-        p.error_code = p.error_message = None
-    await payments.settle(session, p, target, actor=ACTOR, reason="charges search", data=data)
-    return "settled", None
+        error = ErrorNote(info.code, info.message_en)
+    amounts = Amounts(record.am, record.tx or 0, record.sf or 0) if record.am is not None else None
+    return Evidence(
+        source=Source.SEARCH,
+        claim=claim_for(target),
+        charge_id=record.gid,
+        amounts=amounts,
+        error=error,
+        confirmed=True,
+    )
+
+
+async def _apply(
+    session: AsyncSession, p: Payment, record: ChargeRecord, target: Status
+) -> tuple[Result, str | None]:
+    data = {"source": "search", "gid": record.gid, "jb": record.jb, "rst": record.rst}
+    applied = await apply_evidence(
+        session, p.id, evidence_of(record, target), actor=ACTOR, reason="charges search", data=data
+    )
+    if applied.moved:
+        return "settled", None
+    if applied.decision.flag is not None:
+        return "flagged", "contradiction"
+    # The gateway shows what we have. An operation still in flight may change it yet: look
+    # again when its lease ends.
+    p.next_check_at = await running_until(session, p.id)
+    payments.add_event(session, p, "reconciled", to_status=p.status, actor=ACTOR, data=data)
+    return "confirmed", f"the gateway shows {target}"
 
 
 async def reconcile_due(

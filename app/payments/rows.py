@@ -1,0 +1,52 @@
+"""A payment's row lock and its event trail: the two things every payment write needs (kept
+apart from service.py so that evidence.py, which service.py uses, can use them too)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.logging import request_id_var
+from app.payments.models import Payment, PaymentEvent
+
+# First re-check of an unknown/pending payment; the janitor backs off from there.
+FIRST_CHECK_DELAY = timedelta(minutes=1)
+
+
+def add_event(
+    session: AsyncSession,
+    payment: Payment,
+    type_: str,
+    *,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        PaymentEvent(
+            payment_id=payment.id,
+            type=type_,
+            from_status=from_status,
+            to_status=to_status,
+            actor=actor,
+            reason=reason,
+            data=data,
+            request_id=request_id_var.get(),
+        )
+    )
+
+
+async def lock_payment(session: AsyncSession, payment_id: str) -> Payment | None:
+    # Fresh values under the lock, even for a row this session has read before.
+    stmt = (
+        select(Payment)
+        .where(Payment.id == payment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
