@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import velocity
 from app.billing import service
 from app.billing.models import BillingCardSession
-from app.checkout.models import CheckoutSession
-from app.checkout.service import ensure_payable
 from app.config import Settings
 from app.errors import AppError
 from app.gateway.base import BillingRobo, Outcome
+from app.hosted.models import CheckoutSession
+from app.hosted.service import ensure_payable
 from app.web import card_result_page, error_page, messages, render
 
 _TEXTS: dict[str, dict[str, str]] = {

@@ -13,12 +13,7 @@ from sqlalchemy import select
 from app import velocity
 from app.auth import MerchantDep
 from app.checkout import service
-from app.checkout.models import CheckoutSession
-from app.checkout.schemas import (
-    CheckoutSessionCreate,
-    CheckoutSessionOut,
-    PayRequest,
-)
+from app.checkout.schemas import CheckoutSessionCreate, PayRequest
 from app.config import Settings
 from app.customers import registration
 from app.customers import service as customers
@@ -40,6 +35,9 @@ from app.errors import (
 )
 from app.fields import card_fields_in
 from app.gateway.robotpayment.errors import lookup
+from app.hosted.models import CheckoutSession
+from app.hosted.schemas import CheckoutSessionOut
+from app.hosted.service import ensure_payable
 from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
 from app.payments.models import Payment
 from app.payments.schemas import ShopperPaymentOut
@@ -493,7 +491,7 @@ async def delete_card_from_page(
     try:
         if cs is None or cs.kind != "card_registration" or not cs.customer_uid:
             raise NotFound("This card page does not exist.")
-        service.ensure_payable(cs)
+        ensure_payable(cs)
         await customers.delete_card(
             sessions, gateway, cs.customer_uid, num, actor=f"card-page:{session_id}"
         )
