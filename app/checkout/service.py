@@ -26,6 +26,7 @@ from app.errors import (
 )
 from app.gateway.base import (
     ChargeResult,
+    ErrorKind,
     OnetouchCharge,
     Outcome,
     PaymentGateway,
@@ -255,9 +256,9 @@ async def _attempt(
         result = await gateway.charge_onetouch(
             OnetouchCharge(
                 job=cs.job,  # type: ignore[arg-type]
-                uid=customer.uid,
-                key=customer.key,
-                num=card_num,
+                customer_id=customer.uid,
+                customer_key=customer.key,
+                card_seq=card_num,
                 amount=None if cs.item_code else cs.amount,
                 tax=None if cs.item_code else cs.tax,
                 shipping=None if cs.item_code else cs.shipping,
@@ -282,7 +283,7 @@ async def _attempt(
                 order_id=cs.order_id or payment_id,
                 email=cs.email,
                 phone=cs.phone,
-                uid=charge_uid,
+                customer_id=charge_uid,
                 extra=payment_ref(payment_id),
             ),
             ref=payment_id,
@@ -349,7 +350,7 @@ async def _register_first(
     """Registers the token's card on the existing customer; its num, or (nothing charged) a
     failed ChargeResult carrying the gateway's error for the payment."""
     result = await gateway.register_card(customer.uid, customer.key, token, ref=payment_id)
-    if result.outcome != Outcome.SUCCESS or result.num is None:
+    if result.outcome != Outcome.SUCCESS or result.card_seq is None:
         # No charge was attempted, whatever happened to the registration (a lost answer may
         # have registered the card: the customer's next sync finds it).
         declined = result.outcome == Outcome.DECLINED
@@ -364,7 +365,7 @@ async def _register_first(
             gateway,
             customer.uid,
             customer.key,
-            result.num,
+            result.card_seq,
             actor=f"checkout:{cs_id}",
             type_="card_registered",
             cs_id=cs_id,
@@ -372,8 +373,8 @@ async def _register_first(
     except Exception:
         # The card is registered at the gateway; the charge needs only its num. Our copy is
         # repaired by the next sync.
-        log.exception("checkout %s: card %s not stored", cs_id, result.num)
-    return result.num
+        log.exception("checkout %s: card %s not stored", cs_id, result.card_seq)
+    return result.card_seq
 
 
 async def _after_combined(
@@ -389,18 +390,22 @@ async def _after_combined(
     if charge_uid is None:
         return
     try:
-        if result.outcome == Outcome.SUCCESS and result.key and result.num is not None:
+        if (
+            result.outcome == Outcome.SUCCESS
+            and result.customer_key
+            and result.card_seq is not None
+        ):
             await customers.store_card(
                 sessions,
                 gateway,
                 charge_uid,
-                str(result.key),
-                int(result.num),
+                str(result.customer_key),
+                int(result.card_seq),
                 actor=f"checkout:{cs_id}",
                 type_="card_registered",
                 cs_id=cs_id,
             )
-        elif result.error is not None and result.error.code == "ER652":
+        elif result.error is not None and result.error.kind == ErrorKind.CUSTOMER_EXISTS:
             await customers.import_customer(
                 sessions, gateway, charge_uid, actor=f"checkout:{cs_id}"
             )
@@ -443,7 +448,12 @@ async def _record(
             locked.card_num = card_num
         cs_row = await session.get(CheckoutSession, cs_id)
         assert cs_row is not None
-        if result.outcome == Outcome.SUCCESS and charge_uid and result.key and result.num:
+        if (
+            result.outcome == Outcome.SUCCESS
+            and charge_uid
+            and result.customer_key
+            and result.card_seq
+        ):
             await _store_registered_card(session, charge_uid, result, cs_row)
         await session.commit()
         log.info(
@@ -484,7 +494,7 @@ async def _store_registered_card(
     actor = f"checkout:{cs.id}"
     customer = await customers.lock_customer(session, uid)
     if customer is None:
-        customer = Customer(uid=uid, key=str(result.key), email=cs.email, phone=cs.phone)
+        customer = Customer(uid=uid, key=str(result.customer_key), email=cs.email, phone=cs.phone)
         session.add(customer)
         customers.add_event(
             session,
@@ -494,9 +504,9 @@ async def _store_registered_card(
             data={"email": cs.email, "phone": cs.phone},
         )
     else:
-        customer.key = str(result.key)
+        customer.key = str(result.customer_key)
         customer.status = "active"
-    num = int(result.num) if result.num is not None else 0
+    num = int(result.card_seq) if result.card_seq is not None else 0
     card = (
         await session.execute(select(Card).where(Card.customer_uid == uid, Card.num == num))
     ).scalar_one_or_none()

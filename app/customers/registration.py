@@ -16,7 +16,7 @@ from app.customers import service
 from app.customers.models import Card, Customer
 from app.customers.schemas import CardRegistrationSessionCreate
 from app.errors import Conflict, FieldError, TooManyRequests, Unprocessable
-from app.gateway.base import Outcome, PaymentGateway
+from app.gateway.base import ErrorKind, Outcome, PaymentGateway
 from app.hosted import service as hosted
 from app.hosted.models import CheckoutSession, Kind
 from app.hosted.service import ensure_not_claimed, ensure_payable
@@ -95,7 +95,7 @@ async def register(
         result = await gateway.register_card(uid, key, token, ref=uid)
         await velocity.settle(sessions, reservation, result)
         service.raise_for(result, uid=uid)
-        assert result.num is not None
+        assert result.card_seq is not None
     except BaseException:
         if result is None:  # no answer to count: the attempt is no longer in flight
             await velocity.settle(sessions, reservation, None)
@@ -114,19 +114,19 @@ async def register(
             gateway,
             uid,
             key,
-            result.num,
+            result.card_seq,
             actor=actor,
             type_="card_registered",
             cs_id=cs_id,
         )
     except Exception:
-        log.exception("card registration session %s: card %d not stored", cs_id, result.num)
+        log.exception("card registration session %s: card %d not stored", cs_id, result.card_seq)
     async with sessions() as session:
         row = await session.get(CheckoutSession, cs_id, with_for_update=True)
         assert row is not None
-        row.status, row.card_num = "completed", result.num
+        row.status, row.card_num = "completed", result.card_seq
         await session.commit()
-    log.info("card registration session %s: card %d registered on %s", cs_id, result.num, uid)
+    log.info("card registration session %s: card %d registered on %s", cs_id, result.card_seq, uid)
     return row, card
 
 
@@ -144,11 +144,13 @@ async def _customer_key(
                 raise Conflict(f"Customer {uid!r} was deleted.", code="customer_deleted")
             return customer.key
     result = await gateway.register_user(uid, cs.email, cs.phone, ref=uid)
-    if result.outcome == Outcome.SUCCESS and result.key:
+    if result.outcome == Outcome.SUCCESS and result.customer_key:
         async with sessions() as session:
             existing = await service.lock_customer(session, uid)
             if existing is None:
-                session.add(Customer(uid=uid, key=result.key, email=cs.email, phone=cs.phone))
+                session.add(
+                    Customer(uid=uid, key=result.customer_key, email=cs.email, phone=cs.phone)
+                )
                 service.add_event(
                     session,
                     uid,
@@ -157,8 +159,8 @@ async def _customer_key(
                     data={"email": cs.email, "phone": cs.phone},
                 )
             await session.commit()
-        return result.key
-    if service.error_code(result) == "ER652":
+        return result.customer_key
+    if service.error_kind(result) == ErrorKind.CUSTOMER_EXISTS:
         imported = await service.import_customer(sessions, gateway, uid, actor=f"card-page:{cs.id}")
         if imported is not None:
             return imported.key

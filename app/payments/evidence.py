@@ -252,15 +252,15 @@ def claim_of(outcome: Outcome, success: Claim = Claim.SUCCEEDED) -> Claim:
 def from_answer(result: ChargeResult, success: Claim = Claim.SUCCEEDED) -> Evidence:
     """What the gateway's answer to our charge (or capture, cancel, re-authorization) says."""
     amounts = None
-    if result.am is not None:
-        amounts = Amounts(result.am, result.tx or 0, result.sf or 0)
+    if result.amount is not None:
+        amounts = Amounts(result.amount, result.tax or 0, result.shipping or 0)
     error = result.error
     return Evidence(
         source=Source.ANSWER,
         claim=claim_of(result.outcome, success),
-        charge_id=result.gid or None,
-        order_number=str(result.god) if result.god else None,
-        approval_code=result.ap or None,
+        charge_id=result.charge_id or None,
+        order_number=str(result.gateway_order_code) if result.gateway_order_code else None,
+        approval_code=result.approval_code or None,
         amounts=amounts,
         error=ErrorNote(error.code, error.message_en) if error is not None else None,
     )
@@ -342,7 +342,7 @@ async def record_answer(
         from_answer(result, success),
         actor=actor,
         reason=result.error.message_en if result.error else None,
-        data={"outcome": str(result.outcome), "gid": result.gid},
+        data={"outcome": str(result.outcome), "gid": result.charge_id},
     )
 
 

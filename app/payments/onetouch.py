@@ -120,9 +120,9 @@ async def charge(
     result = await gateway.charge_onetouch(
         OnetouchCharge(
             job=data.job,
-            uid=uid,
-            key=key,
-            num=data.card_num,
+            customer_id=uid,
+            customer_key=key,
+            card_seq=data.card_num,
             amount=data.amount,
             tax=None if data.item_code else data.tax,
             shipping=None if data.item_code else data.shipping,

@@ -1,8 +1,7 @@
 """Pure rules: what a charges-search row says about a payment, and which row is ours.
 
-Seed 003 `rst`: 1 success, 2 not processed yet, 3 waiting, 4 failed, 5 error (the rest are
-convenience-store and postal codes that never apply to a card). `jb` is the payment's job as
-it stands now: AUTH/CHECK, SALES/CAPTURE once captured, CANCEL once canceled.
+The provider reads its own result codes into the row's neutral `status` (for ROBOT PAYMENT:
+app/gateway/robotpayment/search.charge_status); this module only maps it to ours.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.gateway.base import ChargeRecord
+from app.gateway.base import ChargeRecord, ChargeStatus
 from app.payments.states import Status
 
 # How far around our row's creation the gateway's record of the same charge may lie: the
@@ -20,21 +19,18 @@ from app.payments.states import Status
 MATCH_WINDOW = timedelta(minutes=10)
 
 
+# A search row's neutral status (set by the provider) as the payment status it proves.
+_PROVES: dict[ChargeStatus, Status] = {
+    ChargeStatus.AUTHORIZED: Status.AUTHORIZED,
+    ChargeStatus.CAPTURED: Status.CAPTURED,
+    ChargeStatus.CANCELED: Status.CANCELED,
+    ChargeStatus.FAILED: Status.FAILED,
+}
+
+
 def status_of(record: ChargeRecord) -> Status | None:
     """The status a search row proves, or None while the gateway has not settled it."""
-    if record.rst in (4, 5):
-        return Status.FAILED
-    if record.rst != 1:
-        return None
-    match (record.jb or "").upper():
-        case "CANCEL":
-            return Status.CANCELED
-        case "SALES" | "CAPTURE":
-            return Status.CAPTURED
-        case "AUTH" | "CHECK":
-            return Status.AUTHORIZED
-        case _:
-            return None
+    return _PROVES.get(record.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +56,17 @@ def find(wanted: Wanted, records: Iterable[ChargeRecord]) -> Match:
     rows: Sequence[ChargeRecord] = list(records)
     if wanted.gid is not None:
         for row in rows:
-            if row.gid == wanted.gid:
+            if row.charge_id == wanted.gid:
                 return Match(row)
         return Match(None)
     lo, hi = wanted.created_at - MATCH_WINDOW, wanted.created_at + MATCH_WINDOW
     candidates = [
         row
         for row in rows
-        if row.gid not in wanted.exclude_gids
-        and (row.cod or "").strip() == wanted.cod
-        and (wanted.total is None or row.ta == wanted.total)
-        and (row.cd is None or lo <= row.cd <= hi)
+        if row.charge_id not in wanted.exclude_gids
+        and (row.order_ref or "").strip() == wanted.cod
+        and (wanted.total is None or row.total == wanted.total)
+        and (row.created_at is None or lo <= row.created_at <= hi)
     ]
     if len(candidates) == 1:
         return Match(candidates[0])
