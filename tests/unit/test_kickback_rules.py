@@ -249,9 +249,7 @@ class Gateway:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    async def search_charges(
-        self, *, charge_id: int | None = None, **_: Any
-    ) -> list[ChargeRecord]:
+    async def search_charges(self, *, charge_id: int | None = None, **_: Any) -> list[ChargeRecord]:
         assert charge_id is not None
         self.calls.append(charge_id)
         return [row(gid=charge_id)]
