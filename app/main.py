@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
@@ -19,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import crash, health, instance, schema, tracing
 from app.billing import router as billing_router
 from app.body_limits import BodyLimitMiddleware
-from app.checkout import router as checkout_router
+from app.checkout import api as checkout_api
+from app.checkout import pages as checkout_pages
+from app.checkout import pay_api as checkout_pay_api
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
 from app.customers import router as customers_router
 from app.db import make_engine, make_sessionmaker
@@ -286,7 +289,10 @@ def create_app(
     # Added last so it runs first: the request id is set before anything else logs.
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
-    app.include_router(checkout_router.router)
+    app.include_router(checkout_api.router)
+    app.include_router(checkout_pages.router)
+    app.include_router(checkout_pay_api.router)
+    _include_front_door(app, settings)
     app.include_router(kickback_router.router)
     app.include_router(payments_router.router)
     app.include_router(reconcile_router.router)
@@ -299,6 +305,21 @@ def create_app(
     if tracer_provider is not None:
         tracing.instrument_app(app, tracer_provider)
     return app
+
+
+async def _to_docs() -> RedirectResponse:
+    return RedirectResponse("/docs")
+
+
+def _include_front_door(app: FastAPI, settings: Settings) -> None:
+    """`/`: the simulator's demo shop in sandbox mode (live never loads the simulator), the
+    API docs in live mode."""
+    if settings.gateway_mode == "sandbox":
+        from app.sandbox import demo_shop
+
+        app.include_router(demo_shop.router(settings))
+    else:
+        app.add_api_route("/", _to_docs, include_in_schema=False)
 
 
 def __getattr__(name: str) -> FastAPI:
