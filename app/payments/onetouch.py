@@ -1,26 +1,26 @@
 """One-touch charges: a payment on a stored card (`onetouch.aspx` cmd=4, no 3-D Secure).
 
 Same pattern as checkout: the payment is created 'pending' and committed (with the request's
-Idempotency-Key bound to it in that same commit), marked "about to send", the gateway is called
-with no transaction open, and its answer is recorded under the payment's row lock."""
+Idempotency-Key bound to it in that same commit); then payments.calls.send_and_record marks it
+"about to send", calls the gateway with no transaction open and records the answer."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.checkout.schemas import Email, ItemCode, OrderId, Phone, Uid, Yen
-from app.crash import crash_point
 from app.customers.models import Customer
 from app.customers.service import find_card
 from app.db import new_id
 from app.errors import FieldError, Unprocessable
 from app.gateway.base import ChargeResult, OnetouchCharge, PaymentGateway, payment_ref
 from app.idempotency import bind
-from app.payments import evidence
+from app.payments import calls
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.payments.states import Status
@@ -70,85 +70,80 @@ async def charge(
     actor: str,
     result_mode: int,
 ) -> tuple[Payment, ChargeResult | None]:
-    uid = data.customer_id
     async with sessions() as session:
-        customer = await session.get(Customer, uid)
-        if customer is None or customer.status != "active":
-            raise Unprocessable(
-                f"No customer {uid!r}.",
-                code="customer_not_found",
-                errors=[FieldError(field="customer_id", message="no such customer")],
-            )
-        card = await find_card(session, uid, data.card_num)
-        if card is None or card.status != "active":
-            raise Unprocessable(
-                f"Customer {uid!r} has no card {data.card_num}.",
-                code="card_not_found",
-                errors=[FieldError(field="card_num", message="not a saved card of this customer")],
-            )
-        key = customer.key
-        payment = Payment(
-            id=new_id("pay"),
-            kind="onetouch",
-            status=Status.PENDING,
-            job=data.job,
-            order_id=data.order_id,
-            amount=data.amount or 0,
-            tax=data.tax,
-            shipping=data.shipping,
-            item_code=data.item_code,
-            customer_uid=uid,
-            card_num=data.card_num,
-            result_mode=result_mode,
-            created_by=actor,
-            check_attempts=0,
-            needs_attention=False,
-            unsent=True,
-        )
+        key = await _stored_card_key(session, data)
+        payment = _new_payment(data, actor=actor, result_mode=result_mode)
         session.add(payment)
         payments.add_event(session, payment, "created", to_status=Status.PENDING, actor=actor)
         await bind(session, "payment", payment.id)
         await session.commit()
 
-    crash_point("onetouch.before_send")
-    if not await payments.mark_sending(sessions, payment.id):
-        # A retry of the key found it never sent and failed it: this request must not send.
-        async with sessions() as session:
-            failed = await session.get(Payment, payment.id)
-            assert failed is not None
-            return failed, None
-    result = await gateway.charge_onetouch(
-        OnetouchCharge(
-            job=data.job,
-            uid=uid,
-            key=key,
-            num=data.card_num,
-            amount=data.amount,
-            tax=None if data.item_code else data.tax,
-            shipping=None if data.item_code else data.shipping,
-            item_code=data.item_code,
-            # Without the merchant's order id, our payment id lets a kickback be matched.
-            order_id=data.order_id or payment.id,
-            email=data.email,
-            phone=data.phone,
-            method=data.method,
-            installments=data.installments,
-            extra=payment_ref(payment.id),
-        ),
-        ref=payment.id,
+    def send() -> Awaitable[ChargeResult]:
+        return gateway.charge_onetouch(_request(data, key, payment.id), ref=payment.id)
+
+    sent = await calls.send_and_record(sessions, payment.id, send, crash_at="onetouch.before_send")
+    p = sent.payment
+    log.info("one-touch payment %s on %s/%d: %s", p.id, data.customer_id, data.card_num, p.status)
+    # Not sent (a retry of the key found it never sent and failed it), or not recorded.
+    return p, sent.result if sent.recorded else None
+
+
+async def _stored_card_key(session: AsyncSession, data: OnetouchCreate) -> str:
+    """The customer's gateway key, if the customer and the card are ours and active."""
+    uid = data.customer_id
+    customer = await session.get(Customer, uid)
+    if customer is None or customer.status != "active":
+        raise Unprocessable(
+            f"No customer {uid!r}.",
+            code="customer_not_found",
+            errors=[FieldError(field="customer_id", message="no such customer")],
+        )
+    card = await find_card(session, uid, data.card_num)
+    if card is None or card.status != "active":
+        raise Unprocessable(
+            f"Customer {uid!r} has no card {data.card_num}.",
+            code="card_not_found",
+            errors=[FieldError(field="card_num", message="not a saved card of this customer")],
+        )
+    return customer.key
+
+
+def _new_payment(data: OnetouchCreate, *, actor: str, result_mode: int) -> Payment:
+    return Payment(
+        id=new_id("pay"),
+        kind="onetouch",
+        status=Status.PENDING,
+        job=data.job,
+        order_id=data.order_id,
+        amount=data.amount or 0,
+        tax=data.tax,
+        shipping=data.shipping,
+        item_code=data.item_code,
+        customer_uid=data.customer_id,
+        card_num=data.card_num,
+        result_mode=result_mode,
+        created_by=actor,
+        check_attempts=0,
+        needs_attention=False,
+        unsent=True,
     )
 
-    try:
-        async with sessions() as session:
-            # A product payment's price comes from the gateway's product register: the
-            # answer's amounts are recorded by evidence.apply.
-            locked = (await evidence.record_answer(session, payment.id, result)).payment
-            await session.commit()
-    except Exception:
-        log.exception("one-touch payment %s: result not recorded", payment.id)
-        async with sessions() as session:
-            locked = await payments.mark_unrecorded(session, payment.id)
-            await session.commit()
-            return locked, None
-    log.info("one-touch payment %s on %s/%d: %s", locked.id, uid, data.card_num, locked.status)
-    return locked, result
+
+def _request(data: OnetouchCreate, key: str, payment_id: str) -> OnetouchCharge:
+    return OnetouchCharge(
+        job=data.job,
+        uid=data.customer_id,
+        key=key,
+        num=data.card_num,
+        amount=data.amount,
+        tax=None if data.item_code else data.tax,
+        shipping=None if data.item_code else data.shipping,
+        item_code=data.item_code,
+        # Without the merchant's order id, our payment id lets a kickback be matched.
+        order_id=data.order_id or payment_id,
+        email=data.email,
+        phone=data.phone,
+        method=data.method,
+        installments=data.installments,
+        extra=payment_ref(payment_id),
+    )
