@@ -2,92 +2,21 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.carddata import NoCardData
-from app.checkout.models import CheckoutSession
-
-_UID = re.compile(r"[A-Za-z0-9]{1,50}")
-_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
-_ITEM = re.compile(r"[A-Za-z0-9_-]{1,50}")
-_CARD_FIELDS = ("cn", "cvv", "ed", "ed_year", "ed_month", "card_number", "security_code")
-
-
-def _order_id(v: str) -> str:
-    if len(v.encode()) > 50:
-        raise ValueError("must be at most 50 bytes (UTF-8), as the gateway's cod")
-    if any(c in v for c in ",&=\r\n\t") or not v.isprintable():
-        raise ValueError("must not contain commas, '&', '=' or control characters")
-    return v
-
-
-def _uid(v: str) -> str:
-    if not _UID.fullmatch(v):
-        raise ValueError("must be 1-50 letters or digits (the gateway's uid)")
-    return v
-
-
-def _email(v: str) -> str:
-    if len(v) > 100 or not _EMAIL.fullmatch(v):
-        raise ValueError("must be a valid e-mail address of at most 100 characters")
-    return v
-
-
-def _phone(v: str) -> str:
-    if not re.fullmatch(r"\d{1,20}", v):
-        raise ValueError("must be 1-20 digits, no hyphens")
-    return v
-
-
-def _item_code(v: str) -> str:
-    if not _ITEM.fullmatch(v):
-        raise ValueError("must be 1-50 letters, digits, '-' or '_'")
-    return v
-
-
-def _url(v: str) -> str:
-    if len(v) > 2048 or not re.fullmatch(r"https?://[^\s]+", v):
-        raise ValueError("must be an http(s) URL of at most 2048 characters")
-    return v
-
-
-def _documented(**schema: Any) -> Any:
-    """The validator's rule in the OpenAPI document too (validation stays the function's, so
-    its error message is the one clients see)."""
-    return Field(json_schema_extra=schema)
-
-
-# Rules of the model validators below, for the OpenAPI document.
-EMAIL_OR_PHONE: dict[str, Any] = {"anyOf": [{"required": ["email"]}, {"required": ["phone"]}]}
-OrderId = Annotated[
-    str,
-    NoCardData,
-    AfterValidator(_order_id),
-    _documented(maxLength=50, pattern=r"^[^,&=\x00-\x1f\x7f]*$"),
-]
-Uid = Annotated[str, NoCardData, AfterValidator(_uid), _documented(pattern=r"^[A-Za-z0-9]{1,50}$")]
-Email = Annotated[
-    str,
-    NoCardData,
-    AfterValidator(_email),
-    _documented(maxLength=100, pattern=f"^{_EMAIL.pattern}$"),
-]
-Phone = Annotated[str, NoCardData, AfterValidator(_phone), _documented(pattern=r"^[0-9]{1,20}$")]
-ItemCode = Annotated[
-    str, NoCardData, AfterValidator(_item_code), _documented(pattern=f"^{_ITEM.pattern}$")
-]
-Url = Annotated[
-    str,
-    NoCardData,
-    AfterValidator(_url),
-    _documented(maxLength=2048, pattern=r"^https?://[^\s]+$"),
-]
-# Money is integer yen, strictly: `true`, `1.0` and `"1000"` are a 422, never coerced.
-Yen = Annotated[int, Strict()]
+from app.fields import (
+    CARD_FIELDS,
+    EMAIL_OR_PHONE,
+    Email,
+    ItemCode,
+    OrderId,
+    Phone,
+    Uid,
+    Url,
+    Yen,
+)
 
 
 class CheckoutSessionCreate(BaseModel):
@@ -123,52 +52,6 @@ class CheckoutSessionCreate(BaseModel):
         return self
 
 
-class CheckoutSessionOut(BaseModel):
-    id: str
-    url: str
-    status: str
-    expires_at: datetime
-    amount: int
-    tax: int
-    shipping: int
-    total: int
-    job: str
-    order_id: str | None
-    customer_id: str | None
-    item_code: str | None
-    save_card: bool
-    offer_save_card: bool = False
-    payment_id: str | None = None
-    payment_status: str | None = None
-    kind: str = "payment"  # or "card_registration": the page only registers a card
-    card_num: int | None = None  # the card a card_registration session registered
-
-    @classmethod
-    def of(
-        cls, cs: CheckoutSession, url: str, payment_id: str | None, payment_status: str | None
-    ) -> CheckoutSessionOut:
-        return cls(
-            id=cs.id,
-            url=url,
-            status=cs.status,
-            expires_at=cs.expires_at,
-            amount=cs.amount,
-            tax=cs.tax,
-            shipping=cs.shipping,
-            total=cs.total,
-            job=cs.job,
-            order_id=cs.order_id,
-            customer_id=cs.customer_uid,
-            item_code=cs.item_code,
-            save_card=cs.save_card,
-            offer_save_card=cs.offer_save_card,
-            payment_id=payment_id,
-            payment_status=payment_status,
-            kind=cs.kind,
-            card_num=cs.card_num,
-        )
-
-
 class PayRequest(BaseModel):
     """Exactly one of `token` (from CPToken.js) or `card_num` (a saved card)."""
 
@@ -187,7 +70,7 @@ class PayRequest(BaseModel):
     @classmethod
     def _no_card_data(cls, data: object) -> object:
         if isinstance(data, dict):
-            sent = [k for k in _CARD_FIELDS if k in data]
+            sent = [k for k in CARD_FIELDS if k in data]
             if sent:
                 raise ValueError(
                     f"card data ({', '.join(sent)}) must never be sent to this server; "
@@ -200,8 +83,3 @@ class PayRequest(BaseModel):
         if (self.token is None) == (self.card_num is None):
             raise ValueError("send exactly one of token or card_num")
         return self
-
-
-def card_fields_in(form: dict[str, str]) -> list[str]:
-    """Names of card-data fields present with a value in a posted form."""
-    return [k for k in _CARD_FIELDS if form.get(k)]

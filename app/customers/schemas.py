@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.checkout.schemas import EMAIL_OR_PHONE, Email, Phone, Uid, Url, card_fields_in
 from app.customers.models import Card, Customer, CustomerEvent
+from app.fields import EMAIL_OR_PHONE, Email, Phone, Uid, Url, card_fields_in
 
 TOKEN_FIELD = Field(min_length=8, max_length=512, pattern=r"^[A-Za-z0-9+/=_-]+$")
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.carddata import NoCardData
-from app.checkout.schemas import Email, Yen
+from app.fields import Email, Yen
 from app.gateway.audit import GatewayCallLog
 from app.payments.models import Payment, PaymentEvent
 

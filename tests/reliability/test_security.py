@@ -17,10 +17,10 @@ from fastapi.routing import APIRoute
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.checkout.velocity import PayFailure
 from app.payments.models import Payment
 from app.sandbox import cards
 from app.sandbox.testing import make_token
+from app.velocity import PayFailure
 from tests.support.db import gateway_call_count
 from tests.support.fixtures import MERCHANT_KEY, OPS_KEY, TABLES, AppFactory, RunningApp
 

@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.checkout.velocity import PayFailure
 from app.db import make_engine, make_sessionmaker
 from app.sandbox import cards
 from app.sandbox.testing import make_token
+from app.velocity import PayFailure
 from tests.integration.test_checkout import SESSION, three_ds_of
 from tests.reliability.support_chaos import SERVE, AppProcess, ForwardingProxy, app_processes
 from tests.support.db import alembic, gateway_call_count
