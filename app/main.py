@@ -45,6 +45,7 @@ from app.reconcile import orphans
 from app.reconcile import router as reconcile_router
 from app.reconcile import service as reconcile
 from app.security_headers import SecurityHeadersMiddleware
+from app.web import html_error_page
 
 log = logging.getLogger("app")
 
@@ -264,7 +265,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.api_keys = settings.parsed_api_keys
-    install_error_handlers(app, checkout_router.html_error_page)
+    install_error_handlers(app, html_error_page)
     install_openapi(app)
     install_docs(app)
     app.state.db_gauges = DbGauges(readers=(payment_gauges.read, kickback_gauges.read))

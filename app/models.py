@@ -1,10 +1,10 @@
 """Imports every table so Base.metadata is complete (alembic, tests)."""
 
 from app.billing.models import BillingCardRegistration, BillingCardSession
-from app.checkout.models import CheckoutSession
 from app.customers.models import Card, Customer, CustomerEvent
 from app.db import Base
 from app.gateway.audit import GatewayCallLog
+from app.hosted.models import CheckoutSession
 from app.idempotency import IdempotencyKey
 from app.kickbacks.models import Kickback
 from app.payments.models import Payment, PaymentEvent

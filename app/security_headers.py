@@ -1,16 +1,19 @@
-"""Security headers on everything we answer that is not one of our HTML pages.
+"""Every security header we send, in one place.
 
-The shopper's pages set their own strict set (app/checkout/router.py `security_headers`). API
-answers (JSON, problem+json, text) get a restrictive one: never rendered as a document,
-framed, cached or sniffed into something else. The mounted sandbox simulator stands in for
-the gateway and is left as it is."""
+Our HTML pages (checkout, card pages, error pages: app/web) carry `page_headers`, a strict CSP
+that lets in only us and the gateway's scripts. API answers (JSON, problem+json, text) get
+`API_HEADERS` from the middleware: never rendered as a document, framed, cached or sniffed
+into something else. The mounted sandbox simulator stands in for the gateway and is left as
+it is."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.config import SANDBOX_MOUNT
+from app.config import SANDBOX_MOUNT, Settings
 
 API_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
@@ -20,6 +23,30 @@ API_HEADERS = {
     "Cache-Control": "no-store",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
+
+
+def page_headers(settings: Settings) -> dict[str, str]:
+    """Strict CSP for our HTML pages: scripts and XHR only from us and the gateway; never
+    framed."""
+    gw = settings.gateway_public_base
+    origin = "" if gw.startswith("/") else "{0.scheme}://{0.netloc}".format(urlsplit(gw))
+    src = f"'self' {origin}".strip()
+    csp = (
+        f"default-src 'none'; script-src {src}; connect-src {src}; style-src 'self'; "
+        f"img-src 'self' data:; font-src 'self'; frame-src {src}; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    return {
+        "Content-Security-Policy": csp,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        # The gateway checks the page origin on token creation: send the origin, nothing more.
+        "Referrer-Policy": "strict-origin",
+        "Cache-Control": "no-store",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    }
+
+
 # Static files may be cached and are loaded by our pages; they only must not be sniffed.
 _STATIC = {"X-Content-Type-Options": "nosniff"}
 

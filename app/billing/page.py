@@ -12,13 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import velocity
 from app.billing import service
 from app.billing.models import BillingCardSession
-from app.checkout.i18n import messages
-from app.checkout.models import CheckoutSession
-from app.checkout.router import error_page, render
-from app.checkout.service import ensure_payable
 from app.config import Settings
 from app.errors import AppError
 from app.gateway.base import BillingRobo, Outcome
+from app.hosted.models import CheckoutSession
+from app.hosted.service import ensure_payable
+from app.web import card_result_page, error_page, messages, render
 
 _TEXTS: dict[str, dict[str, str]] = {
     "ja": {
@@ -164,22 +163,15 @@ def result(
     status: str = "succeeded",
     code: int = 200,
 ) -> HTMLResponse:
-    t = texts(lang)
-    t["result_title_succeeded"] = t["register_done_title"]
-    t["result_title_failed"] = t["register_failed_title"]
-    return render(
+    return card_result_page(
         settings,
-        "result.html",
-        status_code=code,
-        lang=lang,
-        t=t,
+        lang,
+        texts(lang),
         status=status,
-        message=message or t["register_done"],
-        payment_id=None,
-        amount_total=None,
+        message=message or texts(lang)["register_done"],
         redirect_url=cs.success_url if status == "succeeded" else cs.cancel_url,
-        status_url=None,
         retry_url=f"/checkout/{cs.id}?lang={lang}"
         if status != "succeeded" and cs.status == "open"
         else None,
+        status_code=code,
     )

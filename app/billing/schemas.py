@@ -10,9 +10,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from app.billing.models import BillingCardRegistration, BillingCardSession
 from app.carddata import NoCardData
-from app.checkout.models import CheckoutSession
 from app.errors import FieldError
 from app.fields import Email, Url, card_fields_in
+from app.hosted.models import CheckoutSession
 
 _CODE = re.compile(r"[\x21-\x7e]{1,20}")
 _TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{8,512}")

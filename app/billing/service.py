@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,9 +22,7 @@ from app.billing.schemas import (
     BillingCardRegistrationOut,
     BillingCardSessionCreate,
 )
-from app.checkout.models import CheckoutSession
-from app.checkout.service import ensure_not_claimed, ensure_payable
-from app.db import new_id, utcnow
+from app.db import new_id
 from app.errors import (
     AppError,
     Conflict,
@@ -39,12 +36,15 @@ from app.errors import (
 )
 from app.gateway import base
 from app.gateway.base import BillingCardResult, BillingRobo, Outcome
+from app.hosted import service as hosted
+from app.hosted.models import CheckoutSession, Kind
+from app.hosted.service import ensure_not_claimed, ensure_payable
 from app.idempotency import bind
 from app.metrics import VELOCITY_REJECTIONS
 
 log = logging.getLogger(__name__)
 
-KIND = "billing_card"
+KIND = Kind.BILLING_CARD
 
 # Which request field an error code is about (problem+json `errors`).
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -193,21 +193,14 @@ async def create_session(
     if problems:
         raise Unprocessable("; ".join(dict.fromkeys(p.message for p in problems)), errors=problems)
     async with sessions() as session:
-        cs = CheckoutSession(
-            id=new_id("cs"),
-            kind=KIND,
-            status="open",
-            job="AUTH",
-            amount=0,
-            tax=0,
-            shipping=0,
+        cs = await hosted.open_page(
+            session,
+            Kind.BILLING_CARD,
+            expires_in_minutes=data.expires_in_minutes,
             email=data.email,
             phone=data.tel,
-            save_card=False,
             success_url=data.success_url,
             cancel_url=data.cancel_url,
-            attempts=0,
-            expires_at=utcnow() + timedelta(minutes=data.expires_in_minutes),
         )
         target = BillingCardSession(
             session_id=cs.id,
@@ -215,10 +208,8 @@ async def create_session(
             payment_method_number=data.billing_payment_method_number,
             payment_method_code=data.billing_payment_method_code,
         )
-        session.add(cs)
         await session.flush()  # the session row first: the target references it
         session.add(target)
-        await bind(session, "checkout_session", cs.id)
         await session.commit()
     log.info("billing card page %s for %s created by %s", cs.id, data.billing_code, created_by)
     return cs, target

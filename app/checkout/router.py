@@ -4,25 +4,16 @@ and (sandbox only) the demo shop at `/`."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
 from app import velocity
 from app.auth import MerchantDep
 from app.checkout import service
-from app.checkout.i18n import messages
-from app.checkout.models import CheckoutSession
-from app.checkout.schemas import (
-    CheckoutSessionCreate,
-    CheckoutSessionOut,
-    PayRequest,
-)
+from app.checkout.schemas import CheckoutSessionCreate, PayRequest
 from app.config import Settings
 from app.customers import registration
 from app.customers import service as customers
@@ -44,18 +35,17 @@ from app.errors import (
 )
 from app.fields import card_fields_in
 from app.gateway.robotpayment.errors import lookup
+from app.hosted.models import CheckoutSession
+from app.hosted.schemas import CheckoutSessionOut
+from app.hosted.service import ensure_payable
 from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
 from app.payments.models import Payment
 from app.payments.schemas import ShopperPaymentOut
 from app.payments.service import never_sent
+from app.web import card_result_page, cross_site_refusal, error_page, lang_of, messages, render
 
 router = APIRouter(tags=["checkout"])
 log = logging.getLogger(__name__)
-
-_templates = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-)
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in (401, 403, 404, 409, 410, 422, 429)
@@ -94,85 +84,6 @@ _FORM_BODY = {
         }
     }
 }
-
-
-def _lang(request: Request) -> str:
-    return "en" if request.query_params.get("lang") == "en" else "ja"
-
-
-def security_headers(settings: Settings) -> dict[str, str]:
-    """Strict CSP: scripts and XHR only from us and the gateway; never framed."""
-    gw = settings.gateway_public_base
-    origin = "" if gw.startswith("/") else "{0.scheme}://{0.netloc}".format(urlsplit(gw))
-    src = f"'self' {origin}".strip()
-    csp = (
-        f"default-src 'none'; script-src {src}; connect-src {src}; style-src 'self'; "
-        f"img-src 'self' data:; font-src 'self'; frame-src {src}; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    )
-    return {
-        "Content-Security-Policy": csp,
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
-        # The gateway checks the page origin on token creation: send the origin, nothing more.
-        "Referrer-Policy": "strict-origin",
-        "Cache-Control": "no-store",
-        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-    }
-
-
-def render(settings: Settings, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    html = _templates.get_template(name).render(**context)
-    return HTMLResponse(html, status_code=status_code, headers=security_headers(settings))
-
-
-def error_page(
-    settings: Settings, lang: str, status_code: int, message: str, back_url: str | None = None
-) -> HTMLResponse:
-    t = messages(lang)
-    titles = {
-        404: t.get("error_not_found_title", "Not found"),
-        409: t.get("error_conflict_title", "Already paid"),
-        410: t.get("error_expired_title", "Expired"),
-        403: t.get("error_forbidden_title", "Forbidden"),
-        422: t.get("error_invalid_title", "Invalid request"),
-        429: t.get("error_too_many_title", "Too many attempts"),
-        503: t.get("error_unavailable_title", "Unavailable"),
-    }
-    return render(
-        settings,
-        "error.html",
-        status_code=status_code,
-        lang=lang,
-        t=t,
-        http_status=status_code,
-        title=titles.get(status_code, "Error"),
-        message=message,
-        back_url=back_url,
-    )
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def cross_site_refusal(request: Request, settings: Settings) -> HTMLResponse | None:
-    """A 403 page when another site made the shopper's browser post this form (defence in
-    depth: the session id is the capability): `Sec-Fetch-Site: cross-site`, or an Origin that
-    is not ours. Posts without these headers (old browsers, curl) go on."""
-    origin = request.headers.get("origin")
-    foreign = origin is not None and origin.lower() != _origin(settings.public_base_url)
-    if request.headers.get("sec-fetch-site") != "cross-site" and not foreign:
-        return None
-    lang = _lang(request)
-    log.warning("refused a cross-site form post to %s (origin %s)", request.url.path, origin)
-    return error_page(settings, lang, 403, messages(lang)["error_cross_site"])
-
-
-def html_error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
-    """The error page for errors no route handled (app/errors.py `install_error_handlers`)."""
-    return error_page(request.app.state.settings, _lang(request), status_code, message)
 
 
 def _session_out(
@@ -277,7 +188,7 @@ async def checkout_page(
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
 ) -> HTMLResponse:
-    lang = _lang(request)
+    lang = lang_of(request)
     known = await session.get(CheckoutSession, session_id)
     if known is not None and known.kind == "billing_card":
         from app.billing import page as billing_page  # imports this module
@@ -527,24 +438,17 @@ def _registration_result(
     status_code: int = 200,
 ) -> HTMLResponse:
     """The result page of a card-registration page, worded for a registration."""
-    t = dict(messages(lang))
-    t["result_title_succeeded"] = t["register_done_title"]
-    t["result_title_failed"] = t["register_failed_title"]
+    t = messages(lang)
     status = "failed" if error else "succeeded"
-    message = error or t["register_done"] + (f" ({card_label})" if card_label else "")
-    return render(
+    return card_result_page(
         settings,
-        "result.html",
-        status_code=status_code,
-        lang=lang,
-        t=t,
+        lang,
+        t,
         status=status,
-        message=message,
-        payment_id=None,
-        amount_total=None,
+        message=error or t["register_done"] + (f" ({card_label})" if card_label else ""),
         redirect_url=cs.success_url if status == "succeeded" else cs.cancel_url,
-        status_url=None,
         retry_url=f"/checkout/{cs.id}?lang={lang}" if error and cs.status == "open" else None,
+        status_code=status_code,
     )
 
 
@@ -587,7 +491,7 @@ async def delete_card_from_page(
     try:
         if cs is None or cs.kind != "card_registration" or not cs.customer_uid:
             raise NotFound("This card page does not exist.")
-        service.ensure_payable(cs)
+        ensure_payable(cs)
         await customers.delete_card(
             sessions, gateway, cs.customer_uid, num, actor=f"card-page:{session_id}"
         )
@@ -673,7 +577,7 @@ async def demo_shop(request: Request, settings: SettingsDep) -> Response:
         return RedirectResponse("/docs")
     from app.sandbox import cards  # only in sandbox mode: live never loads the simulator
 
-    lang = _lang(request)
+    lang = lang_of(request)
     return render(
         settings,
         "demo.html",

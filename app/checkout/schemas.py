@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.checkout.models import CheckoutSession
 from app.fields import (
     CARD_FIELDS,
     EMAIL_OR_PHONE,
@@ -52,52 +50,6 @@ class CheckoutSessionCreate(BaseModel):
         if self.offer_save_card and not self.customer_id:
             raise ValueError("offer_save_card needs customer_id")
         return self
-
-
-class CheckoutSessionOut(BaseModel):
-    id: str
-    url: str
-    status: str
-    expires_at: datetime
-    amount: int
-    tax: int
-    shipping: int
-    total: int
-    job: str
-    order_id: str | None
-    customer_id: str | None
-    item_code: str | None
-    save_card: bool
-    offer_save_card: bool = False
-    payment_id: str | None = None
-    payment_status: str | None = None
-    kind: str = "payment"  # or "card_registration": the page only registers a card
-    card_num: int | None = None  # the card a card_registration session registered
-
-    @classmethod
-    def of(
-        cls, cs: CheckoutSession, url: str, payment_id: str | None, payment_status: str | None
-    ) -> CheckoutSessionOut:
-        return cls(
-            id=cs.id,
-            url=url,
-            status=cs.status,
-            expires_at=cs.expires_at,
-            amount=cs.amount,
-            tax=cs.tax,
-            shipping=cs.shipping,
-            total=cs.total,
-            job=cs.job,
-            order_id=cs.order_id,
-            customer_id=cs.customer_uid,
-            item_code=cs.item_code,
-            save_card=cs.save_card,
-            offer_save_card=cs.offer_save_card,
-            payment_id=payment_id,
-            payment_status=payment_status,
-            kind=cs.kind,
-            card_num=cs.card_num,
-        )
 
 
 class PayRequest(BaseModel):

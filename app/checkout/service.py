@@ -11,18 +11,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import velocity
-from app.checkout.models import CheckoutSession
 from app.checkout.schemas import CheckoutSessionCreate
 from app.crash import crash_point
 from app.customers import service as customers
 from app.customers.models import Card, Customer
-from app.db import new_id, utcnow
+from app.db import new_id
 from app.errors import (
     DATABASE_DOWN_NOT_CHARGED,
     Conflict,
     FieldError,
-    Gone,
-    NotFound,
     TooManyRequests,
     Unprocessable,
     database_guard,
@@ -35,7 +32,9 @@ from app.gateway.base import (
     TokenCharge,
     payment_ref,
 )
-from app.idempotency import bind
+from app.hosted import service as hosted
+from app.hosted.models import CheckoutSession, Kind
+from app.hosted.service import ensure_payable
 from app.metrics import VELOCITY_REJECTIONS
 from app.payments import evidence
 from app.payments import service as payments
@@ -48,27 +47,26 @@ log = logging.getLogger(__name__)
 async def create_session(
     session: AsyncSession, data: CheckoutSessionCreate, *, created_by: str
 ) -> CheckoutSession:
-    cs = CheckoutSession(
-        id=new_id("cs"),
-        status="open",
-        job=data.job,
-        amount=data.amount,
-        tax=data.tax,
-        shipping=data.shipping,
-        item_code=data.item_code,
-        order_id=data.order_id,
-        customer_uid=data.customer_id,
+    cs = await hosted.open_page(
+        session,
+        Kind.PAYMENT,
+        expires_in_minutes=data.expires_in_minutes,
         email=data.email,
         phone=data.phone,
-        save_card=data.save_card,
-        offer_save_card=data.offer_save_card and not data.save_card,
         success_url=data.success_url,
         cancel_url=data.cancel_url,
-        attempts=0,
-        expires_at=utcnow() + timedelta(minutes=data.expires_in_minutes),
+        customer_uid=data.customer_id,
+        payment=hosted.PaymentTerms(
+            job=data.job,
+            amount=data.amount,
+            tax=data.tax,
+            shipping=data.shipping,
+            item_code=data.item_code,
+            order_id=data.order_id,
+            save_card=data.save_card,
+            offer_save_card=data.offer_save_card and not data.save_card,
+        ),
     )
-    session.add(cs)
-    await bind(session, "checkout_session", cs.id)
     await session.commit()
     log.info("checkout session %s created by %s: total %d yen", cs.id, created_by, cs.total)
     return cs
@@ -90,36 +88,6 @@ async def last_payment(session: AsyncSession, cs_id: str) -> Payment | None:
         .limit(1)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
-
-
-def is_expired(cs: CheckoutSession) -> bool:
-    return cs.status == "expired" or (cs.status == "open" and cs.expires_at <= utcnow())
-
-
-def ensure_payable(cs: CheckoutSession | None) -> CheckoutSession:
-    """The session if it can still be paid; NotFound / Conflict / Gone otherwise."""
-    if cs is None:
-        raise NotFound("This checkout session does not exist.")
-    if cs.status == "completed":
-        raise Conflict("This checkout session has already been paid.", code="already_paid")
-    if is_expired(cs):
-        raise Gone("This checkout session has expired; please start again from the shop.")
-    return cs
-
-
-# A card page's 'processing' claim older than this was left by a process that died mid-call
-# (no gateway call, 429 retries included, runs this long): the page may be used again.
-ABANDONED_CLAIM = timedelta(minutes=10)
-
-
-def ensure_not_claimed(cs: CheckoutSession) -> None:
-    """Conflict while another request registers a card on this page; a claim abandoned by a
-    dead process is taken over (the card it registered, if any, shows up in a sync)."""
-    if cs.status != "processing":
-        return
-    if cs.updated_at > utcnow() - ABANDONED_CLAIM:
-        raise Conflict("This card is already being registered.", code="in_progress")
-    log.warning("card page %s: taking over a claim abandoned at %s", cs.id, cs.updated_at)
 
 
 async def get_open_session(session: AsyncSession, cs_id: str) -> CheckoutSession:
@@ -159,7 +127,7 @@ async def pay(
     async with database_guard(DATABASE_DOWN_NOT_CHARGED), sessions() as session:
         stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
         cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
-        if cs.kind != "payment":
+        if cs.kind != Kind.PAYMENT:
             raise Unprocessable(
                 "This page registers a card; it takes no payment.", code="not_a_payment"
             )

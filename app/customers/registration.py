@@ -7,21 +7,19 @@ never registers two cards; back to 'open' when it failed, 'completed' with `card
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import velocity
-from app.checkout.models import CheckoutSession
-from app.checkout.service import ensure_not_claimed, ensure_payable
 from app.customers import service
 from app.customers.models import Card, Customer
 from app.customers.schemas import CardRegistrationSessionCreate
-from app.db import new_id, utcnow
 from app.errors import Conflict, FieldError, TooManyRequests, Unprocessable
 from app.gateway.base import Outcome, PaymentGateway
-from app.idempotency import bind
+from app.hosted import service as hosted
+from app.hosted.models import CheckoutSession, Kind
+from app.hosted.service import ensure_not_claimed, ensure_payable
 from app.metrics import VELOCITY_REJECTIONS
 
 log = logging.getLogger(__name__)
@@ -45,25 +43,16 @@ async def create_session(
                 "3-D Secure needs the customer's e-mail or phone.",
                 errors=[FieldError(field="email", message="email or phone is required")],
             )
-        cs = CheckoutSession(
-            id=new_id("cs"),
-            kind="card_registration",
-            status="open",
-            job="AUTH",
-            amount=0,
-            tax=0,
-            shipping=0,
-            customer_uid=uid,
+        cs = await hosted.open_page(
+            session,
+            Kind.CARD_REGISTRATION,
+            expires_in_minutes=data.expires_in_minutes,
             email=email,
             phone=phone,
-            save_card=True,
             success_url=data.success_url,
             cancel_url=data.cancel_url,
-            attempts=0,
-            expires_at=utcnow() + timedelta(minutes=data.expires_in_minutes),
+            customer_uid=uid,
         )
-        session.add(cs)
-        await bind(session, "checkout_session", cs.id)
         await session.commit()
     log.info("card registration session %s for %s created by %s", cs.id, uid, created_by)
     return cs
@@ -85,7 +74,7 @@ async def register(
     async with sessions() as session:
         stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
         cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
-        if cs.kind != "card_registration":
+        if cs.kind != Kind.CARD_REGISTRATION:
             raise Unprocessable("This checkout session is a payment, not a card registration.")
         ensure_not_claimed(cs)
         if limits.per_session and cs.attempts >= limits.per_session:

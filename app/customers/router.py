@@ -10,8 +10,6 @@ from fastapi.responses import JSONResponse
 
 from app.auth import MerchantDep
 from app.carddata import NoCardData
-from app.checkout.models import CheckoutSession
-from app.checkout.schemas import CheckoutSessionOut
 from app.customers import registration, service
 from app.customers.models import Customer
 from app.customers.schemas import (
@@ -27,6 +25,8 @@ from app.customers.schemas import (
 )
 from app.deps import GatewayDep, SessionDep, SessionFactoryDep, SettingsDep
 from app.errors import NotFound, Problem
+from app.hosted.models import CheckoutSession
+from app.hosted.schemas import CheckoutSessionOut
 from app.idempotency import Bound, Idempotent, Resumed
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])

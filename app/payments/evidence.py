@@ -32,11 +32,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# The one import of the checkout-session model in payments: completing a session is part of
-# applying evidence to its payment, and happens only here.
-from app.checkout.models import CheckoutSession
 from app.db import utcnow
 from app.gateway.base import ChargeResult, Outcome
+
+# The one import of the checkout-session model in payments: completing a session is part of
+# applying evidence to its payment, and happens only here.
+from app.hosted.models import CheckoutSession
 from app.metrics import observe_transition
 from app.payments.models import Payment
 from app.payments.rows import FIRST_CHECK_DELAY, add_event, lock_payment

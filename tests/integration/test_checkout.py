@@ -192,8 +192,8 @@ async def test_expired_and_unknown_sessions(make_app: AppFactory) -> None:
     async with app.app.state.sessions() as session:
         from datetime import timedelta
 
-        from app.checkout.models import CheckoutSession
         from app.db import utcnow
+        from app.hosted.models import CheckoutSession
 
         row = await session.get(CheckoutSession, cs["id"])
         assert row is not None

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.checkout.models import CheckoutSession
 from app.customers.models import Card, CustomerEvent
 from app.db import utcnow
+from app.hosted.models import CheckoutSession
 from app.sandbox import cards
 from app.sandbox.testing import make_token
 from tests.support.db import gateway_call_count

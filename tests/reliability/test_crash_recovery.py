@@ -28,7 +28,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.checkout.models import CheckoutSession
+from app.hosted.models import CheckoutSession
 from app.idempotency import IdempotencyKey
 from app.payments.models import Payment
 from app.sandbox import cards

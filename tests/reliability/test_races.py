@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.checkout.models import CheckoutSession
 from app.gateway.audit import GatewayCallLog
+from app.hosted.models import CheckoutSession
 from app.payments.models import Payment
 from app.sandbox import cards
 from app.sandbox.testing import make_token

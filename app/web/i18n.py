@@ -1,4 +1,4 @@
-"""Every string the checkout pages (templates and static/checkout/*.js) show, in Japanese and
+"""Every string our pages (app/web/templates and static/checkout/*.js) show, in Japanese and
 English. Japanese is the default: the shop and its card gateway are Japanese.
 
 Keys starting with ``js_`` are handed to the page scripts as one JSON ``data-messages``

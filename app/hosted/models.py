@@ -1,13 +1,24 @@
-"""Checkout sessions: what the merchant asked the shopper to pay, fixed server-side."""
+"""A hosted page (a `checkout_sessions` row): what the merchant asked the shopper to pay, or
+the card the customer or payer is to register, fixed server-side."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
+
+
+class Kind(StrEnum):
+    """What a hosted page does; each kind has its page handler (app/checkout/pages.py)."""
+
+    PAYMENT = "payment"  # the shopper pays (app/checkout)
+    CARD_REGISTRATION = "card_registration"  # a customer registers a card (app/customers)
+    BILLING_CARD = "billing_card"  # a billing-robo payer registers a card (app/billing)
+
 
 # 'processing': a card-registration session while its registration runs (the claim).
 SESSION_STATUSES = ("open", "processing", "completed", "expired")
@@ -24,9 +35,10 @@ class CheckoutSession(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
-    # 'card_registration': the page only tokenizes and registers a card (no payment);
-    # 'billing_card': the same for a billing-robo payer (app/billing).
-    kind: Mapped[str] = mapped_column(String(24), default="payment", server_default="payment")
+    # A Kind: 'card_registration' and 'billing_card' pages only tokenize and register a card.
+    kind: Mapped[str] = mapped_column(
+        String(24), default=Kind.PAYMENT.value, server_default="payment"
+    )
     job: Mapped[str] = mapped_column(String(8))
     amount: Mapped[int] = mapped_column(Integer)
     tax: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,55 @@
+"""The public JSON of a payment or card-registration page (billing's has its own)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from app.hosted.models import CheckoutSession
+
+
+class CheckoutSessionOut(BaseModel):
+    id: str
+    url: str
+    status: str
+    expires_at: datetime
+    amount: int
+    tax: int
+    shipping: int
+    total: int
+    job: str
+    order_id: str | None
+    customer_id: str | None
+    item_code: str | None
+    save_card: bool
+    offer_save_card: bool = False
+    payment_id: str | None = None
+    payment_status: str | None = None
+    kind: str = "payment"  # or "card_registration": the page only registers a card
+    card_num: int | None = None  # the card a card_registration session registered
+
+    @classmethod
+    def of(
+        cls, cs: CheckoutSession, url: str, payment_id: str | None, payment_status: str | None
+    ) -> CheckoutSessionOut:
+        return cls(
+            id=cs.id,
+            url=url,
+            status=cs.status,
+            expires_at=cs.expires_at,
+            amount=cs.amount,
+            tax=cs.tax,
+            shipping=cs.shipping,
+            total=cs.total,
+            job=cs.job,
+            order_id=cs.order_id,
+            customer_id=cs.customer_uid,
+            item_code=cs.item_code,
+            save_card=cs.save_card,
+            offer_save_card=cs.offer_save_card,
+            payment_id=payment_id,
+            payment_status=payment_status,
+            kind=cs.kind,
+            card_num=cs.card_num,
+        )

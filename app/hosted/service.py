@@ -1,0 +1,117 @@
+"""Opening a hosted page, and the guards every page's form post runs on its row."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import new_id, utcnow
+from app.errors import Conflict, Gone, NotFound
+from app.hosted.models import CheckoutSession, Kind
+from app.idempotency import bind
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PaymentTerms:
+    """What a payment page charges (fixed server-side); card pages have none."""
+
+    job: str
+    amount: int
+    tax: int = 0
+    shipping: int = 0
+    item_code: str | None = None
+    order_id: str | None = None
+    save_card: bool = False
+    offer_save_card: bool = False
+
+
+async def open_page(
+    session: AsyncSession,
+    kind: Kind,
+    *,
+    expires_in_minutes: int,
+    email: str | None,
+    phone: str | None,
+    success_url: str | None,
+    cancel_url: str | None,
+    customer_uid: str | None = None,
+    payment: PaymentTerms | None = None,
+) -> CheckoutSession:
+    """The one constructor of a hosted page: adds the row to `session` and binds the request's
+    Idempotency-Key to it; the caller commits (with whatever else the page needs)."""
+    if (payment is None) != (kind != Kind.PAYMENT):
+        raise ValueError("payment terms are given for a payment page, and only for one")
+    # A card page charges nothing: the payment columns hold a zero charge (the public JSON of
+    # a card registration shows it), and save_card says the page saves the customer's card.
+    terms = payment or PaymentTerms(job="AUTH", amount=0, save_card=kind == Kind.CARD_REGISTRATION)
+    cs = CheckoutSession(
+        id=new_id("cs"),
+        kind=kind.value,
+        status="open",
+        job=terms.job,
+        amount=terms.amount,
+        tax=terms.tax,
+        shipping=terms.shipping,
+        item_code=terms.item_code,
+        order_id=terms.order_id,
+        customer_uid=customer_uid,
+        email=email,
+        phone=phone,
+        save_card=terms.save_card,
+        offer_save_card=terms.offer_save_card,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        attempts=0,
+        expires_at=utcnow() + timedelta(minutes=expires_in_minutes),
+    )
+    session.add(cs)
+    await bind(session, "checkout_session", cs.id)
+    return cs
+
+
+async def find(sessions: async_sessionmaker[AsyncSession], cs_id: str) -> CheckoutSession | None:
+    """The page's row as it is now (its own short transaction)."""
+    async with sessions() as session:
+        return await session.get(CheckoutSession, cs_id)
+
+
+async def kind_of(sessions: async_sessionmaker[AsyncSession], cs_id: str) -> Kind | None:
+    async with sessions() as session:
+        kind = await session.scalar(select(CheckoutSession.kind).where(CheckoutSession.id == cs_id))
+    return Kind(kind) if kind is not None else None
+
+
+def is_expired(cs: CheckoutSession) -> bool:
+    return cs.status == "expired" or (cs.status == "open" and cs.expires_at <= utcnow())
+
+
+def ensure_payable(cs: CheckoutSession | None) -> CheckoutSession:
+    """The session if it can still be paid; NotFound / Conflict / Gone otherwise."""
+    if cs is None:
+        raise NotFound("This checkout session does not exist.")
+    if cs.status == "completed":
+        raise Conflict("This checkout session has already been paid.", code="already_paid")
+    if is_expired(cs):
+        raise Gone("This checkout session has expired; please start again from the shop.")
+    return cs
+
+
+# A card page's 'processing' claim older than this was left by a process that died mid-call
+# (no gateway call, 429 retries included, runs this long): the page may be used again.
+ABANDONED_CLAIM = timedelta(minutes=10)
+
+
+def ensure_not_claimed(cs: CheckoutSession) -> None:
+    """Conflict while another request registers a card on this page; a claim abandoned by a
+    dead process is taken over (the card it registered, if any, shows up in a sync)."""
+    if cs.status != "processing":
+        return
+    if cs.updated_at > utcnow() - ABANDONED_CLAIM:
+        raise Conflict("This card is already being registered.", code="in_progress")
+    log.warning("card page %s: taking over a claim abandoned at %s", cs.id, cs.updated_at)
