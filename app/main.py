@@ -30,6 +30,7 @@ from app.gateway.base import GatewayCall
 from app.gateway.billingrobo import BillingRoboClient
 from app.gateway.robotpayment import RobotPaymentClient, make_http_client
 from app.input_guard import NulGuardMiddleware
+from app.kickbacks import gauges as kickback_gauges
 from app.kickbacks import router as kickback_router
 from app.kickbacks import service as kickbacks
 from app.kickbacks.limits import IntakeBudget, Verifier
@@ -37,6 +38,7 @@ from app.kickbacks.trust import secret_path
 from app.logging import RequestIdMiddleware, setup_logging
 from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
 from app.openapi import install_openapi
+from app.payments import gauges as payment_gauges
 from app.payments import onetouch_router
 from app.payments import router as payments_router
 from app.reconcile import orphans
@@ -69,7 +71,7 @@ class _Recorder:
         self._db = db
 
     async def __call__(self, call: GatewayCall) -> None:
-        observe_gateway_call(call)
+        observe_gateway_call(call.operation, str(call.outcome), call.latency_ms / 1000)
         log.info(
             "gateway %s %s in %.0f ms%s",
             call.operation,
@@ -266,7 +268,7 @@ def create_app(
     install_error_handlers(app, html_error_page)
     install_openapi(app)
     install_docs(app)
-    app.state.db_gauges = DbGauges()
+    app.state.db_gauges = DbGauges(readers=(payment_gauges.read, kickback_gauges.read))
     # Per process and bounded (app/kickbacks/limits.py).
     app.state.kickback_intake = IntakeBudget(
         settings.kickback_untrusted_per_source_per_minute, settings.kickback_untrusted_per_minute
