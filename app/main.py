@@ -21,12 +21,13 @@ from app.billing import router as billing_router
 from app.body_limits import BodyLimitMiddleware
 from app.checkout import router as checkout_router
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
+from app.customers import onetouch_router
 from app.customers import router as customers_router
 from app.db import make_engine, make_sessionmaker
 from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.gateway.audit import DbCallRecorder
-from app.gateway.base import GatewayCall
+from app.gateway.base import GatewayCall, PaymentGateway
 from app.gateway.billingrobo import BillingRoboClient
 from app.gateway.robotpayment import RobotPaymentClient, make_http_client
 from app.input_guard import NulGuardMiddleware
@@ -39,8 +40,9 @@ from app.logging import RequestIdMiddleware, setup_logging
 from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
 from app.openapi import install_openapi
 from app.payments import gauges as payment_gauges
-from app.payments import onetouch_router
 from app.payments import router as payments_router
+from app.payments.models import Payment
+from app.payments.refresh import Refresh
 from app.reconcile import orphans
 from app.reconcile import router as reconcile_router
 from app.reconcile import service as reconcile
@@ -148,6 +150,15 @@ def _banner(settings: Settings) -> None:
     )
     if settings.api_keys.get_secret_value() == SANDBOX_API_KEYS:
         log.warning("sandbox API keys (never use them live): %s", SANDBOX_API_KEYS)
+
+
+def _refresher(settings: Settings) -> Refresh:
+    async def refresh_payment(
+        sessions: async_sessionmaker[AsyncSession], gateway: PaymentGateway, payment_id: str
+    ) -> Payment | None:
+        return await reconcile.settled(sessions, gateway, payment_id, pay_claim=settings.pay_claim)
+
+    return refresh_payment
 
 
 def create_app(
@@ -264,6 +275,10 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+
+    # payments.refresh: what an idempotent retry runs to re-check its payment (payments sits
+    # below reconcile, so the composition root hands it the judgement).
+    app.state.refresh_payment = _refresher(settings)
     app.state.api_keys = settings.parsed_api_keys
     install_error_handlers(app, html_error_page)
     install_openapi(app)
