@@ -29,9 +29,10 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Protocol
 
-from fastapi import Header, Request, Response
+from fastapi import Depends, Header, Request, Response
+from pydantic import BaseModel
 from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -216,6 +217,54 @@ async def run_idempotent(
     await _finish(sessions, claim, response)
     response.headers["Idempotency-Key"] = key
     return response
+
+
+class _Caller(Protocol):
+    """Whose key it is (app.auth.Principal; named by shape, so this module needs no auth)."""
+
+    @property
+    def id(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class IdempotentRoute:
+    """A POST route's Idempotency-Key, as a dependency (`Idempotent`): the route declares
+    `idempotent: Idempotent` where it used to declare the header, and answers with
+    `await idempotent.run(principal, handler, body=body, resume=resume)`. The header is
+    documented in the OpenAPI document as the dependency's parameter, as before."""
+
+    request: Request
+    key: str | None
+
+    async def run(
+        self,
+        principal: _Caller,
+        handler: Callable[[], Awaitable[Response]],
+        *,
+        body: BaseModel | None = None,
+        resume: Resume | None = None,
+        required: bool = False,
+    ) -> Response:
+        """`run_idempotent` for this request; the request's identity is `body` (its JSON; no
+        body: the method and path alone), so the same key with another body is a 422."""
+        sessions: async_sessionmaker[AsyncSession] = self.request.app.state.sessions
+        return await run_idempotent(
+            self.request,
+            sessions,
+            principal=principal.id,
+            key=self.key,
+            payload=b"" if body is None else body.model_dump_json().encode(),
+            handler=handler,
+            resume=resume,
+            required=required,
+        )
+
+
+async def _idempotent_route(request: Request, key: OptionalKeyHeader = None) -> IdempotentRoute:
+    return IdempotentRoute(request, key)
+
+
+Idempotent = Annotated[IdempotentRoute, Depends(_idempotent_route)]
 
 
 async def _claim(

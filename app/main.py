@@ -24,15 +24,17 @@ from app.checkout import api as checkout_api
 from app.checkout import pages as checkout_pages
 from app.checkout import pay_api as checkout_pay_api
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
+from app.customers import onetouch_router
 from app.customers import router as customers_router
 from app.db import make_engine, make_sessionmaker
 from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.gateway.audit import DbCallRecorder
-from app.gateway.base import GatewayCall
+from app.gateway.base import GatewayCall, PaymentGateway
 from app.gateway.billingrobo import BillingRoboClient
 from app.gateway.robotpayment import RobotPaymentClient, make_http_client
 from app.input_guard import NulGuardMiddleware
+from app.kickbacks import gauges as kickback_gauges
 from app.kickbacks import router as kickback_router
 from app.kickbacks import service as kickbacks
 from app.kickbacks.limits import IntakeBudget, Verifier
@@ -40,8 +42,10 @@ from app.kickbacks.trust import secret_path
 from app.logging import RequestIdMiddleware, setup_logging
 from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
 from app.openapi import install_openapi
-from app.payments import onetouch_router
+from app.payments import gauges as payment_gauges
 from app.payments import router as payments_router
+from app.payments.models import Payment
+from app.payments.refresh import Refresh
 from app.reconcile import orphans
 from app.reconcile import router as reconcile_router
 from app.reconcile import service as reconcile
@@ -72,7 +76,7 @@ class _Recorder:
         self._db = db
 
     async def __call__(self, call: GatewayCall) -> None:
-        observe_gateway_call(call)
+        observe_gateway_call(call.operation, str(call.outcome), call.latency_ms / 1000)
         log.info(
             "gateway %s %s in %.0f ms%s",
             call.operation,
@@ -149,6 +153,15 @@ def _banner(settings: Settings) -> None:
     )
     if settings.api_keys.get_secret_value() == SANDBOX_API_KEYS:
         log.warning("sandbox API keys (never use them live): %s", SANDBOX_API_KEYS)
+
+
+def _refresher(settings: Settings) -> Refresh:
+    async def refresh_payment(
+        sessions: async_sessionmaker[AsyncSession], gateway: PaymentGateway, payment_id: str
+    ) -> Payment | None:
+        return await reconcile.settled(sessions, gateway, payment_id, pay_claim=settings.pay_claim)
+
+    return refresh_payment
 
 
 def create_app(
@@ -265,11 +278,15 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+
+    # payments.refresh: what an idempotent retry runs to re-check its payment (payments sits
+    # below reconcile, so the composition root hands it the judgement).
+    app.state.refresh_payment = _refresher(settings)
     app.state.api_keys = settings.parsed_api_keys
     install_error_handlers(app, html_error_page)
     install_openapi(app)
     install_docs(app)
-    app.state.db_gauges = DbGauges()
+    app.state.db_gauges = DbGauges(readers=(payment_gauges.read, kickback_gauges.read))
     # Per process and bounded (app/kickbacks/limits.py).
     app.state.kickback_intake = IntakeBudget(
         settings.kickback_untrusted_per_source_per_minute, settings.kickback_untrusted_per_minute
