@@ -265,6 +265,18 @@ class Settings(BaseSettings):
         return SANDBOX_MOUNT if self.sandbox_in_process else self.gateway_base_url.rstrip("/")
 
     @property
+    def demo_api_key(self) -> str | None:
+        """The merchant key the sandbox demo shop (app/sandbox/demo_shop.py) calls the merchant
+        API with: the first merchant key configured; None outside sandbox mode."""
+        if self.gateway_mode != "sandbox":
+            return None
+        for item in self.api_keys.get_secret_value().split(","):
+            secret, _, role = item.strip().rpartition(":")
+            if role == "merchant" and secret:
+                return secret
+        return None
+
+    @property
     def parsed_api_keys(self) -> list[ApiKey]:
         return parse_api_keys(self.api_keys.get_secret_value())
 

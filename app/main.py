@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
@@ -19,14 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app import crash, health, instance, schema, tracing
 from app.billing import router as billing_router
 from app.body_limits import BodyLimitMiddleware
-from app.checkout import router as checkout_router
+from app.checkout import api as checkout_api
+from app.checkout import pages as checkout_pages
+from app.checkout import pay_api as checkout_pay_api
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
+from app.customers import onetouch_router
 from app.customers import router as customers_router
 from app.db import make_engine, make_sessionmaker
 from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.gateway.audit import DbCallRecorder
-from app.gateway.base import GatewayCall
+from app.gateway.base import GatewayCall, PaymentGateway
 from app.gateway.billingrobo import BillingRoboClient
 from app.gateway.robotpayment import RobotPaymentClient, make_http_client
 from app.input_guard import NulGuardMiddleware
@@ -39,8 +43,9 @@ from app.logging import RequestIdMiddleware, setup_logging
 from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
 from app.openapi import install_openapi
 from app.payments import gauges as payment_gauges
-from app.payments import onetouch_router
 from app.payments import router as payments_router
+from app.payments.models import Payment
+from app.payments.refresh import Refresh
 from app.reconcile import orphans
 from app.reconcile import router as reconcile_router
 from app.reconcile import service as reconcile
@@ -148,6 +153,15 @@ def _banner(settings: Settings) -> None:
     )
     if settings.api_keys.get_secret_value() == SANDBOX_API_KEYS:
         log.warning("sandbox API keys (never use them live): %s", SANDBOX_API_KEYS)
+
+
+def _refresher(settings: Settings) -> Refresh:
+    async def refresh_payment(
+        sessions: async_sessionmaker[AsyncSession], gateway: PaymentGateway, payment_id: str
+    ) -> Payment | None:
+        return await reconcile.settled(sessions, gateway, payment_id, pay_claim=settings.pay_claim)
+
+    return refresh_payment
 
 
 def _sandbox_app(settings: Settings) -> FastAPI | None:
@@ -292,6 +306,9 @@ def _lifespan(
 def _install_state(app: FastAPI, settings: Settings) -> None:
     """What the requests read from `app.state` before the lifespan has run."""
     app.state.settings = settings
+    # payments.refresh: what an idempotent retry runs to re-check its payment (payments sits
+    # below reconcile, so the composition root hands it the judgement).
+    app.state.refresh_payment = _refresher(settings)
     app.state.api_keys = settings.parsed_api_keys
     app.state.db_gauges = DbGauges(readers=(payment_gauges.read, kickback_gauges.read))
     # Per process and bounded (app/kickbacks/limits.py).
@@ -318,9 +335,12 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(RequestIdMiddleware)
 
 
-def _install_routes(app: FastAPI, sandbox_app: FastAPI | None) -> None:
+def _install_routes(app: FastAPI, settings: Settings, sandbox_app: FastAPI | None) -> None:
     app.include_router(health.router)
-    app.include_router(checkout_router.router)
+    app.include_router(checkout_api.router)
+    app.include_router(checkout_pages.router)
+    app.include_router(checkout_pay_api.router)
+    _include_front_door(app, settings)
     app.include_router(kickback_router.router)
     app.include_router(payments_router.router)
     app.include_router(reconcile_router.router)
@@ -354,10 +374,25 @@ def create_app(
     install_openapi(app)
     install_docs(app)
     _install_middleware(app, settings)
-    _install_routes(app, sandbox_app)
+    _install_routes(app, settings, sandbox_app)
     if tracer_provider is not None:
         tracing.instrument_app(app, tracer_provider)
     return app
+
+
+async def _to_docs() -> RedirectResponse:
+    return RedirectResponse("/docs")
+
+
+def _include_front_door(app: FastAPI, settings: Settings) -> None:
+    """`/`: the simulator's demo shop in sandbox mode (live never loads the simulator), the
+    API docs in live mode."""
+    if settings.gateway_mode == "sandbox":
+        from app.sandbox import demo_shop
+
+        app.include_router(demo_shop.router(settings))
+    else:
+        app.add_api_route("/", _to_docs, include_in_schema=False)
 
 
 def __getattr__(name: str) -> FastAPI:

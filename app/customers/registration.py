@@ -186,3 +186,13 @@ async def _customer_key(
             return imported.key
     service.raise_for(result, uid=uid)
     raise AssertionError("unreachable")
+
+
+async def page_view(
+    sessions: async_sessionmaker[AsyncSession], cs_id: str
+) -> tuple[CheckoutSession | None, list[Card]]:
+    """A card page and the active cards its customer has (shown with delete buttons)."""
+    async with sessions() as session:
+        cs = await session.get(CheckoutSession, cs_id)
+        uid = cs.customer_uid if cs is not None else None
+        return cs, await service.cards_of(session, uid) if uid else []

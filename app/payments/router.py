@@ -14,6 +14,7 @@ from app.errors import NotFound, Problem, Unprocessable, problem_from_error
 from app.idempotency import Bound, Idempotent, Resumed
 from app.payments import operations, service
 from app.payments.models import Payment
+from app.payments.refresh import RefreshDep
 from app.payments.schemas import (
     PaymentDetail,
     PaymentOut,
@@ -22,7 +23,6 @@ from app.payments.schemas import (
     ResolveRequest,
 )
 from app.payments.states import Status
-from app.reconcile import service as reconcile
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
@@ -166,6 +166,7 @@ async def reauthorize_payment(
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
     idempotent: Idempotent,
+    refresh: RefreshDep,
 ) -> Response:
     async def handler() -> Response:
         new = await operations.reauthorize(
@@ -186,9 +187,7 @@ async def reauthorize_payment(
     async def resume(bound: Bound) -> Resumed | None:
         # The first request's answer was lost: its new payment answers (settled first from
         # the charges search if it is still open); re_auth.aspx is never called again.
-        new = await reconcile.settled(
-            sessions, gateway, bound.id, pay_claim=request.app.state.settings.pay_claim
-        )
+        new = await refresh(sessions, gateway, bound.id)
         if new is None:
             return None  # refused before any charge: its row was removed; run afresh
         problem = operations.reauth_answer(new)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.auth import MerchantDep
+from app.customers import onetouch
 from app.deps import GatewayDep, SessionFactoryDep, SettingsDep
 from app.errors import (
     AppError,
@@ -20,7 +21,6 @@ from app.errors import (
 from app.gateway.base import GatewayErrorInfo
 from app.gateway.robotpayment.errors import lookup
 from app.idempotency import Bound, Idempotent, Resumed
-from app.payments import onetouch
 from app.payments.models import Payment
 from app.payments.schemas import PaymentOut
 from app.reconcile import service as reconcile
