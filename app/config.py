@@ -196,6 +196,13 @@ class Settings(BaseSettings):
         parse_api_keys(self.api_keys.get_secret_value())  # fail early on a malformed value
         if self.gateway_mode != "live":
             return self
+        missing = self._live_gateway_gaps() + self._live_billing_robo_gaps()
+        if missing:
+            raise ValueError("GATEWAY_MODE=live refuses to start; set " + "; ".join(missing))
+        return self
+
+    def _live_gateway_gaps(self) -> list[str]:
+        """What live mode lacks for the gateway, the API and kickbacks (sandbox values too)."""
         missing: list[str] = []
         if not re.fullmatch(r"\d{6}", self.gateway_aid) or self.gateway_aid == SANDBOX_AID:
             missing.append("GATEWAY_AID (your 6-digit shop id)")
@@ -214,17 +221,21 @@ class Settings(BaseSettings):
                 f"KICKBACK_SECRET (at least {KICKBACK_SECRET_MIN_LIVE} random characters, "
                 "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
-        if self.billing_robo_base_url:
-            if not self.billing_robo_base_url.startswith("https://"):
-                missing.append("BILLING_ROBO_BASE_URL (https://billing-robo.jp)")
-            if self.billing_robo_user_id in ("", SANDBOX_BILLING_ROBO_USER_ID):
-                missing.append("BILLING_ROBO_USER_ID (your billing robo login id)")
-            key = self.billing_robo_access_key.get_secret_value()
-            if key in ("", SANDBOX_BILLING_ROBO_ACCESS_KEY):
-                missing.append("BILLING_ROBO_ACCESS_KEY (issued in billing robo)")
-        if missing:
-            raise ValueError("GATEWAY_MODE=live refuses to start; set " + "; ".join(missing))
-        return self
+        return missing
+
+    def _live_billing_robo_gaps(self) -> list[str]:
+        """What live mode lacks for billing robo, when it is configured at all."""
+        if not self.billing_robo_base_url:
+            return []
+        missing: list[str] = []
+        if not self.billing_robo_base_url.startswith("https://"):
+            missing.append("BILLING_ROBO_BASE_URL (https://billing-robo.jp)")
+        if self.billing_robo_user_id in ("", SANDBOX_BILLING_ROBO_USER_ID):
+            missing.append("BILLING_ROBO_USER_ID (your billing robo login id)")
+        key = self.billing_robo_access_key.get_secret_value()
+        if key in ("", SANDBOX_BILLING_ROBO_ACCESS_KEY):
+            missing.append("BILLING_ROBO_ACCESS_KEY (issued in billing robo)")
+        return missing
 
     # --- derived ----------------------------------------------------------------------------
     @property
@@ -252,6 +263,18 @@ class Settings(BaseSettings):
         if self.gateway_js_base_url:
             return self.gateway_js_base_url.rstrip("/")
         return SANDBOX_MOUNT if self.sandbox_in_process else self.gateway_base_url.rstrip("/")
+
+    @property
+    def demo_api_key(self) -> str | None:
+        """The merchant key the sandbox demo shop (app/sandbox/demo_shop.py) calls the merchant
+        API with: the first merchant key configured; None outside sandbox mode."""
+        if self.gateway_mode != "sandbox":
+            return None
+        for item in self.api_keys.get_secret_value().split(","):
+            secret, _, role = item.strip().rpartition(":")
+            if role == "merchant" and secret:
+                return secret
+        return None
 
     @property
     def parsed_api_keys(self) -> list[ApiKey]:

@@ -29,9 +29,10 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Protocol
 
-from fastapi import Header, Request, Response
+from fastapi import Depends, Header, Request, Response
+from pydantic import BaseModel
 from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -218,6 +219,65 @@ async def run_idempotent(
     return response
 
 
+class _Caller(Protocol):
+    """Whose key it is (app.auth.Principal; named by shape, so this module needs no auth)."""
+
+    @property
+    def id(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class IdempotentRoute:
+    """A POST route's Idempotency-Key, as a dependency (`Idempotent`): the route declares
+    `idempotent: Idempotent` where it used to declare the header, and answers with
+    `await idempotent.run(principal, handler, body=body, resume=resume)`. The header is
+    documented in the OpenAPI document as the dependency's parameter, as before."""
+
+    request: Request
+    key: str | None
+
+    async def run(
+        self,
+        principal: _Caller,
+        handler: Callable[[], Awaitable[Response]],
+        *,
+        body: BaseModel | None = None,
+        resume: Resume | None = None,
+        required: bool = False,
+    ) -> Response:
+        """`run_idempotent` for this request; the request's identity is `body` (its JSON; no
+        body: the method and path alone), so the same key with another body is a 422."""
+        sessions: async_sessionmaker[AsyncSession] = self.request.app.state.sessions
+        return await run_idempotent(
+            self.request,
+            sessions,
+            principal=principal.id,
+            key=self.key,
+            payload=b"" if body is None else body.model_dump_json().encode(),
+            handler=handler,
+            resume=resume,
+            required=required,
+        )
+
+
+async def _idempotent_route(request: Request, key: OptionalKeyHeader = None) -> IdempotentRoute:
+    return IdempotentRoute(request, key)
+
+
+Idempotent = Annotated[IdempotentRoute, Depends(_idempotent_route)]
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """One request for a key: whose, which, and the request's fingerprint."""
+
+    principal: str
+    key: str
+    method: str
+    path: str
+    digest: str
+
+
 async def _claim(
     sessions: async_sessionmaker[AsyncSession],
     principal: str,
@@ -227,28 +287,17 @@ async def _claim(
     digest: str,
     hold: timedelta,
 ) -> _Claim | Response:
+    """A new claim on the key, a take-over of an abandoned one, or the stored answer;
+    raises the 422 (another request) and 409 (in flight) of the module doc."""
+    ask = _Ask(principal, key, method, path, digest)
     now = utcnow()
     token = secrets.token_hex(16)
     async with sessions() as session:
         for _ in range(2):
-            row = IdempotencyKey(
-                principal=principal,
-                key=key,
-                method=method,
-                path=path,
-                request_hash=digest,
-                status="in_flight",
-                locked_until=now + hold,
-                expires_at=now + timedelta(days=KEEP_DAYS),
-                claim_token=token,
-            )
-            session.add(row)
-            try:
-                await session.commit()
+            row_id = await _insert(session, ask, token, now, hold)
+            if row_id is not None:
                 IDEMPOTENCY.labels("new").inc()
-                return _Claim(row.id, token)
-            except IntegrityError:
-                await session.rollback()
+                return _Claim(row_id, token)
             existing = await session.scalar(
                 select(IdempotencyKey).where(
                     IdempotencyKey.principal == principal, IdempotencyKey.key == key
@@ -260,49 +309,87 @@ async def _claim(
                 await session.delete(existing)
                 await session.commit()
                 continue
-            if existing.request_hash != digest:
-                IDEMPOTENCY.labels("mismatch").inc()
-                raise _field_error(
-                    "This Idempotency-Key was already used with a different request; "
-                    "use a new key for a new request."
-                )
-            if existing.status == "completed":
-                IDEMPOTENCY.labels("replayed").inc()
-                return Response(
-                    content=existing.response_body or "",
-                    status_code=existing.response_status or 200,
-                    media_type=existing.response_content_type,
-                    headers={"Idempotent-Replayed": "true", "Idempotency-Key": key},
-                )
-            if existing.locked_until is not None and existing.locked_until > now:
-                IDEMPOTENCY.labels("conflict").inc()
-                raise Conflict(
-                    "A request with this Idempotency-Key is still in progress; retry shortly."
-                )
-            # Its holder died (or failed after binding): take the key over, atomically.
-            result = await session.execute(
-                update(IdempotencyKey)
-                .where(
-                    IdempotencyKey.id == existing.id,
-                    IdempotencyKey.status == "in_flight",
-                    IdempotencyKey.claim_token.is_not_distinct_from(existing.claim_token),
-                )
-                .values(locked_until=now + hold, claim_token=token)
-            )
-            await session.commit()
-            if getattr(result, "rowcount", 0) != 1:
-                raise Conflict("A request with this Idempotency-Key is still in progress.")
-            bound = None
-            if existing.resource_kind and existing.resource_id:
-                bound = Bound(existing.resource_kind, existing.resource_id)
-            IDEMPOTENCY.labels("taken_over").inc()
-            log.warning(
-                "Idempotency-Key of %s taken over (%s)",
-                principal,
-                f"bound to {bound.kind} {bound.id}" if bound else "nothing was created",
-            )
-            return _Claim(existing.id, token, bound)
+            replay = _replay_or_refuse(existing, ask, now)
+            if replay is not None:
+                return replay
+            return await _take_over(session, existing, ask, token, now + hold)
     raise Conflict("Could not claim the Idempotency-Key; retry shortly.")
+
+
+async def _insert(
+    session: AsyncSession, ask: _Ask, token: str, now: datetime, hold: timedelta
+) -> int | None:
+    """The new key's row id, or None when the key exists already (rolled back)."""
+    row = IdempotencyKey(
+        principal=ask.principal,
+        key=ask.key,
+        method=ask.method,
+        path=ask.path,
+        request_hash=ask.digest,
+        status="in_flight",
+        locked_until=now + hold,
+        expires_at=now + timedelta(days=KEEP_DAYS),
+        claim_token=token,
+    )
+    session.add(row)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return None
+    return row.id
+
+
+def _replay_or_refuse(existing: IdempotencyKey, ask: _Ask, now: datetime) -> Response | None:
+    """The stored answer of a completed key; raises for another request (422) or one still in
+    flight (409); None: its holder is gone, the key may be taken over."""
+    if existing.request_hash != ask.digest:
+        IDEMPOTENCY.labels("mismatch").inc()
+        raise _field_error(
+            "This Idempotency-Key was already used with a different request; "
+            "use a new key for a new request."
+        )
+    if existing.status == "completed":
+        IDEMPOTENCY.labels("replayed").inc()
+        return Response(
+            content=existing.response_body or "",
+            status_code=existing.response_status or 200,
+            media_type=existing.response_content_type,
+            headers={"Idempotent-Replayed": "true", "Idempotency-Key": ask.key},
+        )
+    if existing.locked_until is not None and existing.locked_until > now:
+        IDEMPOTENCY.labels("conflict").inc()
+        raise Conflict("A request with this Idempotency-Key is still in progress; retry shortly.")
+    return None
+
+
+async def _take_over(
+    session: AsyncSession, existing: IdempotencyKey, ask: _Ask, token: str, locked_until: datetime
+) -> _Claim:
+    """The key of a holder that died (or failed after binding), claimed atomically: a 409 if
+    another retry took it first."""
+    result = await session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.id == existing.id,
+            IdempotencyKey.status == "in_flight",
+            IdempotencyKey.claim_token.is_not_distinct_from(existing.claim_token),
+        )
+        .values(locked_until=locked_until, claim_token=token)
+    )
+    await session.commit()
+    if getattr(result, "rowcount", 0) != 1:
+        raise Conflict("A request with this Idempotency-Key is still in progress.")
+    bound = None
+    if existing.resource_kind and existing.resource_id:
+        bound = Bound(existing.resource_kind, existing.resource_id)
+    IDEMPOTENCY.labels("taken_over").inc()
+    log.warning(
+        "Idempotency-Key of %s taken over (%s)",
+        ask.principal,
+        f"bound to {bound.kind} {bound.id}" if bound else "nothing was created",
+    )
+    return _Claim(existing.id, token, bound)
 
 
 async def _resume(

@@ -6,30 +6,35 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import crash, health, instance, schema, tracing
 from app.billing import router as billing_router
 from app.body_limits import BodyLimitMiddleware
-from app.checkout import router as checkout_router
+from app.checkout import api as checkout_api
+from app.checkout import pages as checkout_pages
+from app.checkout import pay_api as checkout_pay_api
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
+from app.customers import onetouch_router
 from app.customers import router as customers_router
 from app.db import make_engine, make_sessionmaker
 from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.gateway.audit import DbCallRecorder
-from app.gateway.base import GatewayCall
+from app.gateway.base import GatewayCall, PaymentGateway
 from app.gateway.billingrobo import BillingRoboClient
 from app.gateway.robotpayment import RobotPaymentClient, make_http_client
 from app.input_guard import NulGuardMiddleware
+from app.kickbacks import gauges as kickback_gauges
 from app.kickbacks import router as kickback_router
 from app.kickbacks import service as kickbacks
 from app.kickbacks.limits import IntakeBudget, Verifier
@@ -37,8 +42,10 @@ from app.kickbacks.trust import secret_path
 from app.logging import RequestIdMiddleware, setup_logging
 from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
 from app.openapi import install_openapi
-from app.payments import onetouch_router
+from app.payments import gauges as payment_gauges
 from app.payments import router as payments_router
+from app.payments.models import Payment
+from app.payments.refresh import Refresh
 from app.reconcile import orphans
 from app.reconcile import router as reconcile_router
 from app.reconcile import service as reconcile
@@ -69,7 +76,7 @@ class _Recorder:
         self._db = db
 
     async def __call__(self, call: GatewayCall) -> None:
-        observe_gateway_call(call)
+        observe_gateway_call(call.operation, str(call.outcome), call.latency_ms / 1000)
         log.info(
             "gateway %s %s in %.0f ms%s",
             call.operation,
@@ -148,130 +155,171 @@ def _banner(settings: Settings) -> None:
         log.warning("sandbox API keys (never use them live): %s", SANDBOX_API_KEYS)
 
 
-def create_app(
-    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
-) -> FastAPI:
-    """The app; `tracer_provider` overrides the OTEL_* environment (tests pass their own)."""
-    settings = settings or load_settings()
-    setup_logging(settings.log_level, settings.log_format)
-    crash.arm(settings.gateway_mode)
-    tracer_provider = tracer_provider or tracing.make_provider()
+def _refresher(settings: Settings) -> Refresh:
+    async def refresh_payment(
+        sessions: async_sessionmaker[AsyncSession], gateway: PaymentGateway, payment_id: str
+    ) -> Payment | None:
+        return await reconcile.settled(sessions, gateway, payment_id, pay_claim=settings.pay_claim)
 
-    sandbox_app = None
-    if settings.sandbox_in_process:
-        from app.sandbox import SandboxConfig, create_sandbox_app
-        from app.sandbox.config import time_based_gid_start
+    return refresh_payment
 
-        sandbox_app = create_sandbox_app(
-            SandboxConfig(
-                aid=settings.gateway_aid,
-                search_api_key=settings.search_api_key.get_secret_value(),
-                allowed_ips=settings.sandbox_allowed_ip_list,
-                # The trusted path, as a live shop registers it as 決済結果通知URL.
-                kickback_url=f"{_INTERNAL_APP}{secret_path(settings)}",
-                gid_start=time_based_gid_start(),
-                billing_robo_user_id=settings.billing_robo_user_id,
-                billing_robo_access_key=settings.billing_robo_access_key.get_secret_value(),
+
+def _sandbox_app(settings: Settings) -> FastAPI | None:
+    """The simulator, mounted in this process in sandbox mode (else None)."""
+    if not settings.sandbox_in_process:
+        return None
+    from app.sandbox import SandboxConfig, create_sandbox_app
+    from app.sandbox.config import time_based_gid_start
+
+    return create_sandbox_app(
+        SandboxConfig(
+            aid=settings.gateway_aid,
+            search_api_key=settings.search_api_key.get_secret_value(),
+            allowed_ips=settings.sandbox_allowed_ip_list,
+            # The trusted path, as a live shop registers it as 決済結果通知URL.
+            kickback_url=f"{_INTERNAL_APP}{secret_path(settings)}",
+            gid_start=time_based_gid_start(),
+            billing_robo_user_id=settings.billing_robo_user_id,
+            billing_robo_access_key=settings.billing_robo_access_key.get_secret_value(),
+        )
+    )
+
+
+def _acquire_instance(settings: Settings) -> None:
+    try:
+        instance.acquire(settings.database_url)
+    except instance.InstanceLocked as exc:
+        log.error("refusing to start: %s", exc)
+        raise
+
+
+def _gateway_http(settings: Settings, sandbox_app: FastAPI | None) -> httpx.AsyncClient:
+    """The one HTTP client of the gateway clients (in sandbox mode it reaches the mounted
+    simulator in process)."""
+    transport = httpx.ASGITransport(app=sandbox_app) if sandbox_app is not None else None
+    return make_http_client(
+        connect_timeout=settings.gateway_connect_timeout,
+        read_timeout=settings.gateway_read_timeout,
+        proxy=settings.gateway_proxy or None,
+        transport=transport,
+    )
+
+
+def _connect_gateways(
+    app: FastAPI,
+    settings: Settings,
+    sandbox_app: FastAPI | None,
+    http: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The gateway and billing-robo clients on `app.state`."""
+    if sandbox_app is not None:
+        base_url, search_url = f"{_INTERNAL_SANDBOX}/", f"{_INTERNAL_SANDBOX}/api"
+        # The simulator's kickbacks reach this very app without a network hop.
+        sandbox_app.state.sim.config.kickback_transport = httpx.ASGITransport(app=app)
+    else:
+        base_url, search_url = settings.gateway_base_url, settings.search_api_url
+    billing_url = settings.billing_robo_url or (
+        f"{_INTERNAL_SANDBOX}/" if sandbox_app is not None else ""
+    )
+    app.state.gateway = make_gateway(settings, http, sessions, base_url, search_url)
+    app.state.billing_robo = make_billing_robo(settings, http, sessions, billing_url)
+
+
+async def _background(
+    app: FastAPI,
+    settings: Settings,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The kickback and reconciliation loops, once the schema is at head."""
+
+    def report(state: schema.SchemaState) -> None:
+        app.state.schema_problem = state.message if state.behind else None
+
+    # The loops would fail on every pass against a schema that is not there yet.
+    await schema.wait_for_head(engine, report=report)
+    loops = [
+        kickbacks.background_loop(
+            sessions,
+            app.state.gateway,
+            settings.spool_dir,
+            verifier=app.state.kickback_verifier,
+            retention=kickbacks.Retention(
+                settings.kickback_retention_days, settings.kickback_junk_retention_days
+            ),
+        )
+    ]
+    if settings.reconcile_interval_seconds > 0:
+        loops.append(
+            reconcile.background_loop(
+                sessions,
+                app.state.gateway,
+                interval=settings.reconcile_interval_seconds,
+                batch_size=settings.reconcile_batch_size,
+                pay_claim=settings.pay_claim,
+                sweep=orphans.SweepSettings.of(settings),
             )
         )
+    await asyncio.gather(*loops)
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def _lifespan(
+    settings: Settings, sandbox_app: FastAPI | None, tracer_provider: TracerProvider | None
+) -> Lifespan:
+    """Start: the instance lock, the database, the gateway clients, the background loops;
+    stop: the same, in reverse."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            instance.acquire(settings.database_url)
-        except instance.InstanceLocked as exc:
-            log.error("refusing to start: %s", exc)
-            raise
+        _acquire_instance(settings)
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
         sessions = make_sessionmaker(engine)
-        transport = httpx.ASGITransport(app=sandbox_app) if sandbox_app is not None else None
-        http = make_http_client(
-            connect_timeout=settings.gateway_connect_timeout,
-            read_timeout=settings.gateway_read_timeout,
-            proxy=settings.gateway_proxy or None,
-            transport=transport,
-        )
-        if sandbox_app is not None:
-            base_url, search_url = f"{_INTERNAL_SANDBOX}/", f"{_INTERNAL_SANDBOX}/api"
-            # The simulator's kickbacks reach this very app without a network hop.
-            sandbox_app.state.sim.config.kickback_transport = httpx.ASGITransport(app=app)
-        else:
-            base_url, search_url = settings.gateway_base_url, settings.search_api_url
-        billing_url = settings.billing_robo_url or (
-            f"{_INTERNAL_SANDBOX}/" if sandbox_app is not None else ""
-        )
+        http = _gateway_http(settings, sandbox_app)
         if tracer_provider is not None:
             tracing.instrument_resources(tracer_provider, engine, http)
         app.state.engine = engine
         app.state.sessions = sessions
         app.state.http = http
-        app.state.gateway = make_gateway(settings, http, sessions, base_url, search_url)
-        app.state.billing_robo = make_billing_robo(settings, http, sessions, billing_url)
+        _connect_gateways(app, settings, sandbox_app, http, sessions)
         _banner(settings)
         app.state.schema_problem = None
-
-        def report(state: schema.SchemaState) -> None:
-            app.state.schema_problem = state.message if state.behind else None
-
-        async def background() -> None:
-            # The loops would fail on every pass against a schema that is not there yet.
-            await schema.wait_for_head(engine, report=report)
-            loops = [
-                kickbacks.background_loop(
-                    sessions,
-                    app.state.gateway,
-                    settings.spool_dir,
-                    verifier=app.state.kickback_verifier,
-                    retention=kickbacks.Retention(
-                        settings.kickback_retention_days, settings.kickback_junk_retention_days
-                    ),
-                )
-            ]
-            if settings.reconcile_interval_seconds > 0:
-                loops.append(
-                    reconcile.background_loop(
-                        sessions,
-                        app.state.gateway,
-                        interval=settings.reconcile_interval_seconds,
-                        batch_size=settings.reconcile_batch_size,
-                        pay_claim=settings.pay_claim,
-                        sweep=orphans.SweepSettings.of(settings),
-                    )
-                )
-            await asyncio.gather(*loops)
-
-        tasks = [asyncio.create_task(background(), name="background-loops")]
+        loops = _background(app, settings, engine, sessions)
+        task = asyncio.create_task(loops, name="background-loops")
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             await http.aclose()
             await engine.dispose()
             if tracer_provider is not None:
                 tracer_provider.force_flush()
 
-    app = FastAPI(
-        title="ROBOT PAYMENT merchant service",
-        version="0.1.0",
-        summary="Checkout, stored cards and payment operations on the ROBOT PAYMENT gateway.",
-        lifespan=lifespan,
-        docs_url=None,  # app/docs.py serves them from our origin, not a CDN
-        redoc_url=None,
-    )
+    return lifespan
+
+
+def _install_state(app: FastAPI, settings: Settings) -> None:
+    """What the requests read from `app.state` before the lifespan has run."""
     app.state.settings = settings
+    # payments.refresh: what an idempotent retry runs to re-check its payment (payments sits
+    # below reconcile, so the composition root hands it the judgement).
+    app.state.refresh_payment = _refresher(settings)
     app.state.api_keys = settings.parsed_api_keys
-    install_error_handlers(app, html_error_page)
-    install_openapi(app)
-    install_docs(app)
-    app.state.db_gauges = DbGauges()
+    app.state.db_gauges = DbGauges(readers=(payment_gauges.read, kickback_gauges.read))
     # Per process and bounded (app/kickbacks/limits.py).
     app.state.kickback_intake = IntakeBudget(
         settings.kickback_untrusted_per_source_per_minute, settings.kickback_untrusted_per_minute
     )
     app.state.kickback_verifier = Verifier(settings.kickback_verify_searches_per_minute)
+
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    """Middleware, innermost first (Starlette runs the last added first)."""
     app.add_middleware(NulGuardMiddleware)
     # Before anything reads a body (the NUL guard, FastAPI, the key check after it); behind the
     # request id, metrics and security headers, which read none, so its 413/408 carry them.
@@ -285,8 +333,14 @@ def create_app(
     app.add_middleware(MetricsMiddleware)
     # Added last so it runs first: the request id is set before anything else logs.
     app.add_middleware(RequestIdMiddleware)
+
+
+def _install_routes(app: FastAPI, settings: Settings, sandbox_app: FastAPI | None) -> None:
     app.include_router(health.router)
-    app.include_router(checkout_router.router)
+    app.include_router(checkout_api.router)
+    app.include_router(checkout_pages.router)
+    app.include_router(checkout_pay_api.router)
+    _include_front_door(app, settings)
     app.include_router(kickback_router.router)
     app.include_router(payments_router.router)
     app.include_router(reconcile_router.router)
@@ -296,9 +350,49 @@ def create_app(
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     if sandbox_app is not None:
         app.mount(SANDBOX_MOUNT, sandbox_app, name="sandbox")
+
+
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """The app; `tracer_provider` overrides the OTEL_* environment (tests pass their own)."""
+    settings = settings or load_settings()
+    setup_logging(settings.log_level, settings.log_format)
+    crash.arm(settings.gateway_mode)
+    tracer_provider = tracer_provider or tracing.make_provider()
+    sandbox_app = _sandbox_app(settings)
+    app = FastAPI(
+        title="ROBOT PAYMENT merchant service",
+        version="0.1.0",
+        summary="Checkout, stored cards and payment operations on the ROBOT PAYMENT gateway.",
+        lifespan=_lifespan(settings, sandbox_app, tracer_provider),
+        docs_url=None,  # app/docs.py serves them from our origin, not a CDN
+        redoc_url=None,
+    )
+    _install_state(app, settings)
+    install_error_handlers(app, html_error_page)
+    install_openapi(app)
+    install_docs(app)
+    _install_middleware(app, settings)
+    _install_routes(app, settings, sandbox_app)
     if tracer_provider is not None:
         tracing.instrument_app(app, tracer_provider)
     return app
+
+
+async def _to_docs() -> RedirectResponse:
+    return RedirectResponse("/docs")
+
+
+def _include_front_door(app: FastAPI, settings: Settings) -> None:
+    """`/`: the simulator's demo shop in sandbox mode (live never loads the simulator), the
+    API docs in live mode."""
+    if settings.gateway_mode == "sandbox":
+        from app.sandbox import demo_shop
+
+        app.include_router(demo_shop.router(settings))
+    else:
+        app.add_api_route("/", _to_docs, include_in_schema=False)
 
 
 def __getattr__(name: str) -> FastAPI:

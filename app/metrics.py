@@ -3,23 +3,23 @@
 Labels are low-cardinality on purpose: operations, outcomes, statuses, route templates -
 never ids. Counters and histograms are per process; the `rp_db_*` gauges describe the shared
 database and are refreshed at scrape time (cached briefly so a busy scraper cannot load it).
+
+A leaf: it imports no domain and no gateway module (the domains import it), so the collectors
+that read domain tables live with their domain and are handed to `DbGauges` by app.main.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import utcnow
-from app.gateway.base import GatewayCall
-from app.kickbacks.models import Kickback
-from app.payments.models import PAYMENT_STATUSES, Payment
 
 GATEWAY_CALLS = Counter(
     "rp_gateway_calls_total", "Gateway calls by operation and outcome", ["operation", "outcome"]
@@ -103,23 +103,28 @@ DB_SCRAPE_ERRORS = Counter(
     "rp_db_metrics_errors_total", "Scrapes where the database gauges could not be refreshed"
 )
 
-STALE_PENDING_AFTER = timedelta(minutes=10)
 
-
-def observe_gateway_call(call: GatewayCall) -> None:
-    outcome = str(call.outcome)
-    GATEWAY_CALLS.labels(call.operation, outcome).inc()
-    GATEWAY_LATENCY.labels(call.operation, outcome).observe(call.latency_ms / 1000)
+def observe_gateway_call(operation: str, outcome: str, seconds: float) -> None:
+    GATEWAY_CALLS.labels(operation, outcome).inc()
+    GATEWAY_LATENCY.labels(operation, outcome).observe(seconds)
 
 
 def observe_transition(from_status: str, to_status: str) -> None:
     PAYMENT_TRANSITIONS.labels(from_status, to_status).inc()
 
 
+# Sets some of the `rp_db_*` gauges from the database, given one session and the time of the
+# scrape; the domains own theirs (app/payments/gauges.py, app/kickbacks/gauges.py), so this
+# module needs none of their tables. Never commits.
+GaugeReader = Callable[[AsyncSession, datetime], Awaitable[None]]
+
+
 @dataclass
 class DbGauges:
-    """Refreshes the database gauges at most once per `ttl` seconds."""
+    """Refreshes the database gauges at most once per `ttl` seconds, all `readers` in one
+    session."""
 
+    readers: Sequence[GaugeReader] = ()
     ttl: float = 10.0
     _last: float = field(default=-1e9)
 
@@ -128,51 +133,12 @@ class DbGauges:
             return
         self._last = time.monotonic()
         try:
-            await self._read(sessions)
+            now = utcnow()
+            async with sessions() as session:
+                for read in self.readers:
+                    await read(session, now)
         except Exception:  # the database being down must not break /metrics
             DB_SCRAPE_ERRORS.inc()
-
-    @staticmethod
-    async def _read(sessions: async_sessionmaker[AsyncSession]) -> None:
-        now = utcnow()
-        async with sessions() as session:
-            counts = dict(
-                (
-                    await session.execute(
-                        select(Payment.status, func.count()).group_by(Payment.status)
-                    )
-                ).all()
-            )
-            stale = await session.scalar(
-                select(func.count()).where(
-                    Payment.status == "pending", Payment.created_at < now - STALE_PENDING_AFTER
-                )
-            )
-            attention = await session.scalar(
-                select(func.count()).where(Payment.needs_attention.is_(True))
-            )
-            oldest_due = await session.scalar(
-                select(func.min(Payment.next_check_at)).where(
-                    Payment.status.in_(("pending", "unknown")),
-                    Payment.needs_attention.is_(False),
-                    Payment.next_check_at <= now,
-                )
-            )
-            backlog, oldest_kb = (
-                await session.execute(
-                    select(func.count(), func.min(Kickback.received_at)).where(
-                        Kickback.status.in_(("received", "error"))
-                    )
-                )
-            ).one()
-        for status in PAYMENT_STATUSES:
-            DB_PAYMENTS.labels(status).set(counts.get(status, 0))
-        DB_UNKNOWN.set(counts.get("unknown", 0))
-        DB_STALE_PENDING.set(stale or 0)
-        DB_NEEDS_ATTENTION.set(attention or 0)
-        DB_JANITOR_LAG.set((now - oldest_due).total_seconds() if oldest_due else 0)
-        DB_KICKBACK_BACKLOG.set(backlog or 0)
-        DB_KICKBACK_LAG.set((now - oldest_kb).total_seconds() if oldest_kb else 0)
 
 
 class MetricsMiddleware:

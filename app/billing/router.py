@@ -21,7 +21,7 @@ from app.billing.schemas import (
 from app.deps import SessionDep, SessionFactoryDep, SettingsDep
 from app.errors import Conflict, NotFound, Problem, ServiceUnavailable, problem_from_error
 from app.gateway.base import BillingRobo
-from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
+from app.idempotency import Bound, Idempotent, Resumed
 
 router = APIRouter(prefix="/v1/billing", tags=["billing robo"])
 
@@ -62,7 +62,7 @@ async def register_card(
     principal: MerchantDep,
     sessions: SessionFactoryDep,
     robo: BillingRoboDep,
-    idempotency_key: OptionalKeyHeader = None,
+    idempotent: Idempotent,
 ) -> Response:
     """`201` registered; `202` with status `unknown` when billing robo's answer was lost (it
     may have registered the card: look at the payer before trying again); a problem naming
@@ -94,15 +94,7 @@ async def register_card(
             return Resumed(problem_from_error(request, problem))
         return Resumed(answer(row), final=row.status == "succeeded")
 
-    return await run_idempotent(
-        request,
-        sessions,
-        principal=principal.id,
-        key=idempotency_key,
-        payload=body.model_dump_json().encode(),
-        handler=handler,
-        resume=resume,
-    )
+    return await idempotent.run(principal, handler, body=body, resume=resume)
 
 
 @router.get(
@@ -134,7 +126,7 @@ async def create_card_session(
     sessions: SessionFactoryDep,
     settings: SettingsDep,
     robo: BillingRoboDep,
-    idempotency_key: OptionalKeyHeader = None,
+    idempotent: Idempotent,
 ) -> Response:
     """The payer opens `url`, enters a card, passes 3-D Secure (am=tx=sf=0 with the e-mail
     and phone given here, which must be the ones registered on the payer in billing robo),
@@ -152,15 +144,7 @@ async def create_card_session(
         out = BillingCardSessionOut.of(cs, target, _page_url(request, cs.id), None)
         return Resumed(JSONResponse(out.model_dump(mode="json"), status_code=201))
 
-    return await run_idempotent(
-        request,
-        sessions,
-        principal=principal.id,
-        key=idempotency_key,
-        payload=body.model_dump_json().encode(),
-        handler=handler,
-        resume=resume,
-    )
+    return await idempotent.run(principal, handler, body=body, resume=resume)
 
 
 @router.get(

@@ -237,6 +237,15 @@ async def session_view(
     return cs, target, await last_registration(session, cs_id)
 
 
+async def page_view(
+    sessions: async_sessionmaker[AsyncSession], cs_id: str
+) -> tuple[CheckoutSession | None, BillingCardSession | None]:
+    """A billing card page and what it registers a card on (its own short transaction)."""
+    async with sessions() as session:
+        cs = await session.get(CheckoutSession, cs_id)
+        return cs, await session.get(BillingCardSession, cs_id)
+
+
 async def last_registration(session: AsyncSession, cs_id: str) -> BillingCardRegistration | None:
     stmt = (
         select(BillingCardRegistration)

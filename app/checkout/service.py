@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import velocity
 from app.checkout.schemas import CheckoutSessionCreate
-from app.crash import crash_point
 from app.customers import service as customers
 from app.customers.models import Card, Customer
 from app.db import new_id
@@ -37,7 +38,7 @@ from app.hosted import service as hosted
 from app.hosted.models import CheckoutSession, Kind
 from app.hosted.service import ensure_payable
 from app.metrics import VELOCITY_REJECTIONS
-from app.payments import evidence
+from app.payments import calls
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.payments.states import Status
@@ -102,6 +103,18 @@ class PayResult:
     result: ChargeResult | None
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """A pay's claim on its session, committed: the pending payment it will charge."""
+
+    cs: CheckoutSession
+    payment_id: str
+    reservation: velocity.Reservation
+    customer: Customer | None  # the card's owner when a saved or a first-registered card pays
+    register_first: bool  # register the new card on the customer, then charge it one-touch
+    charge_uid: str | None  # register user + card in the payment call itself
+
+
 async def pay(
     sessions: async_sessionmaker[AsyncSession],
     gateway: PaymentGateway,
@@ -121,32 +134,64 @@ async def pay(
     card-testing limits (app/velocity.py). `pay_claim`: how long an earlier pay's
     payment may stay pending without its "about to send" mark before it counts as abandoned
     (failed, and the session paid again)."""
-    limits = limits or velocity.Limits()
-    # 1. Claim the session: one live payment per session is enforced by a unique index, so
-    #    of any number of concurrent pays exactly one gets past this commit. Without a
-    #    database nothing is sent: a clean 503, nothing charged.
+    claim = await _claim(
+        sessions,
+        cs_id,
+        card_num=card_num,
+        result_mode=result_mode,
+        actor=actor,
+        save_card=save_card,
+        client_ip=client_ip,
+        limits=limits or velocity.Limits(),
+        pay_claim=pay_claim,
+    )
+    settled = False
+
+    async def settle(result: ChargeResult | None) -> None:
+        nonlocal settled
+        settled = True
+        await velocity.settle(sessions, claim.reservation, result)
+
+    try:
+        sent = await _attempt(
+            sessions, gateway, claim, token=token, card_num=card_num, after=settle
+        )
+    except BaseException:
+        if not settled:
+            await settle(None)  # no answer: no longer in flight
+        raise
+    if not settled:
+        await settle(None)  # not sent: it lost its claim before the mark
+    p = sent.payment
+    why = f" ({p.error_code})" if p.error_code else ""
+    log.info("checkout %s payment %s: %s%s", cs_id, p.id, p.status, why)
+    if sent.result is not None:
+        await _after_combined(sessions, gateway, cs_id, sent.result, claim.charge_uid)
+    async with sessions() as session:
+        cs_row = await session.get(CheckoutSession, cs_id)
+        assert cs_row is not None
+    return PayResult(payment=p, session=cs_row, result=sent.result if sent.recorded else None)
+
+
+async def _claim(
+    sessions: async_sessionmaker[AsyncSession],
+    cs_id: str,
+    *,
+    card_num: int | None,
+    result_mode: int,
+    actor: str,
+    save_card: bool,
+    client_ip: str | None,
+    limits: velocity.Limits,
+    pay_claim: timedelta,
+) -> _Claim:
+    """1. Claim the session: one live payment per session is enforced by a unique index, so
+    of any number of concurrent pays exactly one gets past this commit. Without a database
+    nothing is sent: a clean 503, nothing charged."""
     async with database_guard(DATABASE_DOWN_NOT_CHARGED), sessions() as session:
         stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
         cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
-        if cs.kind != Kind.PAYMENT:
-            raise Unprocessable(
-                "This page registers a card; it takes no payment.", code="not_a_payment"
-            )
-        existing = await live_payment(session, cs.id)
-        if existing is not None and await _abandoned(session, existing, pay_claim):
-            existing = None
-        if existing is not None:
-            raise Conflict(
-                "A payment for this checkout session is already "
-                + ("being processed." if existing.status in ("pending", "unknown") else "done."),
-                code="payment_in_progress",
-                extra={"payment_id": existing.id, "payment_status": existing.status},
-            )
-        if limits.per_session and cs.attempts >= limits.per_session:
-            VELOCITY_REJECTIONS.labels("session").inc()
-            raise TooManyRequests(
-                "Too many payment attempts for this checkout session.", code="too_many_attempts"
-            )
+        await _ensure_claimable(session, cs, limits, pay_claim)
         reservation = await velocity.reserve(
             session, limits, customer=cs.customer_uid, ip=client_ip
         )
@@ -154,25 +199,7 @@ async def pay(
         if card_num is not None:
             customer, _card = await _saved_card(session, cs, card_num)
         cs.attempts += 1
-        payment = Payment(
-            id=new_id("pay"),
-            kind="checkout",
-            status=Status.PENDING,
-            job=cs.job,
-            checkout_session_id=cs.id,
-            order_id=cs.order_id,
-            amount=cs.amount,
-            tax=cs.tax,
-            shipping=cs.shipping,
-            item_code=cs.item_code,
-            customer_uid=cs.customer_uid,
-            card_num=card_num,
-            result_mode=result_mode,
-            created_by=actor,
-            check_attempts=0,
-            needs_attention=False,
-            unsent=True,
-        )
+        payment = _pending_payment(cs, card_num=card_num, result_mode=result_mode, actor=actor)
         session.add(payment)
         payments.add_event(session, payment, "created", to_status=Status.PENDING, actor=actor)
         try:
@@ -192,103 +219,146 @@ async def pay(
             customer = await existing_customer(session, cs)
         register_first = register and customer is not None
         charge_uid = cs.customer_uid if register and not register_first else None
+    return _Claim(cs, payment.id, reservation, customer, register_first, charge_uid)
 
-    try:
-        attempt = await _attempt(
-            sessions,
-            gateway,
-            cs,
-            payment.id,
-            token=token,
-            card_num=card_num,
-            customer=customer,
-            register_first=register_first,
-            charge_uid=charge_uid,
+
+async def _ensure_claimable(
+    session: AsyncSession, cs: CheckoutSession, limits: velocity.Limits, pay_claim: timedelta
+) -> None:
+    """Refuses a pay of a card page, of a session whose payment is live (unless an earlier
+    pay abandoned it before sending), or past the session's attempt limit."""
+    if cs.kind != Kind.PAYMENT:
+        raise Unprocessable(
+            "This page registers a card; it takes no payment.", code="not_a_payment"
         )
-    except BaseException:
-        await velocity.settle(sessions, reservation, None)  # no answer: no longer in flight
-        raise
-    if attempt is None:
-        await velocity.settle(sessions, reservation, None)
-        return await _not_sent(sessions, cs_id, payment.id)
-    result, registered_num = attempt
-    await velocity.settle(sessions, reservation, result)
+    existing = await live_payment(session, cs.id)
+    if existing is not None and await _abandoned(session, existing, pay_claim):
+        existing = None
+    if existing is not None:
+        raise Conflict(
+            "A payment for this checkout session is already "
+            + ("being processed." if existing.status in ("pending", "unknown") else "done."),
+            code="payment_in_progress",
+            extra={"payment_id": existing.id, "payment_status": existing.status},
+        )
+    if limits.per_session and cs.attempts >= limits.per_session:
+        VELOCITY_REJECTIONS.labels("session").inc()
+        raise TooManyRequests(
+            "Too many payment attempts for this checkout session.", code="too_many_attempts"
+        )
 
-    # 3. Record the answer under a row lock.
-    paid = await _record_or_unknown(sessions, cs_id, payment.id, result, charge_uid, registered_num)
-    await _after_combined(sessions, gateway, cs_id, result, charge_uid)
-    return paid
+
+def _pending_payment(
+    cs: CheckoutSession, *, card_num: int | None, result_mode: int, actor: str
+) -> Payment:
+    return Payment(
+        id=new_id("pay"),
+        kind="checkout",
+        status=Status.PENDING,
+        job=cs.job,
+        checkout_session_id=cs.id,
+        order_id=cs.order_id,
+        # An item_code payment's amounts are the merchant's until the gateway states its own.
+        amount=cs.amount,
+        tax=cs.tax,
+        shipping=cs.shipping,
+        item_code=cs.item_code,
+        customer_uid=cs.customer_uid,
+        card_num=card_num,
+        result_mode=result_mode,
+        created_by=actor,
+        check_attempts=0,
+        needs_attention=False,
+        unsent=True,
+    )
 
 
 async def _attempt(
     sessions: async_sessionmaker[AsyncSession],
     gateway: PaymentGateway,
-    cs: CheckoutSession,
-    payment_id: str,
+    claim: _Claim,
     *,
     token: str | None,
     card_num: int | None,
-    customer: Customer | None,
-    register_first: bool,
-    charge_uid: str | None,
-) -> tuple[ChargeResult, int | None] | None:
-    """The gateway calls of a claimed pay, with no transaction open: the card's registration
-    when it comes first (its num is returned; a failed one is the answer, nothing charged),
-    then the one charge. None: the pay lost its claim before sending (nothing sent)."""
+    after: Callable[[ChargeResult], Awaitable[None]],
+) -> calls.Sent:
+    """2. The gateway calls of a claimed pay and 3. their answer recorded: the card's
+    registration when it comes first (a failed one is the answer, nothing charged), then the
+    one charge. `after`: run once the charge (or the failed registration) has answered."""
     registered_num: int | None = None
-    if register_first:
-        assert customer is not None and token is not None
-        registered = await _register_first(sessions, gateway, cs.id, payment_id, customer, token)
+    if claim.register_first:
+        assert claim.customer is not None and token is not None
+        registered = await _register_first(
+            sessions, gateway, claim.cs.id, claim.payment_id, claim.customer, token
+        )
         if isinstance(registered, ChargeResult):
-            return registered, None
+            await after(registered)
+            return await calls.record_answer(sessions, claim.payment_id, registered)
         card_num = registered_num = registered
 
-    # 2. "About to send", committed (the fence against a process that finds this claim
-    #    expired and fails the payment), then one gateway call with no transaction open.
-    #    Our payment id goes as a free parameter (echoed in the kickback: it names this
-    #    attempt), and as cod when the merchant gave no order id.
-    crash_point("checkout.before_send")
-    async with database_guard(DATABASE_DOWN_NOT_CHARGED):
-        marked = await payments.mark_sending(sessions, payment_id)
-    if not marked:
-        return None
+    def send() -> Awaitable[ChargeResult]:
+        return _send(gateway, claim, token=token, card_num=card_num)
+
+    # Our payment id goes as a free parameter (echoed in the kickback: it names this
+    # attempt), and as cod when the merchant gave no order id.
+    return await calls.send_and_record(
+        sessions,
+        claim.payment_id,
+        send,
+        crash_at="checkout.before_send",
+        after_send=after,
+        record=_recorder(claim.cs, claim.charge_uid, registered_num),
+    )
+
+
+async def _send(
+    gateway: PaymentGateway, claim: _Claim, *, token: str | None, card_num: int | None
+) -> ChargeResult:
+    cs, payment_id, customer = claim.cs, claim.payment_id, claim.customer
+    amounts: dict[str, Any] = {
+        "amount": None if cs.item_code else cs.amount,
+        "tax": None if cs.item_code else cs.tax,
+        "shipping": None if cs.item_code else cs.shipping,
+        "item_code": cs.item_code,
+        "order_id": cs.order_id or payment_id,
+        "email": cs.email,
+        "phone": cs.phone,
+        "extra": payment_ref(payment_id),
+    }
     if customer is not None and card_num is not None:
-        result = await gateway.charge_onetouch(
-            OnetouchCharge(
-                job=cs.job,  # type: ignore[arg-type]
-                customer_id=customer.uid,
-                customer_key=customer.key,
-                card_seq=card_num,
-                amount=None if cs.item_code else cs.amount,
-                tax=None if cs.item_code else cs.tax,
-                shipping=None if cs.item_code else cs.shipping,
-                item_code=cs.item_code,
-                order_id=cs.order_id or payment_id,
-                email=cs.email,
-                phone=cs.phone,
-                extra=payment_ref(payment_id),
-            ),
-            ref=payment_id,
+        onetouch = OnetouchCharge(
+            job=cs.job,  # type: ignore[arg-type]
+            customer_id=customer.uid,
+            customer_key=customer.key,
+            card_seq=card_num,
+            **amounts,
         )
-    else:
-        assert token is not None
-        result = await gateway.charge_token(
-            TokenCharge(
-                job=cs.job,  # type: ignore[arg-type]
-                token=token,
-                amount=None if cs.item_code else cs.amount,
-                tax=None if cs.item_code else cs.tax,
-                shipping=None if cs.item_code else cs.shipping,
-                item_code=cs.item_code,
-                order_id=cs.order_id or payment_id,
-                email=cs.email,
-                phone=cs.phone,
-                customer_id=charge_uid,
-                extra=payment_ref(payment_id),
-            ),
-            ref=payment_id,
-        )
-    return result, registered_num
+        return await gateway.charge_onetouch(onetouch, ref=payment_id)
+    assert token is not None
+    charge = TokenCharge(
+        job=cs.job,  # type: ignore[arg-type]
+        token=token,
+        customer_id=claim.charge_uid,
+        **amounts,
+    )
+    return await gateway.charge_token(charge, ref=payment_id)
+
+
+def _recorder(cs: CheckoutSession, charge_uid: str | None, card_num: int | None) -> calls.Recorder:
+    """What a pay records beside the answer, in its transaction: the card it registered."""
+
+    async def record(session: AsyncSession, p: Payment, result: ChargeResult) -> None:
+        if card_num is not None and p.card_num is None:
+            p.card_num = card_num
+        if (
+            result.outcome == Outcome.SUCCESS
+            and charge_uid
+            and result.customer_key
+            and result.card_seq
+        ):
+            await _store_registered_card(session, charge_uid, result, cs)
+
+    return record
 
 
 async def _abandoned(session: AsyncSession, existing: Payment, claim: timedelta) -> bool:
@@ -306,37 +376,6 @@ async def _abandoned(session: AsyncSession, existing: Payment, claim: timedelta)
     await session.flush()  # before the new payment: one live payment per session
     log.warning("checkout %s: payment %s never sent; failed", locked.checkout_session_id, locked.id)
     return True
-
-
-async def _not_sent(
-    sessions: async_sessionmaker[AsyncSession], cs_id: str, payment_id: str
-) -> PayResult:
-    """This pay lost its claim before sending (another pay failed its payment): nothing sent."""
-    async with sessions() as session:
-        p = await session.get(Payment, payment_id)
-        cs_row = await session.get(CheckoutSession, cs_id)
-        assert p is not None and cs_row is not None
-        return PayResult(payment=p, session=cs_row, result=None)
-
-
-async def _record_or_unknown(
-    sessions: async_sessionmaker[AsyncSession],
-    cs_id: str,
-    payment_id: str,
-    result: ChargeResult,
-    charge_uid: str | None,
-    card_num: int | None = None,
-) -> PayResult:
-    try:
-        return await _record(sessions, cs_id, payment_id, result, charge_uid, card_num)
-    except Exception:
-        log.exception("checkout %s payment %s: result not recorded", cs_id, payment_id)
-        async with sessions() as session:
-            locked = await payments.mark_unrecorded(session, payment_id)
-            cs_row = await session.get(CheckoutSession, cs_id)
-            assert cs_row is not None
-            await session.commit()
-            return PayResult(payment=locked, session=cs_row, result=None)
 
 
 async def _register_first(
@@ -423,7 +462,7 @@ async def existing_customer(session: AsyncSession, cs: CheckoutSession) -> Custo
 
 
 def saves_card(cs: CheckoutSession, *, requested: bool) -> bool:
-    return cs.save_card or (cs.offer_save_card and requested)
+    return bool(cs.save_card or (cs.offer_save_card and requested))
 
 
 async def registers_first(
@@ -432,38 +471,6 @@ async def registers_first(
     """True when a new card on this page is registered before it is charged: 3-D Secure then
     runs with am=tx=sf=0 (card registration), not with the payment's amounts."""
     return saves_card(cs, requested=requested) and await existing_customer(session, cs) is not None
-
-
-async def _record(
-    sessions: async_sessionmaker[AsyncSession],
-    cs_id: str,
-    payment_id: str,
-    result: ChargeResult,
-    charge_uid: str | None,
-    card_num: int | None = None,
-) -> PayResult:
-    async with sessions() as session:
-        locked = (await evidence.record_answer(session, payment_id, result)).payment
-        if card_num is not None and locked.card_num is None:
-            locked.card_num = card_num
-        cs_row = await session.get(CheckoutSession, cs_id)
-        assert cs_row is not None
-        if (
-            result.outcome == Outcome.SUCCESS
-            and charge_uid
-            and result.customer_key
-            and result.card_seq
-        ):
-            await _store_registered_card(session, charge_uid, result, cs_row)
-        await session.commit()
-        log.info(
-            "checkout %s payment %s: %s%s",
-            cs_id,
-            locked.id,
-            locked.status,
-            f" ({locked.error_code})" if locked.error_code else "",
-        )
-        return PayResult(payment=locked, session=cs_row, result=result)
 
 
 async def _saved_card(

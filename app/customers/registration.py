@@ -70,7 +70,50 @@ async def register(
     """Registers the card of `token` on the session's customer (the card row is None if our
     copy could not be written); raises AppError otherwise (the session is open again).
     `client_ip`, `limits`: the card-testing limits, as for pays."""
-    limits = limits or velocity.Limits()
+    cs, reservation = await _claim_page(sessions, cs_id, limits or velocity.Limits(), client_ip)
+    uid = cs.customer_uid
+    assert uid is not None
+    result = None
+    try:
+        key = await _customer_key(sessions, gateway, cs)
+        result = await gateway.register_card(uid, key, token, ref=uid)
+        await velocity.settle(sessions, reservation, result)
+        service.raise_for(result, uid=uid)
+        assert result.card_seq is not None
+    except BaseException:
+        if result is None:  # no answer to count: the attempt is no longer in flight
+            await velocity.settle(sessions, reservation, None)
+        await _reopen(sessions, cs_id)
+        raise
+    # The card is registered at the gateway from here on: the session completes even if our
+    # copy cannot be written now (the customer's next sync adds the card).
+    card: Card | None = None
+    try:
+        card = await service.store_card(
+            sessions,
+            gateway,
+            uid,
+            key,
+            result.card_seq,
+            actor=f"card-page:{cs_id}",
+            type_="card_registered",
+            cs_id=cs_id,
+        )
+    except Exception:
+        log.exception("card registration session %s: card %d not stored", cs_id, result.card_seq)
+    row = await _complete(sessions, cs_id, result.card_seq)
+    log.info("card registration session %s: card %d registered on %s", cs_id, result.card_seq, uid)
+    return row, card
+
+
+async def _claim_page(
+    sessions: async_sessionmaker[AsyncSession],
+    cs_id: str,
+    limits: velocity.Limits,
+    client_ip: str | None,
+) -> tuple[CheckoutSession, velocity.Reservation]:
+    """The page, now 'processing' (the claim), and the attempt reserved against the
+    card-testing limits; raises when the page is not open or over a limit."""
     async with sessions() as session:
         stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
         cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
@@ -86,48 +129,27 @@ async def register(
         cs.attempts += 1
         cs.status = "processing"
         await session.commit()
-        uid = cs.customer_uid
-        assert uid is not None
-    actor = f"card-page:{cs_id}"
-    result = None
-    try:
-        key = await _customer_key(sessions, gateway, cs)
-        result = await gateway.register_card(uid, key, token, ref=uid)
-        await velocity.settle(sessions, reservation, result)
-        service.raise_for(result, uid=uid)
-        assert result.card_seq is not None
-    except BaseException:
-        if result is None:  # no answer to count: the attempt is no longer in flight
-            await velocity.settle(sessions, reservation, None)
-        async with sessions() as session:
-            row = await session.get(CheckoutSession, cs_id, with_for_update=True)
-            if row is not None and row.status == "processing":
-                row.status = "open"
-            await session.commit()
-        raise
-    # The card is registered at the gateway from here on: the session completes even if our
-    # copy cannot be written now (the customer's next sync adds the card).
-    card: Card | None = None
-    try:
-        card = await service.store_card(
-            sessions,
-            gateway,
-            uid,
-            key,
-            result.card_seq,
-            actor=actor,
-            type_="card_registered",
-            cs_id=cs_id,
-        )
-    except Exception:
-        log.exception("card registration session %s: card %d not stored", cs_id, result.card_seq)
+    return cs, reservation
+
+
+async def _reopen(sessions: async_sessionmaker[AsyncSession], cs_id: str) -> None:
+    """The registration failed: the page is open again for another try."""
+    async with sessions() as session:
+        row = await session.get(CheckoutSession, cs_id, with_for_update=True)
+        if row is not None and row.status == "processing":
+            row.status = "open"
+        await session.commit()
+
+
+async def _complete(
+    sessions: async_sessionmaker[AsyncSession], cs_id: str, num: int
+) -> CheckoutSession:
     async with sessions() as session:
         row = await session.get(CheckoutSession, cs_id, with_for_update=True)
         assert row is not None
-        row.status, row.card_num = "completed", result.card_seq
+        row.status, row.card_num = "completed", num
         await session.commit()
-    log.info("card registration session %s: card %d registered on %s", cs_id, result.card_seq, uid)
-    return row, card
+    return row
 
 
 async def _customer_key(
@@ -166,3 +188,13 @@ async def _customer_key(
             return imported.key
     service.raise_for(result, uid=uid)
     raise AssertionError("unreachable")
+
+
+async def page_view(
+    sessions: async_sessionmaker[AsyncSession], cs_id: str
+) -> tuple[CheckoutSession | None, list[Card]]:
+    """A card page and the active cards its customer has (shown with delete buttons)."""
+    async with sessions() as session:
+        cs = await session.get(CheckoutSession, cs_id)
+        uid = cs.customer_uid if cs is not None else None
+        return cs, await service.cards_of(session, uid) if uid else []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 
 from app.auth import MerchantDep
@@ -27,7 +27,7 @@ from app.deps import GatewayDep, SessionDep, SessionFactoryDep, SettingsDep
 from app.errors import NotFound, Problem
 from app.hosted.models import CheckoutSession
 from app.hosted.schemas import CheckoutSessionOut
-from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
+from app.idempotency import Bound, Idempotent, Resumed
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -55,13 +55,12 @@ async def _out(
 
 @router.post("", status_code=201, response_model=CustomerOut, responses=_ERRORS, summary="Register")
 async def create_customer(
-    request: Request,
     body: CustomerCreate,
     principal: MerchantDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
     session: SessionDep,
-    idempotency_key: OptionalKeyHeader = None,
+    idempotent: Idempotent,
 ) -> Response:
     """carduser cmd 0. `409 duplicate_customer` when the uid exists (ER652), `409
     customer_deleted` when it was deleted (ER653). `Idempotency-Key` honoured."""
@@ -78,15 +77,7 @@ async def create_customer(
         out = await _out(session, bound.id)
         return Resumed(JSONResponse(out.model_dump(mode="json"), status_code=201))
 
-    return await run_idempotent(
-        request,
-        sessions,
-        principal=principal.id,
-        key=idempotency_key,
-        payload=body.model_dump_json().encode(),
-        handler=handler,
-        resume=resume,
-    )
+    return await idempotent.run(principal, handler, body=body, resume=resume)
 
 
 @router.get("/{uid}", response_model=CustomerOut, responses=_ERRORS, summary="Customer")
@@ -158,13 +149,12 @@ async def sync_customer(
     summary="Register a card",
 )
 async def add_card(
-    request: Request,
     uid: UidPath,
     body: CardCreate,
     principal: MerchantDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
-    idempotency_key: OptionalKeyHeader = None,
+    idempotent: Idempotent,
 ) -> Response:
     """carduser_token cmd 4 with a CPToken.js token (3-D Secure with am=tx=sf=0), then
     carduser cmd 6 for the masked number and expiry. `Idempotency-Key` honoured: a retry
@@ -182,15 +172,7 @@ async def add_card(
         assert card is not None
         return Resumed(JSONResponse(CardOut.of(card).model_dump(mode="json"), status_code=201))
 
-    return await run_idempotent(
-        request,
-        sessions,
-        principal=principal.id,
-        key=idempotency_key,
-        payload=body.model_dump_json().encode(),
-        handler=handler,
-        resume=resume,
-    )
+    return await idempotent.run(principal, handler, body=body, resume=resume)
 
 
 @router.get("/{uid}/cards", response_model=CardList, responses=_ERRORS, summary="Cards")
@@ -256,13 +238,12 @@ async def delete_card(
     summary="A page where the customer adds a card",
 )
 async def create_card_session(
-    request: Request,
     uid: UidPath,
     body: CardRegistrationSessionCreate,
     principal: MerchantDep,
     settings: SettingsDep,
     sessions: SessionFactoryDep,
-    idempotency_key: OptionalKeyHeader = None,
+    idempotent: Idempotent,
 ) -> Response:
     """A checkout session of kind `card_registration`: its `url` tokenizes a card, runs 3-D
     Secure with am=tx=sf=0 and registers the card (creating the gateway user first if we have
@@ -286,12 +267,4 @@ async def create_card_session(
         assert cs is not None
         return Resumed(answer(cs))
 
-    return await run_idempotent(
-        request,
-        sessions,
-        principal=principal.id,
-        key=idempotency_key,
-        payload=body.model_dump_json().encode(),
-        handler=handler,
-        resume=resume,
-    )
+    return await idempotent.run(principal, handler, body=body, resume=resume)

@@ -568,60 +568,15 @@ async def sync(
         known = await cards_of(session, uid, active_only=False)
     card_answers: dict[int, CardResult] = {}
     if user.outcome == Outcome.SUCCESS and user.customer_key:
-        for card in known:
-            if card.status == "active":
-                card_answers[card.num] = await gateway.get_card(
-                    uid, user.customer_key, card.num, ref=uid
-                )
-        num = max((c.num for c in known), default=0) + 1
-        for _ in range(MAX_PROBES):
-            probe = await gateway.get_card(uid, user.customer_key, num, ref=uid)
-            if probe.outcome != Outcome.SUCCESS:
-                break  # the first gap (no such card) ends the cards registered after ours
-            card_answers[num] = probe
-            num += 1
+        card_answers = await _read_cards(gateway, uid, user.customer_key, known)
 
     changes: list[CustomerEvent] = []
     async with sessions() as session:
         customer = await lock_customer(session, uid)
         rows = {c.num: c for c in await cards_of(session, uid, active_only=False)}
         if user.outcome == Outcome.SUCCESS:
-            assert user.customer_key
-            if customer is None:
-                customer = Customer(
-                    uid=uid,
-                    key=user.customer_key,
-                    email=user.email or None,
-                    phone=user.phone or None,
-                    status="active",
-                )
-                session.add(customer)
-                changes.append(add_event(session, uid, "customer_imported", actor=actor))
-            else:
-                diff = _user_diff(customer, user)
-                if diff:
-                    changes.append(
-                        add_event(session, uid, "customer_repaired", actor=actor, data=diff)
-                    )
-            for num, answer in sorted(card_answers.items()):
-                row = rows.get(num)
-                if answer.outcome == Outcome.SUCCESS:
-                    _, event = apply_card(session, uid, row, num, answer, actor)
-                    if event is not None:
-                        changes.append(event)
-                elif error_kind(answer) in CARD_GONE and row is not None and row.status == "active":
-                    row.status = "deleted"
-                    changes.append(
-                        add_event(
-                            session,
-                            uid,
-                            "card_repaired",
-                            actor=actor,
-                            card_num=num,
-                            data={"status": "deleted", "gateway_code": error_code(answer)},
-                        )
-                    )
-                # Anything else (timeout, maintenance): leave the row as it is for next time.
+            customer = _sync_user(session, customer, uid, user, actor, changes)
+            _sync_cards(session, uid, rows, card_answers, actor, changes)
         elif customer is not None and customer.status == "active":
             changes.append(
                 _mark_customer_deleted(
@@ -638,3 +593,80 @@ async def sync(
         cards = await cards_of(session, uid) if customer is not None else []
     log.info("customer %s synced by %s: %d change(s)", uid, actor, len(changes))
     return SyncResult(customer=customer, cards=cards, changes=changes)
+
+
+async def _read_cards(
+    gateway: PaymentGateway, uid: str, key: str, known: list[Card]
+) -> dict[int, CardResult]:
+    """The gateway's answer for each active card we know, then for the numbers after the
+    highest until the first gap (cards registered without us)."""
+    answers: dict[int, CardResult] = {}
+    for card in known:
+        if card.status == "active":
+            answers[card.num] = await gateway.get_card(uid, key, card.num, ref=uid)
+    num = max((c.num for c in known), default=0) + 1
+    for _ in range(MAX_PROBES):
+        probe = await gateway.get_card(uid, key, num, ref=uid)
+        if probe.outcome != Outcome.SUCCESS:
+            break  # the first gap (ER149) ends the cards registered after ours
+        answers[num] = probe
+        num += 1
+    return answers
+
+
+def _sync_user(
+    session: AsyncSession,
+    customer: Customer | None,
+    uid: str,
+    user: UserResult,
+    actor: str,
+    changes: list[CustomerEvent],
+) -> Customer:
+    """Our customer made to match the gateway's user: imported if we had none, repaired if it
+    differs (events appended to `changes`)."""
+    assert user.customer_key
+    if customer is None:
+        customer = Customer(
+            uid=uid,
+            key=user.customer_key,
+            email=user.email or None,
+            phone=user.phone or None,
+            status="active",
+        )
+        session.add(customer)
+        changes.append(add_event(session, uid, "customer_imported", actor=actor))
+        return customer
+    diff = _user_diff(customer, user)
+    if diff:
+        changes.append(add_event(session, uid, "customer_repaired", actor=actor, data=diff))
+    return customer
+
+
+def _sync_cards(
+    session: AsyncSession,
+    uid: str,
+    rows: dict[int, Card],
+    answers: dict[int, CardResult],
+    actor: str,
+    changes: list[CustomerEvent],
+) -> None:
+    """Our card rows made to match the gateway's answers (events appended to `changes`)."""
+    for num, answer in sorted(answers.items()):
+        row = rows.get(num)
+        if answer.outcome == Outcome.SUCCESS:
+            _, event = apply_card(session, uid, row, num, answer, actor)
+            if event is not None:
+                changes.append(event)
+        elif error_kind(answer) in CARD_GONE and row is not None and row.status == "active":
+            row.status = "deleted"
+            changes.append(
+                add_event(
+                    session,
+                    uid,
+                    "card_repaired",
+                    actor=actor,
+                    card_num=num,
+                    data={"status": "deleted", "gateway_code": error_code(answer)},
+                )
+            )
+        # Anything else (timeout, maintenance): leave the row as it is for next time.

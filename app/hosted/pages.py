@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.gateway.base import PaymentGateway
+from app.hosted.models import CheckoutSession
+from app.web import render
 
 
 @dataclass(frozen=True)
@@ -51,3 +53,57 @@ class PageHandler:
     submit: Callable[[PageRequest, Form], Awaitable[HTMLResponse]]
     # The JSON the page script polls (`GET /checkout/{id}/status`).
     status: Callable[[PageRequest], Awaitable[dict[str, Any]]]
+
+
+def zero_three_ds(cs: CheckoutSession) -> dict[str, str]:
+    """3-D Secure for a card registration: am=tx=sf=0 and the page's e-mail and phone (which
+    the server sends too: the gateway compares them)."""
+    values = {"am": "0", "tx": "0", "sf": "0"}
+    if cs.email:
+        values["em"] = cs.email
+    if cs.phone:
+        values["pn"] = cs.phone
+    return values
+
+
+def card_form(
+    page: PageRequest,
+    cs: CheckoutSession,
+    t: dict[str, str],
+    *,
+    three_ds: dict[str, str],
+    **context: Any,
+) -> HTMLResponse:
+    """The page's form (checkout.html: CPToken.js, 3-D Secure with `three_ds`, then the token
+    is posted back here). `context`: what this kind shows beyond a bare card registration."""
+    other = "ja" if page.lang == "en" else "en"
+    settings = page.settings
+    defaults: dict[str, Any] = {
+        "three_ds_save": None,
+        "offer_save_card": False,
+        "saved_cards": [],
+        "registration": True,
+        "registered_cards": [],
+        "notice": None,
+        "saves_card": False,
+    }
+    return render(
+        settings,
+        "checkout.html",
+        lang=page.lang,
+        t=t,
+        session=cs,
+        mode=settings.checkout_mode,
+        aid=settings.gateway_aid,
+        gateway_js_base=f"{settings.gateway_public_base}/gateway/js",
+        post_url=f"/checkout/{cs.id}",
+        three_ds=three_ds,
+        switch_lang_url=f"/checkout/{cs.id}?lang={other}",
+        static_base="/static",
+        **{**defaults, **context},
+    )
+
+
+async def no_payment_status(page: PageRequest) -> dict[str, Any]:
+    """A card page's status answer: it takes no payment, so there is none to wait for."""
+    return {"status": "open", "payment_id": None, "redirect_url": None}

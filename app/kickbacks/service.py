@@ -219,6 +219,15 @@ class _Read:
     trusted: bool
 
 
+@dataclass(frozen=True)
+class _Wait:
+    """A kickback matched to its payment that needs the charges search (step 2)."""
+
+    payment_id: str
+    read: _Read
+    expected: rules.Expected | None
+
+
 async def apply(
     sessions: async_sessionmaker[AsyncSession],
     gateway: PaymentGateway,
@@ -231,103 +240,117 @@ async def apply(
     verifier = verifier or Verifier()
     # 1. Read, dedupe and match under the kickback's row lock; most end here.
     async with sessions() as session:
-        kb = await session.get(Kickback, kickback_id, with_for_update=True)
-        if kb is None or kb.status not in UNPROCESSED:
-            return kb.status if kb else "missing"
-        if kb.status == "deferred" and kb.next_attempt_at and kb.next_attempt_at > utcnow():
-            return kb.status  # another replica deferred it just now
-        read, early = await _read(session, kb)
-        if early is not None:
-            return await _finish(session, kb, *early)
-        assert read is not None
-        payment, ambiguous = await _match(session, read, kb.received_at)
-        if ambiguous:
-            return await _finish(
-                session, kb, "flagged", "several payments match its order id and amount"
-            )
-        if payment is None:
-            return await _finish(
-                session, kb, "unmatched", "no payment with this reference, gid or cod+amount"
-            )
-        kb.payment_id = payment.id
-        # Copies delivered at the same moment all passed the first check; the payment's row
-        # lock serializes them, so one is applied (even when it changes nothing) and the
-        # others are duplicates.
-        # populate_existing: the match read the row before the lock; read it again under it.
-        payment = (
-            await session.execute(
-                select(Payment)
-                .where(Payment.id == payment.id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        ).scalar_one()
-        earlier = await _earlier_copy(session, kb)
-        if earlier is not None:
-            return await _finish(session, kb, "duplicate", f"same as kickback {earlier}")
-        step = await _plan(session, payment, read, confirmed=False)
-        if step.kind == "done":
-            return await _finish(session, kb, step.status, step.note)
-        expected = (
-            rules.Expected(
-                gid=read.data.gid or 0,
-                cod=await payments.cod_of(session, payment),
-                total=None if payment.item_code else payment.total,
-                created_at=payment.created_at,
-                success=read.data.rst == 1,
-            )
-            if step.kind == "search"
-            else None
-        )
-        payment_id = payment.id
+        first = await _first_look(session, kickback_id)
+        if isinstance(first, str):
+            return first
         await session.commit()  # release the locks before any gateway call
 
     # 2. The charges search, with no transaction open.
-    verdict: rules.Verdict | None = None
-    why = ""
-    if expected is not None:
-        try:
-            rows = await verifier.rows(gateway, expected.gid, trusted=read.trusted)
-            verdict, why = rules.judge(expected, rows)
-        except OverBudget:
-            why = "the verification budget is spent for now"
-        except SearchError as exc:
-            why = f"the charges search failed: {exc}"
+    verdict, why = await _verify(gateway, verifier, first)
 
     # 3. Record under both row locks, re-planning on what the rows say now.
     async with sessions() as session:
-        kb = await session.get(Kickback, kickback_id, with_for_update=True)
-        locked = await payments.lock_payment(session, payment_id)
-        assert kb is not None and locked is not None
-        if kb.status not in UNPROCESSED:
-            await session.commit()
-            return kb.status
-        # Copies delivered at the same moment all pass the first check; the payment's row
-        # lock serializes them here, so exactly one is applied and the others are duplicates.
-        earlier = await _earlier_copy(session, kb)
-        if earlier is not None:
-            return await _finish(session, kb, "duplicate", f"same as kickback {earlier}")
-        if verdict is None and expected is not None:
-            return await _defer(session, kb, why)
-        if verdict in (rules.Verdict.UNSETTLED, rules.Verdict.MISSING) and (
-            verdict == rules.Verdict.UNSETTLED or read.trusted
-        ):
-            # Not yet visible or not settled at the gateway: ask again later, change nothing.
-            return await _defer(session, kb, why)
-        if verdict is not None and verdict != rules.Verdict.CONFIRMED:
-            return await _finish(session, kb, "flagged", f"not confirmed: {why}")
-        step = await _plan(session, locked, read, confirmed=verdict == rules.Verdict.CONFIRMED)
-        if step.kind == "search":
-            # The payment changed while we searched (e.g. its own answer was recorded).
-            return await _defer(session, kb, "the payment changed meanwhile")
-        if step.kind == "done":
-            return await _finish(session, kb, step.status, step.note)
-        confirmed = verdict == rules.Verdict.CONFIRMED
-        if step.kind == "contradiction":
-            await _contradiction(session, locked, kb, read.data, confirmed=confirmed)
-            return await _finish(session, kb, "flagged", f"contradiction: {step.note}")
-        await _settle(session, locked, kb, read.data, step.target, confirmed=confirmed)
-        return await _finish(session, kb, "applied", step.note)
+        return await _record(session, kickback_id, first, verdict, why)
+
+
+async def _first_look(session: AsyncSession, kickback_id: int) -> str | _Wait:
+    """The kickback's status when it ends here (finished and committed), else what to
+    verify."""
+    kb = await session.get(Kickback, kickback_id, with_for_update=True)
+    if kb is None or kb.status not in UNPROCESSED:
+        return kb.status if kb else "missing"
+    if kb.status == "deferred" and kb.next_attempt_at and kb.next_attempt_at > utcnow():
+        return kb.status  # another replica deferred it just now
+    read, early = await _read(session, kb)
+    if early is not None:
+        return await _finish(session, kb, *early)
+    assert read is not None
+    payment, ambiguous = await _match(session, read, kb.received_at)
+    if payment is None:
+        if ambiguous:
+            why = "several payments match its order id and amount"
+            return await _finish(session, kb, "flagged", why)
+        why = "no payment with this reference, gid or cod+amount"
+        return await _finish(session, kb, "unmatched", why)
+    kb.payment_id = payment.id
+    # Copies delivered at the same moment all passed the first check; the payment's row lock
+    # serializes them, so one is applied (even when it changes nothing) and the others are
+    # duplicates. (lock_payment reads the row again under the lock: the match read it before.)
+    payment = await payments.lock_payment(session, payment.id)
+    assert payment is not None
+    earlier = await _earlier_copy(session, kb)
+    if earlier is not None:
+        return await _finish(session, kb, "duplicate", f"same as kickback {earlier}")
+    step = await _plan(session, payment, read, confirmed=False)
+    if step.kind == "done":
+        return await _finish(session, kb, step.status, step.note)
+    expected = await _expected(session, payment, read) if step.kind == "search" else None
+    return _Wait(payment.id, read, expected)
+
+
+async def _expected(session: AsyncSession, payment: Payment, read: _Read) -> rules.Expected:
+    """What the charges search must show for the kickback's claim about `payment`."""
+    return rules.Expected(
+        gid=read.data.gid or 0,
+        cod=await payments.cod_of(session, payment),
+        total=None if payment.item_code else payment.total,
+        created_at=payment.created_at,
+        success=read.data.rst == 1,
+    )
+
+
+async def _verify(
+    gateway: PaymentGateway, verifier: Verifier, wait: _Wait
+) -> tuple[rules.Verdict | None, str]:
+    """What the charges search says of the kickback's claim (None: it could not tell)."""
+    if wait.expected is None:
+        return None, ""
+    try:
+        rows = await verifier.rows(gateway, wait.expected.gid, trusted=wait.read.trusted)
+        return rules.judge(wait.expected, rows)
+    except OverBudget:
+        return None, "the verification budget is spent for now"
+    except SearchError as exc:
+        return None, f"the charges search failed: {exc}"
+
+
+async def _record(
+    session: AsyncSession,
+    kickback_id: int,
+    wait: _Wait,
+    verdict: rules.Verdict | None,
+    why: str,
+) -> str:
+    kb = await session.get(Kickback, kickback_id, with_for_update=True)
+    locked = await payments.lock_payment(session, wait.payment_id)
+    assert kb is not None and locked is not None
+    if kb.status not in UNPROCESSED:
+        await session.commit()
+        return kb.status
+    # Copies delivered at the same moment all pass the first check; the payment's row lock
+    # serializes them here, so exactly one is applied and the others are duplicates.
+    earlier = await _earlier_copy(session, kb)
+    if earlier is not None:
+        return await _finish(session, kb, "duplicate", f"same as kickback {earlier}")
+    if verdict is None and wait.expected is not None:
+        return await _defer(session, kb, why)
+    if verdict == rules.Verdict.UNSETTLED or (verdict == rules.Verdict.MISSING and kb.trusted):
+        # Not yet visible or not settled at the gateway: ask again later, change nothing.
+        return await _defer(session, kb, why)
+    if verdict is not None and verdict != rules.Verdict.CONFIRMED:
+        return await _finish(session, kb, "flagged", f"not confirmed: {why}")
+    confirmed = verdict == rules.Verdict.CONFIRMED
+    step = await _plan(session, locked, wait.read, confirmed=confirmed)
+    if step.kind == "search":
+        # The payment changed while we searched (e.g. its own answer was recorded).
+        return await _defer(session, kb, "the payment changed meanwhile")
+    if step.kind == "done":
+        return await _finish(session, kb, step.status, step.note)
+    if step.kind == "contradiction":
+        await _contradiction(session, locked, kb, wait.read.data, confirmed=confirmed)
+        return await _finish(session, kb, "flagged", f"contradiction: {step.note}")
+    await _settle(session, locked, kb, wait.read.data, step.target, confirmed=confirmed)
+    return await _finish(session, kb, "applied", step.note)
 
 
 async def _read(

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +44,7 @@ from app.payments.rows import FIRST_CHECK_DELAY, add_event, lock_payment
 from app.payments.states import Status, is_forward
 
 log = logging.getLogger(__name__)
+T = TypeVar("T", int, str)
 
 OPEN = frozenset({Status.PENDING, Status.UNKNOWN})
 SUCCEEDED = frozenset({Status.AUTHORIZED, Status.CAPTURED})
@@ -184,23 +185,33 @@ def decide(facts: Facts, evidence: Evidence) -> Decision:
     operator = evidence.source == Source.OPERATOR
     return Decision(
         status=target if moves else None,
-        charge_id=evidence.charge_id if evidence.charge_id and facts.gid is None else None,
-        order_number=evidence.order_number if evidence.order_number and not facts.god else None,
-        approval_code=evidence.approval_code if evidence.approval_code and not facts.ap else None,
+        charge_id=_fill(evidence.charge_id, facts.gid),
+        order_number=_fill(evidence.order_number, facts.god),
+        approval_code=_fill(evidence.approval_code, facts.ap),
         amounts=_amounts(facts, evidence, behind),
         error=_error(facts, evidence, target, moves),
-        clear_error=(
-            moves
-            and current in OPEN
-            and target not in (Status.FAILED, Status.UNKNOWN, Status.PENDING)
-            and evidence.error is None
-            and evidence.source in _GATEWAY
-        ),
+        clear_error=moves and _clears_error(current, target, evidence),
         flag=flag,
         clear_flag=operator,
         next_check=_next_check(current, target, moves, contradiction, evidence),
         behind=behind,
         resolved=operator and not moves,
+    )
+
+
+def _fill(stated: T | None, known: T | None) -> T | None:
+    """A reference is filled in, never replaced."""
+    return stated if stated and not known else None
+
+
+def _clears_error(current: Status, target: Status | None, evidence: Evidence) -> bool:
+    """A success (or cancel) the gateway reports for an open payment replaces the timeout
+    or unreadable answer that left it open."""
+    return (
+        current in OPEN
+        and target not in (Status.FAILED, Status.UNKNOWN, Status.PENDING)
+        and evidence.error is None
+        and evidence.source in _GATEWAY
     )
 
 

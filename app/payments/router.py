@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse
 from app.auth import OpsDep
 from app.deps import GatewayDep, SessionDep, SessionFactoryDep
 from app.errors import NotFound, Problem, Unprocessable, problem_from_error
-from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
+from app.idempotency import Bound, Idempotent, Resumed
 from app.payments import operations, service
 from app.payments.models import Payment
+from app.payments.refresh import RefreshDep
 from app.payments.schemas import (
     PaymentDetail,
     PaymentOut,
@@ -22,7 +23,6 @@ from app.payments.schemas import (
     ResolveRequest,
 )
 from app.payments.states import Status
-from app.reconcile import service as reconcile
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
@@ -114,20 +114,17 @@ def _payment_json(p: Payment, status_code: int = 200) -> JSONResponse:
     "(504) leaves the status as it was until the charges search confirms what happened.",
 )
 async def capture_payment(
-    request: Request,
     payment_id: str,
     principal: OpsDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
-    idempotency_key: OptionalKeyHeader = None,
+    idempotent: Idempotent,
 ) -> Response:
     async def handler() -> Response:
         p = await operations.capture(sessions, gateway, payment_id, actor=principal.id)
         return _payment_json(p)
 
-    return await run_idempotent(
-        request, sessions, principal=principal.id, key=idempotency_key, payload=b"", handler=handler
-    )
+    return await idempotent.run(principal, handler)
 
 
 @router.post(
@@ -137,20 +134,17 @@ async def capture_payment(
     summary="Cancel an authorized or captured payment (CANCEL)",
 )
 async def cancel_payment(
-    request: Request,
     payment_id: str,
     principal: OpsDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
-    idempotency_key: OptionalKeyHeader = None,
+    idempotent: Idempotent,
 ) -> Response:
     async def handler() -> Response:
         p = await operations.cancel(sessions, gateway, payment_id, actor=principal.id)
         return _payment_json(p)
 
-    return await run_idempotent(
-        request, sessions, principal=principal.id, key=idempotency_key, payload=b"", handler=handler
-    )
+    return await idempotent.run(principal, handler)
 
 
 @router.post(
@@ -171,7 +165,8 @@ async def reauthorize_payment(
     principal: OpsDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
-    idempotency_key: OptionalKeyHeader = None,
+    idempotent: Idempotent,
+    refresh: RefreshDep,
 ) -> Response:
     async def handler() -> Response:
         new = await operations.reauthorize(
@@ -192,9 +187,7 @@ async def reauthorize_payment(
     async def resume(bound: Bound) -> Resumed | None:
         # The first request's answer was lost: its new payment answers (settled first from
         # the charges search if it is still open); re_auth.aspx is never called again.
-        new = await reconcile.settled(
-            sessions, gateway, bound.id, pay_claim=request.app.state.settings.pay_claim
-        )
+        new = await refresh(sessions, gateway, bound.id)
         if new is None:
             return None  # refused before any charge: its row was removed; run afresh
         problem = operations.reauth_answer(new)
@@ -203,15 +196,7 @@ async def reauthorize_payment(
         open_ = Status(new.status) in (Status.PENDING, Status.UNKNOWN)
         return Resumed(problem_from_error(request, problem), final=not open_)
 
-    return await run_idempotent(
-        request,
-        sessions,
-        principal=principal.id,
-        key=idempotency_key,
-        payload=body.model_dump_json().encode(),
-        handler=handler,
-        resume=resume,
-    )
+    return await idempotent.run(principal, handler, body=body, resume=resume)
 
 
 @router.post(
@@ -223,12 +208,11 @@ async def reauthorize_payment(
     "who acted are kept in the payment's trail. No gateway call is made.",
 )
 async def resolve_payment(
-    request: Request,
     payment_id: str,
     body: ResolveRequest,
     principal: OpsDep,
     sessions: SessionFactoryDep,
-    idempotency_key: OptionalKeyHeader = None,
+    idempotent: Idempotent,
 ) -> Response:
     async def handler() -> Response:
         p = await operations.resolve(
@@ -241,11 +225,4 @@ async def resolve_payment(
         )
         return _payment_json(p)
 
-    return await run_idempotent(
-        request,
-        sessions,
-        principal=principal.id,
-        key=idempotency_key,
-        payload=body.model_dump_json().encode(),
-        handler=handler,
-    )
+    return await idempotent.run(principal, handler, body=body)

@@ -6,7 +6,7 @@ Both answer `gid,rst,ap,ec,god,cod,am,tx,sf,ta,id,ps[,uid,key,num],free...` for 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -23,7 +23,8 @@ from app.sandbox.charge import (
 )
 from app.sandbox.codes import GatewayError
 from app.sandbox.endpoint import Call, ErrorRenderer, gateway_endpoint, gateway_route
-from app.sandbox.models import Product, Transaction, User
+from app.sandbox.models import CardData, Product, Token, Transaction, User
+from app.sandbox.state import SimState
 from app.sandbox.wire import Params, csv_response, payment_line
 
 router = APIRouter()
@@ -80,7 +81,7 @@ class PaymentInput:
 
 def read_payment(call: Call, jobs: tuple[str, ...], *, need_contact: bool) -> PaymentInput:
     """Common payment fields, checked in the order of their error codes (ER051..ER066)."""
-    p, products = call.p, call.sim.products
+    p = call.p
     iid = p.get("iid")
     # Product payments (商品登録あり) carry no jb in the seed's tables: they are sales.
     jb = validate.choice(p.get("jb"), jobs, "ER051") if p.has("jb") or not iid else "CAPTURE"
@@ -89,26 +90,35 @@ def read_payment(call: Call, jobs: tuple[str, ...], *, need_contact: bool) -> Pa
     em, pn = validate.email(p.get("em")), validate.phone(p.get("pn"))
     if need_contact and not em and not pn:
         raise GatewayError("ER059")  # em or pn is required (3-D Secure); no dedicated code
-    am = tx = sf = 0
-    if not iid:
-        # CHECK is a zero-yen validity check: amounts may be left out.
-        am = validate.amount(p.get("am") or _zero(jb), 8, "ER061")
-        tx = validate.amount(p.get("tx") or _zero(jb), 7, "ER062")
-        sf = validate.amount(p.get("sf") or _zero(jb), 7, "ER063")
-        if jb != "CHECK" and am + tx + sf == 0:
-            raise GatewayError("ER061")
+    am, tx, sf = (0, 0, 0) if iid else _amounts(p, jb)
     validate.md_pt(p.get("md"), p.get("pt"))
-    product = None
-    if iid:
-        if len(iid) > 50 or not re.fullmatch(r"[A-Za-z0-9_\-]+", iid):
-            raise GatewayError("ER066")
-        if p.has("am") or p.has("tx") or p.has("sf"):
-            raise GatewayError("ER066")  # either a registered product or amounts, not both
-        product = products.get(iid)
-        if product is None:
-            raise GatewayError("ER005")
+    product = _product(p, call.sim.products, iid) if iid else None
+    if product is not None:
         am, tx, sf = product.am, product.tx, product.sf
     return PaymentInput(jb, rt, cod, em, pn, am, tx, sf, product)
+
+
+def _amounts(p: Params, jb: str) -> tuple[int, int, int]:
+    """am, tx, sf of a payment without a registered product."""
+    # CHECK is a zero-yen validity check: amounts may be left out.
+    am = validate.amount(p.get("am") or _zero(jb), 8, "ER061")
+    tx = validate.amount(p.get("tx") or _zero(jb), 7, "ER062")
+    sf = validate.amount(p.get("sf") or _zero(jb), 7, "ER063")
+    if jb != "CHECK" and am + tx + sf == 0:
+        raise GatewayError("ER061")
+    return am, tx, sf
+
+
+def _product(p: Params, products: dict[str, Product], iid: str) -> Product:
+    """The registered product `iid` names (商品登録あり)."""
+    if len(iid) > 50 or not re.fullmatch(r"[A-Za-z0-9_\-]+", iid):
+        raise GatewayError("ER066")
+    if p.has("am") or p.has("tx") or p.has("sf"):
+        raise GatewayError("ER066")  # either a registered product or amounts, not both
+    product = products.get(iid)
+    if product is None:
+        raise GatewayError("ER005")
+    return product
 
 
 def _zero(jb: str) -> str:
@@ -144,48 +154,11 @@ async def _token_payment(call: Call) -> Response:
     uid = validate.uid(p.get("uid")) if p.has("uid") else ""
     if p.has("cn"):
         raise GatewayError("ER586")
-    async with sim.lock:
-        token = tokens.usable(sim, p.get("tkn"))
-        if uid:
-            accounts.ensure_new_uid(sim, uid)
-        token.used = True  # single use from here on, whatever the outcome
-        reserved = accounts.create_user(sim, uid, pay.em, pay.pn, pending=True) if uid else None
-    try:
-        if sim.config.require_3ds:
-            tokens.verify_3ds(
-                token,
-                am=None if pay.product else pay.am,
-                tx=None if pay.product else pay.tx,
-                sf=None if pay.product else pay.sf,
-                iid=pay.product.iid if pay.product else "",
-                em=pay.em,
-                pn=pay.pn,
-            )
-    except GatewayError as exc:
-        # A refused 3-D Secure is a processed payment: nothing charged, but a kickback is due.
-        _release(call, reserved)
-        answer = PaymentAnswer(
-            fields=error_fields(exc.code),
-            free=p.free,
-            kickback_cod=pay.cod,
-            extra=[("uid", uid), ("key", ""), ("num", "")] if uid else [],
-        )
-        return answer.respond(sim, pay.rt)
-
-    registered: list[tuple[str, str]] = []
-
-    def register(txn: Transaction) -> None:
-        if reserved is None:
-            return
-        if not txn.approved:
-            sim.users.pop(reserved.uid, None)
-            registered.extend([("uid", reserved.uid), ("key", ""), ("num", "")])
-            return
-        reserved.pending = False
-        num = reserved.add_card(replace(token.card), txn.created_at)
-        txn.uid, txn.num = reserved.uid, num
-        registered.extend([("uid", reserved.uid), ("key", reserved.key), ("num", str(num))])
-
+    token, reserved = await _spend_token(call, pay, uid)
+    refused = _three_ds_refusal(call, pay, token, uid, reserved)
+    if refused is not None:
+        return refused
+    registration = _Registration(sim, reserved, token.card)
     spec = ChargeSpec(
         jb=pay.jb,
         am=pay.am,
@@ -198,12 +171,78 @@ async def _token_payment(call: Call) -> Response:
         product=pay.product,
     )
     try:
-        txn = await charge(sim, spec, after=register)
+        txn = await charge(sim, spec, after=registration)
     except BaseException:
         _release(call, reserved)
         raise
-    response = _answer(txn, call, registered).respond(sim, pay.rt)
+    response = _answer(txn, call, registration.fields).respond(sim, pay.rt)
     return await lost_answer(sim, call.plan, response, hang=hangs(token.card))
+
+
+async def _spend_token(call: Call, pay: PaymentInput, uid: str) -> tuple[Token, User | None]:
+    """The token, now used (single use from here on, whatever the outcome), and the user
+    reserved for `uid` (pending until the charge is approved)."""
+    sim = call.sim
+    async with sim.lock:
+        token = tokens.usable(sim, call.p.get("tkn"))
+        if uid:
+            accounts.ensure_new_uid(sim, uid)
+        token.used = True
+        reserved = accounts.create_user(sim, uid, pay.em, pay.pn, pending=True) if uid else None
+    return token, reserved
+
+
+def _three_ds_refusal(
+    call: Call, pay: PaymentInput, token: Token, uid: str, reserved: User | None
+) -> Response | None:
+    """The answer to a refused 3-D Secure (None: it passed, or it is not required)."""
+    if not call.sim.config.require_3ds:
+        return None
+    try:
+        tokens.verify_3ds(
+            token,
+            am=None if pay.product else pay.am,
+            tx=None if pay.product else pay.tx,
+            sf=None if pay.product else pay.sf,
+            iid=pay.product.iid if pay.product else "",
+            em=pay.em,
+            pn=pay.pn,
+        )
+    except GatewayError as exc:
+        # A refused 3-D Secure is a processed payment: nothing charged, but a kickback is due.
+        _release(call, reserved)
+        answer = PaymentAnswer(
+            fields=error_fields(exc.code),
+            free=call.p.free,
+            kickback_cod=pay.cod,
+            extra=[("uid", uid), ("key", ""), ("num", "")] if uid else [],
+        )
+        return answer.respond(call.sim, pay.rt)
+    return None
+
+
+@dataclass
+class _Registration:
+    """Registers the token's card on the reserved user once the charge is approved (the
+    charge's `after` hook, under the simulator's lock); `fields`: uid, key, num to answer."""
+
+    sim: SimState
+    reserved: User | None
+    card: CardData
+    fields: list[tuple[str, str]] = field(default_factory=list)
+
+    def __call__(self, txn: Transaction) -> None:
+        reserved = self.reserved
+        if reserved is None:
+            return
+        if not txn.approved:
+            self.sim.users.pop(reserved.uid, None)
+            self.fields.extend([("uid", reserved.uid), ("key", ""), ("num", "")])
+            return
+        reserved.pending = False
+        num = reserved.add_card(replace(self.card), txn.created_at)
+        txn.uid, txn.num = reserved.uid, num
+        self.fields.extend([("uid", reserved.uid), ("key", reserved.key), ("num", str(num))])
 
 
 def _release(call: Call, reserved: User | None) -> None:

@@ -11,6 +11,7 @@ import logging
 import math
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -122,39 +123,59 @@ def _window(lo: datetime | None, hi: datetime | None, hi_name: str, problems: Pr
             problems.add(hi_name, "検索範囲は7日以内で指定してください")
 
 
-def _order(sim: SimState, body: dict[str, Any]) -> dict[str, Any]:
-    problems = Problems()
-    isac, gid, acid, jobs = body.get("isac"), body.get("gid"), body.get("acid"), body.get("jb")
-    if isac is not None and not isinstance(isac, bool):
-        problems.add("isac")
-    if gid is not None and not _int(gid):
-        problems.add("gid")
-    if acid is not None and not _int(acid):
-        problems.add("acid")
-    if jobs is not None and not (
-        isinstance(jobs, list) and all(isinstance(j, str) and j in JOBS for j in jobs)
-    ):
-        problems.add("jb")
-    cdf, cdt = _date(body, "cdf", problems), _date(body, "cdt", problems)
-    udf, udt = _date(body, "udf", problems), _date(body, "udt", problems)
-    _window(cdf, cdt, "cdt", problems)
-    _window(udf, udt, "udt", problems)
-    problems.raise_any()
+@dataclass(frozen=True)
+class _OrderFilter:
+    """The filters of /search/order, checked (a 400 naming every bad field at once)."""
 
-    def match(t: Transaction) -> bool:
+    isac: Any
+    gid: Any
+    acid: Any
+    jobs: Any
+    cdf: datetime | None
+    cdt: datetime | None
+    udf: datetime | None
+    udt: datetime | None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> _OrderFilter:
+        problems = Problems()
+        isac, gid, acid, jobs = body.get("isac"), body.get("gid"), body.get("acid"), body.get("jb")
+        if isac is not None and not isinstance(isac, bool):
+            problems.add("isac")
+        if gid is not None and not _int(gid):
+            problems.add("gid")
+        if acid is not None and not _int(acid):
+            problems.add("acid")
+        if jobs is not None and not (
+            isinstance(jobs, list) and all(isinstance(j, str) and j in JOBS for j in jobs)
+        ):
+            problems.add("jb")
+        cdf, cdt = _date(body, "cdf", problems), _date(body, "cdt", problems)
+        udf, udt = _date(body, "udf", problems), _date(body, "udt", problems)
+        _window(cdf, cdt, "cdt", problems)
+        _window(udf, udt, "udt", problems)
+        problems.raise_any()
+        return cls(isac, gid, acid, jobs, cdf, cdt, udf, udt)
+
+    def match(self, t: Transaction) -> bool:
         # Every simulator payment is a one-off (isac false) without an auto-charge id.
-        return not (
-            isac is True
-            or acid is not None
-            or (gid is not None and t.gid != gid)
-            or (jobs is not None and t.jb not in jobs)
-            or (cdf is not None and t.created_at < cdf)
-            or (cdt is not None and t.created_at > cdt)
-            or (udf is not None and t.updated_at < udf)
-            or (udt is not None and t.updated_at > udt)
+        if self.isac is True or self.acid is not None:
+            return False
+        return (
+            (self.gid is None or t.gid == self.gid)
+            and (self.jobs is None or t.jb in self.jobs)
+            and _within(t.created_at, self.cdf, self.cdt)
+            and _within(t.updated_at, self.udf, self.udt)
         )
 
-    gids = [t.gid for t in sim.ledger.values() if match(t)]
+
+def _within(value: datetime, lo: datetime | None, hi: datetime | None) -> bool:
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+def _order(sim: SimState, body: dict[str, Any]) -> dict[str, Any]:
+    wanted = _OrderFilter.parse(body)
+    gids = [t.gid for t in sim.ledger.values() if wanted.match(t)]
     if len(gids) > sim.config.search_max_results:
         raise SearchError("ER520")
     if not gids:
@@ -185,30 +206,51 @@ def _sort(srt: Any, problems: Problems) -> tuple[Callable[[Transaction], Any], b
     return _SORT_KEYS.get(field, _SORT_KEYS["ID"]), descending
 
 
+@dataclass(frozen=True)
+class _PageRequest:
+    """A page of a search session, checked (a 400 naming every bad field at once)."""
+
+    sid: str
+    session: SearchSession
+    maxs: int
+    idx: int
+    key: Callable[[Transaction], Any]
+    descending: bool
+
+    @classmethod
+    def parse(cls, sim: SimState, body: dict[str, Any]) -> _PageRequest:
+        problems = Problems()
+        sid, maxs, idx = body.get("sid"), body.get("maxs"), body.get("idx", 1)
+        session = sim.searches.get(sid) if isinstance(sid, str) else None
+        if session is None or sim.clock.now() - session.created_at > SEARCH_TTL:
+            problems.add("sid", "必須項目です" if sid is None else INVALID)
+        if not (isinstance(maxs, int) and _int(maxs) and 1 <= maxs <= MAX_PAGE):
+            problems.add("maxs", "必須項目です" if maxs is None else INVALID)
+        if idx is None:
+            idx = 1
+        if not _int(idx) or idx < 1:
+            problems.add("idx")
+        key, descending = _sort(body.get("srt"), problems)
+        problems.raise_any()
+        assert isinstance(sid, str) and session is not None
+        assert isinstance(maxs, int) and isinstance(idx, int)
+        return cls(sid, session, maxs, idx, key, descending)
+
+
 def _search(sim: SimState, body: dict[str, Any]) -> dict[str, Any]:
-    problems = Problems()
-    sid, maxs, idx = body.get("sid"), body.get("maxs"), body.get("idx", 1)
-    session = sim.searches.get(sid) if isinstance(sid, str) else None
-    if session is None or sim.clock.now() - session.created_at > SEARCH_TTL:
-        problems.add("sid", "必須項目です" if sid is None else INVALID)
-    if not (isinstance(maxs, int) and _int(maxs) and 1 <= maxs <= MAX_PAGE):
-        problems.add("maxs", "必須項目です" if maxs is None else INVALID)
-    if idx is None:
-        idx = 1
-    if not _int(idx) or idx < 1:
-        problems.add("idx")
-    key, descending = _sort(body.get("srt"), problems)
-    problems.raise_any()
-    assert session is not None and isinstance(maxs, int) and isinstance(idx, int)
+    page_of = _PageRequest.parse(sim, body)
+    maxs, idx = page_of.maxs, page_of.idx
     rows = sorted(
-        (sim.ledger[g] for g in session.gids if g in sim.ledger), key=key, reverse=descending
+        (sim.ledger[g] for g in page_of.session.gids if g in sim.ledger),
+        key=page_of.key,
+        reverse=page_of.descending,
     )
     tidx = max(1, math.ceil(len(rows) / maxs))
     if idx > tidx:
         raise SearchError("ER400", [{"dtlf": "idx", "dtlmsgs": [INVALID]}])
     page = rows[(idx - 1) * maxs : idx * maxs]
     return {
-        "sid": sid,
+        "sid": page_of.sid,
         "idx": idx,
         "tidx": tidx,
         "rcnt": len(page),

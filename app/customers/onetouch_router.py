@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.auth import MerchantDep
+from app.customers import onetouch
 from app.deps import GatewayDep, SessionFactoryDep, SettingsDep
 from app.errors import (
     AppError,
@@ -19,8 +20,7 @@ from app.errors import (
 )
 from app.gateway.base import GatewayErrorInfo
 from app.gateway.robotpayment.errors import lookup
-from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
-from app.payments import onetouch
+from app.idempotency import Bound, Idempotent, Resumed
 from app.payments.models import Payment
 from app.payments.schemas import PaymentOut
 from app.reconcile import service as reconcile
@@ -50,7 +50,7 @@ async def create_onetouch_payment(
     settings: SettingsDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
-    idempotency_key: OptionalKeyHeader = None,
+    idempotent: Idempotent,
 ) -> Response:
     """`201` authorized/captured; `202` pending (rt=0) or unknown (settled by
     reconciliation, never retried); a decline or refusal is a problem carrying `payment`. A
@@ -74,16 +74,7 @@ async def create_onetouch_payment(
         unsettled = payment.status in ("pending", "unknown")
         return Resumed(_answer(request, payment, None), final=not unsettled)
 
-    return await run_idempotent(
-        request,
-        sessions,
-        principal=principal.id,
-        key=idempotency_key,
-        payload=body.model_dump_json().encode(),
-        handler=handler,
-        resume=resume,
-        required=True,
-    )
+    return await idempotent.run(principal, handler, body=body, resume=resume, required=True)
 
 
 def _answer(request: Request, payment: Payment, error: GatewayErrorInfo | None) -> Response:

@@ -1,0 +1,147 @@
+"""The shopper's pages: `GET /checkout/{id}`, its form post, its status and a card page's
+delete button. Every hosted page is served here and handed to its kind's handler (`PAGES`);
+app/hosted/pages.py says why the table lives in this top router."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+
+from app.billing import page as billing_page
+from app.checkout import payment_page
+from app.customers import page as customer_page
+from app.deps import GatewayDep, SessionFactoryDep, SettingsDep
+from app.errors import DATABASE_DOWN_NOT_CHARGED, AppError, NotFound, Problem, database_guard
+from app.fields import card_fields_in
+from app.hosted import service as hosted
+from app.hosted.models import Kind
+from app.hosted.pages import PageHandler, PageRequest
+from app.web import cross_site_refusal, error_page, form_lang, lang_of, messages
+
+router = APIRouter(tags=["checkout"])
+
+# The one dispatch on a page's kind (a unit test checks every Kind is here).
+PAGES: dict[Kind, PageHandler] = {
+    Kind.PAYMENT: payment_page.HANDLER,
+    Kind.CARD_REGISTRATION: customer_page.HANDLER,
+    Kind.BILLING_CARD: billing_page.HANDLER,
+}
+
+# The shopper's pages answer errors as HTML pages (with the page's security headers).
+_PAGE = {"content": {"text/html": {"schema": {"type": "string"}}}}
+_PAGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such session", **_PAGE},
+    409: {"description": "Already paid", **_PAGE},
+    410: {"description": "Expired", **_PAGE},
+}
+_FORM_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_PAGE_ERRORS,
+    403: {"description": "Posted from another site (Origin, Sec-Fetch-Site)", **_PAGE},
+    422: {"description": "Card data posted, or no token", **_PAGE},
+    429: {"description": "Too many attempts", **_PAGE},
+    502: {"description": "The gateway refused the request", **_PAGE},
+    503: {"description": "The gateway is in maintenance or the database is down", **_PAGE},
+}
+# The form the page posts (read by hand: the raw form, so stray card fields can be refused).
+_FORM_BODY = {
+    "requestBody": {
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "tkn": {"type": "string", "description": "CPToken.js token"},
+                        "card_num": {"type": "string", "description": "a saved card's num"},
+                        "num": {"type": "string", "description": "same as card_num"},
+                        "save_card": {"type": "string", "enum": ["1"]},
+                        "lang": {"type": "string", "enum": ["ja", "en"]},
+                    },
+                }
+            }
+        }
+    }
+}
+
+
+@router.get("/checkout/{session_id}", response_class=HTMLResponse, responses=_PAGE_ERRORS)
+async def checkout_page(
+    request: Request,
+    session_id: str,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> HTMLResponse:
+    lang = lang_of(request)
+    kind = await hosted.kind_of(sessions, session_id)
+    if kind is None:
+        return error_page(settings, lang, 404, "This checkout session does not exist.")
+    page = PageRequest(request, settings, sessions, gateway, session_id, lang)
+    return await PAGES[kind].show(page)
+
+
+@router.post(
+    "/checkout/{session_id}",
+    response_class=HTMLResponse,
+    responses=_FORM_ERRORS,
+    openapi_extra=_FORM_BODY,
+)
+async def checkout_form_post(
+    request: Request,
+    session_id: str,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> HTMLResponse:
+    if (refused := cross_site_refusal(request, settings)) is not None:
+        return refused
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    page = PageRequest(request, settings, sessions, gateway, session_id, form_lang(form))
+    if card_fields_in(form):
+        t = messages(page.lang)
+        message = t.get("error_card_data", "Card data must not be sent to this server.")
+        return error_page(settings, page.lang, 422, message, page.back)
+    try:
+        async with database_guard(DATABASE_DOWN_NOT_CHARGED):
+            kind = await hosted.kind_of(sessions, session_id)
+    except AppError as exc:
+        return error_page(settings, page.lang, exc.status, exc.detail or exc.title)
+    # An unknown page goes the payment way: its checks answer (no token 422, else 404).
+    return await PAGES[kind or Kind.PAYMENT].submit(page, form)
+
+
+@router.get(
+    "/checkout/{session_id}/status",
+    responses={404: {"model": Problem}},
+    summary="Payment status of a session (page polling)",
+)
+async def checkout_status(
+    request: Request,
+    session_id: str,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> dict[str, Any]:
+    kind = await hosted.kind_of(sessions, session_id)
+    if kind is None:
+        raise NotFound("This checkout session does not exist.")
+    page = PageRequest(request, settings, sessions, gateway, session_id, lang_of(request))
+    return await PAGES[kind].status(page)
+
+
+@router.post("/checkout/{session_id}/cards/{num}/delete", include_in_schema=False)
+async def delete_card_from_page(
+    request: Request,
+    session_id: str,
+    num: int,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> Response:
+    """A card page's delete button (customer card pages only)."""
+    if (refused := cross_site_refusal(request, settings)) is not None:
+        return refused
+    lang = form_lang(await request.form())
+    page = PageRequest(request, settings, sessions, gateway, session_id, lang)
+    return await customer_page.delete_card(page, num)

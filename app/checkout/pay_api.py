@@ -1,0 +1,87 @@
+"""The JSON pay call: the page script (or a shop's own page) pays a checkout session with a
+token or a saved card. No API key: the unguessable, single-use session id is the capability."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app import velocity
+from app.checkout import service
+from app.checkout.api import PROBLEMS
+from app.checkout.schemas import PayRequest
+from app.deps import GatewayDep, SessionFactoryDep, SettingsDep
+from app.errors import (
+    AppError,
+    Conflict,
+    GatewayFailure,
+    PaymentDeclined,
+    Problem,
+    ServiceUnavailable,
+    Unprocessable,
+    problem_from_error,
+)
+from app.gateway.robotpayment.errors import lookup
+from app.payments.schemas import ShopperPaymentOut
+
+router = APIRouter(tags=["checkout"])
+
+
+@router.post(
+    "/v1/checkout/sessions/{session_id}/pay",
+    response_model=ShopperPaymentOut,
+    responses={
+        **PROBLEMS,
+        402: {"model": Problem},
+        502: {"model": Problem},
+        503: {"model": Problem},
+    },
+    summary="Pay a checkout session with a token or a saved card",
+    description="No API key: the unguessable, single-use session id is the capability.",
+)
+async def pay_session(
+    request: Request,
+    session_id: str,
+    body: PayRequest,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> JSONResponse:
+    result = await service.pay(
+        sessions,
+        gateway,
+        session_id,
+        token=body.token,
+        card_num=body.card_num,
+        result_mode=settings.gateway_result_mode,
+        save_card=body.save_card,
+        client_ip=request.client.host if request.client else None,
+        limits=velocity.Limits.of(settings),
+        pay_claim=settings.pay_claim,
+    )
+    out = ShopperPaymentOut.of(result.payment).model_dump(mode="json")
+    status = service.page_status(result.payment)
+    if status == "failed":
+        info = result.result.error if result.result else None
+        if result.payment.error_code and (info is None or info.code != result.payment.error_code):
+            # Settled by other evidence (a kickback) before this answer: say what it showed.
+            info = lookup(result.payment.error_code)
+        # The problem type follows what went wrong: a decline (402), a bad or reused token
+        # (422), a gateway-side refusal (502), maintenance (503).
+        kind = _PROBLEM_BY_STATUS.get(info.http_status if info else 402, PaymentDeclined)
+        err = kind(
+            info.message_en if info else "The payment failed.",
+            code=info.stable_code if info else None,
+            extra={"payment": out, "gateway_code": info.code if info else None},
+        )
+        return problem_from_error(request, err)
+    return JSONResponse(out, status_code=200 if status == "succeeded" else 202)
+
+
+_PROBLEM_BY_STATUS: dict[int, type[AppError]] = {
+    402: PaymentDeclined,
+    409: Conflict,
+    422: Unprocessable,
+    502: GatewayFailure,
+    503: ServiceUnavailable,
+}

@@ -1,0 +1,187 @@
+"""The payment page (`Kind.PAYMENT`): the page, its form post (pay with a token or a saved
+card) and its status answer; the PageHandler of app/checkout/pages.py's table."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi.responses import HTMLResponse
+
+from app import velocity
+from app.checkout import page_view, service
+from app.checkout.schemas import PayRequest
+from app.db import database_unavailable
+from app.errors import AppError
+from app.gateway.robotpayment.errors import lookup
+from app.hosted.models import CheckoutSession
+from app.hosted.pages import Form, PageHandler, PageRequest, card_form, zero_three_ds
+from app.payments.models import Payment
+from app.web import error_page, messages, render
+
+log = logging.getLogger(__name__)
+
+
+def three_ds(cs: CheckoutSession) -> dict[str, str]:
+    """Exactly what the server will send to gateway_token.aspx (3DS must match it)."""
+    values: dict[str, str] = (
+        {"iid": cs.item_code}
+        if cs.item_code
+        else {"am": str(cs.amount), "tx": str(cs.tax), "sf": str(cs.shipping)}
+    )
+    if cs.email:
+        values["em"] = cs.email
+    if cs.phone:
+        values["pn"] = cs.phone
+    return values
+
+
+async def show(page: PageRequest) -> HTMLResponse:
+    settings, lang = page.settings, page.lang
+    view = await page_view.load(
+        page.sessions, page.gateway, page.cs_id, pay_claim=settings.pay_claim
+    )
+    cs = view.cs
+    if view.closed is not None:
+        exc = view.closed
+        # Back to the shop: its thank-you page when already paid, else its cart.
+        back = None
+        if cs is not None:
+            back = cs.success_url if exc.status == 409 else cs.cancel_url
+        return error_page(settings, lang, exc.status, exc.detail or exc.title, back)
+    assert cs is not None
+    if view.live is not None:
+        return result_page(page, cs, view.live)
+    # With the shopper's "save this card" box ticked, 3-D Secure may need other values (a
+    # registration on a customer the gateway knows): the page script switches to them.
+    three_ds_save = None
+    if view.save_registers_first is not None:
+        three_ds_save = zero_three_ds(cs) if view.save_registers_first else three_ds(cs)
+    return card_form(
+        page,
+        cs,
+        messages(lang),
+        three_ds=zero_three_ds(cs) if view.register_first else three_ds(cs),
+        three_ds_save=three_ds_save,
+        offer_save_card=cs.offer_save_card,
+        saved_cards=list(view.saved_cards),
+        registration=False,
+        saves_card=cs.save_card,
+    )
+
+
+def redirect_for(cs: CheckoutSession, status: str) -> str | None:
+    """Where the shopper goes next: the shop's success or cancel page."""
+    return {"succeeded": cs.success_url, "failed": cs.cancel_url}.get(status)
+
+
+def _failure_message(lang: str, code: str | None) -> str:
+    if not code:
+        return messages(lang).get("result_failed", "The payment failed.")
+    info = lookup(code)
+    return info.message_ja if lang == "ja" else info.message_en
+
+
+def result_page(
+    page: PageRequest, cs: CheckoutSession, payment: Payment, status_code: int = 200
+) -> HTMLResponse:
+    lang = page.lang
+    t = messages(lang)
+    status = service.page_status(payment)
+    message = {
+        "succeeded": t.get("result_succeeded", "Payment complete"),
+        "pending": t.get("result_pending", "Waiting for the gateway"),
+        "unknown": t.get("result_unknown", "We are confirming your payment"),
+    }.get(status)
+    if status == "failed":
+        message = _failure_message(lang, payment.error_code)
+    retry = f"/checkout/{cs.id}?lang={lang}" if status == "failed" and cs.status == "open" else None
+    return render(
+        page.settings,
+        "result.html",
+        status_code=status_code,
+        lang=lang,
+        t=t,
+        status=status,
+        message=message,
+        payment_id=payment.id,
+        amount_total=cs.total,
+        redirect_url=redirect_for(cs, status),
+        status_url=f"/checkout/{cs.id}/status",
+        retry_url=retry,
+    )
+
+
+def _pay_request(form: Form) -> PayRequest | None:
+    """The token or saved card the form posted (None: neither, or not readable)."""
+    # The page posts `card_num`; `num` (the gateway's name for it) is accepted too.
+    card_num_raw = form.get("card_num") or form.get("num") or None
+    try:
+        return PayRequest(
+            token=form.get("tkn") or None,
+            card_num=int(card_num_raw) if card_num_raw else None,
+            save_card=form.get("save_card") == "1",
+        )
+    except ValueError:
+        return None
+
+
+async def submit(page: PageRequest, form: Form) -> HTMLResponse:
+    settings, lang = page.settings, page.lang
+    t = messages(lang)
+    req = _pay_request(form)
+    if req is None:
+        message = t.get("error_no_token", "No card token was received; please try again.")
+        return error_page(settings, lang, 422, message, page.back)
+    try:
+        result = await service.pay(
+            page.sessions,
+            page.gateway,
+            page.cs_id,
+            token=req.token,
+            card_num=req.card_num,
+            result_mode=settings.gateway_result_mode,
+            save_card=req.save_card,
+            client_ip=page.client_ip,
+            limits=velocity.Limits.of(settings),
+            pay_claim=settings.pay_claim,
+        )
+    except AppError as exc:
+        return await _refused(page, exc)
+    except Exception as exc:
+        # The database went away after the gateway call: the payment is settled later from
+        # the gateway's records (a new attempt on this session is refused until then).
+        if not database_unavailable(exc):
+            raise
+        log.warning("checkout %s: database unavailable after the gateway call", page.cs_id)
+        return error_page(settings, lang, 503, t["error_unavailable_message"])
+    # Maintenance (ER999) and the like: the page says "try later", and so does the status.
+    error = result.result.error if result.result else None
+    failed = service.page_status(result.payment) == "failed"
+    code = 503 if failed and error is not None and error.http_status == 503 else 200
+    return result_page(page, result.session, result.payment, code)
+
+
+async def _refused(page: PageRequest, exc: AppError) -> HTMLResponse:
+    """The page for a pay that was refused: the payment's result when another pay of this
+    session got there first, else the error."""
+    if exc.status == 409 and "payment_id" in exc.extra:
+        cs, p = await page_view.with_payment(page.sessions, page.cs_id, exc.extra["payment_id"])
+        if cs is not None and p is not None:
+            return result_page(page, cs, p)
+    back = page.back if exc.status < 500 else None
+    return error_page(page.settings, page.lang, exc.status, exc.detail or exc.title, back)
+
+
+async def status(page: PageRequest) -> dict[str, Any]:
+    cs, p = await page_view.with_payment(page.sessions, page.cs_id)
+    assert cs is not None  # the table is consulted for existing pages only
+    state = service.page_status(p) if p else "open"
+    return {
+        "status": state,
+        "payment_id": p.id if p else None,
+        "redirect_url": redirect_for(cs, state),
+    }
+
+
+HANDLER = PageHandler(show=show, submit=submit, status=status)

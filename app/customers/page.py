@@ -1,0 +1,121 @@
+"""The customer's card page (`Kind.CARD_REGISTRATION`): CPToken.js, 3-D Secure with
+am=tx=sf=0, then the token is posted and the card registered on the customer (no payment);
+the page also lists the customer's cards with a delete button each. The PageHandler of
+app/checkout/pages.py's table."""
+
+from __future__ import annotations
+
+from fastapi import Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from app import velocity
+from app.customers import registration
+from app.customers import service as customers
+from app.errors import AppError, NotFound
+from app.hosted import service as hosted
+from app.hosted.models import CheckoutSession, Kind
+from app.hosted.pages import (
+    Form,
+    PageHandler,
+    PageRequest,
+    card_form,
+    no_payment_status,
+    zero_three_ds,
+)
+from app.web import card_result_page, error_page, messages
+
+
+async def show(page: PageRequest) -> HTMLResponse:
+    settings, lang = page.settings, page.lang
+    cs, cards = await registration.page_view(page.sessions, page.cs_id)
+    if cs is not None and cs.status == "completed":
+        return result(page, cs, None)
+    try:
+        cs = hosted.ensure_payable(cs)
+    except AppError as exc:
+        back = None
+        if cs is not None:
+            back = cs.success_url if exc.status == 409 else cs.cancel_url
+        return error_page(settings, lang, exc.status, exc.detail or exc.title, back)
+    t = messages(lang)
+    return card_form(
+        page,
+        cs,
+        t,
+        three_ds=zero_three_ds(cs),
+        registered_cards=cards,
+        notice=t["card_deleted"] if page.request.query_params.get("deleted") else None,
+        saves_card=True,  # the page exists to save the customer's card
+    )
+
+
+async def submit(page: PageRequest, form: Form) -> HTMLResponse:
+    settings, lang = page.settings, page.lang
+    token = form.get("tkn") or None
+    if not token:
+        t = messages(lang)
+        message = t.get("error_no_token", "No card token was received; please try again.")
+        return error_page(settings, lang, 422, message, page.back)
+    try:
+        cs, card = await registration.register(
+            page.sessions,
+            page.gateway,
+            page.cs_id,
+            token,
+            client_ip=page.client_ip,
+            limits=velocity.Limits.of(settings),
+        )
+    except AppError as exc:
+        known = await hosted.find(page.sessions, page.cs_id)
+        if known is None or exc.status in (404, 410, 429):
+            return error_page(settings, lang, exc.status, exc.detail or exc.title, None)
+        if known.status == "completed":
+            return result(page, known, None)
+        return result(page, known, exc.detail or exc.title, status_code=exc.status)
+    label = card.masked_number if card is not None else None
+    return result(page, cs, None, card_label=label)
+
+
+def result(
+    page: PageRequest,
+    cs: CheckoutSession,
+    error: str | None,
+    *,
+    card_label: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The result page of a card page, worded for a registration."""
+    lang = page.lang
+    t = messages(lang)
+    status = "failed" if error else "succeeded"
+    return card_result_page(
+        page.settings,
+        lang,
+        t,
+        status=status,
+        message=error or t["register_done"] + (f" ({card_label})" if card_label else ""),
+        redirect_url=cs.success_url if status == "succeeded" else cs.cancel_url,
+        retry_url=f"/checkout/{cs.id}?lang={lang}" if error and cs.status == "open" else None,
+        status_code=status_code,
+    )
+
+
+async def delete_card(page: PageRequest, num: int) -> Response:
+    """A card page's delete button: the page (an unguessable, expiring capability for one
+    customer) may delete that customer's cards, nobody else's."""
+    cs = await hosted.find(page.sessions, page.cs_id)
+    try:
+        if cs is None or cs.kind != Kind.CARD_REGISTRATION or not cs.customer_uid:
+            raise NotFound("This card page does not exist.")
+        hosted.ensure_payable(cs)
+        await customers.delete_card(
+            page.sessions, page.gateway, cs.customer_uid, num, actor=f"card-page:{page.cs_id}"
+        )
+    except AppError as exc:
+        back = page.back if exc.status < 500 else None
+        return error_page(page.settings, page.lang, exc.status, exc.detail or exc.title, back)
+    # Post/redirect/get: a reload of the page does not post the delete again.
+    return RedirectResponse(f"{page.back}&deleted=1", status_code=303)
+
+
+HANDLER = PageHandler(show=show, submit=submit, status=no_payment_status)
