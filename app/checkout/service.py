@@ -452,7 +452,7 @@ async def existing_customer(session: AsyncSession, cs: CheckoutSession) -> Custo
 
 
 def saves_card(cs: CheckoutSession, *, requested: bool) -> bool:
-    return cs.save_card or (cs.offer_save_card and requested)
+    return bool(cs.save_card or (cs.offer_save_card and requested))
 
 
 async def registers_first(

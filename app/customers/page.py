@@ -45,7 +45,7 @@ async def show(page: PageRequest) -> HTMLResponse:
         three_ds=zero_three_ds(cs),
         registered_cards=cards,
         notice=t["card_deleted"] if page.request.query_params.get("deleted") else None,
-        saves_card=cs.save_card,
+        saves_card=True,  # the page exists to save the customer's card
     )
 
 

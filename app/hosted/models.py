@@ -31,6 +31,12 @@ class CheckoutSession(Base):
         CheckConstraint("amount >= 0 AND tax >= 0 AND shipping >= 0", name="amounts"),
         CheckConstraint("job IN ('AUTH', 'CAPTURE')", name="job"),
         CheckConstraint("kind IN ('payment', 'card_registration', 'billing_card')", name="kind"),
+        # What a payment charges is a payment page's, and only a payment page's, to have.
+        CheckConstraint(
+            "(kind = 'payment') = (job IS NOT NULL AND amount IS NOT NULL AND tax IS NOT NULL "
+            "AND shipping IS NOT NULL AND save_card IS NOT NULL AND offer_save_card IS NOT NULL)",
+            name="payment_terms",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -39,21 +45,22 @@ class CheckoutSession(Base):
     kind: Mapped[str] = mapped_column(
         String(24), default=Kind.PAYMENT.value, server_default="payment"
     )
-    job: Mapped[str] = mapped_column(String(8))
-    amount: Mapped[int] = mapped_column(Integer)
-    tax: Mapped[int] = mapped_column(Integer, default=0)
-    shipping: Mapped[int] = mapped_column(Integer, default=0)
+    # The payment terms (`service.PaymentTerms`): set on payment pages, NULL on card pages.
+    job: Mapped[str | None] = mapped_column(String(8))
+    amount: Mapped[int | None] = mapped_column(Integer)
+    tax: Mapped[int | None] = mapped_column(Integer)
+    shipping: Mapped[int | None] = mapped_column(Integer)
     item_code: Mapped[str | None] = mapped_column(String(50))
     order_id: Mapped[str | None] = mapped_column(String(64), index=True)
     customer_uid: Mapped[str | None] = mapped_column(String(50), index=True)
     email: Mapped[str | None] = mapped_column(String(100))
     phone: Mapped[str | None] = mapped_column(String(20))
-    save_card: Mapped[bool] = mapped_column(default=False)
+    save_card: Mapped[bool | None] = mapped_column()
     # The shopper may choose to save the card (a box on the page); save_card forces it.
-    offer_save_card: Mapped[bool] = mapped_column(default=False, server_default=false())
+    offer_save_card: Mapped[bool | None] = mapped_column(server_default=false())
     success_url: Mapped[str | None] = mapped_column(String(2048))
     cancel_url: Mapped[str | None] = mapped_column(String(2048))
-    # Count of pay attempts, for card-testing limits.
+    # Count of pay (or card registration) attempts, for card-testing limits.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # The card a 'card_registration' session registered (gateway num).
     card_num: Mapped[int | None] = mapped_column(Integer)
@@ -63,4 +70,5 @@ class CheckoutSession(Base):
 
     @property
     def total(self) -> int:
-        return self.amount + self.tax + self.shipping
+        """What a payment page charges in all (a card page charges nothing: 0)."""
+        return (self.amount or 0) + (self.tax or 0) + (self.shipping or 0)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from app.hosted.models import CheckoutSession
+from app.hosted.models import CheckoutSession, Kind
 
 
 class CheckoutSessionOut(BaseModel):
@@ -38,16 +38,20 @@ class CheckoutSessionOut(BaseModel):
             url=url,
             status=cs.status,
             expires_at=cs.expires_at,
-            amount=cs.amount,
-            tax=cs.tax,
-            shipping=cs.shipping,
+            # A card page has no payment terms: it shows the zero charge it always showed, and
+            # a customer's card page says it saves the card.
+            amount=cs.amount or 0,
+            tax=cs.tax or 0,
+            shipping=cs.shipping or 0,
             total=cs.total,
-            job=cs.job,
+            job=cs.job or "AUTH",
             order_id=cs.order_id,
             customer_id=cs.customer_uid,
             item_code=cs.item_code,
-            save_card=cs.save_card,
-            offer_save_card=cs.offer_save_card,
+            save_card=cs.save_card
+            if cs.save_card is not None
+            else cs.kind == Kind.CARD_REGISTRATION,
+            offer_save_card=bool(cs.offer_save_card),
             payment_id=payment_id,
             payment_status=payment_status,
             kind=cs.kind,

@@ -47,24 +47,22 @@ async def open_page(
     Idempotency-Key to it; the caller commits (with whatever else the page needs)."""
     if (payment is None) != (kind != Kind.PAYMENT):
         raise ValueError("payment terms are given for a payment page, and only for one")
-    # A card page charges nothing: the payment columns hold a zero charge (the public JSON of
-    # a card registration shows it), and save_card says the page saves the customer's card.
-    terms = payment or PaymentTerms(job="AUTH", amount=0, save_card=kind == Kind.CARD_REGISTRATION)
     cs = CheckoutSession(
         id=new_id("cs"),
         kind=kind.value,
         status="open",
-        job=terms.job,
-        amount=terms.amount,
-        tax=terms.tax,
-        shipping=terms.shipping,
-        item_code=terms.item_code,
-        order_id=terms.order_id,
+        # A card page charges nothing: it has no payment terms (NULL, a CHECK says so).
+        job=payment.job if payment else None,
+        amount=payment.amount if payment else None,
+        tax=payment.tax if payment else None,
+        shipping=payment.shipping if payment else None,
+        item_code=payment.item_code if payment else None,
+        order_id=payment.order_id if payment else None,
+        save_card=payment.save_card if payment else None,
+        offer_save_card=payment.offer_save_card if payment else None,
         customer_uid=customer_uid,
         email=email,
         phone=phone,
-        save_card=terms.save_card,
-        offer_save_card=terms.offer_save_card,
         success_url=success_url,
         cancel_url=cancel_url,
         attempts=0,

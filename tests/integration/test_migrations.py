@@ -104,3 +104,42 @@ async def test_one_live_payment_per_session_is_a_database_fact(pg_url: str) -> N
                 await conn.execute(insert, {"id": "pay_second", "status": "unknown"})
     finally:
         await engine.dispose()
+
+
+async def test_card_pages_have_no_payment_terms(pg_url: str) -> None:
+    """0011: a card page's zero charge becomes NULL (and comes back on downgrade); a payment
+    page must have its terms and a card page may not."""
+    url = await create_database(pg_url, "rp_terms")
+    alembic(url, "upgrade", "0010_edges")
+    engine = make_engine(url)
+    columns = "job, amount, tax, shipping, save_card, offer_save_card"
+    card = (
+        "INSERT INTO checkout_sessions (id, kind, status, job, amount, tax, shipping, save_card,"
+        " offer_save_card, attempts, expires_at, created_at, updated_at) VALUES ('cs_card',"
+        " 'card_registration', 'open', 'AUTH', 0, 0, 0, true, false, 0, now(), now(), now())"
+    )
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(card))
+        alembic(url, "upgrade", "head")
+        async with engine.begin() as conn:
+            row = (await conn.execute(text(f"SELECT {columns} FROM checkout_sessions"))).one()
+        assert tuple(row) == (None,) * 6
+        with pytest.raises(Exception, match="ck_checkout_sessions_payment_terms"):
+            async with engine.begin() as conn:
+                await conn.execute(text(card.replace("'cs_card'", "'cs_card2'")))
+        with pytest.raises(Exception, match="ck_checkout_sessions_payment_terms"):
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO checkout_sessions (id, kind, status, attempts, expires_at,"
+                        " created_at, updated_at) VALUES ('cs_pay', 'payment', 'open', 0, now(),"
+                        " now(), now())"
+                    )
+                )
+        alembic(url, "downgrade", "0010_edges")
+        async with engine.begin() as conn:
+            row = (await conn.execute(text(f"SELECT {columns} FROM checkout_sessions"))).one()
+        assert tuple(row) == ("AUTH", 0, 0, 0, True, False)
+    finally:
+        await engine.dispose()
