@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -33,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.gateway.base import ChargeResult, Outcome
+from app.gateway.base import ChargeRecord, ChargeResult, Outcome
 
 # The one import of the checkout-session model in payments: completing a session is part of
 # applying evidence to its payment, and happens only here.
@@ -275,6 +276,35 @@ def from_answer(result: ChargeResult, success: Claim = Claim.SUCCEEDED) -> Evide
         amounts=amounts,
         error=ErrorNote(error.code, error.message_en) if error is not None else None,
     )
+
+
+# --- what the charges search says --------------------------------------------------------
+
+# How far around our row's creation the gateway's record of the same charge may lie: the
+# charge is made after our row is committed (checkout) or just before it (a re-authorization
+# whose answer was lost), within one gateway deadline (about 40 s); clocks drift a little.
+MATCH_WINDOW = timedelta(minutes=10)
+
+
+def status_of(record: ChargeRecord) -> Status | None:
+    """The status a search row proves, or None while the gateway has not settled it.
+
+    Seed 003 `rst`: 1 success, 2 not processed yet, 3 waiting, 4 failed, 5 error (the rest are
+    convenience-store and postal codes that never apply to a card). `jb` is the payment's job
+    as it stands now: AUTH/CHECK, SALES/CAPTURE once captured, CANCEL once canceled."""
+    if record.rst in (4, 5):
+        return Status.FAILED
+    if record.rst != 1:
+        return None
+    match (record.jb or "").upper():
+        case "CANCEL":
+            return Status.CANCELED
+        case "SALES" | "CAPTURE":
+            return Status.CAPTURED
+        case "AUTH" | "CHECK":
+            return Status.AUTHORIZED
+        case _:
+            return None
 
 
 # --- the entry point ---------------------------------------------------------------------
