@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from app import velocity
 from app.billing import service
 from app.errors import AppError
-from app.gateway.base import BillingRobo, Outcome
+from app.gateway.base import BillingCardResult, BillingRobo, Outcome
 from app.hosted import service as hosted
 from app.hosted.models import CheckoutSession
 from app.hosted.pages import (
@@ -105,14 +105,23 @@ async def submit(page: PageRequest, form: Form) -> HTMLResponse:
         return error_page(settings, lang, exc.status, exc.detail or exc.title, back)
     cs = await hosted.find(page.sessions, page.cs_id)
     assert cs is not None
-    outcome = registered.result.outcome
-    if outcome == Outcome.SUCCESS:
+    return _outcome_page(page, cs, registered.result)
+
+
+def _outcome_page(
+    page: PageRequest, cs: CheckoutSession, answer: BillingCardResult
+) -> HTMLResponse:
+    """The result page for billing robo's answer: registered, not known yet, or refused."""
+    t = texts(page.lang)
+    if answer.outcome == Outcome.SUCCESS:
         return result(page, cs, None)
-    if outcome == Outcome.UNKNOWN:
+    if answer.outcome == Outcome.UNKNOWN:
         return result(page, cs, t["billing_unknown"], status="unknown", code=202)
-    info = registered.result.error
-    message = (info.message_ja if lang == "ja" else info.message_en) if info else t["result_failed"]
-    code = info.http_status if info and info.http_status in (402, 422, 429, 503) else 502
+    info = answer.error
+    if info is None:
+        return result(page, cs, t["result_failed"], status="failed", code=502)
+    message = info.message_ja if page.lang == "ja" else info.message_en
+    code = info.http_status if info.http_status in (402, 422, 429, 503) else 502
     return result(page, cs, message, status="failed", code=code)
 
 

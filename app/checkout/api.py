@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from app.auth import MerchantDep
@@ -16,7 +16,7 @@ from app.errors import NotFound, Problem
 from app.hosted import service as hosted
 from app.hosted.models import CheckoutSession
 from app.hosted.schemas import CheckoutSessionOut
-from app.idempotency import Bound, OptionalKeyHeader, Resumed, run_idempotent
+from app.idempotency import Bound, Idempotent, Resumed
 
 router = APIRouter(tags=["checkout"])
 
@@ -40,12 +40,11 @@ def _session_out(
     summary="Create a checkout session (Idempotency-Key honoured)",
 )
 async def create_checkout_session(
-    request: Request,
     body: CheckoutSessionCreate,
     principal: MerchantDep,
     settings: SettingsDep,
     sessions: SessionFactoryDep,
-    idempotency_key: OptionalKeyHeader = None,
+    idempotent: Idempotent,
 ) -> Response:
     async def handler() -> Response:
         async with sessions() as session:
@@ -60,15 +59,7 @@ async def create_checkout_session(
         out = _session_out(settings, cs, None, None)
         return Resumed(JSONResponse(out.model_dump(mode="json"), status_code=201))
 
-    return await run_idempotent(
-        request,
-        sessions,
-        principal=principal.id,
-        key=idempotency_key,
-        payload=body.model_dump_json().encode(),
-        handler=handler,
-        resume=resume,
-    )
+    return await idempotent.run(principal, handler, body=body, resume=resume)
 
 
 @router.get(

@@ -20,9 +20,8 @@ from typing import Literal
 
 from app.gateway.base import ChargeRecord
 from app.gateway.robotpayment.codec import KickbackData
-from app.payments.evidence import Claim, target_of
+from app.payments.evidence import MATCH_WINDOW, Claim, status_of, target_of
 from app.payments.states import Status
-from app.reconcile.matching import MATCH_WINDOW, status_of
 
 OPEN = (Status.PENDING, Status.UNKNOWN)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -33,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.gateway.base import ChargeResult, Outcome
+from app.gateway.base import ChargeRecord, ChargeResult, ChargeStatus, Outcome
 
 # The one import of the checkout-session model in payments: completing a session is part of
 # applying evidence to its payment, and happens only here.
@@ -275,6 +276,29 @@ def from_answer(result: ChargeResult, success: Claim = Claim.SUCCEEDED) -> Evide
         amounts=amounts,
         error=ErrorNote(error.code, error.message_en) if error is not None else None,
     )
+
+
+# --- what the charges search says --------------------------------------------------------
+
+# How far around our row's creation the gateway's record of the same charge may lie: the
+# charge is made after our row is committed (checkout) or just before it (a re-authorization
+# whose answer was lost), within one gateway deadline (about 40 s); clocks drift a little.
+MATCH_WINDOW = timedelta(minutes=10)
+
+
+# A search row's neutral status (the provider reads its own codes into it, for ROBOT PAYMENT
+# app/gateway/robotpayment/search.charge_status) as the payment status it proves.
+_PROVES: dict[ChargeStatus, Status] = {
+    ChargeStatus.AUTHORIZED: Status.AUTHORIZED,
+    ChargeStatus.CAPTURED: Status.CAPTURED,
+    ChargeStatus.CANCELED: Status.CANCELED,
+    ChargeStatus.FAILED: Status.FAILED,
+}
+
+
+def status_of(record: ChargeRecord) -> Status | None:
+    """The status a search row proves, or None while the gateway has not settled it."""
+    return _PROVES.get(record.status)
 
 
 # --- the entry point ---------------------------------------------------------------------

@@ -32,6 +32,7 @@ from app.gateway.base import (
 )
 from app.idempotency import InProgress, bind
 from app.payments import evidence, service
+from app.payments.evidence import status_of
 from app.payments.models import Payment, PaymentEvent
 from app.payments.states import (
     REAUTH_MESSAGES,
@@ -43,7 +44,6 @@ from app.payments.states import (
     check_resolution,
     reauth_refusal,
 )
-from app.reconcile.matching import status_of
 
 log = logging.getLogger(__name__)
 

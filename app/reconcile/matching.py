@@ -1,36 +1,17 @@
-"""Pure rules: what a charges-search row says about a payment, and which row is ours.
-
-The provider reads its own result codes into the row's neutral `status` (for ROBOT PAYMENT:
-app/gateway/robotpayment/search.charge_status); this module only maps it to ours.
-"""
+"""Pure rules: which charges-search row is a payment's (what a row says: payments.evidence)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from app.gateway.base import ChargeRecord, ChargeStatus
-from app.payments.states import Status
+from app.gateway.base import ChargeRecord
+from app.payments.evidence import MATCH_WINDOW, status_of
 
-# How far around our row's creation the gateway's record of the same charge may lie: the
-# charge is made after our row is committed (checkout) or just before it (a re-authorization
-# whose answer was lost), within one gateway deadline (about 40 s); clocks drift a little.
-MATCH_WINDOW = timedelta(minutes=10)
-
-
-# A search row's neutral status (set by the provider) as the payment status it proves.
-_PROVES: dict[ChargeStatus, Status] = {
-    ChargeStatus.AUTHORIZED: Status.AUTHORIZED,
-    ChargeStatus.CAPTURED: Status.CAPTURED,
-    ChargeStatus.CANCELED: Status.CANCELED,
-    ChargeStatus.FAILED: Status.FAILED,
-}
-
-
-def status_of(record: ChargeRecord) -> Status | None:
-    """The status a search row proves, or None while the gateway has not settled it."""
-    return _PROVES.get(record.status)
+# The status a search row proves and the match window live with the evidence rules in
+# payments (payments and kickbacks use them too, and neither may import reconcile).
+__all__ = ["MATCH_WINDOW", "Match", "Wanted", "find", "search_range", "status_of"]
 
 
 @dataclass(frozen=True, slots=True)
