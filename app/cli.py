@@ -29,7 +29,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.gateway.robotpayment import RobotPaymentClient
+from app.gateway.base import PaymentGateway
 from app.schema import alembic_config  # first: it quiets alembic's import-time log lines
 
 _NO_SERVER = (
@@ -62,13 +62,13 @@ def _print(text: str) -> None:
 @dataclass
 class _Resources:
     sessions: async_sessionmaker[AsyncSession]
-    gateway: RobotPaymentClient | None
+    gateway: PaymentGateway | None
 
 
 @asynccontextmanager
 async def _resources(settings: Settings, *, gateway: bool) -> AsyncIterator[_Resources]:
     from app.db import make_engine, make_sessionmaker
-    from app.gateway.robotpayment import make_http_client
+    from app.gateway import make_http_client
     from app.main import make_gateway
 
     engine = make_engine(settings.database_url, pool_size=2)
@@ -77,11 +77,7 @@ async def _resources(settings: Settings, *, gateway: bool) -> AsyncIterator[_Res
         sessions = make_sessionmaker(engine)
         client = None
         if gateway and not settings.sandbox_in_process:
-            http = make_http_client(
-                connect_timeout=settings.gateway_connect_timeout,
-                read_timeout=settings.gateway_read_timeout,
-                proxy=settings.gateway_proxy or None,
-            )
+            http = make_http_client(settings)
             client = make_gateway(
                 settings, http, sessions, settings.gateway_base_url, settings.search_api_url
             )

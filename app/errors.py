@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db import DATABASE_ERRORS, database_unavailable
+from app.gateway.base import GatewayErrorInfo
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,63 @@ class GatewayFailure(AppError):
 
 class ServiceUnavailable(AppError):
     status, type, title = 503, "unavailable", "Temporarily unavailable, try again later"
+
+
+class GatewayTimeout(AppError):
+    status, type, title = 504, "gateway-timeout", "The payment gateway did not answer in time"
+
+
+# The problem class of a gateway error, by the HTTP status its table prescribes.
+_GATEWAY_PROBLEMS: dict[int, type[AppError]] = {
+    402: PaymentDeclined,
+    409: Conflict,
+    422: Unprocessable,
+    429: TooManyRequests,
+    502: GatewayFailure,
+    503: ServiceUnavailable,
+    504: GatewayTimeout,
+}
+
+
+def problem_for(
+    error: GatewayErrorInfo,
+    detail: str | None = None,
+    extra: dict[str, Any] | None = None,
+    *,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+    fallback: type[AppError] = GatewayFailure,
+    statuses: Collection[int] | None = None,
+) -> AppError:
+    """The one gateway error -> problem+json mapping: the class its `http_status` names
+    (`fallback` for a status without one, or outside `statuses` when given), our stable code
+    as `code`, the raw code as `gateway_code` (first among the extra members), the English
+    message as the detail unless one is given."""
+    known = statuses is None or error.http_status in statuses
+    kind = _GATEWAY_PROBLEMS.get(error.http_status, fallback) if known else fallback
+    return kind(
+        detail if detail is not None else error.message_en,
+        code=error.stable_code,
+        errors=errors,
+        headers=headers,
+        extra={"gateway_code": error.code, **(extra or {})},
+    )
+
+
+# A failed payment's problem is a decline unless its error names one of these.
+_PAYMENT_FAILED = frozenset({402, 409, 422, 502, 503})
+
+
+def failed_problem(error: GatewayErrorInfo | None, payment: dict[str, Any]) -> AppError:
+    """The problem for a payment that failed (its JSON as `payment`): a decline when the
+    gateway said nothing more."""
+    if error is None:
+        return PaymentDeclined(
+            "The payment failed.", extra={"payment": payment, "gateway_code": None}
+        )
+    return problem_for(
+        error, extra={"payment": payment}, fallback=PaymentDeclined, statuses=_PAYMENT_FAILED
+    )
 
 
 def problem_response(

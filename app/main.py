@@ -29,10 +29,9 @@ from app.customers import router as customers_router
 from app.db import make_engine, make_sessionmaker
 from app.docs import install_docs
 from app.errors import install_error_handlers
+from app.gateway import build_billing_robo, build_gateway, make_http_client
 from app.gateway.audit import DbCallRecorder
-from app.gateway.base import GatewayCall, PaymentGateway
-from app.gateway.billingrobo import BillingRoboClient
-from app.gateway.robotpayment import RobotPaymentClient, make_http_client
+from app.gateway.base import BillingRobo, GatewayCall, PaymentGateway
 from app.input_guard import NulGuardMiddleware
 from app.kickbacks import gauges as kickback_gauges
 from app.kickbacks import router as kickback_router
@@ -102,17 +101,11 @@ def make_gateway(
     sessions: async_sessionmaker[AsyncSession],
     base_url: str,
     search_url: str,
-) -> RobotPaymentClient:
-    """The one gateway client of a process (the app's lifespan, the CLI)."""
-    return RobotPaymentClient(
-        http=http,
-        base_url=base_url,
-        aid=settings.gateway_aid,
-        result_mode=settings.gateway_result_mode,
-        search_base_url=search_url,
-        search_api_key=settings.search_api_key.get_secret_value(),
-        recorder=_Recorder(DbCallRecorder(sessions)),
-        deadline_seconds=settings.gateway_connect_timeout + settings.gateway_read_timeout + 5,
+) -> PaymentGateway:
+    """The one gateway client of a process (the app's lifespan, the CLI), auditing its calls."""
+    recorder = _Recorder(DbCallRecorder(sessions))
+    return build_gateway(
+        settings, http, recorder=recorder, base_url=base_url, search_url=search_url
     )
 
 
@@ -121,18 +114,10 @@ def make_billing_robo(
     http: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
     base_url: str,
-) -> BillingRoboClient | None:
+) -> BillingRobo | None:
     """The billing-robo client, or None when it is not configured (live without a URL)."""
-    if not base_url:
-        return None
-    return BillingRoboClient(
-        http=http,
-        base_url=base_url,
-        user_id=settings.billing_robo_user_id,
-        access_key=settings.billing_robo_access_key.get_secret_value(),
-        recorder=_Recorder(DbCallRecorder(sessions)),
-        deadline_seconds=settings.gateway_connect_timeout + settings.gateway_read_timeout + 5,
-    )
+    recorder = _Recorder(DbCallRecorder(sessions))
+    return build_billing_robo(settings, http, recorder=recorder, base_url=base_url)
 
 
 def _banner(settings: Settings) -> None:
@@ -197,12 +182,7 @@ def _gateway_http(settings: Settings, sandbox_app: FastAPI | None) -> httpx.Asyn
     """The one HTTP client of the gateway clients (in sandbox mode it reaches the mounted
     simulator in process)."""
     transport = httpx.ASGITransport(app=sandbox_app) if sandbox_app is not None else None
-    return make_http_client(
-        connect_timeout=settings.gateway_connect_timeout,
-        read_timeout=settings.gateway_read_timeout,
-        proxy=settings.gateway_proxy or None,
-        transport=transport,
-    )
+    return make_http_client(settings, transport)
 
 
 def _connect_gateways(

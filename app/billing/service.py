@@ -24,8 +24,6 @@ from app.billing.schemas import (
 )
 from app.db import new_id
 from app.errors import (
-    AppError,
-    Conflict,
     FieldError,
     GatewayFailure,
     NotFound,
@@ -33,6 +31,7 @@ from app.errors import (
     ServiceUnavailable,
     TooManyRequests,
     Unprocessable,
+    problem_for,
 )
 from app.gateway import base
 from app.gateway.base import (
@@ -62,6 +61,8 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "3406": ("email",),
     "3407": ("tel",),
 }
+# The gateway statuses with their own problem class here (others: 502 gateway-error).
+_BILLING_PROBLEMS = frozenset({409, 422})
 # The token, or the 3-D Secure run on it.
 _TOKEN_KINDS = frozenset({ErrorKind.TOKEN_INVALID, ErrorKind.THREE_DS_FAILED})
 
@@ -168,9 +169,9 @@ def raise_for(registered: Registered) -> None:
         raise PaymentDeclined(message, code=code, errors=errors, extra=extra)
     if result.outcome == Outcome.UNAVAILABLE:
         raise ServiceUnavailable(message, code=code, extra=extra)
-    status = info.http_status if info else 502
-    kind: type[AppError] = {409: Conflict, 422: Unprocessable}.get(status, GatewayFailure)
-    raise kind(message, code=code, errors=errors, extra=extra)
+    if info is None:
+        raise GatewayFailure(message, code=code, extra=extra)
+    raise problem_for(info, message, extra, errors=errors, statuses=_BILLING_PROBLEMS)
 
 
 async def register_from_api(

@@ -12,16 +12,10 @@ from app.checkout.api import PROBLEMS
 from app.checkout.schemas import PayRequest
 from app.deps import GatewayDep, SessionFactoryDep, SettingsDep
 from app.errors import (
-    AppError,
-    Conflict,
-    GatewayFailure,
-    PaymentDeclined,
     Problem,
-    ServiceUnavailable,
-    Unprocessable,
+    failed_problem,
     problem_from_error,
 )
-from app.gateway.robotpayment.errors import lookup
 from app.payments.schemas import ShopperPaymentOut
 
 router = APIRouter(tags=["checkout"])
@@ -65,23 +59,8 @@ async def pay_session(
         info = result.result.error if result.result else None
         if result.payment.error_code and (info is None or info.code != result.payment.error_code):
             # Settled by other evidence (a kickback) before this answer: say what it showed.
-            info = lookup(result.payment.error_code)
+            info = gateway.describe_error(result.payment.error_code)
         # The problem type follows what went wrong: a decline (402), a bad or reused token
         # (422), a gateway-side refusal (502), maintenance (503).
-        kind = _PROBLEM_BY_STATUS.get(info.http_status if info else 402, PaymentDeclined)
-        err = kind(
-            info.message_en if info else "The payment failed.",
-            code=info.stable_code if info else None,
-            extra={"payment": out, "gateway_code": info.code if info else None},
-        )
-        return problem_from_error(request, err)
+        return problem_from_error(request, failed_problem(info, out))
     return JSONResponse(out, status_code=200 if status == "succeeded" else 202)
-
-
-_PROBLEM_BY_STATUS: dict[int, type[AppError]] = {
-    402: PaymentDeclined,
-    409: Conflict,
-    422: Unprocessable,
-    502: GatewayFailure,
-    503: ServiceUnavailable,
-}

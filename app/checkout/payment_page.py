@@ -13,7 +13,6 @@ from app.checkout import page_view, service
 from app.checkout.schemas import PayRequest
 from app.db import database_unavailable
 from app.errors import AppError
-from app.gateway.robotpayment.errors import lookup
 from app.hosted.models import CheckoutSession
 from app.hosted.pages import Form, PageHandler, PageRequest, card_form, zero_three_ds
 from app.payments.models import Payment
@@ -75,10 +74,11 @@ def redirect_for(cs: CheckoutSession, status: str) -> str | None:
     return {"succeeded": cs.success_url, "failed": cs.cancel_url}.get(status)
 
 
-def _failure_message(lang: str, code: str | None) -> str:
+def _failure_message(page: PageRequest, code: str | None) -> str:
+    lang = page.lang
     if not code:
         return messages(lang).get("result_failed", "The payment failed.")
-    info = lookup(code)
+    info = page.gateway.describe_error(code)
     return info.message_ja if lang == "ja" else info.message_en
 
 
@@ -94,7 +94,7 @@ def result_page(
         "unknown": t.get("result_unknown", "We are confirming your payment"),
     }.get(status)
     if status == "failed":
-        message = _failure_message(lang, payment.error_code)
+        message = _failure_message(page, payment.error_code)
     retry = f"/checkout/{cs.id}?lang={lang}" if status == "failed" and cs.status == "open" else None
     return render(
         page.settings,

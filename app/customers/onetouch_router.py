@@ -9,31 +9,17 @@ from app.auth import MerchantDep
 from app.customers import onetouch
 from app.deps import GatewayDep, SessionFactoryDep, SettingsDep
 from app.errors import (
-    AppError,
-    Conflict,
-    GatewayFailure,
-    PaymentDeclined,
     Problem,
-    ServiceUnavailable,
-    Unprocessable,
+    failed_problem,
     problem_from_error,
 )
-from app.gateway.base import GatewayErrorInfo
-from app.gateway.robotpayment.errors import lookup
+from app.gateway.base import GatewayErrorInfo, PaymentGateway
 from app.idempotency import Bound, Idempotent, Resumed
 from app.payments.models import Payment
 from app.payments.refresh import RefreshDep
 from app.payments.schemas import PaymentOut
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
-
-_PROBLEM_BY_STATUS: dict[int, type[AppError]] = {
-    402: PaymentDeclined,
-    409: Conflict,
-    422: Unprocessable,
-    502: GatewayFailure,
-    503: ServiceUnavailable,
-}
 
 
 @router.post(
@@ -66,32 +52,26 @@ async def create_onetouch_payment(
             actor=principal.id,
             result_mode=settings.gateway_result_mode,
         )
-        return _answer(request, payment, result.error if result else None)
+        return _answer(request, gateway, payment, result.error if result else None)
 
     async def resume(bound: Bound) -> Resumed | None:
         payment = await refresh(sessions, gateway, bound.id)
         if payment is None or (payment.status == "failed" and payment.unsent):
             return None  # it provably never left: this retry charges afresh
         unsettled = payment.status in ("pending", "unknown")
-        return Resumed(_answer(request, payment, None), final=not unsettled)
+        return Resumed(_answer(request, gateway, payment, None), final=not unsettled)
 
     return await idempotent.run(principal, handler, body=body, resume=resume, required=True)
 
 
-def _answer(request: Request, payment: Payment, error: GatewayErrorInfo | None) -> Response:
+def _answer(
+    request: Request, gateway: PaymentGateway, payment: Payment, error: GatewayErrorInfo | None
+) -> Response:
     """The route's answer for `payment`; `error`: what the gateway said, if this request
     asked it (else the payment's stored error code says)."""
     out = PaymentOut.of(payment).model_dump(mode="json")
     if payment.status == "failed":
-        info = error or (lookup(payment.error_code) if payment.error_code else None)
-        kind = _PROBLEM_BY_STATUS.get(info.http_status if info else 402, PaymentDeclined)
-        return problem_from_error(
-            request,
-            kind(
-                info.message_en if info else "The payment failed.",
-                code=info.stable_code if info else None,
-                extra={"payment": out, "gateway_code": info.code if info else None},
-            ),
-        )
+        described = gateway.describe_error(payment.error_code) if payment.error_code else None
+        return problem_from_error(request, failed_problem(error or described, out))
     status = 201 if payment.status in ("authorized", "captured") else 202
     return JSONResponse(out, status_code=status)

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.customers.models import Card, Customer, CustomerEvent
 from app.errors import (
-    AppError,
     Conflict,
     FieldError,
     GatewayFailure,
@@ -26,6 +25,7 @@ from app.errors import (
     PaymentDeclined,
     ServiceUnavailable,
     Unprocessable,
+    problem_for,
 )
 from app.gateway.base import CardResult, ErrorKind, Outcome, PaymentGateway, UserResult
 from app.idempotency import bind
@@ -37,6 +37,8 @@ USER_GONE = frozenset({ErrorKind.CUSTOMER_UNKNOWN, ErrorKind.CUSTOMER_DELETED})
 CARD_GONE = frozenset({ErrorKind.CARD_UNKNOWN})
 # The token, or the 3-D Secure run on it: the card must be entered again.
 _TOKEN_KINDS = frozenset({ErrorKind.TOKEN_INVALID, ErrorKind.THREE_DS_FAILED})
+# The gateway statuses with their own problem class here (others: 502 gateway-error).
+_CUSTOMER_PROBLEMS = frozenset({402, 409, 422, 503})
 # How many card numbers past the highest known one a sync looks at (stops at the first gap).
 MAX_PROBES = 20
 
@@ -92,13 +94,7 @@ def raise_for(result: UserResult | CardResult, *, uid: str, num: int | None = No
             errors=[FieldError(field="token", message=info.message_en)],
             extra=extra,
         )
-    kind: type[AppError] = {
-        402: PaymentDeclined,
-        409: Conflict,
-        422: Unprocessable,
-        503: ServiceUnavailable,
-    }.get(info.http_status, GatewayFailure)
-    raise kind(info.message_en, code=info.stable_code, extra=extra)
+    raise problem_for(info, statuses=_CUSTOMER_PROBLEMS)
 
 
 # --- reads of our copy ---------------------------------------------------------------------

@@ -1,6 +1,18 @@
-"""Payment gateways behind one neutral protocol; providers live in subpackages."""
+"""Payment gateways behind one neutral protocol; providers live in subpackages.
 
+`build_gateway` and `build_billing_robo` are the only way in to a provider: the composition
+roots (app.main, app.cli) call them, and nothing else outside app/gateway/ imports a provider
+module. Providers are imported inside the factories so that importing the neutral types
+(app.gateway.base) never loads a provider.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from app.config import Settings
 from app.gateway.base import (
+    BillingRobo,
     CallRecorder,
     CardResult,
     ChargeRecord,
@@ -21,6 +33,7 @@ from app.gateway.base import (
 )
 
 __all__ = [
+    "BillingRobo",
     "CallRecorder",
     "CardResult",
     "ChargeRecord",
@@ -38,4 +51,72 @@ __all__ = [
     "TokenCharge",
     "TokenJob",
     "UserResult",
+    "build_billing_robo",
+    "build_gateway",
+    "make_http_client",
 ]
+
+
+def _deadline(settings: Settings) -> float:
+    """How long one call may take in all (its retries included)."""
+    return settings.gateway_connect_timeout + settings.gateway_read_timeout + 5
+
+
+def make_http_client(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The one HTTP client of a process's gateway clients (`transport`: the in-process
+    simulator in sandbox mode)."""
+    from app.gateway.http import make_http_client as make
+
+    return make(
+        connect_timeout=settings.gateway_connect_timeout,
+        read_timeout=settings.gateway_read_timeout,
+        proxy=settings.gateway_proxy or None,
+        transport=transport,
+    )
+
+
+def build_gateway(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    *,
+    recorder: CallRecorder | None,
+    base_url: str,
+    search_url: str,
+) -> PaymentGateway:
+    """The one payment gateway client of a process (ROBOT PAYMENT, the only provider)."""
+    from app.gateway.robotpayment import RobotPaymentClient
+
+    return RobotPaymentClient(
+        http=http,
+        base_url=base_url,
+        aid=settings.gateway_aid,
+        result_mode=settings.gateway_result_mode,
+        search_base_url=search_url,
+        search_api_key=settings.search_api_key.get_secret_value(),
+        recorder=recorder,
+        deadline_seconds=_deadline(settings),
+    )
+
+
+def build_billing_robo(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    *,
+    recorder: CallRecorder | None,
+    base_url: str,
+) -> BillingRobo | None:
+    """The billing-robo client, or None when it is not configured (live without a URL)."""
+    if not base_url:
+        return None
+    from app.gateway.billingrobo import BillingRoboClient
+
+    return BillingRoboClient(
+        http=http,
+        base_url=base_url,
+        user_id=settings.billing_robo_user_id,
+        access_key=settings.billing_robo_access_key.get_secret_value(),
+        recorder=recorder,
+        deadline_seconds=_deadline(settings),
+    )

@@ -200,7 +200,7 @@ class ChargeRecord:
     shipping: int | None = None
     total: int | None = None
     result_code: int | None = None  # the provider's raw result code, for the audit only
-    error_code: str | None = None  # the provider's raw error code of a failed charge
+    error: GatewayErrorInfo | None = None  # why the charge failed, when it did
     order_ref: str | None = None  # the merchant order number sent with the charge
     next_charge_at: datetime | None = None  # next automatic-billing date (次回課金日)
     created_at: datetime | None = None  # when the charge was made (決済日)
@@ -345,6 +345,11 @@ class PaymentGateway(Protocol):
     async def delete_card(
         self, customer_id: str, customer_key: str, card_seq: int, *, ref: str | None = None
     ) -> CardResult: ...
+
+    def describe_error(self, code: str) -> GatewayErrorInfo:
+        """The entry for a raw code this gateway gave earlier (e.g. a payment's stored
+        error code); an unknown code gets a generic entry that keeps it."""
+        ...
 
     async def search_charges(
         self,

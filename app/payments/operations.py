@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import new_id, utcnow
-from app.errors import AppError, Conflict, NotFound, PaymentDeclined
+from app.errors import AppError, Conflict, NotFound, PaymentDeclined, problem_for
 from app.gateway.base import (
     ChargeResult,
     ErrorKind,
@@ -51,21 +51,6 @@ log = logging.getLogger(__name__)
 # stops blocking the payment after this.
 OPERATION_LEASE = timedelta(minutes=5)
 _CAPTURE_REJECTED = "capture_rejected"
-
-
-class GatewayProblem(AppError):
-    """A gateway refusal or silence, with the HTTP status its GatewayErrorInfo prescribes."""
-
-    def __init__(self, info: GatewayErrorInfo, detail: str, extra: dict[str, Any]) -> None:
-        super().__init__(detail, code=info.stable_code, extra={"gateway_code": info.code, **extra})
-        self.status = info.http_status
-        self.type, self.title = {
-            402: ("payment-declined", "The payment was declined"),
-            409: ("conflict", "Conflict"),
-            422: ("validation-error", "The gateway rejected the request"),
-            503: ("unavailable", "Temporarily unavailable, try again later"),
-            504: ("gateway-timeout", "The payment gateway did not answer in time"),
-        }.get(info.http_status, ("gateway-error", "The payment gateway refused the request"))
 
 
 def _state(p: Payment) -> dict[str, Any]:
@@ -331,7 +316,7 @@ async def _record_operation(
     if result.outcome == Outcome.UNKNOWN:
         _schedule_check(p)
         _finish(session, p, op, actor, _Finish("unknown", code))
-        return GatewayProblem(
+        return problem_for(
             info,
             f"The gateway did not confirm the {op} ({code}). It may or may not have "
             f"happened: the payment stays {p.status} until the charges search shows "
@@ -374,7 +359,7 @@ def _refusal(
             p,
             info.code,
         )
-    return GatewayProblem(info, info.message_en, _state(p))
+    return problem_for(info, info.message_en, _state(p))
 
 
 # --- re-authorization -----------------------------------------------------------------------
@@ -467,7 +452,7 @@ async def _record_reauth(
         _finish(
             session, old, Operation.REAUTHORIZE, actor, _Finish("unknown", info.code, None, new.id)
         )
-        return GatewayProblem(
+        return problem_for(
             info,
             f"The gateway did not confirm the re-authorization ({info.code}). Payment {new.id} "
             "records it as unknown until the charges search shows whether it happened "
@@ -485,7 +470,7 @@ async def _record_reauth(
         return PaymentDeclined(
             info.message_en, code=info.stable_code, extra={"gateway_code": info.code, **extra}
         )
-    return GatewayProblem(info, info.message_en, extra)
+    return problem_for(info, info.message_en, extra)
 
 
 def reauth_answer(new: Payment) -> AppError | None:

@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.gateway.base import ChargeRecord, PaymentGateway, SearchError
-from app.gateway.robotpayment.errors import lookup
 from app.metrics import RECONCILE_RESULTS
 from app.payments import service as payments
 from app.payments.evidence import Amounts, Claim, ErrorNote, Evidence, Source, claim_for
@@ -356,9 +355,8 @@ def _reschedule(
 def evidence_of(record: ChargeRecord, target: Status) -> Evidence:
     """What a charges-search row says, as payments.evidence reads it."""
     error = None
-    if target == Status.FAILED and record.error_code:
-        info = lookup(record.error_code)
-        error = ErrorNote(info.code, info.message_en)
+    if target == Status.FAILED and record.error is not None:
+        error = ErrorNote(record.error.code, record.error.message_en)
     amounts = (
         Amounts(record.amount, record.tax or 0, record.shipping or 0)
         if record.amount is not None

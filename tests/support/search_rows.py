@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.gateway.base import ChargeRecord
+from app.gateway.robotpayment import errors
 from app.gateway.robotpayment.search import charge_status
 
 _NAMES = {
@@ -19,7 +20,6 @@ _NAMES = {
     "sf": "shipping",
     "ta": "total",
     "rst": "result_code",
-    "ec": "error_code",
     "cod": "order_ref",
     "nad": "next_charge_at",
     "cd": "created_at",
@@ -29,6 +29,8 @@ _NAMES = {
 
 def charge_record(**wire: Any) -> ChargeRecord:
     """`charge_record(gid=1, jb="AUTH", rst=1, cd=...)`: the status follows from rst + jb."""
-    values = {_NAMES[name]: value for name, value in wire.items()}
+    values = {_NAMES[name]: value for name, value in wire.items() if name != "ec"}
+    if wire.get("ec"):
+        values["error"] = errors.lookup(wire["ec"])
     status = charge_status(wire.get("rst"), wire.get("jb"))
     return ChargeRecord(status=status, **values)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.gateway.base import ChargeRecord, ChargeStatus, GatewayCall, SearchError
-from app.gateway.robotpayment import RobotPaymentClient
+from app.gateway.robotpayment import RobotPaymentClient, errors
 from app.gateway.robotpayment.search import JST, split_windows
 
 API_KEY = "a31200ac90ba49789248-1fd48d654e97"
@@ -120,14 +120,14 @@ async def test_rows_are_typed_and_jst_aware() -> None:
     assert first == ChargeRecord(
         charge_id=100028, status=ChargeStatus.CAPTURED, recurring_id=1000000008, job="CAPTURE",
         card_brand=1, card_last4="1111", amount=500, tax=0, shipping=0, total=500,
-        result_code=1, error_code="G55", order_ref="ord-1",
+        result_code=1, error=errors.lookup("G55"), order_ref="ord-1",
         next_charge_at=datetime(2018, 4, 1, tzinfo=JST),
         created_at=datetime(2026, 1, 2, 14, 15, 27, tzinfo=JST), canceled_at=None,
     )  # fmt: skip
     assert second.created_at == datetime(2026, 1, 2, 14, 15, 27, tzinfo=JST)
     assert second.created_at is not None and second.created_at.utcoffset() == timedelta(hours=9)
     assert second.canceled_at == datetime(2026, 1, 3, tzinfo=JST)
-    assert second.amount == 700 and second.error_code is None and second.order_ref is None
+    assert second.amount == 700 and second.error is None and second.order_ref is None
 
 
 async def test_no_result_stops_after_the_order() -> None:

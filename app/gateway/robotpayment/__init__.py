@@ -1,5 +1,6 @@
 """ROBOT PAYMENT (credit.j-payment.co.jp): client, wire codec, error codes, masking."""
 
+from app.gateway.http import make_http_client
 from app.gateway.robotpayment.client import RobotPaymentClient
 from app.gateway.robotpayment.codec import (
     CarduserResponse,
@@ -16,7 +17,6 @@ from app.gateway.robotpayment.codec import (
     parse_rt0_body,
 )
 from app.gateway.robotpayment.errors import lookup
-from app.gateway.robotpayment.httpclient import make_http_client
 from app.gateway.robotpayment.masking import mask_header_value, mask_params, mask_text
 
 __all__ = [

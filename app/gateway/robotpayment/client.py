@@ -19,11 +19,13 @@ from app.gateway.base import (
     ChargeRecord,
     ChargeResult,
     GatewayCall,
+    GatewayErrorInfo,
     OnetouchCharge,
     Reauthorization,
     TokenCharge,
     UserResult,
 )
+from app.gateway.robotpayment import errors
 from app.gateway.robotpayment.codec import CarduserKind, CarduserResponse, encode_form
 from app.gateway.robotpayment.interpret import (
     card_result,
@@ -296,6 +298,9 @@ class RobotPaymentClient:
             mask_response=_key_masker(_CARDUSER_KEY_INDEX),
         )
         return await self._exchanger.run(self._http, exchange, carduser_interpreter(kind))
+
+    def describe_error(self, code: str) -> GatewayErrorInfo:
+        return errors.lookup(code)
 
     # --- charges search ------------------------------------------------------------------
 

@@ -125,6 +125,11 @@ def charge_status(rst: int | None, jb: str | None) -> ChargeStatus:
             return ChargeStatus.UNSETTLED
 
 
+def _error(row: dict[str, Any]) -> GatewayErrorInfo | None:
+    code = _str(row, "ec")
+    return errors.lookup(code) if code else None
+
+
 def parse_charge_record(row: Any) -> ChargeRecord:
     if not isinstance(row, dict):
         raise CodecError("row is not an object")
@@ -144,7 +149,7 @@ def parse_charge_record(row: Any) -> ChargeRecord:
         shipping=_int(row, "sf"),
         total=_int(row, "ta"),
         result_code=rst,
-        error_code=_str(row, "ec"),
+        error=_error(row),
         order_ref=_str(row, "cod"),
         next_charge_at=_datetime(row, "nad"),
         created_at=_datetime(row, "cd"),
