@@ -35,7 +35,13 @@ from app.errors import (
     Unprocessable,
 )
 from app.gateway import base
-from app.gateway.base import BillingCardResult, BillingRobo, Outcome
+from app.gateway.base import (
+    BillingCardResult,
+    BillingRobo,
+    ErrorKind,
+    GatewayErrorInfo,
+    Outcome,
+)
 from app.hosted import service as hosted
 from app.hosted.models import CheckoutSession, Kind
 from app.idempotency import bind
@@ -53,9 +59,15 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "3405": ("token",),
     "3406": ("email",),
     "3407": ("tel",),
-    # The token, or the 3-D Secure run on it.
-    **dict.fromkeys(("ER583", "ER584", "ER585", "ER586", "ER900", "ER901", "ER902"), ("token",)),
 }
+# The token, or the 3-D Secure run on it.
+_TOKEN_KINDS = frozenset({ErrorKind.TOKEN_INVALID, ErrorKind.THREE_DS_FAILED})
+
+
+def _fields_of(info: GatewayErrorInfo) -> tuple[str, ...]:
+    if info.kind in _TOKEN_KINDS:
+        return ("token",)
+    return _FIELDS.get(info.code, ())
 
 
 @dataclass(frozen=True)
@@ -146,9 +158,9 @@ def raise_for(registered: Registered) -> None:
     }
     message = info.message_en if info else "Billing robo refused the registration."
     code = info.stable_code if info else "billing_robo_error"
-    fields = _FIELDS.get(info.code, ()) if info else ()
+    fields = _fields_of(info) if info else ()
     errors = [FieldError(field=f, message=message) for f in fields] or None
-    if info is not None and info.stable_code == "rate_limited":
+    if info is not None and info.kind == ErrorKind.RATE_LIMITED:
         raise TooManyRequests(message, code=code, headers={"Retry-After": "60"}, extra=extra)
     if result.outcome == Outcome.DECLINED:
         raise PaymentDeclined(message, code=code, errors=errors, extra=extra)

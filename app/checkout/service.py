@@ -27,6 +27,7 @@ from app.errors import (
 )
 from app.gateway.base import (
     ChargeResult,
+    ErrorKind,
     OnetouchCharge,
     Outcome,
     PaymentGateway,
@@ -327,9 +328,9 @@ async def _send(
     if customer is not None and card_num is not None:
         onetouch = OnetouchCharge(
             job=cs.job,  # type: ignore[arg-type]
-            uid=customer.uid,
-            key=customer.key,
-            num=card_num,
+            customer_id=customer.uid,
+            customer_key=customer.key,
+            card_seq=card_num,
             **amounts,
         )
         return await gateway.charge_onetouch(onetouch, ref=payment_id)
@@ -337,7 +338,7 @@ async def _send(
     charge = TokenCharge(
         job=cs.job,  # type: ignore[arg-type]
         token=token,
-        uid=claim.charge_uid,
+        customer_id=claim.charge_uid,
         **amounts,
     )
     return await gateway.charge_token(charge, ref=payment_id)
@@ -349,7 +350,12 @@ def _recorder(cs: CheckoutSession, charge_uid: str | None, card_num: int | None)
     async def record(session: AsyncSession, p: Payment, result: ChargeResult) -> None:
         if card_num is not None and p.card_num is None:
             p.card_num = card_num
-        if result.outcome == Outcome.SUCCESS and charge_uid and result.key and result.num:
+        if (
+            result.outcome == Outcome.SUCCESS
+            and charge_uid
+            and result.customer_key
+            and result.card_seq
+        ):
             await _store_registered_card(session, charge_uid, result, cs)
 
     return record
@@ -383,7 +389,7 @@ async def _register_first(
     """Registers the token's card on the existing customer; its num, or (nothing charged) a
     failed ChargeResult carrying the gateway's error for the payment."""
     result = await gateway.register_card(customer.uid, customer.key, token, ref=payment_id)
-    if result.outcome != Outcome.SUCCESS or result.num is None:
+    if result.outcome != Outcome.SUCCESS or result.card_seq is None:
         # No charge was attempted, whatever happened to the registration (a lost answer may
         # have registered the card: the customer's next sync finds it).
         declined = result.outcome == Outcome.DECLINED
@@ -398,7 +404,7 @@ async def _register_first(
             gateway,
             customer.uid,
             customer.key,
-            result.num,
+            result.card_seq,
             actor=f"checkout:{cs_id}",
             type_="card_registered",
             cs_id=cs_id,
@@ -406,8 +412,8 @@ async def _register_first(
     except Exception:
         # The card is registered at the gateway; the charge needs only its num. Our copy is
         # repaired by the next sync.
-        log.exception("checkout %s: card %s not stored", cs_id, result.num)
-    return result.num
+        log.exception("checkout %s: card %s not stored", cs_id, result.card_seq)
+    return result.card_seq
 
 
 async def _after_combined(
@@ -423,18 +429,22 @@ async def _after_combined(
     if charge_uid is None:
         return
     try:
-        if result.outcome == Outcome.SUCCESS and result.key and result.num is not None:
+        if (
+            result.outcome == Outcome.SUCCESS
+            and result.customer_key
+            and result.card_seq is not None
+        ):
             await customers.store_card(
                 sessions,
                 gateway,
                 charge_uid,
-                str(result.key),
-                int(result.num),
+                str(result.customer_key),
+                int(result.card_seq),
                 actor=f"checkout:{cs_id}",
                 type_="card_registered",
                 cs_id=cs_id,
             )
-        elif result.error is not None and result.error.code == "ER652":
+        elif result.error is not None and result.error.kind == ErrorKind.CUSTOMER_EXISTS:
             await customers.import_customer(
                 sessions, gateway, charge_uid, actor=f"checkout:{cs_id}"
             )
@@ -491,7 +501,7 @@ async def _store_registered_card(
     actor = f"checkout:{cs.id}"
     customer = await customers.lock_customer(session, uid)
     if customer is None:
-        customer = Customer(uid=uid, key=str(result.key), email=cs.email, phone=cs.phone)
+        customer = Customer(uid=uid, key=str(result.customer_key), email=cs.email, phone=cs.phone)
         session.add(customer)
         customers.add_event(
             session,
@@ -501,9 +511,9 @@ async def _store_registered_card(
             data={"email": cs.email, "phone": cs.phone},
         )
     else:
-        customer.key = str(result.key)
+        customer.key = str(result.customer_key)
         customer.status = "active"
-    num = int(result.num) if result.num is not None else 0
+    num = int(result.card_seq) if result.card_seq is not None else 0
     card = (
         await session.execute(select(Card).where(Card.customer_uid == uid, Card.num == num))
     ).scalar_one_or_none()

@@ -132,9 +132,9 @@ def _new_payment(data: OnetouchCreate, *, actor: str, result_mode: int) -> Payme
 def _request(data: OnetouchCreate, key: str, payment_id: str) -> OnetouchCharge:
     return OnetouchCharge(
         job=data.job,
-        uid=data.customer_id,
-        key=key,
-        num=data.card_num,
+        customer_id=data.customer_id,
+        customer_key=key,
+        card_seq=data.card_num,
         amount=data.amount,
         tax=None if data.item_code else data.tax,
         shipping=None if data.item_code else data.shipping,

@@ -22,8 +22,8 @@ from app.gateway.base import GatewayErrorInfo
 from app.gateway.robotpayment.errors import lookup
 from app.idempotency import Bound, Idempotent, Resumed
 from app.payments.models import Payment
+from app.payments.refresh import RefreshDep
 from app.payments.schemas import PaymentOut
-from app.reconcile import service as reconcile
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
@@ -51,6 +51,7 @@ async def create_onetouch_payment(
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
     idempotent: Idempotent,
+    refresh: RefreshDep,
 ) -> Response:
     """`201` authorized/captured; `202` pending (rt=0) or unknown (settled by
     reconciliation, never retried); a decline or refusal is a problem carrying `payment`. A
@@ -68,7 +69,7 @@ async def create_onetouch_payment(
         return _answer(request, payment, result.error if result else None)
 
     async def resume(bound: Bound) -> Resumed | None:
-        payment = await reconcile.settled(sessions, gateway, bound.id, pay_claim=settings.pay_claim)
+        payment = await refresh(sessions, gateway, bound.id)
         if payment is None or (payment.status == "failed" and payment.unsent):
             return None  # it provably never left: this retry charges afresh
         unsettled = payment.status in ("pending", "unknown")

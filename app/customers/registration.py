@@ -15,7 +15,7 @@ from app.customers import service
 from app.customers.models import Card, Customer
 from app.customers.schemas import CardRegistrationSessionCreate
 from app.errors import Conflict, FieldError, Unprocessable
-from app.gateway.base import Outcome, PaymentGateway
+from app.gateway.base import ErrorKind, Outcome, PaymentGateway
 from app.hosted import service as hosted
 from app.hosted.models import CheckoutSession, Kind
 
@@ -76,7 +76,7 @@ async def register(
         result = await gateway.register_card(uid, key, token, ref=uid)
         await velocity.settle(sessions, reservation, result)
         service.raise_for(result, uid=uid)
-        assert result.num is not None
+        assert result.card_seq is not None
     except BaseException:
         if result is None:  # no answer to count: the attempt is no longer in flight
             await velocity.settle(sessions, reservation, None)
@@ -91,15 +91,15 @@ async def register(
             gateway,
             uid,
             key,
-            result.num,
+            result.card_seq,
             actor=f"card-page:{cs_id}",
             type_="card_registered",
             cs_id=cs_id,
         )
     except Exception:
-        log.exception("card registration session %s: card %d not stored", cs_id, result.num)
-    row = await _complete(sessions, cs_id, result.num)
-    log.info("card registration session %s: card %d registered on %s", cs_id, result.num, uid)
+        log.exception("card registration session %s: card %d not stored", cs_id, result.card_seq)
+    row = await _complete(sessions, cs_id, result.card_seq)
+    log.info("card registration session %s: card %d registered on %s", cs_id, result.card_seq, uid)
     return row, card
 
 
@@ -159,11 +159,13 @@ async def _customer_key(
                 raise Conflict(f"Customer {uid!r} was deleted.", code="customer_deleted")
             return customer.key
     result = await gateway.register_user(uid, cs.email, cs.phone, ref=uid)
-    if result.outcome == Outcome.SUCCESS and result.key:
+    if result.outcome == Outcome.SUCCESS and result.customer_key:
         async with sessions() as session:
             existing = await service.lock_customer(session, uid)
             if existing is None:
-                session.add(Customer(uid=uid, key=result.key, email=cs.email, phone=cs.phone))
+                session.add(
+                    Customer(uid=uid, key=result.customer_key, email=cs.email, phone=cs.phone)
+                )
                 service.add_event(
                     session,
                     uid,
@@ -172,8 +174,8 @@ async def _customer_key(
                     data={"email": cs.email, "phone": cs.phone},
                 )
             await session.commit()
-        return result.key
-    if service.error_code(result) == "ER652":
+        return result.customer_key
+    if service.error_kind(result) == ErrorKind.CUSTOMER_EXISTS:
         imported = await service.import_customer(sessions, gateway, uid, actor=f"card-page:{cs.id}")
         if imported is not None:
             return imported.key

@@ -27,15 +27,16 @@ from app.errors import (
     ServiceUnavailable,
     Unprocessable,
 )
-from app.gateway.base import CardResult, Outcome, PaymentGateway, UserResult
+from app.gateway.base import CardResult, ErrorKind, Outcome, PaymentGateway, UserResult
 from app.idempotency import bind
 
 log = logging.getLogger(__name__)
 
-# Codes that say "this user/card is gone at the gateway".
-USER_GONE = frozenset({"ER147", "ER653"})
-CARD_GONE = frozenset({"ER149"})
-_TOKEN_CODES = frozenset({"ER583", "ER584", "ER585", "ER586", "ER900", "ER901", "ER902"})
+# Error kinds that say "this user/card is gone at the gateway".
+USER_GONE = frozenset({ErrorKind.CUSTOMER_UNKNOWN, ErrorKind.CUSTOMER_DELETED})
+CARD_GONE = frozenset({ErrorKind.CARD_UNKNOWN})
+# The token, or the 3-D Secure run on it: the card must be entered again.
+_TOKEN_KINDS = frozenset({ErrorKind.TOKEN_INVALID, ErrorKind.THREE_DS_FAILED})
 # How many card numbers past the highest known one a sync looks at (stops at the first gap).
 MAX_PROBES = 20
 
@@ -55,7 +56,12 @@ def add_event(
 
 
 def error_code(result: UserResult | CardResult) -> str | None:
+    """The gateway's raw code, for events and problems only: decisions use error_kind."""
     return result.error.code if result.error is not None else None
+
+
+def error_kind(result: UserResult | CardResult) -> ErrorKind | None:
+    return result.error.kind if result.error is not None else None
 
 
 def raise_for(result: UserResult | CardResult, *, uid: str, num: int | None = None) -> None:
@@ -73,11 +79,11 @@ def raise_for(result: UserResult | CardResult, *, uid: str, num: int | None = No
         )
     if result.outcome == Outcome.UNAVAILABLE:
         raise ServiceUnavailable(info.message_en, code=info.stable_code, extra=extra)
-    if info.code == "ER147":
+    if info.kind == ErrorKind.CUSTOMER_UNKNOWN:
         raise NotFound(f"No customer {uid!r} at the gateway.", code=info.stable_code, extra=extra)
-    if info.code == "ER149":
+    if info.kind == ErrorKind.CARD_UNKNOWN:
         raise NotFound(f"No card {num} for customer {uid!r}.", code=info.stable_code, extra=extra)
-    if info.code in _TOKEN_CODES:
+    if info.kind in _TOKEN_KINDS:
         if result.outcome == Outcome.DECLINED:
             raise PaymentDeclined(info.message_en, code=info.stable_code, extra=extra)
         raise Unprocessable(
@@ -157,9 +163,9 @@ async def active_card(session: AsyncSession, uid: str, num: int) -> tuple[Custom
 
 def _user_diff(customer: Customer, result: UserResult) -> dict[str, Any]:
     changes: dict[str, Any] = {}
-    if result.key and customer.key != result.key:
+    if result.customer_key and customer.key != result.customer_key:
         changes["key"] = "changed"  # never the key itself in the audit trail
-        customer.key = result.key
+        customer.key = result.customer_key
     for attr, value in (("email", result.email), ("phone", result.phone)):
         value = value or None
         if getattr(customer, attr) != value:
@@ -244,30 +250,32 @@ async def create_customer(
                 errors=[FieldError(field="uid", message="already registered")],
             )
     result = await gateway.register_user(uid, email, phone, ref=uid)
-    if error_code(result) == "ER652":
+    if error_kind(result) == ErrorKind.CUSTOMER_EXISTS:
         raise Conflict(
             f"Customer {uid!r} is already registered at the gateway; "
             f"POST /v1/customers/{uid}/sync imports it.",
             code="duplicate_customer",
             errors=[FieldError(field="uid", message="already registered at the gateway")],
-            extra={"gateway_code": "ER652"},
+            extra={"gateway_code": error_code(result)},
         )
-    if error_code(result) == "ER653":
+    if error_kind(result) == ErrorKind.CUSTOMER_DELETED:
         raise Conflict(
             f"Customer {uid!r} was deleted at the gateway; a deleted uid cannot be reused.",
             code="customer_deleted",
             errors=[FieldError(field="uid", message="deleted at the gateway")],
-            extra={"gateway_code": "ER653"},
+            extra={"gateway_code": error_code(result)},
         )
     raise_for(result, uid=uid)
-    assert result.key
+    assert result.customer_key
     async with sessions() as session:
         customer = await lock_customer(session, uid)
         if customer is None:
-            customer = Customer(uid=uid, key=result.key, email=email, phone=phone, status="active")
+            customer = Customer(
+                uid=uid, key=result.customer_key, email=email, phone=phone, status="active"
+            )
             session.add(customer)
         else:
-            customer.key, customer.email, customer.phone = result.key, email, phone
+            customer.key, customer.email, customer.phone = result.customer_key, email, phone
             customer.status = "active"
         add_event(
             session, uid, "customer_created", actor=actor, data={"email": email, "phone": phone}
@@ -291,7 +299,7 @@ async def refresh_customer(
     if result.outcome in (Outcome.UNKNOWN, Outcome.UNAVAILABLE):
         return customer, False
     code = error_code(result)
-    if result.outcome != Outcome.SUCCESS and code not in USER_GONE:
+    if result.outcome != Outcome.SUCCESS and error_kind(result) not in USER_GONE:
         raise_for(result, uid=uid)
     async with sessions() as session:
         locked = await lock_customer(session, uid)
@@ -354,7 +362,7 @@ async def delete_customer(
     result = await gateway.delete_user(uid, key, ref=uid)
     code = error_code(result)
     # Already gone at the gateway: the goal is reached, our copy follows.
-    if result.outcome != Outcome.SUCCESS and code not in USER_GONE:
+    if result.outcome != Outcome.SUCCESS and error_kind(result) not in USER_GONE:
         raise_for(result, uid=uid)
     async with sessions() as session:
         locked = await lock_customer(session, uid)
@@ -378,14 +386,14 @@ async def import_customer(
     """Our copy of a user the gateway has and we do not (cmd 3); None if it has none either
     or cannot say now. Read-only at the gateway, so safe anywhere."""
     result = await gateway.get_user(uid, ref=uid)
-    if result.outcome != Outcome.SUCCESS or not result.key:
+    if result.outcome != Outcome.SUCCESS or not result.customer_key:
         return None
     async with sessions() as session:
         customer = await lock_customer(session, uid)
         if customer is None:
             customer = Customer(
                 uid=uid,
-                key=result.key,
+                key=result.customer_key,
                 email=result.email or None,
                 phone=result.phone or None,
                 status="active",
@@ -420,7 +428,7 @@ async def register_card(
             key = (await active_card(session, uid, num))[0].key
     result = await gateway.register_card(uid, key, token, num, ref=uid)
     raise_for(result, uid=uid, num=num)
-    registered = result.num if result.num is not None else num
+    registered = result.card_seq if result.card_seq is not None else num
     assert registered is not None
     return await store_card(
         sessions,
@@ -482,7 +490,7 @@ async def refresh_card(
         customer, _ = await active_card(session, uid, num)
         key = customer.key
     info = await gateway.get_card(uid, key, num, ref=uid)
-    gone = error_code(info) in CARD_GONE
+    gone = error_kind(info) in CARD_GONE
     if info.outcome != Outcome.SUCCESS and not gone:
         raise_for(info, uid=uid, num=num)
     async with sessions() as session:
@@ -497,7 +505,7 @@ async def refresh_card(
                     "card_repaired",
                     actor=actor,
                     card_num=num,
-                    data={"status": "deleted", "gateway_code": "ER149"},
+                    data={"status": "deleted", "gateway_code": error_code(info)},
                 )
             await session.commit()
             raise_for(info, uid=uid, num=num)
@@ -519,7 +527,7 @@ async def delete_card(
         key = customer.key
     result = await gateway.delete_card(uid, key, num, ref=uid)
     code = error_code(result)
-    if result.outcome != Outcome.SUCCESS and code not in CARD_GONE:
+    if result.outcome != Outcome.SUCCESS and error_kind(result) not in CARD_GONE:
         raise_for(result, uid=uid, num=num)
     async with sessions() as session:
         await lock_customer(session, uid)
@@ -554,13 +562,13 @@ async def sync(
     after the highest) and makes our copy match. Gateway reads first, then one transaction."""
     user = await gateway.get_user(uid, ref=uid)
     user_code = error_code(user)
-    if user.outcome != Outcome.SUCCESS and user_code not in USER_GONE:
+    if user.outcome != Outcome.SUCCESS and error_kind(user) not in USER_GONE:
         raise_for(user, uid=uid)
     async with sessions() as session:
         known = await cards_of(session, uid, active_only=False)
     card_answers: dict[int, CardResult] = {}
-    if user.outcome == Outcome.SUCCESS and user.key:
-        card_answers = await _read_cards(gateway, uid, user.key, known)
+    if user.outcome == Outcome.SUCCESS and user.customer_key:
+        card_answers = await _read_cards(gateway, uid, user.customer_key, known)
 
     changes: list[CustomerEvent] = []
     async with sessions() as session:
@@ -616,11 +624,11 @@ def _sync_user(
 ) -> Customer:
     """Our customer made to match the gateway's user: imported if we had none, repaired if it
     differs (events appended to `changes`)."""
-    assert user.key
+    assert user.customer_key
     if customer is None:
         customer = Customer(
             uid=uid,
-            key=user.key,
+            key=user.customer_key,
             email=user.email or None,
             phone=user.phone or None,
             status="active",
@@ -649,7 +657,7 @@ def _sync_cards(
             _, event = apply_card(session, uid, row, num, answer, actor)
             if event is not None:
                 changes.append(event)
-        elif error_code(answer) in CARD_GONE and row is not None and row.status == "active":
+        elif error_kind(answer) in CARD_GONE and row is not None and row.status == "active":
             row.status = "deleted"
             changes.append(
                 add_event(

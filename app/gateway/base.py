@@ -46,6 +46,59 @@ class Outcome(StrEnum):
     UNAVAILABLE = "unavailable"
 
 
+class ErrorKind(StrEnum):
+    """What a gateway error means to the domain: services branch on this, never on a
+    provider's raw code. Each provider's error table sets it (docs/gateway.md)."""
+
+    # The card company refused the card: definitively not charged.
+    DECLINED = "declined"
+    # The 3-D Secure run on the card token failed: the shopper must enter the card again.
+    THREE_DS_FAILED = "three_ds_failed"
+    # The card token is missing, invalid, used or expired: enter the card again.
+    TOKEN_INVALID = "token_invalid"
+    # Registering a customer the gateway already has.
+    CUSTOMER_EXISTS = "customer_exists"
+    # The customer was deleted at the gateway.
+    CUSTOMER_DELETED = "customer_deleted"
+    # No such customer at the gateway.
+    CUSTOMER_UNKNOWN = "customer_unknown"
+    # No such stored card for the customer.
+    CARD_UNKNOWN = "card_unknown"
+    # A capture or cancel refused because the payment already moved (captured, canceled):
+    # it may only mean our view is stale, so the charges search must confirm it.
+    STALE_VIEW = "stale_view"
+    # Another conflict with the gateway's state (subscription stopped, one-touch rules...).
+    CONFLICT = "conflict"
+    # A request value the gateway refused (amount, e-mail, item code...): not charged.
+    INVALID = "invalid"
+    # The gateway refused us as a client (source IP, shop set-up): fix the integration.
+    MISCONFIGURED = "misconfigured"
+    # Maintenance or busy: provably not processed, try again later.
+    UNAVAILABLE = "unavailable"
+    # Our request rate is over the provider's limit: nothing done, try again in a while.
+    RATE_LIMITED = "rate_limited"
+    # No answer in time: the request may have been processed.
+    TIMEOUT = "timeout"
+    # An answer we could not read: the request may have been processed.
+    UNKNOWN = "unknown"
+
+
+# The kind an error has when its table names none: from the HTTP status we answer with.
+_KIND_BY_STATUS = {
+    402: ErrorKind.DECLINED,
+    409: ErrorKind.CONFLICT,
+    422: ErrorKind.INVALID,
+    429: ErrorKind.RATE_LIMITED,
+    502: ErrorKind.MISCONFIGURED,
+    503: ErrorKind.UNAVAILABLE,
+    504: ErrorKind.TIMEOUT,
+}
+
+
+def kind_for_status(http_status: int) -> ErrorKind:
+    return _KIND_BY_STATUS.get(http_status, ErrorKind.UNKNOWN)
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayErrorInfo:
     code: str  # the gateway's raw code (ER584, G55...) or a synthetic one (timeout...)
@@ -54,6 +107,7 @@ class GatewayErrorInfo:
     message_ja: str
     retryable: bool  # the very same request may succeed later
     http_status: int  # what our own API should answer
+    kind: ErrorKind  # what it means to the domain; `code` is kept for the audit and problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,21 +128,24 @@ class GatewayCall:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargeResult:
+    """A payment call's answer. Every field but `outcome`/`call` is None when the gateway
+    did not state it (a rejection before any charge, an rt=0 acceptance)."""
+
     outcome: Outcome
-    gid: int | None = None
-    god: str | None = None
-    ap: str | None = None
-    cod: str | None = None
-    am: int | None = None
-    tx: int | None = None
-    sf: int | None = None
-    ta: int | None = None
-    id: str | None = None
-    ps: str | None = None
-    uid: str | None = None
-    key: str | None = None
-    num: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    charge_id: int | None = None  # the gateway's payment number (決済番号); None: no charge made
+    gateway_order_code: str | None = None  # the gateway's own code for the charge (オーダーコード)
+    approval_code: str | None = None  # the card company's approval number (承認番号)
+    order_ref: str | None = None  # the merchant order number we sent, echoed (店舗オーダー番号)
+    amount: int | None = None  # yen, as the gateway charged it (product price when registered)
+    tax: int | None = None  # yen
+    shipping: int | None = None  # yen
+    total: int | None = None  # amount + tax + shipping, as the gateway states it
+    issued_id: str | None = None  # an ID the gateway issues with some payments (発行ID)
+    issued_password: str | None = None  # the password issued with it (発行パスワード)
+    customer_id: str | None = None  # the stored-card customer registered by this charge
+    customer_key: str | None = None  # that customer's gateway key
+    card_seq: int | None = None  # the stored card's number for that customer
+    extra: dict[str, str] = field(default_factory=dict)  # the echoed free parameters
     error: GatewayErrorInfo | None = None
     call: GatewayCall
 
@@ -96,8 +153,8 @@ class ChargeResult:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserResult:
     outcome: Outcome
-    uid: str | None = None
-    key: str | None = None
+    customer_id: str | None = None  # the stored-card customer (our uid)
+    customer_key: str | None = None  # its gateway key, needed for one-touch and card calls
     email: str | None = None
     phone: str | None = None
     error: GatewayErrorInfo | None = None
@@ -107,9 +164,9 @@ class UserResult:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CardResult:
     outcome: Outcome
-    uid: str | None = None
-    key: str | None = None
-    num: int | None = None
+    customer_id: str | None = None
+    customer_key: str | None = None
+    card_seq: int | None = None  # the card's number for that customer
     masked_number: str | None = None
     expiry: str | None = None  # YYMM, as the gateway returns it
     first_name: str | None = None
@@ -118,31 +175,42 @@ class CardResult:
     call: GatewayCall
 
 
+class ChargeStatus(StrEnum):
+    """Where a charge stands at the gateway, as its search shows it."""
+
+    AUTHORIZED = "authorized"  # authorized (or a card check), not captured
+    CAPTURED = "captured"
+    CANCELED = "canceled"
+    FAILED = "failed"  # the charge failed or errored: no money moved
+    UNSETTLED = "unsettled"  # not processed yet, waiting, or a state we cannot read
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargeRecord:
     """One row of the gateway's charges search; datetimes are JST-aware."""
 
-    gid: int
-    acid: int | None = None
-    jb: str | None = None
-    ct: int | None = None
-    cn4: str | None = None
-    am: int | None = None
-    tx: int | None = None
-    sf: int | None = None
-    ta: int | None = None
-    rst: int | None = None
-    ec: str | None = None
-    cod: str | None = None
-    nad: datetime | None = None
-    cd: datetime | None = None
-    vd: datetime | None = None
+    charge_id: int  # the gateway's payment number
+    status: ChargeStatus = ChargeStatus.UNSETTLED  # set by the provider from its codes
+    recurring_id: int | None = None  # the automatic-billing number (自動課金番号), if any
+    job: str | None = None  # the job as the charge stands now: AUTH, CAPTURE, CANCEL...
+    card_brand: int | None = None  # the provider's brand code (1 Visa, 2 Master, 3 JCB...)
+    card_last4: str | None = None
+    amount: int | None = None
+    tax: int | None = None
+    shipping: int | None = None
+    total: int | None = None
+    result_code: int | None = None  # the provider's raw result code, for the audit only
+    error_code: str | None = None  # the provider's raw error code of a failed charge
+    order_ref: str | None = None  # the merchant order number sent with the charge
+    next_charge_at: datetime | None = None  # next automatic-billing date (次回課金日)
+    created_at: datetime | None = None  # when the charge was made (決済日)
+    canceled_at: datetime | None = None  # when it was canceled (取消日), if it was
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TokenCharge:
     """A payment with a browser-made token. Either amounts or `item_code` (registered
-    product); `uid` registers user + card in the same call."""
+    product); `customer_id` registers customer + card in the same call."""
 
     job: TokenJob
     token: str
@@ -153,18 +221,18 @@ class TokenCharge:
     order_id: str | None = None
     email: str | None = None
     phone: str | None = None
-    uid: str | None = None
+    customer_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OnetouchCharge:
-    """A payment on a stored card (uid + key + num)."""
+    """A payment on a stored card (customer id + key + card number)."""
 
     job: OnetouchJob
-    uid: str
-    key: str
-    num: int
+    customer_id: str
+    customer_key: str
+    card_seq: int
     amount: int | None = None
     tax: int | None = None
     shipping: int | None = None
@@ -179,9 +247,9 @@ class OnetouchCharge:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reauthorization:
-    """Cancels payment `gid` and charges the corrected amounts under a new gid."""
+    """Cancels charge `charge_id` and charges the corrected amounts under a new charge id."""
 
-    gid: int
+    charge_id: int
     amount: int
     tax: int = 0
     shipping: int = 0
@@ -227,9 +295,9 @@ class PaymentGateway(Protocol):
         self, charge: OnetouchCharge, *, ref: str | None = None
     ) -> ChargeResult: ...
 
-    async def capture(self, gid: int, *, ref: str | None = None) -> ChargeResult: ...
+    async def capture(self, charge_id: int, *, ref: str | None = None) -> ChargeResult: ...
 
-    async def cancel(self, gid: int, *, ref: str | None = None) -> ChargeResult: ...
+    async def cancel(self, charge_id: int, *, ref: str | None = None) -> ChargeResult: ...
 
     async def reauthorize(
         self, request: Reauthorization, *, ref: str | None = None
@@ -237,7 +305,7 @@ class PaymentGateway(Protocol):
 
     async def register_user(
         self,
-        uid: str,
+        customer_id: str,
         email: str | None = None,
         phone: str | None = None,
         *,
@@ -246,28 +314,36 @@ class PaymentGateway(Protocol):
 
     async def update_user(
         self,
-        uid: str,
-        key: str,
+        customer_id: str,
+        customer_key: str,
         email: str | None = None,
         phone: str | None = None,
         *,
         ref: str | None = None,
     ) -> UserResult: ...
 
-    async def delete_user(self, uid: str, key: str, *, ref: str | None = None) -> UserResult: ...
+    async def delete_user(
+        self, customer_id: str, customer_key: str, *, ref: str | None = None
+    ) -> UserResult: ...
 
-    async def get_user(self, uid: str, *, ref: str | None = None) -> UserResult: ...
+    async def get_user(self, customer_id: str, *, ref: str | None = None) -> UserResult: ...
 
     async def register_card(
-        self, uid: str, key: str, token: str, num: int | None = None, *, ref: str | None = None
+        self,
+        customer_id: str,
+        customer_key: str,
+        token: str,
+        card_seq: int | None = None,
+        *,
+        ref: str | None = None,
     ) -> CardResult: ...
 
     async def get_card(
-        self, uid: str, key: str, num: int, *, ref: str | None = None
+        self, customer_id: str, customer_key: str, card_seq: int, *, ref: str | None = None
     ) -> CardResult: ...
 
     async def delete_card(
-        self, uid: str, key: str, num: int, *, ref: str | None = None
+        self, customer_id: str, customer_key: str, card_seq: int, *, ref: str | None = None
     ) -> CardResult: ...
 
     async def search_charges(
@@ -275,7 +351,7 @@ class PaymentGateway(Protocol):
         *,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
-        gid: int | None = None,
+        charge_id: int | None = None,
         jobs: Sequence[str] | None = None,
     ) -> list[ChargeRecord]: ...
 

@@ -103,7 +103,7 @@ class Verifier:
             KICKBACK_SEARCHES.labels("over_budget").inc()
             raise OverBudget
         KICKBACK_SEARCHES.labels("called").inc()
-        rows = await gateway.search_charges(gid=gid)
+        rows = await gateway.search_charges(charge_id=gid)
         self._cache[gid] = (self.clock() + self.ttl, rows)
         self._cache.move_to_end(gid)
         while len(self._cache) > self.cache_size:

@@ -20,9 +20,8 @@ from typing import Literal
 
 from app.gateway.base import ChargeRecord
 from app.gateway.robotpayment.codec import KickbackData
-from app.payments.evidence import Claim, target_of
+from app.payments.evidence import MATCH_WINDOW, Claim, status_of, target_of
 from app.payments.states import Status
-from app.reconcile.matching import MATCH_WINDOW, status_of
 
 OPEN = (Status.PENDING, Status.UNKNOWN)
 
@@ -138,24 +137,24 @@ def judge(expected: Expected, rows: Iterable[ChargeRecord]) -> tuple[Verdict, st
     time) and show what the kickback claims. gids are sequential and guessable: a real gid
     of someone else's charge proves nothing about this payment. Whether another payment of
     ours holds the gid is the caller's check (it needs the database)."""
-    row = next((r for r in rows if r.gid == expected.gid), None)
+    row = next((r for r in rows if r.charge_id == expected.gid), None)
     if row is None:
         return Verdict.MISSING, f"the charges search has no gid {expected.gid}"
-    cod = (row.cod or "").strip()
+    cod = (row.order_ref or "").strip()
     if cod != expected.cod:
-        return Verdict.REFUTED, f"gid {row.gid} is another order's charge"
-    if expected.total is not None and row.ta != expected.total:
-        return Verdict.REFUTED, f"gid {row.gid} is for {row.ta} yen, not {expected.total}"
-    if row.cd is None or abs(row.cd - expected.created_at) > MATCH_WINDOW:
-        return Verdict.REFUTED, f"gid {row.gid} was not made when this payment was"
+        return Verdict.REFUTED, f"gid {row.charge_id} is another order's charge"
+    if expected.total is not None and row.total != expected.total:
+        return Verdict.REFUTED, f"gid {row.charge_id} is for {row.total} yen, not {expected.total}"
+    if row.created_at is None or abs(row.created_at - expected.created_at) > MATCH_WINDOW:
+        return Verdict.REFUTED, f"gid {row.charge_id} was not made when this payment was"
     shown = status_of(row)
     if shown is None:
-        return Verdict.UNSETTLED, f"the gateway has not settled gid {row.gid} yet"
+        return Verdict.UNSETTLED, f"the gateway has not settled gid {row.charge_id} yet"
     # A canceled charge proves neither claim: it was charged, and it is no longer.
     if expected.success:
         agrees = shown in (Status.AUTHORIZED, Status.CAPTURED)
     else:
         agrees = shown == Status.FAILED
     if not agrees:
-        return Verdict.REFUTED, f"the charges search shows gid {row.gid} {shown}"
+        return Verdict.REFUTED, f"the charges search shows gid {row.charge_id} {shown}"
     return Verdict.CONFIRMED, f"confirmed by the charges search ({shown})"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -33,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.gateway.base import ChargeResult, Outcome
+from app.gateway.base import ChargeRecord, ChargeResult, ChargeStatus, Outcome
 
 # The one import of the checkout-session model in payments: completing a session is part of
 # applying evidence to its payment, and happens only here.
@@ -263,18 +264,41 @@ def claim_of(outcome: Outcome, success: Claim = Claim.SUCCEEDED) -> Claim:
 def from_answer(result: ChargeResult, success: Claim = Claim.SUCCEEDED) -> Evidence:
     """What the gateway's answer to our charge (or capture, cancel, re-authorization) says."""
     amounts = None
-    if result.am is not None:
-        amounts = Amounts(result.am, result.tx or 0, result.sf or 0)
+    if result.amount is not None:
+        amounts = Amounts(result.amount, result.tax or 0, result.shipping or 0)
     error = result.error
     return Evidence(
         source=Source.ANSWER,
         claim=claim_of(result.outcome, success),
-        charge_id=result.gid or None,
-        order_number=str(result.god) if result.god else None,
-        approval_code=result.ap or None,
+        charge_id=result.charge_id or None,
+        order_number=str(result.gateway_order_code) if result.gateway_order_code else None,
+        approval_code=result.approval_code or None,
         amounts=amounts,
         error=ErrorNote(error.code, error.message_en) if error is not None else None,
     )
+
+
+# --- what the charges search says --------------------------------------------------------
+
+# How far around our row's creation the gateway's record of the same charge may lie: the
+# charge is made after our row is committed (checkout) or just before it (a re-authorization
+# whose answer was lost), within one gateway deadline (about 40 s); clocks drift a little.
+MATCH_WINDOW = timedelta(minutes=10)
+
+
+# A search row's neutral status (the provider reads its own codes into it, for ROBOT PAYMENT
+# app/gateway/robotpayment/search.charge_status) as the payment status it proves.
+_PROVES: dict[ChargeStatus, Status] = {
+    ChargeStatus.AUTHORIZED: Status.AUTHORIZED,
+    ChargeStatus.CAPTURED: Status.CAPTURED,
+    ChargeStatus.CANCELED: Status.CANCELED,
+    ChargeStatus.FAILED: Status.FAILED,
+}
+
+
+def status_of(record: ChargeRecord) -> Status | None:
+    """The status a search row proves, or None while the gateway has not settled it."""
+    return _PROVES.get(record.status)
 
 
 # --- the entry point ---------------------------------------------------------------------
@@ -353,7 +377,7 @@ async def record_answer(
         from_answer(result, success),
         actor=actor,
         reason=result.error.message_en if result.error else None,
-        data={"outcome": str(result.outcome), "gid": result.gid},
+        data={"outcome": str(result.outcome), "gid": result.charge_id},
     )
 
 

@@ -22,6 +22,7 @@ from app.db import new_id, utcnow
 from app.errors import AppError, Conflict, NotFound, PaymentDeclined
 from app.gateway.base import (
     ChargeResult,
+    ErrorKind,
     GatewayErrorInfo,
     Outcome,
     PaymentGateway,
@@ -31,6 +32,7 @@ from app.gateway.base import (
 )
 from app.idempotency import InProgress, bind
 from app.payments import evidence, service
+from app.payments.evidence import status_of
 from app.payments.models import Payment, PaymentEvent
 from app.payments.states import (
     REAUTH_MESSAGES,
@@ -42,15 +44,12 @@ from app.payments.states import (
     check_resolution,
     reauth_refusal,
 )
-from app.reconcile.matching import status_of
 
 log = logging.getLogger(__name__)
 
 # Longer than any gateway call (its deadline is about 40 s): an operation whose process died
 # stops blocking the payment after this.
 OPERATION_LEASE = timedelta(minutes=5)
-# Refusals that may only mean we have not seen an earlier change: confirm before believing.
-_STALE_VIEW_CODES = frozenset({"ER032", "ER033"})
 _CAPTURE_REJECTED = "capture_rejected"
 
 
@@ -189,12 +188,12 @@ async def search_status(gateway: PaymentGateway, gid: int) -> Status | None:
     """The status the charges search shows for `gid`, or None (no row, unsettled, or the
     search itself failed: read-only, so callers may simply ask again later)."""
     try:
-        rows = await gateway.search_charges(gid=gid)
+        rows = await gateway.search_charges(charge_id=gid)
     except SearchError as exc:
         log.warning("charges search for gid %s failed: %s", gid, exc)
         return None
     for row in rows:
-        if row.gid == gid:
+        if row.charge_id == gid:
             return status_of(row)
     return None
 
@@ -288,10 +287,11 @@ async def _confirm_refusal(
 ) -> Status | None:
     """What the charges search shows after an answer that may only mean our view is stale
     (ER032/ER033) or that never arrived; None when there was no need to ask (or no answer)."""
-    code = (result.error.code if result.error else "").upper()
+    # A stale-view refusal may only mean we have not seen an earlier change: confirm it.
+    kind = result.error.kind if result.error else None
     if result.outcome == Outcome.SUCCESS:
         return None
-    if result.outcome != Outcome.UNKNOWN and code not in _STALE_VIEW_CODES:
+    if result.outcome != Outcome.UNKNOWN and kind != ErrorKind.STALE_VIEW:
         return None
     assert claimed.gid is not None
     return await search_status(gateway, claimed.gid)
@@ -339,7 +339,7 @@ async def _record_operation(
             "Do not repeat it blindly.",
             _state(p),
         )
-    if (code or "").upper() in _STALE_VIEW_CODES and shown is None:
+    if info.kind == ErrorKind.STALE_VIEW and shown is None:
         _schedule_check(p)  # the search could not tell: look again soon
     _finish(session, p, op, actor, _Finish(str(result.outcome), code))
     return _refusal(op, info, shown, p)
@@ -363,11 +363,11 @@ async def _believe(
 def _refusal(
     op: Operation, info: GatewayErrorInfo, evidence: Status | None, p: Payment
 ) -> AppError:
-    if op == Operation.CAPTURE and info.code.upper() == "ER032" and evidence is not None:
-        # The search shows the payment unchanged: ER032 did not mean "already captured"
+    if op == Operation.CAPTURE and info.kind == ErrorKind.STALE_VIEW and evidence is not None:
+        # The search shows the payment unchanged: the refusal did not mean "already captured"
         # (e.g. the 90-day capture limit has passed).
         return _conflict(
-            f"The gateway refused the capture (ER032) and its records show the payment still "
+            f"The gateway refused the capture ({info.code}) and its records show the payment still "
             f"{evidence}: it can no longer be captured (for example, more than 90 days after "
             "the authorization).",
             _CAPTURE_REJECTED,
@@ -405,7 +405,7 @@ async def reauthorize(
     assert old.gid is not None and created is not None
     result = await gateway.reauthorize(
         Reauthorization(
-            gid=old.gid,
+            charge_id=old.gid,
             amount=request.amount,
             tax=request.tax,
             shipping=request.shipping,
@@ -456,7 +456,7 @@ async def _record_reauth(
             evidence.Evidence(source=evidence.Source.ANSWER, claim=evidence.Claim.CANCELED),
             actor=actor,
             reason=f"re-authorized as {new.id}",
-            data={"gid": old.gid, "new_payment_id": new.id, "new_gid": result.gid},
+            data={"gid": old.gid, "new_payment_id": new.id, "new_gid": result.charge_id},
         )
         _finish(session, old, Operation.REAUTHORIZE, actor, _Finish("success", None, None, new.id))
         return None

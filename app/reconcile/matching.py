@@ -1,40 +1,17 @@
-"""Pure rules: what a charges-search row says about a payment, and which row is ours.
-
-Seed 003 `rst`: 1 success, 2 not processed yet, 3 waiting, 4 failed, 5 error (the rest are
-convenience-store and postal codes that never apply to a card). `jb` is the payment's job as
-it stands now: AUTH/CHECK, SALES/CAPTURE once captured, CANCEL once canceled.
-"""
+"""Pure rules: which charges-search row is a payment's (what a row says: payments.evidence)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from app.gateway.base import ChargeRecord
-from app.payments.states import Status
+from app.payments.evidence import MATCH_WINDOW, status_of
 
-# How far around our row's creation the gateway's record of the same charge may lie: the
-# charge is made after our row is committed (checkout) or just before it (a re-authorization
-# whose answer was lost), within one gateway deadline (about 40 s); clocks drift a little.
-MATCH_WINDOW = timedelta(minutes=10)
-
-
-def status_of(record: ChargeRecord) -> Status | None:
-    """The status a search row proves, or None while the gateway has not settled it."""
-    if record.rst in (4, 5):
-        return Status.FAILED
-    if record.rst != 1:
-        return None
-    match (record.jb or "").upper():
-        case "CANCEL":
-            return Status.CANCELED
-        case "SALES" | "CAPTURE":
-            return Status.CAPTURED
-        case "AUTH" | "CHECK":
-            return Status.AUTHORIZED
-        case _:
-            return None
+# The status a search row proves and the match window live with the evidence rules in
+# payments (payments and kickbacks use them too, and neither may import reconcile).
+__all__ = ["MATCH_WINDOW", "Match", "Wanted", "find", "search_range", "status_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +37,17 @@ def find(wanted: Wanted, records: Iterable[ChargeRecord]) -> Match:
     rows: Sequence[ChargeRecord] = list(records)
     if wanted.gid is not None:
         for row in rows:
-            if row.gid == wanted.gid:
+            if row.charge_id == wanted.gid:
                 return Match(row)
         return Match(None)
     lo, hi = wanted.created_at - MATCH_WINDOW, wanted.created_at + MATCH_WINDOW
     candidates = [
         row
         for row in rows
-        if row.gid not in wanted.exclude_gids
-        and (row.cod or "").strip() == wanted.cod
-        and (wanted.total is None or row.ta == wanted.total)
-        and (row.cd is None or lo <= row.cd <= hi)
+        if row.charge_id not in wanted.exclude_gids
+        and (row.order_ref or "").strip() == wanted.cod
+        and (wanted.total is None or row.total == wanted.total)
+        and (row.created_at is None or lo <= row.created_at <= hi)
     ]
     if len(candidates) == 1:
         return Match(candidates[0])

@@ -172,11 +172,11 @@ async def _adopt(
         held = set(
             (
                 await session.execute(
-                    select(Payment.gid).where(Payment.gid.in_([r.gid for r in charged]))
+                    select(Payment.gid).where(Payment.gid.in_([r.charge_id for r in charged]))
                 )
             ).scalars()
         )
-        loose = [r for r in charged if r.gid not in held]
+        loose = [r for r in charged if r.charge_id not in held]
         loose = [r for r in loose if not await _claimable(session, r)]
     made = []
     for record in loose:
@@ -188,7 +188,7 @@ async def _adopt(
 
 async def _claimable(session: AsyncSession, record: ChargeRecord) -> bool:
     """An open payment without gid that the janitor may still match to this charge."""
-    at = record.cd or utcnow()
+    at = record.created_at or utcnow()
     candidates = (
         await session.execute(
             select(Payment).where(
@@ -199,9 +199,9 @@ async def _claimable(session: AsyncSession, record: ChargeRecord) -> bool:
             )
         )
     ).scalars()
-    cod = (record.cod or "").strip()
+    cod = (record.order_ref or "").strip()
     for p in candidates:
-        if await payments.cod_of(session, p) == cod and (p.item_code or p.total == record.ta):
+        if await payments.cod_of(session, p) == cod and (p.item_code or p.total == record.total):
             return True
     return False
 
@@ -212,24 +212,24 @@ async def _flag_orphan(
     status = status_of(record)
     assert status is not None
     found = {
-        "gid": record.gid,
-        "cod": record.cod,
-        "ta": record.ta,
-        "jb": record.jb,
-        "rst": record.rst,
-        "cd": record.cd.isoformat() if record.cd else None,
+        "gid": record.charge_id,
+        "cod": record.order_ref,
+        "ta": record.total,
+        "jb": record.job,
+        "rst": record.result_code,
+        "cd": record.created_at.isoformat() if record.created_at else None,
     }
     async with sessions() as session:
         p = Payment(
             id=new_id("pay"),
             kind="orphan",
             status=status,
-            job=_JOB.get((record.jb or "").upper(), "AUTH"),
-            order_id=(record.cod or "").strip()[:64] or None,
-            amount=record.am or 0,
-            tax=record.tx or 0,
-            shipping=record.sf or 0,
-            gid=record.gid,
+            job=_JOB.get((record.job or "").upper(), "AUTH"),
+            order_id=(record.order_ref or "").strip()[:64] or None,
+            amount=record.amount or 0,
+            tax=record.tax or 0,
+            shipping=record.shipping or 0,
+            gid=record.charge_id,
             result_mode=1,
             created_by=ACTOR,
             check_attempts=0,
@@ -253,9 +253,9 @@ async def _flag_orphan(
     log.error(
         "orphan charge: gid %s (cod %r, %s yen, %s) is in the gateway's records but no payment "
         "of ours made it; payment %s flagged for a person",
-        record.gid,
-        record.cod,
-        record.ta,
+        record.charge_id,
+        record.order_ref,
+        record.total,
         status,
         p.id,
     )

@@ -199,7 +199,7 @@ async def _search(gateway: PaymentGateway, lease: _Lease) -> list[ChargeRecord] 
     the search failed (read-only: it is simply asked again next time)."""
     try:
         if lease.gid is not None:
-            return await gateway.search_charges(gid=lease.gid)
+            return await gateway.search_charges(charge_id=lease.gid)
         lo, hi = search_range(lease.created_at)
         return await gateway.search_charges(created_from=lo, created_to=hi)
     except SearchError as exc:
@@ -269,7 +269,7 @@ async def _from_search(
     """What the search rows do to `p` (locked): a result, or (nothing learned) why not."""
     cod = await payments.cod_of(session, p)
     # A batch search returns every charge of the window: keep the ones that can be ours.
-    rows = [r for r in rows if r.gid == p.gid or (r.cod or "").strip() == cod]
+    rows = [r for r in rows if r.charge_id == p.gid or (r.order_ref or "").strip() == cod]
     owners = await _owners(session, p, rows)
     wanted = Wanted(
         gid=p.gid,
@@ -287,7 +287,7 @@ async def _from_search(
     if record is not None and target is not None:
         return await _apply(session, p, record, target)
     if record is not None:
-        return f"the gateway has not settled gid {record.gid} yet (rst={record.rst})"
+        return f"the gateway has not settled gid {record.charge_id} yet (rst={record.result_code})"
     if p.gid is None and Status(p.status) in OPEN and now - p.created_at >= NO_RECORD_FAIL_AFTER:
         return await _absent(session, p, rows, owners, wanted)
     return "no matching payment at the gateway yet"
@@ -299,7 +299,7 @@ async def _owners(
     """The rows' gids that other payments of ours hold, with those payments' ids."""
     held = await session.execute(
         select(Payment.gid, Payment.id).where(
-            Payment.gid.in_([r.gid for r in rows]), Payment.id != p.id
+            Payment.gid.in_([r.charge_id for r in rows]), Payment.id != p.id
         )
     )
     return {gid: pid for gid, pid in held.all() if gid is not None}
@@ -317,10 +317,10 @@ async def _absent(
     # one of the two rows is wrong, and only a person can tell which.
     held = find(
         Wanted(gid=None, cod=wanted.cod, total=wanted.total, created_at=p.created_at),
-        [r for r in rows if r.gid in owners and status_of(r) in _SUCCESS],
+        [r for r in rows if r.charge_id in owners and status_of(r) in _SUCCESS],
     )
     if held.record is not None or held.ambiguous:
-        gid = held.record.gid if held.record is not None else None
+        gid = held.record.charge_id if held.record is not None else None
         _flag(
             session,
             p,
@@ -356,14 +356,18 @@ def _reschedule(
 def evidence_of(record: ChargeRecord, target: Status) -> Evidence:
     """What a charges-search row says, as payments.evidence reads it."""
     error = None
-    if target == Status.FAILED and record.ec:
-        info = lookup(record.ec)
+    if target == Status.FAILED and record.error_code:
+        info = lookup(record.error_code)
         error = ErrorNote(info.code, info.message_en)
-    amounts = Amounts(record.am, record.tx or 0, record.sf or 0) if record.am is not None else None
+    amounts = (
+        Amounts(record.amount, record.tax or 0, record.shipping or 0)
+        if record.amount is not None
+        else None
+    )
     return Evidence(
         source=Source.SEARCH,
         claim=claim_for(target),
-        charge_id=record.gid,
+        charge_id=record.charge_id,
         amounts=amounts,
         error=error,
         confirmed=True,
@@ -373,7 +377,12 @@ def evidence_of(record: ChargeRecord, target: Status) -> Evidence:
 async def _apply(
     session: AsyncSession, p: Payment, record: ChargeRecord, target: Status
 ) -> tuple[Result, str | None]:
-    data = {"source": "search", "gid": record.gid, "jb": record.jb, "rst": record.rst}
+    data = {
+        "source": "search",
+        "gid": record.charge_id,
+        "jb": record.job,
+        "rst": record.result_code,
+    }
     applied = await apply_evidence(
         session, p.id, evidence_of(record, target), actor=ACTOR, reason="charges search", data=data
     )
@@ -409,7 +418,7 @@ async def reconcile_due(
             try:
                 rows = found
                 if lease.gid is not None and (
-                    found is None or all(r.gid != lease.gid for r in found)
+                    found is None or all(r.charge_id != lease.gid for r in found)
                 ):
                     rows = await _search(gateway, lease)  # an old gid outside the window
                 check = await _record(sessions, lease, rows, now, pay_claim)

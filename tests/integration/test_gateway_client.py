@@ -53,7 +53,7 @@ def charge(token: str, **kw: Any) -> TokenCharge:
         "order_id": "order-1",
         "email": "taro@example.com",
         "phone": None,
-        "uid": None,
+        "customer_id": None,
         "extra": {},
     }
     values.update(kw)
@@ -77,16 +77,16 @@ async def test_token_payment_capture_cancel(
     token = await make_token(sim, three_ds=THREE_DS)
     auth = await client.charge_token(charge(token), ref="pay_1")
     assert auth.outcome == Outcome.SUCCESS, auth.error
-    assert auth.gid and auth.ta == 1580 and auth.cod == "order-1"
+    assert auth.charge_id and auth.total == 1580 and auth.order_ref == "order-1"
 
-    cap = await client.capture(auth.gid, ref="pay_1")
+    cap = await client.capture(auth.charge_id, ref="pay_1")
     assert cap.outcome == Outcome.SUCCESS, cap.error
-    again = await client.capture(auth.gid, ref="pay_1")
+    again = await client.capture(auth.charge_id, ref="pay_1")
     assert again.outcome == Outcome.FAILED and again.error and again.error.code == "ER032"
 
-    canceled = await client.cancel(auth.gid, ref="pay_1")
+    canceled = await client.cancel(auth.charge_id, ref="pay_1")
     assert canceled.outcome == Outcome.SUCCESS
-    [row] = [r for r in await ledger(sim) if r["gid"] == auth.gid]
+    [row] = [r for r in await ledger(sim) if r["gid"] == auth.charge_id]
     assert row["status"] == "canceled"
 
     async with sessions() as session:
@@ -105,14 +105,14 @@ async def test_token_payment_capture_cancel(
     assert token not in str(first.request), "the raw token must never be stored"
     assert first.request["tkn"] != token
     assert first.http_status == 200 and first.latency_ms > 0
-    assert first.response_body and first.response_body.startswith(str(auth.gid))
+    assert first.response_body and first.response_body.startswith(str(auth.charge_id))
 
 
 async def test_capture_job_and_check(client: RobotPaymentClient, sim: httpx.AsyncClient) -> None:
     token = await make_token(sim, three_ds=THREE_DS)
     cap = await client.charge_token(charge(token, job="CAPTURE"))
     assert cap.outcome == Outcome.SUCCESS
-    [row] = [r for r in await ledger(sim) if r["gid"] == cap.gid]
+    [row] = [r for r in await ledger(sim) if r["gid"] == cap.charge_id]
     assert row["status"] == "captured"
 
     token2 = await make_token(
@@ -126,20 +126,20 @@ async def test_registration_in_payment_then_onetouch_and_cards(
     client: RobotPaymentClient, sim: httpx.AsyncClient
 ) -> None:
     token = await make_token(sim, three_ds=THREE_DS)
-    paid = await client.charge_token(charge(token, uid="cust001"))
+    paid = await client.charge_token(charge(token, customer_id="cust001"))
     assert paid.outcome == Outcome.SUCCESS, paid.error
-    assert paid.uid == "cust001" and paid.key and paid.num is not None
+    assert paid.customer_id == "cust001" and paid.customer_key and paid.card_seq is not None
 
     token2 = await make_token(sim, three_ds=THREE_DS)
-    dup = await client.charge_token(charge(token2, uid="cust001"))
+    dup = await client.charge_token(charge(token2, customer_id="cust001"))
     assert dup.outcome == Outcome.FAILED and dup.error and dup.error.code == "ER652"
 
     one = await client.charge_onetouch(
         OnetouchCharge(
             job="CAPTURE",
-            uid="cust001",
-            key=str(paid.key),
-            num=int(paid.num),
+            customer_id="cust001",
+            customer_key=str(paid.customer_key),
+            card_seq=int(paid.card_seq),
             amount=500,
             tax=0,
             shipping=0,
@@ -154,42 +154,44 @@ async def test_registration_in_payment_then_onetouch_and_cards(
     )
     assert one.outcome == Outcome.SUCCESS, one.error
 
-    card = await client.get_card("cust001", str(paid.key), int(paid.num))
+    card = await client.get_card("cust001", str(paid.customer_key), int(paid.card_seq))
     assert card.outcome == Outcome.SUCCESS
     assert card.masked_number and card.masked_number.endswith("1111")
     assert "4444333322221111" not in (card.call.response_body or "")
 
     user = await client.get_user("cust001")
-    assert user.outcome == Outcome.SUCCESS and user.key == paid.key
+    assert user.outcome == Outcome.SUCCESS and user.customer_key == paid.customer_key
 
 
 async def test_user_and_card_management(client: RobotPaymentClient, sim: httpx.AsyncClient) -> None:
     reg = await client.register_user("user42", "u42@example.com", "0312345678")
-    assert reg.outcome == Outcome.SUCCESS and reg.key
+    assert reg.outcome == Outcome.SUCCESS and reg.customer_key
     dup = await client.register_user("user42", None, None)
     assert dup.error and dup.error.code == "ER652"
 
-    upd = await client.update_user("user42", str(reg.key), "new@example.com", None)
+    upd = await client.update_user("user42", str(reg.customer_key), "new@example.com", None)
     assert upd.outcome == Outcome.SUCCESS
     looked = await client.get_user("user42")
     assert looked.email == "new@example.com"
 
     token = await make_token(sim, three_ds={"am": "0", "tx": "0", "sf": "0", "em": "x@y.jp"})
-    card = await client.register_card("user42", str(reg.key), token)
-    assert card.outcome == Outcome.SUCCESS and card.num is not None
+    card = await client.register_card("user42", str(reg.customer_key), token)
+    assert card.outcome == Outcome.SUCCESS and card.card_seq is not None
 
     token2 = await make_token(
         sim, card=cards.CARD_DECLINE_G55, three_ds={"am": "0", "tx": "0", "sf": "0", "em": "x@y.jp"}
     )
-    updated = await client.register_card("user42", str(reg.key), token2, num=int(card.num))
+    updated = await client.register_card(
+        "user42", str(reg.customer_key), token2, card_seq=int(card.card_seq)
+    )
     assert updated.outcome == Outcome.SUCCESS
 
-    gone = await client.delete_card("user42", str(reg.key), int(card.num))
+    gone = await client.delete_card("user42", str(reg.customer_key), int(card.card_seq))
     assert gone.outcome == Outcome.SUCCESS
-    missing = await client.get_card("user42", str(reg.key), int(card.num))
+    missing = await client.get_card("user42", str(reg.customer_key), int(card.card_seq))
     assert missing.outcome == Outcome.FAILED and missing.error and missing.error.code == "ER149"
 
-    deleted = await client.delete_user("user42", str(reg.key))
+    deleted = await client.delete_user("user42", str(reg.customer_key))
     assert deleted.outcome == Outcome.SUCCESS
     after = await client.get_user("user42")
     assert after.error and after.error.code in ("ER653", "ER147")
@@ -284,8 +286,10 @@ async def test_timeout_after_charge_is_unknown_not_failed(
     # The simulator did charge: only reconciliation may settle this, never a blind retry.
     rows = [r for r in await ledger(sim) if r["cod"] == "order-timeout"]
     assert len(rows) == 1 and rows[0]["status"] == "authorized"
-    found = await client.search_charges(created_from=None, created_to=None, gid=rows[0]["gid"])
-    assert [r.gid for r in found] == [rows[0]["gid"]]
+    found = await client.search_charges(
+        created_from=None, created_to=None, charge_id=rows[0]["gid"]
+    )
+    assert [r.charge_id for r in found] == [rows[0]["gid"]]
 
 
 async def test_connection_refused_is_unavailable(
@@ -311,15 +315,17 @@ async def test_connection_refused_is_unavailable(
 async def test_reauthorize(client: RobotPaymentClient, sim: httpx.AsyncClient) -> None:
     token = await make_token(sim, three_ds=THREE_DS)
     auth = await client.charge_token(charge(token))
-    assert auth.gid
+    assert auth.charge_id
     re = await client.reauthorize(
-        Reauthorization(gid=auth.gid, amount=1200, tax=96, shipping=500, email=None, phone=None)
+        Reauthorization(
+            charge_id=auth.charge_id, amount=1200, tax=96, shipping=500, email=None, phone=None
+        )
     )
     assert re.outcome == Outcome.SUCCESS, re.error
-    assert re.gid and re.gid != auth.gid
+    assert re.charge_id and re.charge_id != auth.charge_id
     rows = {r["gid"]: r for r in await ledger(sim)}
-    assert rows[auth.gid]["status"] == "canceled"
-    assert rows[re.gid]["status"] == "authorized" and rows[re.gid]["ta"] == 1796
+    assert rows[auth.charge_id]["status"] == "canceled"
+    assert rows[re.charge_id]["status"] == "authorized" and rows[re.charge_id]["ta"] == 1796
 
 
 async def test_rt0_payment_is_pending_and_kicks_back(

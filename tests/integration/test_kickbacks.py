@@ -217,18 +217,18 @@ async def test_untrusted_kickback_for_a_real_charge_is_applied_once_search_confi
             email=str(SESSION["email"]),
         )
     )
-    assert real.gid
+    assert real.charge_id
     # A notice that lies about the result is refused, even though the gid is real.
     liar = await pending_payment(sessions, "real-1")
-    lie = f"gid={real.gid}&rst=2&ap=&ec=G12&god=1&cod=real-1&am=1000&tx=80&sf=500&ta=1580"
+    lie = f"gid={real.charge_id}&rst=2&ap=&ec=G12&god=1&cod=real-1&am=1000&tx=80&sf=500&ta=1580"
     assert (await app.client.get(f"/kickback?{lie}")).status_code == 200
     assert (await payment(sessions, liar)).status == "pending"
     assert (await inbox(sessions))[-1].status == "flagged"
 
-    truth = f"gid={real.gid}&rst=1&ap=X1&ec=&god=2&cod=real-1&am=1000&tx=80&sf=500&ta=1580"
+    truth = f"gid={real.charge_id}&rst=1&ap=X1&ec=&god=2&cod=real-1&am=1000&tx=80&sf=500&ta=1580"
     assert (await app.client.get(f"/kickback?{truth}")).status_code == 200
     p = await payment(sessions, liar)
-    assert p.status == "authorized" and p.gid == real.gid
+    assert p.status == "authorized" and p.gid == real.charge_id
     assert (await inbox(sessions))[-1].status == "applied"
 
 

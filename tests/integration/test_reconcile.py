@@ -48,8 +48,8 @@ async def charge_at_gateway(gateway: PaymentGateway, sim: httpx.AsyncClient, cod
             email=str(SESSION["email"]),
         )
     )
-    assert result.outcome == Outcome.SUCCESS and result.gid
-    return result.gid
+    assert result.outcome == Outcome.SUCCESS and result.charge_id
+    return result.charge_id
 
 
 async def add_payment(

@@ -116,11 +116,15 @@ async def test_token_charge_success() -> None:
         "am": "1000", "tx": "80", "sf": "0", "em": "taro@example.com", "memo": "注文",
     }  # fmt: skip
     assert result.outcome is Outcome.SUCCESS
-    assert (result.gid, result.god, result.ap) == (1095729, "205685", "TestMod")
-    assert result.cod == "ord-1"
-    assert (result.am, result.tx, result.sf, result.ta) == (1000, 80, 0, 1080)
+    assert (result.charge_id, result.gateway_order_code, result.approval_code) == (
+        1095729,
+        "205685",
+        "TestMod",
+    )
+    assert result.order_ref == "ord-1"
+    assert (result.amount, result.tax, result.shipping, result.total) == (1000, 80, 0, 1080)
     assert result.error is None
-    assert result.uid is None and result.key is None and result.num is None
+    assert result.customer_id is None and result.customer_key is None and result.card_seq is None
     assert recorder.calls == [result.call]
     call = result.call
     assert (call.operation, call.ref, call.http_status, call.outcome) == (
@@ -137,10 +141,14 @@ async def test_token_charge_success() -> None:
 async def test_token_charge_registering_user_and_card() -> None:
     handler = Requests("77,1,AP,,78,,500,0,0,500,,,shopper01,vnjpBycDO5,1")
     client, _ = make_client(handler)
-    result = await client.charge_token(token_charge(uid="shopper01", amount=500, tax=None))
+    result = await client.charge_token(token_charge(customer_id="shopper01", amount=500, tax=None))
     assert handler.form()["uid"] == "shopper01"
     assert handler.form()["tx"] == "0"
-    assert (result.uid, result.key, result.num) == ("shopper01", "vnjpBycDO5", 1)
+    assert (result.customer_id, result.customer_key, result.card_seq) == (
+        "shopper01",
+        "vnjpBycDO5",
+        1,
+    )
 
 
 async def test_token_charge_with_registered_product_sends_iid_only() -> None:
@@ -180,7 +188,7 @@ async def test_refusals(body: str, outcome: Outcome, stable: str) -> None:
     result = await client.charge_token(token_charge())
     assert result.outcome is outcome
     assert result.error is not None and result.error.stable_code == stable
-    assert result.gid is None  # gid 0 means no payment was created
+    assert result.charge_id is None  # gid 0 means no payment was created
     assert len(recorder.calls) == 1
     assert recorder.calls[0].error_code == result.error.code
 
@@ -277,7 +285,9 @@ async def test_unreadable_answer_is_unknown_for_charges(body: str | bytes) -> No
     handler = Requests(httpx.Response(200, content=body))
     client, _ = make_client(handler)
     result = await client.charge_onetouch(
-        OnetouchCharge(job="CAPTURE", uid="u1", key="KEY0000001", num=1, amount=100)
+        OnetouchCharge(
+            job="CAPTURE", customer_id="u1", customer_key="KEY0000001", card_seq=1, amount=100
+        )
     )
     assert result.outcome is Outcome.UNKNOWN
     assert result.error is not None and result.error.code == "bad_response"
@@ -334,7 +344,8 @@ async def test_onetouch_charge_form() -> None:
     handler = Requests(SUCCESS)
     client, recorder = make_client(handler)
     charge = OnetouchCharge(
-        job="CAPTURE", uid="u1", key="vnjpBycDO5", num=2, amount=1000, tax=80, shipping=0,
+        job="CAPTURE", customer_id="u1", customer_key="vnjpBycDO5", card_seq=2, amount=1000,
+        tax=80, shipping=0,
         order_id="ord-1", phone="0312345678", method="61", installments=3,
     )  # fmt: skip
     result = await client.charge_onetouch(charge, ref="pay_2")
@@ -352,14 +363,14 @@ async def test_reauthorization_form() -> None:
     handler = Requests("2000001,1,AP2,,2000002,,1200,96,0,1296,,,")
     client, _ = make_client(handler)
     result = await client.reauthorize(
-        Reauthorization(gid=1095729, amount=1200, tax=96, email="taro@example.com")
+        Reauthorization(charge_id=1095729, amount=1200, tax=96, email="taro@example.com")
     )
     assert str(handler.seen[0].url) == "https://gw.test/gateway/re_auth.aspx"
     assert handler.form() == {
         "aid": "123456", "rt": "1", "tid": "1095729", "am": "1200", "tx": "96", "sf": "0",
         "em": "taro@example.com",
     }  # fmt: skip
-    assert (result.outcome, result.gid, result.ta) == (Outcome.SUCCESS, 2000001, 1296)
+    assert (result.outcome, result.charge_id, result.total) == (Outcome.SUCCESS, 2000001, 1296)
 
 
 # --- users and cards ---------------------------------------------------------------------
@@ -373,7 +384,7 @@ async def test_register_user() -> None:
     assert handler.form() == {
         "aid": "123456", "rt": "1", "cmd": "0", "uid": "shopper01", "em": "taro@example.com",
     }  # fmt: skip
-    assert (result.outcome, result.uid, result.key) == (
+    assert (result.outcome, result.customer_id, result.customer_key) == (
         Outcome.SUCCESS,
         "shopper01",
         "vnjpBycDO5",
@@ -404,7 +415,7 @@ async def test_update_and_get_user() -> None:
     assert handler.form(0)["cmd"] == "1" and handler.form(0)["em"] == "new@example.com"
     assert handler.form(1) == {"aid": "123456", "rt": "1", "cmd": "3", "uid": "u1"}
     assert updated.outcome is Outcome.SUCCESS
-    assert (fetched.email, fetched.phone, fetched.key) == (
+    assert (fetched.email, fetched.phone, fetched.customer_key) == (
         "new@example.com",
         "0312345678",
         "KEY0000001",
@@ -438,7 +449,7 @@ async def test_lookup_recovers_on_retry() -> None:
     card = await client.get_card("u1", "KEY0000001", 2)
     assert handler.form()["cmd"] == "6"
     assert card.outcome is Outcome.SUCCESS
-    assert (card.num, card.masked_number, card.expiry, card.first_name, card.last_name) == (
+    assert (card.card_seq, card.masked_number, card.expiry, card.first_name, card.last_name) == (
         2,
         "************1111",
         "2912",
@@ -451,13 +462,13 @@ async def test_register_and_update_card() -> None:
     handler = Requests("1,,u1,KEY0000001,3")
     client, recorder = make_client(handler)
     registered = await client.register_card("u1", "KEY0000001", TOKEN)
-    updated = await client.register_card("u1", "KEY0000001", TOKEN, num=3)
+    updated = await client.register_card("u1", "KEY0000001", TOKEN, card_seq=3)
     assert str(handler.seen[0].url) == "https://gw.test/gateway/carduser_token.aspx"
     assert handler.form(0) == {
         "aid": "123456", "rt": "1", "cmd": "4", "uid": "u1", "key": "KEY0000001", "tkn": TOKEN,
     }  # fmt: skip
     assert handler.form(1)["num"] == "3"
-    assert (registered.outcome, registered.num) == (Outcome.SUCCESS, 3)
+    assert (registered.outcome, registered.card_seq) == (Outcome.SUCCESS, 3)
     assert (registered.call.operation, updated.call.operation) == ("register_card", "update_card")
     assert all(TOKEN not in repr(call) for call in recorder.calls)
 
@@ -478,7 +489,7 @@ async def test_recorder_sees_only_masked_data() -> None:
     pan = "4444333322221111"
     handler = Requests(f"1,1,AP,,2,,100,0,0,100,,,memo={pan}")
     client, recorder = make_client(handler)
-    await client.charge_token(token_charge(uid="u1", extra={"memo": pan}))
+    await client.charge_token(token_charge(customer_id="u1", extra={"memo": pan}))
     (call,) = recorder.calls
     assert call.request["tkn"].startswith("tkn(len=")
     assert pan not in repr(call) and TOKEN not in repr(call)
@@ -488,9 +499,9 @@ async def test_recorder_sees_only_masked_data() -> None:
 async def test_user_keys_are_masked_in_recorded_answers() -> None:
     handler = Requests("77,1,AP,,78,,500,0,0,500,,,shopper01,vnjpBycDO5,1", "1,,u1,vnjpBycDO5")
     client, recorder = make_client(handler)
-    charge = await client.charge_token(token_charge(uid="shopper01"))
+    charge = await client.charge_token(token_charge(customer_id="shopper01"))
     user = await client.get_user("u1")
-    assert charge.key == user.key == "vnjpBycDO5"  # callers get the real key...
+    assert charge.customer_key == user.customer_key == "vnjpBycDO5"  # callers get the real key...
     bodies = [c.response_body or "" for c in recorder.calls]
     assert bodies == ["77,1,AP,,78,,500,0,0,500,,,shopper01,vn***,1", "1,,u1,vn***"]
 

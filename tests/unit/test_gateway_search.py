@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.gateway.base import ChargeRecord, GatewayCall, SearchError
+from app.gateway.base import ChargeRecord, ChargeStatus, GatewayCall, SearchError
 from app.gateway.robotpayment import RobotPaymentClient
 from app.gateway.robotpayment.search import JST, split_windows
 
@@ -93,7 +93,7 @@ async def test_orders_then_pages_through_every_index() -> None:
     api = FakeSearchApi(lambda q: [row(i) for i in range(1, 2501)])
     client, calls = make_client(api)
     records = await client.search_charges(
-        created_from=T0, created_to=T0 + timedelta(days=1), jobs=["AUTH", "CAPTURE"], gid=None
+        created_from=T0, created_to=T0 + timedelta(days=1), jobs=["AUTH", "CAPTURE"], charge_id=None
     )
     assert len(records) == 2500
     assert api.orders == [
@@ -115,17 +115,19 @@ async def test_rows_are_typed_and_jst_aware() -> None:
         ]
     )
     client, _ = make_client(api)
-    first, second = await client.search_charges(gid=100028)
+    first, second = await client.search_charges(charge_id=100028)
     assert api.orders == [{"gid": 100028}]
     assert first == ChargeRecord(
-        gid=100028, acid=1000000008, jb="CAPTURE", ct=1, cn4="1111", am=500, tx=0, sf=0,
-        ta=500, rst=1, ec="G55", cod="ord-1", nad=datetime(2018, 4, 1, tzinfo=JST),
-        cd=datetime(2026, 1, 2, 14, 15, 27, tzinfo=JST), vd=None,
+        charge_id=100028, status=ChargeStatus.CAPTURED, recurring_id=1000000008, job="CAPTURE",
+        card_brand=1, card_last4="1111", amount=500, tax=0, shipping=0, total=500,
+        result_code=1, error_code="G55", order_ref="ord-1",
+        next_charge_at=datetime(2018, 4, 1, tzinfo=JST),
+        created_at=datetime(2026, 1, 2, 14, 15, 27, tzinfo=JST), canceled_at=None,
     )  # fmt: skip
-    assert second.cd == datetime(2026, 1, 2, 14, 15, 27, tzinfo=JST)
-    assert second.cd is not None and second.cd.utcoffset() == timedelta(hours=9)
-    assert second.vd == datetime(2026, 1, 3, tzinfo=JST)
-    assert second.am == 700 and second.ec is None and second.cod is None
+    assert second.created_at == datetime(2026, 1, 2, 14, 15, 27, tzinfo=JST)
+    assert second.created_at is not None and second.created_at.utcoffset() == timedelta(hours=9)
+    assert second.canceled_at == datetime(2026, 1, 3, tzinfo=JST)
+    assert second.amount == 700 and second.error_code is None and second.order_ref is None
 
 
 async def test_no_result_stops_after_the_order() -> None:
@@ -144,7 +146,7 @@ async def test_long_ranges_are_split_into_seven_day_windows() -> None:
         ("2026-01-08T00:00:00", "2026-01-15T00:00:00"),
         ("2026-01-15T00:00:00", "2026-01-21T00:00:00"),
     ]
-    assert [r.gid for r in records] == [1, 8, 15]
+    assert [r.charge_id for r in records] == [1, 8, 15]
 
 
 async def test_datetimes_are_sent_in_jst() -> None:
@@ -185,7 +187,7 @@ async def test_duplicates_on_window_boundaries_are_dropped() -> None:
     api = FakeSearchApi(lambda q: [shared, row(int(q["cdf"][8:10]) * 100)])
     client, _ = make_client(api)
     records = await client.search_charges(created_from=T0, created_to=T0 + timedelta(days=14))
-    assert [r.gid for r in records] == [7, 100, 800]
+    assert [r.charge_id for r in records] == [7, 100, 800]
 
 
 def _too_many() -> httpx.Response:
@@ -240,7 +242,7 @@ async def test_api_errors_are_typed(code: str, status: int, stable: str, attempt
     api = FakeSearchApi(lambda q: _json(status, body))
     client, _ = make_client(api)
     with pytest.raises(SearchError) as info:
-        await client.search_charges(gid=1)
+        await client.search_charges(charge_id=1)
     assert info.value.error.stable_code == stable
     assert len(api.orders) == attempts
 
@@ -253,7 +255,7 @@ async def test_er500_recovers_on_retry() -> None:
 
     api = FakeSearchApi(rows_for)
     client, _ = make_client(api)
-    assert [r.gid for r in await client.search_charges(gid=1)] == [1]
+    assert [r.charge_id for r in await client.search_charges(charge_id=1)] == [1]
 
 
 @pytest.mark.parametrize(
@@ -278,7 +280,7 @@ async def test_transport_failures_are_retried_then_raised(
 
     client, calls = make_client(handler)
     with pytest.raises(SearchError) as info:
-        await client.search_charges(gid=1)
+        await client.search_charges(charge_id=1)
     assert info.value.error.code == code
     assert len(seen) == len(calls) == 3
 
@@ -294,7 +296,7 @@ async def test_malformed_page_is_retried_then_raised() -> None:
 
     client, _ = make_client(handler)
     with pytest.raises(SearchError) as info:
-        await client.search_charges(gid=1)
+        await client.search_charges(charge_id=1)
     assert info.value.error.code == "bad_response"
     assert len(pages) == 3
 
@@ -303,7 +305,7 @@ async def test_unreadable_row_is_an_error_not_a_silent_skip() -> None:
     api = FakeSearchApi(lambda q: [row(1), {"jb": "AUTH"}])
     client, _ = make_client(api)
     with pytest.raises(SearchError) as info:
-        await client.search_charges(gid=1)
+        await client.search_charges(charge_id=1)
     assert info.value.error.code == "bad_response"
 
 
@@ -316,7 +318,7 @@ async def test_separate_search_http_client_is_used() -> None:
     client, _ = make_client(
         gateway, search_http=httpx.AsyncClient(transport=httpx.MockTransport(api))
     )
-    assert len(await client.search_charges(gid=1)) == 1
+    assert len(await client.search_charges(charge_id=1)) == 1
 
 
 def test_split_windows() -> None:

@@ -17,6 +17,7 @@ from app.kickbacks.rules import Expected, Facts, Verdict, judge, plan
 from app.logging import scrub
 from app.payments.states import Status
 from app.reconcile.matching import MATCH_WINDOW
+from tests.support.search_rows import charge_record
 
 T0 = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
 
@@ -123,7 +124,7 @@ def row(**kw: Any) -> ChargeRecord:
     values: dict[str, Any] = {"gid": 501, "jb": "CAPTURE", "rst": 1, "cod": "order-1 ", "ta": 1580}
     values |= {"cd": T0 + timedelta(seconds=5)}
     values.update(kw)
-    return ChargeRecord(**values)
+    return charge_record(**values)
 
 
 def expected(**kw: Any) -> Expected:
@@ -248,10 +249,10 @@ class Gateway:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    async def search_charges(self, *, gid: int | None = None, **_: Any) -> list[ChargeRecord]:
-        assert gid is not None
-        self.calls.append(gid)
-        return [row(gid=gid)]
+    async def search_charges(self, *, charge_id: int | None = None, **_: Any) -> list[ChargeRecord]:
+        assert charge_id is not None
+        self.calls.append(charge_id)
+        return [row(gid=charge_id)]
 
 
 async def test_verifier_caches_per_gid_and_budgets_untrusted_lookups() -> None:

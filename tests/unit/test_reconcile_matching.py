@@ -9,6 +9,7 @@ import pytest
 from app.gateway.base import ChargeRecord
 from app.payments.states import Status
 from app.reconcile.matching import MATCH_WINDOW, Wanted, find, status_of
+from tests.support.search_rows import charge_record
 
 T0 = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
 
@@ -16,7 +17,7 @@ T0 = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
 def row(gid: int, **kw: object) -> ChargeRecord:
     values: dict[str, object] = {"jb": "AUTH", "rst": 1, "cod": "order-1", "ta": 1580, "cd": T0}
     values.update(kw)
-    return ChargeRecord(gid=gid, **values)  # type: ignore[arg-type]
+    return charge_record(gid=gid, **values)
 
 
 @pytest.mark.parametrize(

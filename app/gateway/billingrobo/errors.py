@@ -10,7 +10,7 @@ Three families arrive in the same `{"error": {"code", "message"}}` body:
 
 from __future__ import annotations
 
-from app.gateway.base import GatewayErrorInfo, Outcome
+from app.gateway.base import ErrorKind, GatewayErrorInfo, Outcome, kind_for_status
 from app.gateway.robotpayment import errors as rp
 
 INVALID, MISCONFIGURED, UNAVAILABLE, TOO_MANY = 422, 502, 503, 429
@@ -186,7 +186,7 @@ _ROWS: list[_Row] = [
 ]
 
 KNOWN_CODES: dict[str, GatewayErrorInfo] = {
-    code: GatewayErrorInfo(code, stable, en, ja, retryable, status)
+    code: GatewayErrorInfo(code, stable, en, ja, retryable, status, kind_for_status(status))
     for code, stable, status, retryable, en, ja in _ROWS
 }
 # Same wording as code 20 (the limit), under our synthetic code.
@@ -197,6 +197,7 @@ KNOWN_CODES[RATE_LIMITED] = GatewayErrorInfo(
     KNOWN_CODES["20"].message_ja,
     True,
     TOO_MANY,
+    ErrorKind.RATE_LIMITED,
 )
 
 
@@ -220,6 +221,7 @@ def lookup(code: object) -> GatewayErrorInfo:
             f"請求管理ロボでエラーが発生しました(コード {normalized})。",
             False,
             MISCONFIGURED,
+            ErrorKind.MISCONFIGURED,
         )
     return rp.lookup(raw)
 

@@ -131,14 +131,14 @@ class RobotPaymentClient:
     async def charge_token(self, charge: TokenCharge, *, ref: str | None = None) -> ChargeResult:
         form = {"aid": self._aid, "jb": charge.job, "rt": str(self.result_mode)}
         _put(form, "cod", charge.order_id)
-        _put(form, "uid", charge.uid)
+        _put(form, "uid", charge.customer_id)
         form["tkn"] = charge.token
         _amounts(form, charge.amount, charge.tax, charge.shipping, charge.item_code)
         _put(form, "em", charge.email)
         _put(form, "pn", charge.phone)
         _free(form, charge.extra)
         return await self._charge(
-            "charge_token", TOKEN_PATH, form, ref=ref, registration=charge.uid is not None
+            "charge_token", TOKEN_PATH, form, ref=ref, registration=charge.customer_id is not None
         )
 
     async def charge_onetouch(
@@ -146,7 +146,12 @@ class RobotPaymentClient:
     ) -> ChargeResult:
         form = {"aid": self._aid, "rt": str(self.result_mode), "cmd": "4"}
         _put(form, "cod", charge.order_id)
-        form |= {"uid": charge.uid, "key": charge.key, "num": str(charge.num), "jb": charge.job}
+        form |= {
+            "uid": charge.customer_id,
+            "key": charge.customer_key,
+            "num": str(charge.card_seq),
+            "jb": charge.job,
+        }
         _amounts(form, charge.amount, charge.tax, charge.shipping, charge.item_code)
         _put(form, "em", charge.email)
         _put(form, "pn", charge.phone)
@@ -155,16 +160,16 @@ class RobotPaymentClient:
         _free(form, charge.extra)
         return await self._charge("charge_onetouch", ONETOUCH_PATH, form, ref=ref)
 
-    async def capture(self, gid: int, *, ref: str | None = None) -> ChargeResult:
-        return await self._sales_or_cancel("capture", "SALES", gid, ref)
+    async def capture(self, charge_id: int, *, ref: str | None = None) -> ChargeResult:
+        return await self._sales_or_cancel("capture", "SALES", charge_id, ref)
 
-    async def cancel(self, gid: int, *, ref: str | None = None) -> ChargeResult:
-        return await self._sales_or_cancel("cancel", "CANCEL", gid, ref)
+    async def cancel(self, charge_id: int, *, ref: str | None = None) -> ChargeResult:
+        return await self._sales_or_cancel("cancel", "CANCEL", charge_id, ref)
 
     async def reauthorize(
         self, request: Reauthorization, *, ref: str | None = None
     ) -> ChargeResult:
-        form = {"aid": self._aid, "rt": str(self.result_mode), "tid": str(request.gid)}
+        form = {"aid": self._aid, "rt": str(self.result_mode), "tid": str(request.charge_id)}
         _amounts(form, request.amount, request.tax, request.shipping, None)
         _put(form, "em", request.email)
         _put(form, "pn", request.phone)
@@ -204,56 +209,66 @@ class RobotPaymentClient:
 
     async def register_user(
         self,
-        uid: str,
+        customer_id: str,
         email: str | None = None,
         phone: str | None = None,
         *,
         ref: str | None = None,
     ) -> UserResult:
-        form = self._carduser_form("0", uid=uid, em=email, pn=phone)
+        form = self._carduser_form("0", uid=customer_id, em=email, pn=phone)
         return user_result(*await self._carduser("register_user", form, "user", ref=ref))
 
     async def update_user(
         self,
-        uid: str,
-        key: str,
+        customer_id: str,
+        customer_key: str,
         email: str | None = None,
         phone: str | None = None,
         *,
         ref: str | None = None,
     ) -> UserResult:
-        form = self._carduser_form("1", uid=uid, key=key, em=email, pn=phone)
+        form = self._carduser_form("1", uid=customer_id, key=customer_key, em=email, pn=phone)
         return user_result(*await self._carduser("update_user", form, "user", ref=ref))
 
-    async def delete_user(self, uid: str, key: str, *, ref: str | None = None) -> UserResult:
-        form = self._carduser_form("2", uid=uid, key=key)
+    async def delete_user(
+        self, customer_id: str, customer_key: str, *, ref: str | None = None
+    ) -> UserResult:
+        form = self._carduser_form("2", uid=customer_id, key=customer_key)
         return user_result(*await self._carduser("delete_user", form, "user", ref=ref))
 
-    async def get_user(self, uid: str, *, ref: str | None = None) -> UserResult:
-        form = self._carduser_form("3", uid=uid)
+    async def get_user(self, customer_id: str, *, ref: str | None = None) -> UserResult:
+        form = self._carduser_form("3", uid=customer_id)
         verdict, call = await self._carduser("get_user", form, "user_info", ref=ref, mutating=False)
         return user_result(verdict, call)
 
     async def register_card(
-        self, uid: str, key: str, token: str, num: int | None = None, *, ref: str | None = None
+        self,
+        customer_id: str,
+        customer_key: str,
+        token: str,
+        card_seq: int | None = None,
+        *,
+        ref: str | None = None,
     ) -> CardResult:
-        # Same endpoint and cmd for both; `num` turns a registration into an update.
-        form = self._carduser_form("4", uid=uid, key=key, num=num, tkn=token)
-        operation = "register_card" if num is None else "update_card"
+        # Same endpoint and cmd for both; `card_seq` turns a registration into an update.
+        form = self._carduser_form("4", uid=customer_id, key=customer_key, num=card_seq, tkn=token)
+        operation = "register_card" if card_seq is None else "update_card"
         verdict, call = await self._carduser(
             operation, form, "card", ref=ref, path=CARDUSER_TOKEN_PATH
         )
         return card_result(verdict, call)
 
-    async def get_card(self, uid: str, key: str, num: int, *, ref: str | None = None) -> CardResult:
-        form = self._carduser_form("6", uid=uid, key=key, num=num)
+    async def get_card(
+        self, customer_id: str, customer_key: str, card_seq: int, *, ref: str | None = None
+    ) -> CardResult:
+        form = self._carduser_form("6", uid=customer_id, key=customer_key, num=card_seq)
         verdict, call = await self._carduser("get_card", form, "card_info", ref=ref, mutating=False)
         return card_result(verdict, call)
 
     async def delete_card(
-        self, uid: str, key: str, num: int, *, ref: str | None = None
+        self, customer_id: str, customer_key: str, card_seq: int, *, ref: str | None = None
     ) -> CardResult:
-        form = self._carduser_form("5", uid=uid, key=key, num=num)
+        form = self._carduser_form("5", uid=customer_id, key=customer_key, num=card_seq)
         return card_result(*await self._carduser("delete_card", form, "card", ref=ref))
 
     def _carduser_form(self, cmd: str, **fields: object) -> dict[str, str]:
@@ -289,14 +304,14 @@ class RobotPaymentClient:
         *,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
-        gid: int | None = None,
+        charge_id: int | None = None,
         jobs: Sequence[str] | None = None,
     ) -> list[ChargeRecord]:
         """All payments created in the range (any length; both ends inclusive, aware
         datetimes), following pages and narrowing windows. Raises SearchError when the
         gateway cannot answer (and ValueError for a naive datetime, before any request)."""
         return await self._search.search(
-            created_from=created_from, created_to=created_to, gid=gid, jobs=jobs
+            created_from=created_from, created_to=created_to, gid=charge_id, jobs=jobs
         )
 
     # --- plumbing ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from app.gateway.base import GatewayErrorInfo, Outcome
+from app.gateway.base import ErrorKind, GatewayErrorInfo, Outcome, kind_for_status
 
 DECLINE, INVALID, CONFLICT, MISCONFIGURED, UNAVAILABLE, TIMEOUT = 402, 422, 409, 502, 503, 504
 
@@ -548,6 +548,7 @@ _SYNTHETIC: dict[str, GatewayErrorInfo] = {
         "再度のお支払いはお控えください。",
         False,
         TIMEOUT,
+        ErrorKind.TIMEOUT,
     ),
     CONNECT_ERROR: GatewayErrorInfo(
         CONNECT_ERROR,
@@ -557,6 +558,7 @@ _SYNTHETIC: dict[str, GatewayErrorInfo] = {
         "しばらくしてから再度お試しください。",
         True,
         UNAVAILABLE,
+        ErrorKind.UNAVAILABLE,
     ),
     HTTP_ERROR: GatewayErrorInfo(
         HTTP_ERROR,
@@ -566,6 +568,7 @@ _SYNTHETIC: dict[str, GatewayErrorInfo] = {
         "決済システムがHTTPエラーを返しました。処理された可能性がある場合は自動で確認します。",
         False,
         MISCONFIGURED,
+        ErrorKind.UNKNOWN,
     ),
     BAD_RESPONSE: GatewayErrorInfo(
         BAD_RESPONSE,
@@ -575,17 +578,43 @@ _SYNTHETIC: dict[str, GatewayErrorInfo] = {
         "決済システムの応答を読み取れませんでした。処理された可能性がある場合は自動で確認します。",
         False,
         MISCONFIGURED,
+        ErrorKind.UNKNOWN,
     ),
 }
+
+
+# The domain's meaning of the codes it branches on; every other code's kind follows from the
+# HTTP status we answer with (base.kind_for_status: 402 declined, 409 conflict, 422 invalid...).
+_KINDS: dict[str, ErrorKind] = {
+    **dict.fromkeys(("ER583", "ER584", "ER585", "ER586"), ErrorKind.TOKEN_INVALID),
+    # ER900-ER902: the 3-D Secure run on the token failed (the card must be entered again).
+    # ER903-ER905 share the stable code three_ds_failed but stay plain declines, as the
+    # domain always treated them.
+    **dict.fromkeys(("ER900", "ER901", "ER902"), ErrorKind.THREE_DS_FAILED),
+    "ER147": ErrorKind.CUSTOMER_UNKNOWN,
+    "ER149": ErrorKind.CARD_UNKNOWN,
+    "ER652": ErrorKind.CUSTOMER_EXISTS,
+    "ER653": ErrorKind.CUSTOMER_DELETED,
+    # "Already captured / canceled" may only mean our view is stale: the search confirms.
+    "ER032": ErrorKind.STALE_VIEW,
+    "ER033": ErrorKind.STALE_VIEW,
+}
+
+
+def _info(
+    code: str, stable: str, en: str, ja: str, retryable: bool, status: int
+) -> GatewayErrorInfo:
+    kind = _KINDS.get(code, kind_for_status(status))
+    return GatewayErrorInfo(code, stable, en, ja, retryable, status, kind)
 
 
 def _build() -> dict[str, GatewayErrorInfo]:
     table: dict[str, GatewayErrorInfo] = dict(_SYNTHETIC)
     for codes, stable, status, retryable, en, ja in _GATEWAY_ROWS + _CARD_COMPANY_ROWS:
         for code in codes:
-            table[code] = GatewayErrorInfo(code, stable, en, ja, retryable, status)
+            table[code] = _info(code, stable, en, ja, retryable, status)
     for code, (name, label_en, label_ja, stable) in _PARAMETERS.items():
-        table[code] = GatewayErrorInfo(
+        table[code] = _info(
             code,
             stable,
             f"The gateway rejected the {label_en} ({name}). Please check it and try again.",
@@ -602,9 +631,9 @@ KNOWN_CODES: dict[str, GatewayErrorInfo] = _build()
 def _generic(code: str) -> GatewayErrorInfo:
     """An entry for a code we have no row for, keeping the raw code."""
     if is_decline(code):
-        return GatewayErrorInfo(code, "card_declined", _DECLINED_EN, _DECLINED_JA, False, DECLINE)
+        return _info(code, "card_declined", _DECLINED_EN, _DECLINED_JA, False, DECLINE)
     if _PARAMETER_CODE.fullmatch(code):
-        return GatewayErrorInfo(
+        return _info(
             code,
             "invalid_parameter",
             f"The gateway rejected a request parameter ({code}).",
@@ -612,7 +641,7 @@ def _generic(code: str) -> GatewayErrorInfo:
             False,
             INVALID,
         )
-    return GatewayErrorInfo(
+    return _info(
         code,
         "gateway_error",
         f"The payment gateway refused the request ({code or 'no code'}).",

@@ -72,19 +72,19 @@ def charge_result(
         return ChargeResult(outcome=verdict.outcome, error=verdict.error, call=call)
     return ChargeResult(
         outcome=verdict.outcome,
-        gid=r.gid or None,  # failures carry gid 0: no payment was created
-        god=r.god,
-        ap=r.ap,
-        cod=r.cod,
-        am=r.am,
-        tx=r.tx,
-        sf=r.sf,
-        ta=r.ta,
-        id=r.id,
-        ps=r.ps,
-        uid=r.uid if registration else None,
-        key=r.key if registration else None,
-        num=r.num if registration else None,
+        charge_id=r.gid or None,  # failures carry gid 0: no payment was created
+        gateway_order_code=r.god,
+        approval_code=r.ap,
+        order_ref=r.cod,
+        amount=r.am,
+        tax=r.tx,
+        shipping=r.sf,
+        total=r.ta,
+        issued_id=r.id,
+        issued_password=r.ps,
+        customer_id=r.uid if registration else None,
+        customer_key=r.key if registration else None,
+        card_seq=r.num if registration else None,
         extra=r.extras,
         error=verdict.error,
         call=call,
@@ -97,8 +97,8 @@ def user_result(verdict: Verdict[CarduserResponse], call: GatewayCall) -> UserRe
         return UserResult(outcome=verdict.outcome, error=verdict.error, call=call)
     return UserResult(
         outcome=verdict.outcome,
-        uid=r.uid,
-        key=r.key,
+        customer_id=r.uid,
+        customer_key=r.key,
         email=r.em,
         phone=r.pn,
         error=verdict.error,
@@ -112,9 +112,9 @@ def card_result(verdict: Verdict[CarduserResponse], call: GatewayCall) -> CardRe
         return CardResult(outcome=verdict.outcome, error=verdict.error, call=call)
     return CardResult(
         outcome=verdict.outcome,
-        uid=r.uid,
-        key=r.key,
-        num=r.num,
+        customer_id=r.uid,
+        customer_key=r.key,
+        card_seq=r.num,
         masked_number=r.cn,
         expiry=r.ed,
         first_name=r.fn,

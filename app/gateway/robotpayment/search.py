@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from app.gateway.base import ChargeRecord, GatewayErrorInfo, Outcome, SearchError
+from app.gateway.base import ChargeRecord, ChargeStatus, GatewayErrorInfo, Outcome, SearchError
 from app.gateway.robotpayment import errors
 from app.gateway.robotpayment.codec import CodecError, to_int
 from app.gateway.robotpayment.masking import mask_header_value
@@ -106,28 +106,49 @@ def _datetime(data: dict[str, Any], name: str) -> datetime | None:
     return parsed.replace(tzinfo=JST) if parsed.tzinfo is None else parsed.astimezone(JST)
 
 
+def charge_status(rst: int | None, jb: str | None) -> ChargeStatus:
+    """Seed 003 `rst`: 1 success, 2 not processed yet, 3 waiting, 4 failed, 5 error (the rest
+    are convenience-store and postal codes that never apply to a card). `jb` is the job as
+    the charge stands now: AUTH/CHECK, SALES/CAPTURE once captured, CANCEL once canceled."""
+    if rst in (4, 5):
+        return ChargeStatus.FAILED
+    if rst != 1:
+        return ChargeStatus.UNSETTLED
+    match (jb or "").upper():
+        case "CANCEL":
+            return ChargeStatus.CANCELED
+        case "SALES" | "CAPTURE":
+            return ChargeStatus.CAPTURED
+        case "AUTH" | "CHECK":
+            return ChargeStatus.AUTHORIZED
+        case _:
+            return ChargeStatus.UNSETTLED
+
+
 def parse_charge_record(row: Any) -> ChargeRecord:
     if not isinstance(row, dict):
         raise CodecError("row is not an object")
     gid = _int(row, "gid")
     if gid is None:
         raise CodecError("row without gid")
+    rst, jb = _int(row, "rst"), _str(row, "jb")
     return ChargeRecord(
-        gid=gid,
-        acid=_int(row, "acid"),
-        jb=_str(row, "jb"),
-        ct=_int(row, "ct"),
-        cn4=_str(row, "cn4"),
-        am=_int(row, "am"),
-        tx=_int(row, "tx"),
-        sf=_int(row, "sf"),
-        ta=_int(row, "ta"),
-        rst=_int(row, "rst"),
-        ec=_str(row, "ec"),
-        cod=_str(row, "cod"),
-        nad=_datetime(row, "nad"),
-        cd=_datetime(row, "cd"),
-        vd=_datetime(row, "vd"),
+        charge_id=gid,
+        status=charge_status(rst, jb),
+        recurring_id=_int(row, "acid"),
+        job=jb,
+        card_brand=_int(row, "ct"),
+        card_last4=_str(row, "cn4"),
+        amount=_int(row, "am"),
+        tax=_int(row, "tx"),
+        shipping=_int(row, "sf"),
+        total=_int(row, "ta"),
+        result_code=rst,
+        error_code=_str(row, "ec"),
+        order_ref=_str(row, "cod"),
+        next_charge_at=_datetime(row, "nad"),
+        created_at=_datetime(row, "cd"),
+        canceled_at=_datetime(row, "vd"),
     )
 
 
