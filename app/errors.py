@@ -283,7 +283,7 @@ async def database_guard(detail: str = DATABASE_DOWN) -> AsyncIterator[None]:
         ) from exc
 
 
-# Renders the shopper's HTML error page (status, message); set by the checkout pages.
+# Renders the shopper's HTML error page (status, message): app.web.html_error_page (app.main).
 HtmlErrorPage = Callable[[Request, int, str], Response]
 
 

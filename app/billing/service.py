@@ -43,9 +43,7 @@ from app.gateway.base import (
 )
 from app.hosted import service as hosted
 from app.hosted.models import CheckoutSession, Kind
-from app.hosted.service import ensure_not_claimed, ensure_payable
 from app.idempotency import bind
-from app.metrics import VELOCITY_REJECTIONS
 
 log = logging.getLogger(__name__)
 
@@ -272,18 +270,18 @@ async def register_from_page(
     `limits`: the card-testing limits, per page and per IP (a payer is not our customer)."""
     limits = limits or velocity.Limits()
     async with sessions() as session:
-        stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
-        cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
+        cs = await hosted.lock_card_page(
+            session,
+            cs_id,
+            KIND,
+            per_session=limits.per_session,
+            wrong_kind=NotFound("This billing card page does not exist."),
+        )
         target_row = await session.get(BillingCardSession, cs_id)
-        if cs.kind != KIND or target_row is None:
+        if target_row is None:
             raise NotFound("This billing card page does not exist.")
-        ensure_not_claimed(cs)
-        if limits.per_session and cs.attempts >= limits.per_session:
-            VELOCITY_REJECTIONS.labels("session").inc()
-            raise TooManyRequests("Too many attempts for this page.", code="too_many_attempts")
         reservation = await velocity.reserve(session, limits, customer=None, ip=client_ip)
-        cs.attempts += 1
-        cs.status = "processing"
+        hosted.claim(cs)
         target = Target(
             billing_code=target_row.billing_code,
             number=target_row.payment_method_number,
@@ -301,10 +299,6 @@ async def register_from_page(
         # A refusal counts; anything else (success, no answer) frees the reservation.
         await velocity.settle(sessions, reservation, registered.result if registered else None)
         # Completed on success; open again otherwise, also when the call raised.
-        async with sessions() as session:
-            row = await session.get(CheckoutSession, cs_id, with_for_update=True)
-            if row is not None and row.status == "processing":
-                succeeded = registered is not None and registered.row.status == "succeeded"
-                row.status = "completed" if succeeded else "open"
-            await session.commit()
+        succeeded = registered is not None and registered.row.status == "succeeded"
+        await hosted.release(sessions, cs_id, completed=succeeded)
     return registered

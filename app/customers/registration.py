@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import velocity
 from app.customers import service
 from app.customers.models import Card, Customer
 from app.customers.schemas import CardRegistrationSessionCreate
-from app.errors import Conflict, FieldError, TooManyRequests, Unprocessable
+from app.errors import Conflict, FieldError, Unprocessable
 from app.gateway.base import ErrorKind, Outcome, PaymentGateway
 from app.hosted import service as hosted
 from app.hosted.models import CheckoutSession, Kind
-from app.hosted.service import ensure_not_claimed, ensure_payable
-from app.metrics import VELOCITY_REJECTIONS
 
 log = logging.getLogger(__name__)
 
@@ -115,30 +112,26 @@ async def _claim_page(
     """The page, now 'processing' (the claim), and the attempt reserved against the
     card-testing limits; raises when the page is not open or over a limit."""
     async with sessions() as session:
-        stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
-        cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
-        if cs.kind != Kind.CARD_REGISTRATION:
-            raise Unprocessable("This checkout session is a payment, not a card registration.")
-        ensure_not_claimed(cs)
-        if limits.per_session and cs.attempts >= limits.per_session:
-            VELOCITY_REJECTIONS.labels("session").inc()
-            raise TooManyRequests("Too many attempts for this page.", code="too_many_attempts")
+        cs = await hosted.lock_card_page(
+            session,
+            cs_id,
+            Kind.CARD_REGISTRATION,
+            per_session=limits.per_session,
+            wrong_kind=Unprocessable(
+                "This checkout session is a payment, not a card registration."
+            ),
+        )
         reservation = await velocity.reserve(
             session, limits, customer=cs.customer_uid, ip=client_ip
         )
-        cs.attempts += 1
-        cs.status = "processing"
+        hosted.claim(cs)
         await session.commit()
     return cs, reservation
 
 
 async def _reopen(sessions: async_sessionmaker[AsyncSession], cs_id: str) -> None:
     """The registration failed: the page is open again for another try."""
-    async with sessions() as session:
-        row = await session.get(CheckoutSession, cs_id, with_for_update=True)
-        if row is not None and row.status == "processing":
-            row.status = "open"
-        await session.commit()
+    await hosted.release(sessions, cs_id, completed=False)
 
 
 async def _complete(

@@ -10,9 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import new_id, utcnow
-from app.errors import Conflict, Gone, NotFound
+from app.errors import AppError, Conflict, Gone, NotFound, TooManyRequests
 from app.hosted.models import CheckoutSession, Kind
 from app.idempotency import bind
+from app.metrics import VELOCITY_REJECTIONS
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +114,36 @@ def ensure_not_claimed(cs: CheckoutSession) -> None:
     if cs.updated_at > utcnow() - ABANDONED_CLAIM:
         raise Conflict("This card is already being registered.", code="in_progress")
     log.warning("card page %s: taking over a claim abandoned at %s", cs.id, cs.updated_at)
+
+
+async def lock_card_page(
+    session: AsyncSession, cs_id: str, kind: Kind, *, per_session: int, wrong_kind: AppError
+) -> CheckoutSession:
+    """A card page's row, locked for its form post: open, of `kind` (else `wrong_kind` is
+    raised), not claimed by another post and under `per_session` attempts (0: no limit)."""
+    stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
+    cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
+    if cs.kind != kind:
+        raise wrong_kind
+    ensure_not_claimed(cs)
+    if per_session and cs.attempts >= per_session:
+        VELOCITY_REJECTIONS.labels("session").inc()
+        raise TooManyRequests("Too many attempts for this page.", code="too_many_attempts")
+    return cs
+
+
+def claim(cs: CheckoutSession) -> None:
+    """One more attempt, and the page is 'processing' (the claim) until `release`."""
+    cs.attempts += 1
+    cs.status = "processing"
+
+
+async def release(
+    sessions: async_sessionmaker[AsyncSession], cs_id: str, *, completed: bool
+) -> None:
+    """Ends a card page's claim: completed, or open again for another try."""
+    async with sessions() as session:
+        row = await session.get(CheckoutSession, cs_id, with_for_update=True)
+        if row is not None and row.status == "processing":
+            row.status = "completed" if completed else "open"
+        await session.commit()
