@@ -258,6 +258,39 @@ class Reauthorization:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+class EventStatus(StrEnum):
+    """What a notification says of its charge."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayEvent:
+    """A gateway's notice of one charge's result (ROBOT PAYMENT: the kickback), unsigned: a
+    claim the domain believes only by its rules (app/kickbacks/rules.py)."""
+
+    status: EventStatus
+    charge_id: int | None  # None: refused before any charge was made (e.g. 3-D Secure)
+    approval_code: str | None = None
+    gateway_order_code: str | None = None
+    order_ref: str | None = None  # the merchant order number, exactly as sent (untrimmed)
+    amount: int | None = None  # None when missing or unreadable
+    tax: int | None = None
+    shipping: int | None = None
+    total: int | None = None
+    payment_ref: str | None = None  # our payment id, echoed in the free parameters
+    error: GatewayErrorInfo | None = None  # the refusal's error, when the notice names one
+    # Hash of the notice's result fields: two notices with the same key are copies of one
+    # (the provider decides the fields; stored, so it must never change for a provider).
+    dedupe_key: str
+    extra: dict[str, str] = field(default_factory=dict)  # the free parameters
+
+
+class InvalidNotification(ValueError):
+    """A notice that names no usable charge or result (kept, but never applied)."""
+
+
 class SearchError(Exception):
     """The charges search failed for good (bad request, auth, maintenance, transport)."""
 
@@ -345,6 +378,13 @@ class PaymentGateway(Protocol):
     async def delete_card(
         self, customer_id: str, customer_key: str, card_seq: int, *, ref: str | None = None
     ) -> CardResult: ...
+
+    def parse_notification(
+        self, raw_query: bytes, raw_body: bytes, content_type: str | None
+    ) -> GatewayEvent:
+        """A stored notice (as received: query, body and its content type) read into a
+        GatewayEvent; raises InvalidNotification when it names no usable charge or result."""
+        ...
 
     def describe_error(self, code: str) -> GatewayErrorInfo:
         """The entry for a raw code this gateway gave earlier (e.g. a payment's stored

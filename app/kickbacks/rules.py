@@ -18,8 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from app.gateway.base import ChargeRecord
-from app.gateway.robotpayment.codec import KickbackData
+from app.gateway.base import ChargeRecord, EventStatus, GatewayEvent
 from app.payments.evidence import MATCH_WINDOW, Claim, status_of, target_of
 from app.payments.states import Status
 
@@ -58,21 +57,21 @@ class Plan:
     target: Status | None = None
 
 
-def amounts_match(p: Facts, k: KickbackData) -> bool:
+def amounts_match(p: Facts, k: GatewayEvent) -> bool:
     """Every amount given and equal to ours. A product-registered payment's price is the
     gateway's (our row holds what the merchant said), so it never matches here."""
     if p.item_code:
         return False
-    given = (k.am, k.tx, k.sf, k.ta)
+    given = (k.amount, k.tax, k.shipping, k.total)
     return None not in given and given == (p.amount, p.tax, p.shipping, p.total)
 
 
-def plan(p: Facts, k: KickbackData, *, trusted: bool, confirmed: bool = False) -> Plan:
+def plan(p: Facts, k: GatewayEvent, *, trusted: bool, confirmed: bool = False) -> Plan:
     """`confirmed`: the charges search has shown the claim true (see `judge`)."""
-    gid = k.gid or None  # 0: refused before any charge (a failed 3-D Secure)
+    gid = k.charge_id  # None: refused before any charge (a failed 3-D Secure)
     if p.gid is not None and gid is not None and gid != p.gid:
         return Plan("done", "flagged", f"it carries gid {gid}; the payment it names has {p.gid}")
-    if k.rst == 2:
+    if k.status == EventStatus.FAILED:
         return _failure(p, gid, trusted=trusted, confirmed=confirmed)
     return _success(p, k, gid, trusted=trusted, confirmed=confirmed)
 
@@ -99,15 +98,15 @@ def _failure(p: Facts, gid: int | None, *, trusted: bool, confirmed: bool) -> Pl
     return Plan("search")
 
 
-def _success(p: Facts, k: KickbackData, gid: int | None, *, trusted: bool, confirmed: bool) -> Plan:
+def _success(p: Facts, k: GatewayEvent, gid: int | None, *, trusted: bool, confirmed: bool) -> Plan:
     if p.status == Status.FAILED or (p.status == Status.CANCELED and p.gid != gid):
         if confirmed or (trusted and amounts_match(p, k)):
             return Plan("contradiction", "flagged", f"the gateway reports gid {gid} charged")
         return Plan("search")
     if p.status not in OPEN:
         return Plan("done", note=f"payment already {p.status}; nothing to change")
-    if not p.item_code and k.ta is not None and k.ta != p.total:
-        return Plan("done", "flagged", f"its total {k.ta} is not the payment's {p.total}")
+    if not p.item_code and k.total is not None and k.total != p.total:
+        return Plan("done", "flagged", f"its total {k.total} is not the payment's {p.total}")
     if confirmed or (trusted and amounts_match(p, k)):
         return Plan("settle", target=target_of(Claim.SUCCEEDED, p.job))
     return Plan("search")

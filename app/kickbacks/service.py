@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -23,9 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import idempotency
 from app.db import utcnow
-from app.gateway.base import PAYMENT_REF, PaymentGateway, SearchError
-from app.gateway.robotpayment.codec import KickbackData, parse_kickback, parse_query_bytes
-from app.gateway.robotpayment.errors import lookup
+from app.gateway.base import (
+    EventStatus,
+    GatewayEvent,
+    InvalidNotification,
+    PaymentGateway,
+    SearchError,
+)
 from app.kickbacks import rules
 from app.kickbacks.limits import OverBudget, Verifier
 from app.kickbacks.models import UNPROCESSED, Kickback
@@ -92,15 +95,6 @@ class RawKickback:
             # Lines spooled before trust was recorded are untrusted: verified by the search.
             trusted=d.get("trusted") is True,
         )
-
-
-def params_of(raw: RawKickback) -> dict[str, str]:
-    """Query string first (the documented transport), then a form body (tolerated)."""
-    params = parse_query_bytes(raw.raw_query)
-    if (raw.raw_body and "form" in (raw.content_type or "")) or (raw.raw_body and not params):
-        for k, v in parse_query_bytes(raw.raw_body).items():
-            params.setdefault(k, v)
-    return params
 
 
 async def store(sessions: async_sessionmaker[AsyncSession], raw: RawKickback) -> int:
@@ -204,19 +198,16 @@ async def replay_spool(
 # --- applying ------------------------------------------------------------------------------
 
 
-def dedupe_key(params: dict[str, str]) -> str:
-    fields = ("gid", "rst", "ec", "ap", "am", "tx", "sf", "ta", "acid")
-    material = "|".join(params.get(f, "").strip() for f in fields)
-    return hashlib.sha256(material.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class _Read:
     """A stored kickback, read and matched (under its row lock)."""
 
-    data: KickbackData
-    ref: str | None
+    data: GatewayEvent
     trusted: bool
+
+    @property
+    def ref(self) -> str | None:
+        return self.data.payment_ref
 
 
 @dataclass(frozen=True)
@@ -240,7 +231,7 @@ async def apply(
     verifier = verifier or Verifier()
     # 1. Read, dedupe and match under the kickback's row lock; most end here.
     async with sessions() as session:
-        first = await _first_look(session, kickback_id)
+        first = await _first_look(session, gateway, kickback_id)
         if isinstance(first, str):
             return first
         await session.commit()  # release the locks before any gateway call
@@ -253,7 +244,9 @@ async def apply(
         return await _record(session, kickback_id, first, verdict, why)
 
 
-async def _first_look(session: AsyncSession, kickback_id: int) -> str | _Wait:
+async def _first_look(
+    session: AsyncSession, gateway: PaymentGateway, kickback_id: int
+) -> str | _Wait:
     """The kickback's status when it ends here (finished and committed), else what to
     verify."""
     kb = await session.get(Kickback, kickback_id, with_for_update=True)
@@ -261,7 +254,7 @@ async def _first_look(session: AsyncSession, kickback_id: int) -> str | _Wait:
         return kb.status if kb else "missing"
     if kb.status == "deferred" and kb.next_attempt_at and kb.next_attempt_at > utcnow():
         return kb.status  # another replica deferred it just now
-    read, early = await _read(session, kb)
+    read, early = await _read(session, gateway, kb)
     if early is not None:
         return await _finish(session, kb, *early)
     assert read is not None
@@ -291,11 +284,11 @@ async def _first_look(session: AsyncSession, kickback_id: int) -> str | _Wait:
 async def _expected(session: AsyncSession, payment: Payment, read: _Read) -> rules.Expected:
     """What the charges search must show for the kickback's claim about `payment`."""
     return rules.Expected(
-        gid=read.data.gid or 0,
+        gid=read.data.charge_id or 0,
         cod=await payments.cod_of(session, payment),
         total=None if payment.item_code else payment.total,
         created_at=payment.created_at,
-        success=read.data.rst == 1,
+        success=read.data.status == EventStatus.SUCCEEDED,
     )
 
 
@@ -354,30 +347,24 @@ async def _record(
 
 
 async def _read(
-    session: AsyncSession, kb: Kickback
+    session: AsyncSession, gateway: PaymentGateway, kb: Kickback
 ) -> tuple[_Read | None, tuple[str, str | None] | None]:
     """The kickback's content, or how it ends right away (invalid, duplicate)."""
-    raw = RawKickback(
-        method=kb.method,
-        source_ip=kb.source_ip,
-        raw_query=kb.raw_query,
-        raw_body=kb.raw_body,
-        content_type=kb.content_type,
-        received_at=kb.received_at,
-    )
-    if len(raw.raw_query) >= MAX_RAW or len(raw.raw_body) >= MAX_RAW:
+    raw_query, raw_body = bytes(kb.raw_query), bytes(kb.raw_body)
+    if len(raw_query) >= MAX_RAW or len(raw_body) >= MAX_RAW:
         return None, ("invalid", f"larger than {MAX_RAW} bytes: cut, so not a whole notice")
-    params = params_of(raw)
-    data = parse_kickback(params)
-    if data.gid is None or data.rst not in (1, 2) or (data.gid == 0 and data.rst == 1):
-        return None, ("invalid", "no usable gid/rst")
-    kb.gid = data.gid or None
-    kb.dedupe_key = dedupe_key(params)
+    try:
+        data = gateway.parse_notification(raw_query, raw_body, kb.content_type)
+    except InvalidNotification as exc:
+        return None, ("invalid", str(exc))
+    kb.gid = data.charge_id
+    # The provider's hash of the result fields (for ROBOT PAYMENT the very material stored
+    # before: gid|rst|ec|ap|am|tx|sf|ta|acid), so stored duplicates keep matching.
+    kb.dedupe_key = data.dedupe_key
     earlier = await _earlier_copy(session, kb)
     if earlier is not None:
         return None, ("duplicate", f"same as kickback {earlier}")
-    ref = (data.extras.get(PAYMENT_REF) or "").strip() or None
-    return _Read(data, ref, kb.trusted), None
+    return _Read(data, kb.trusted), None
 
 
 async def _match(
@@ -390,14 +377,14 @@ async def _match(
         if by_ref is not None:
             return by_ref, False
     data = read.data
-    if data.gid:
-        by_gid = await session.scalar(select(Payment).where(Payment.gid == data.gid))
+    if data.charge_id:
+        by_gid = await session.scalar(select(Payment).where(Payment.gid == data.charge_id))
         if by_gid is not None:
             return by_gid, False
-    if not data.cod or data.ta is None:
+    if not data.order_ref or data.total is None:
         return None, False
     # The seed's own sample sends `cod=test ` with a trailing space: compare trimmed.
-    cod = data.cod.strip()
+    cod = data.order_ref.strip()
     total = Payment.amount + Payment.tax + Payment.shipping
     candidates = list(
         (
@@ -405,8 +392,8 @@ async def _match(
                 select(Payment)
                 .where(
                     or_(Payment.order_id == cod, Payment.id == cod),
-                    or_(Payment.gid.is_(None), Payment.gid == data.gid),
-                    or_(Payment.item_code.is_not(None), total == data.ta),
+                    or_(Payment.gid.is_(None), Payment.gid == data.charge_id),
+                    or_(Payment.item_code.is_not(None), total == data.total),
                     Payment.created_at < received_at,
                 )
                 .limit(2)
@@ -433,7 +420,7 @@ def _facts(p: Payment) -> rules.Facts:
 
 
 async def _plan(session: AsyncSession, p: Payment, read: _Read, *, confirmed: bool) -> rules.Plan:
-    gid = read.data.gid or None
+    gid = read.data.charge_id
     if gid is not None and p.gid != gid:
         owner = await session.scalar(
             select(Payment.id).where(Payment.gid == gid, Payment.id != p.id)
@@ -444,20 +431,21 @@ async def _plan(session: AsyncSession, p: Payment, read: _Read, *, confirmed: bo
 
 
 def _evidence(
-    data: KickbackData, target: Status | None, *, trusted: bool, confirmed: bool
+    data: GatewayEvent, target: Status | None, *, trusted: bool, confirmed: bool
 ) -> Evidence:
     """What a kickback says, as payments.evidence reads it."""
-    amounts = Amounts(data.am, data.tx or 0, data.sf or 0) if data.am is not None else None
+    amounts = (
+        Amounts(data.amount, data.tax or 0, data.shipping or 0) if data.amount is not None else None
+    )
     error = None
-    if target == Status.FAILED and data.ec:
-        info = lookup(data.ec)
-        error = ErrorNote(info.code, info.message_en)
+    if target == Status.FAILED and data.error is not None:
+        error = ErrorNote(data.error.code, data.error.message_en)
     return Evidence(
         source=Source.NOTIFICATION,
         claim=claim_for(target) if target is not None else None,
-        charge_id=data.gid or None,
-        order_number=str(data.god) if data.god else None,
-        approval_code=data.ap or None,
+        charge_id=data.charge_id,
+        order_number=data.gateway_order_code,
+        approval_code=data.approval_code,
         amounts=amounts,
         error=error,
         trusted=trusted,
@@ -469,7 +457,7 @@ async def _settle(
     session: AsyncSession,
     p: Payment,
     kb: Kickback,
-    data: KickbackData,
+    data: GatewayEvent,
     target: Status | None,
     *,
     confirmed: bool,
@@ -481,25 +469,25 @@ async def _settle(
         p.id,
         _evidence(data, target, trusted=kb.trusted, confirmed=confirmed),
         actor="kickback",
-        data={"kickback_id": kb.id, "gid": data.gid, "trusted": kb.trusted},
+        data={"kickback_id": kb.id, "gid": data.charge_id, "trusted": kb.trusted},
     )
 
 
 async def _contradiction(
-    session: AsyncSession, p: Payment, kb: Kickback, data: KickbackData, *, confirmed: bool
+    session: AsyncSession, p: Payment, kb: Kickback, data: GatewayEvent, *, confirmed: bool
 ) -> None:
     """Money moved where we think it did not: a person must look (nothing is changed)."""
     claimed = Evidence(
         source=Source.NOTIFICATION,
         claim=Claim.SUCCEEDED,
-        charge_id=data.gid or None,
+        charge_id=data.charge_id,
         trusted=kb.trusted,
         confirmed=confirmed,
     )
     # rules.plan saw a believable success on a failed or canceled payment: evidence.apply
     # flags it (a claim behind the payment, from the gateway's records or a trusted peer).
     await apply_evidence(
-        session, p.id, claimed, actor="kickback", data={"kickback_id": kb.id, "gid": data.gid}
+        session, p.id, claimed, actor="kickback", data={"kickback_id": kb.id, "gid": data.charge_id}
     )
 
 

@@ -287,7 +287,7 @@ MATCH_WINDOW = timedelta(minutes=10)
 
 
 # A search row's neutral status (the provider reads its own codes into it, for ROBOT PAYMENT
-# app/gateway/robotpayment/search.charge_status) as the payment status it proves.
+# its search module's charge_status) as the payment status it proves.
 _PROVES: dict[ChargeStatus, Status] = {
     ChargeStatus.AUTHORIZED: Status.AUTHORIZED,
     ChargeStatus.CAPTURED: Status.CAPTURED,

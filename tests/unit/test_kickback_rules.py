@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
 from app.config import Settings
-from app.gateway.base import ChargeRecord
-from app.gateway.robotpayment.codec import KickbackData
+from app.gateway.base import ChargeRecord, GatewayEvent
+from app.gateway.robotpayment.notification import parse_notification
 from app.kickbacks import trust
 from app.kickbacks.limits import IntakeBudget, OverBudget, TokenBucket, Verifier
 from app.kickbacks.rules import Expected, Facts, Verdict, judge, plan
@@ -36,10 +37,11 @@ def facts(status: Status = Status.PENDING, **kw: Any) -> Facts:
     return Facts(**values)
 
 
-def kick(rst: int = 1, gid: int = 501, **kw: Any) -> KickbackData:
-    values: dict[str, Any] = {"am": 1000, "tx": 80, "sf": 500, "ta": 1580}
+def kick(rst: int = 1, gid: int = 501, **kw: Any) -> GatewayEvent:
+    """A kickback written with the gateway's own parameters, read as the provider reads it."""
+    values: dict[str, Any] = {"gid": gid, "rst": rst, "am": 1000, "tx": 80, "sf": 500, "ta": 1580}
     values.update(kw)
-    return KickbackData(gid=gid, rst=rst, **values)
+    return parse_notification(urlencode(values).encode(), b"", None)
 
 
 # --- plan ----------------------------------------------------------------------------------

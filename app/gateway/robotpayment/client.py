@@ -20,12 +20,13 @@ from app.gateway.base import (
     ChargeResult,
     GatewayCall,
     GatewayErrorInfo,
+    GatewayEvent,
     OnetouchCharge,
     Reauthorization,
     TokenCharge,
     UserResult,
 )
-from app.gateway.robotpayment import errors
+from app.gateway.robotpayment import errors, notification
 from app.gateway.robotpayment.codec import CarduserKind, CarduserResponse, encode_form
 from app.gateway.robotpayment.interpret import (
     card_result,
@@ -301,6 +302,11 @@ class RobotPaymentClient:
 
     def describe_error(self, code: str) -> GatewayErrorInfo:
         return errors.lookup(code)
+
+    def parse_notification(
+        self, raw_query: bytes, raw_body: bytes, content_type: str | None
+    ) -> GatewayEvent:
+        return notification.parse_notification(raw_query, raw_body, content_type)
 
     # --- charges search ------------------------------------------------------------------
 
