@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.gateway import codes as errors
 from app.gateway.audit import GatewayCallLog
-from app.gateway.robotpayment import errors
 from app.kickbacks.models import Kickback
 from app.payments.models import Payment, PaymentEvent
 from app.sandbox import cards

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.gateway import codes as errors
 from app.gateway.base import ChargeRecord
-from app.gateway.robotpayment import errors
 from app.gateway.robotpayment.search import charge_status
 
 _NAMES = {

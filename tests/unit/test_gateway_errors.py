@@ -7,7 +7,7 @@ import re
 import pytest
 
 from app.gateway.base import Outcome
-from app.gateway.robotpayment.errors import KNOWN_CODES, is_decline, lookup, outcome_for
+from app.gateway.codes import KNOWN_CODES, is_decline, lookup, outcome_for
 
 # Seed 000 p.26, seeds 002/003 and research section 1.4.
 SEED_AND_RESEARCH_CODES = [

@@ -7,7 +7,7 @@ import hashlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.gateway.robotpayment.masking import (
+from app.gateway.masking import (
     mask_header_value,
     mask_key_field,
     mask_params,

@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app.gateway import codes as errors
 from app.gateway.base import ChargeRecord, ChargeStatus, GatewayCall, SearchError
-from app.gateway.robotpayment import RobotPaymentClient, errors
+from app.gateway.robotpayment import RobotPaymentClient
 from app.gateway.robotpayment.search import JST, split_windows
 
 API_KEY = "a31200ac90ba49789248-1fd48d654e97"

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from app.gateway import codes as rp_errors
 from app.gateway.base import (
     BillingCardRegistration,
     BillingCardResult,
@@ -32,10 +33,9 @@ from app.gateway.base import (
     record_call,
 )
 from app.gateway.billingrobo import errors
-from app.gateway.robotpayment import errors as rp_errors
-from app.gateway.robotpayment.codec import decode_bytes
-from app.gateway.robotpayment.masking import mask_header_value, mask_text, mask_token
-from app.gateway.robotpayment.transport import MAX_RECORDED_BODY, NEVER_SENT, TIMEOUTS
+from app.gateway.masking import mask_header_value, mask_text, mask_token
+from app.gateway.text import decode_bytes
+from app.gateway.transport import MAX_RECORDED_BODY, NEVER_SENT, TIMEOUTS
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ Three families arrive in the same `{"error": {"code", "message"}}` body:
 
 from __future__ import annotations
 
+from app.gateway import codes as rp
 from app.gateway.base import ErrorKind, GatewayErrorInfo, Outcome, kind_for_status
-from app.gateway.robotpayment import errors as rp
 
 INVALID, MISCONFIGURED, UNAVAILABLE, TOO_MANY = 422, 502, 503, 429
 

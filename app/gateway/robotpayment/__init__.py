@@ -1,6 +1,8 @@
 """ROBOT PAYMENT (credit.j-payment.co.jp): client, wire codec, error codes, masking."""
 
+from app.gateway.codes import lookup
 from app.gateway.http import make_http_client
+from app.gateway.masking import mask_header_value, mask_params, mask_text
 from app.gateway.robotpayment.client import RobotPaymentClient
 from app.gateway.robotpayment.codec import (
     CarduserResponse,
@@ -16,8 +18,6 @@ from app.gateway.robotpayment.codec import (
     parse_query_bytes,
     parse_rt0_body,
 )
-from app.gateway.robotpayment.errors import lookup
-from app.gateway.robotpayment.masking import mask_header_value, mask_params, mask_text
 
 __all__ = [
     "CarduserResponse",

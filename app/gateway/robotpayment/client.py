@@ -13,6 +13,7 @@ from datetime import datetime
 
 import httpx
 
+from app.gateway import codes as errors
 from app.gateway.base import (
     CallRecorder,
     CardResult,
@@ -26,7 +27,8 @@ from app.gateway.base import (
     TokenCharge,
     UserResult,
 )
-from app.gateway.robotpayment import errors, notification
+from app.gateway.masking import mask_key_field, mask_params, mask_text
+from app.gateway.robotpayment import notification
 from app.gateway.robotpayment.codec import CarduserKind, CarduserResponse, encode_form
 from app.gateway.robotpayment.interpret import (
     card_result,
@@ -35,9 +37,8 @@ from app.gateway.robotpayment.interpret import (
     payment_interpreter,
     user_result,
 )
-from app.gateway.robotpayment.masking import mask_key_field, mask_params, mask_text
 from app.gateway.robotpayment.search import ChargeSearch
-from app.gateway.robotpayment.transport import Exchange, Exchanger, Verdict
+from app.gateway.transport import Exchange, Exchanger, Verdict
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import unquote_to_bytes, urlencode
 
+from app.gateway.text import CodecError as CodecError
+from app.gateway.text import decode_bytes as decode_bytes
+
 CarduserKind = Literal["user", "card", "user_info", "card_info"]
 
 # A free parameter echoed back: an identifier-like key, then '='.
@@ -33,10 +36,6 @@ _CARDUSER_LAYOUTS: dict[str, tuple[str, ...]] = {
 _KICKBACK_FIELDS = frozenset(
     {"gid", "rst", "ap", "ec", "god", "cod", "am", "tx", "sf", "ta", "id", "ps", "acid"}
 )
-
-
-class CodecError(ValueError):
-    """A gateway answer that cannot be read with confidence."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,14 +107,6 @@ class KickbackData:
 def encode_form(params: Mapping[str, str]) -> bytes:
     """application/x-www-form-urlencoded in UTF-8, in the mapping's order."""
     return urlencode(list(params.items()), encoding="utf-8").encode("ascii")
-
-
-def decode_bytes(raw: bytes) -> str:
-    """UTF-8 as documented, CP932 (Shift_JIS) as older gateway output used; never raises."""
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("cp932", errors="replace")
 
 
 def to_int(value: str | None) -> int | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from app.gateway import codes as errors
 from app.gateway.base import CardResult, ChargeResult, GatewayCall, Outcome, UserResult
-from app.gateway.robotpayment import errors
 from app.gateway.robotpayment.codec import (
     CarduserKind,
     CarduserResponse,
@@ -16,7 +16,7 @@ from app.gateway.robotpayment.codec import (
     parse_payment_response,
     parse_rt0_body,
 )
-from app.gateway.robotpayment.transport import Interpreter, Verdict, require_2xx
+from app.gateway.transport import Interpreter, Verdict, require_2xx
 
 P = TypeVar("P")
 

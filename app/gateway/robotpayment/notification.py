@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+from app.gateway import codes as errors
 from app.gateway.base import PAYMENT_REF, EventStatus, GatewayEvent, InvalidNotification
-from app.gateway.robotpayment import errors
 from app.gateway.robotpayment.codec import parse_kickback, parse_query_bytes
 
 # The result fields two copies of one notice share. Stored kickbacks are matched by this

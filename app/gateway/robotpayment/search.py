@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 
 import httpx
 
+from app.gateway import codes as errors
 from app.gateway.base import ChargeRecord, ChargeStatus, GatewayErrorInfo, Outcome, SearchError
-from app.gateway.robotpayment import errors
+from app.gateway.masking import mask_header_value
 from app.gateway.robotpayment.codec import CodecError, to_int
-from app.gateway.robotpayment.masking import mask_header_value
-from app.gateway.robotpayment.transport import (
+from app.gateway.transport import (
     Exchange,
     Exchanger,
     Interpreter,

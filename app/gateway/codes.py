@@ -1,5 +1,8 @@
 """Every ROBOT PAYMENT error code we know, as a stable code and readable messages.
 
+Shared by the card gateway client (app/gateway/robotpayment) and billing robo's (which answers
+with the card gateway's codes for the token and 3-D Secure), hence here and not in either.
+
 Sources: seed 000 p.26, seeds 002/003, and research/gateway-notes.md section 1.4. `ER` codes
 are raised by the gateway before the card company is asked; `G` codes are card-company
 declines (the common CAFIS codes). `retryable` means the very same request may succeed later;

@@ -18,10 +18,10 @@ from typing import Generic, TypeVar
 
 import httpx
 
+from app.gateway import codes as errors
 from app.gateway.base import CallRecorder, GatewayCall, GatewayErrorInfo, Outcome, record_call
-from app.gateway.robotpayment import errors
-from app.gateway.robotpayment.codec import CodecError, decode_bytes
-from app.gateway.robotpayment.masking import mask_text
+from app.gateway.masking import mask_text
+from app.gateway.text import CodecError, decode_bytes
 
 log = logging.getLogger(__name__)
 
