@@ -29,7 +29,6 @@ from app.errors import (
     NotFound,
     PaymentDeclined,
     ServiceUnavailable,
-    TooManyRequests,
     Unprocessable,
     problem_for,
 )
@@ -49,15 +48,11 @@ log = logging.getLogger(__name__)
 
 KIND = Kind.BILLING_CARD
 
-# Which request field an error code is about (problem+json `errors`).
-_FIELDS: dict[str, tuple[str, ...]] = {
-    "3401": ("billing_code",),
-    "3402": ("billing_payment_method_number",),
-    "3403": ("billing_payment_method_code",),
-    "3404": ("billing_payment_method_number", "billing_payment_method_code"),
-    "3405": ("token",),
-    "3406": ("email",),
-    "3407": ("tel",),
+# Our API's name for each field of the registration request a gateway error may name
+# (problem+json `errors`).
+_API_FIELDS: dict[str, str] = {
+    "payment_method_number": "billing_payment_method_number",
+    "payment_method_code": "billing_payment_method_code",
 }
 # The gateway statuses with their own problem class here (others: 502 gateway-error).
 _BILLING_PROBLEMS = frozenset({409, 422})
@@ -68,7 +63,7 @@ _TOKEN_KINDS = frozenset({ErrorKind.TOKEN_INVALID, ErrorKind.THREE_DS_FAILED})
 def _fields_of(info: GatewayErrorInfo) -> tuple[str, ...]:
     if info.kind in _TOKEN_KINDS:
         return ("token",)
-    return _FIELDS.get(info.code, ())
+    return tuple(_API_FIELDS.get(name, name) for name in info.fields)
 
 
 @dataclass(frozen=True)
@@ -162,7 +157,7 @@ def raise_for(registered: Registered) -> None:
     fields = _fields_of(info) if info else ()
     errors = [FieldError(field=f, message=message) for f in fields] or None
     if info is not None and info.kind == ErrorKind.RATE_LIMITED:
-        raise TooManyRequests(message, code=code, headers={"Retry-After": "60"}, extra=extra)
+        raise problem_for(info, message, extra, headers={"Retry-After": "60"})
     if result.outcome == Outcome.DECLINED:
         raise PaymentDeclined(message, code=code, errors=errors, extra=extra)
     if result.outcome == Outcome.UNAVAILABLE:

@@ -108,6 +108,9 @@ class GatewayErrorInfo:
     retryable: bool  # the very same request may succeed later
     http_status: int  # what our own API should answer
     kind: ErrorKind  # what it means to the domain; `code` is kept for the audit and problems
+    # The request fields the error is about, named as the neutral request type names them
+    # (e.g. BillingCardRegistration.billing_code); empty when it names none.
+    fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,8 +185,21 @@ _ROWS: list[_Row] = [
     ),
 ]
 
+# Which field of the request (BillingCardRegistration) a code is about.
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "3401": ("billing_code",),
+    "3402": ("payment_method_number",),
+    "3403": ("payment_method_code",),
+    "3404": ("payment_method_number", "payment_method_code"),
+    "3405": ("token",),
+    "3406": ("email",),
+    "3407": ("tel",),
+}
+
 KNOWN_CODES: dict[str, GatewayErrorInfo] = {
-    code: GatewayErrorInfo(code, stable, en, ja, retryable, status, kind_for_status(status))
+    code: GatewayErrorInfo(
+        code, stable, en, ja, retryable, status, kind_for_status(status), _FIELDS.get(code, ())
+    )
     for code, stable, status, retryable, en, ja in _ROWS
 }
 # Same wording as code 20 (the limit), under our synthetic code.
