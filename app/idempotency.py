@@ -294,7 +294,7 @@ async def _claim(
     token = secrets.token_hex(16)
     async with sessions() as session:
         for _ in range(2):
-            row_id = await _insert(session, ask, token, now, hold)
+            row_id = await _insert(sessions, ask, token, now, hold)
             if row_id is not None:
                 IDEMPOTENCY.labels("new").inc()
                 return _Claim(row_id, token)
@@ -312,14 +312,21 @@ async def _claim(
             replay = _replay_or_refuse(existing, ask, now)
             if replay is not None:
                 return replay
-            return await _take_over(session, existing, ask, token, now + hold)
+            taken = await _take_over(session, existing, ask, token, now + hold)
+            await session.commit()
+            return _taken_over(taken, existing, ask, token)
     raise Conflict("Could not claim the Idempotency-Key; retry shortly.")
 
 
 async def _insert(
-    session: AsyncSession, ask: _Ask, token: str, now: datetime, hold: timedelta
+    sessions: async_sessionmaker[AsyncSession],
+    ask: _Ask,
+    token: str,
+    now: datetime,
+    hold: timedelta,
 ) -> int | None:
-    """The new key's row id, or None when the key exists already (rolled back)."""
+    """The new key's row id (committed in its own transaction), or None when the key exists
+    already."""
     row = IdempotencyKey(
         principal=ask.principal,
         key=ask.key,
@@ -331,13 +338,14 @@ async def _insert(
         expires_at=now + timedelta(days=KEEP_DAYS),
         claim_token=token,
     )
-    session.add(row)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        return None
-    return row.id
+    async with sessions() as session:
+        session.add(row)
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            return None
+        return row.id
 
 
 def _replay_or_refuse(existing: IdempotencyKey, ask: _Ask, now: datetime) -> Response | None:
@@ -365,9 +373,9 @@ def _replay_or_refuse(existing: IdempotencyKey, ask: _Ask, now: datetime) -> Res
 
 async def _take_over(
     session: AsyncSession, existing: IdempotencyKey, ask: _Ask, token: str, locked_until: datetime
-) -> _Claim:
-    """The key of a holder that died (or failed after binding), claimed atomically: a 409 if
-    another retry took it first."""
+) -> bool:
+    """Claims the key of a holder that died (or failed after binding) atomically; False if
+    another retry took it first. The caller commits."""
     result = await session.execute(
         update(IdempotencyKey)
         .where(
@@ -377,8 +385,12 @@ async def _take_over(
         )
         .values(locked_until=locked_until, claim_token=token)
     )
-    await session.commit()
-    if getattr(result, "rowcount", 0) != 1:
+    return getattr(result, "rowcount", 0) == 1
+
+
+def _taken_over(taken: bool, existing: IdempotencyKey, ask: _Ask, token: str) -> _Claim:
+    """The claim a take-over won, logged; a 409 when another retry took the key first."""
+    if not taken:
         raise Conflict("A request with this Idempotency-Key is still in progress.")
     bound = None
     if existing.resource_kind and existing.resource_id:

@@ -47,8 +47,7 @@ async def create_checkout_session(
     idempotent: Idempotent,
 ) -> Response:
     async def handler() -> Response:
-        async with sessions() as session:
-            cs = await service.create_session(session, body, created_by=principal.id)
+        cs = await service.create_session(sessions, body, created_by=principal.id)
         out = _session_out(settings, cs, None, None)
         return JSONResponse(out.model_dump(mode="json"), status_code=201)
 

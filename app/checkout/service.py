@@ -47,9 +47,17 @@ log = logging.getLogger(__name__)
 
 
 async def create_session(
-    session: AsyncSession, data: CheckoutSessionCreate, *, created_by: str
+    sessions: async_sessionmaker[AsyncSession], data: CheckoutSessionCreate, *, created_by: str
 ) -> CheckoutSession:
-    cs = await hosted.open_page(
+    async with sessions() as session:
+        cs = await _open_payment_page(session, data)
+        await session.commit()
+    log.info("checkout session %s created by %s: total %d yen", cs.id, created_by, cs.total)
+    return cs
+
+
+async def _open_payment_page(session: AsyncSession, data: CheckoutSessionCreate) -> CheckoutSession:
+    return await hosted.open_page(
         session,
         Kind.PAYMENT,
         expires_in_minutes=data.expires_in_minutes,
@@ -69,9 +77,6 @@ async def create_session(
             offer_save_card=data.offer_save_card and not data.save_card,
         ),
     )
-    await session.commit()
-    log.info("checkout session %s created by %s: total %d yen", cs.id, created_by, cs.total)
-    return cs
 
 
 async def live_payment(session: AsyncSession, cs_id: str) -> Payment | None:

@@ -230,24 +230,27 @@ async def apply(
     on several replicas at once. `verifier`: the process's search cache and budget."""
     verifier = verifier or Verifier()
     # 1. Read, dedupe and match under the kickback's row lock; most end here.
+    # Helpers below take the session and never commit: this function owns the transactions.
     async with sessions() as session:
         first = await _first_look(session, gateway, kickback_id)
+        await session.commit()  # what it finished, and the locks released before any search
         if isinstance(first, str):
             return first
-        await session.commit()  # release the locks before any gateway call
 
     # 2. The charges search, with no transaction open.
     verdict, why = await _verify(gateway, verifier, first)
 
     # 3. Record under both row locks, re-planning on what the rows say now.
     async with sessions() as session:
-        return await _record(session, kickback_id, first, verdict, why)
+        status = await _record(session, kickback_id, first, verdict, why)
+        await session.commit()
+        return status
 
 
 async def _first_look(
     session: AsyncSession, gateway: PaymentGateway, kickback_id: int
 ) -> str | _Wait:
-    """The kickback's status when it ends here (finished and committed), else what to
+    """The kickback's status when it ends here (finished; the caller commits), else what to
     verify."""
     kb = await session.get(Kickback, kickback_id, with_for_update=True)
     if kb is None or kb.status not in UNPROCESSED:
@@ -318,7 +321,6 @@ async def _record(
     locked = await payments.lock_payment(session, wait.payment_id)
     assert kb is not None and locked is not None
     if kb.status not in UNPROCESSED:
-        await session.commit()
         return kb.status
     # Copies delivered at the same moment all pass the first check; the payment's row lock
     # serializes them here, so exactly one is applied and the others are duplicates.
@@ -516,7 +518,6 @@ async def _defer(session: AsyncSession, kb: Kickback, why: str) -> str:
     kb.attempts += 1
     kb.status = "deferred"
     kb.note = why[:500]
-    await session.commit()
     log.info("kickback %s deferred (try %d): %s", kb.id, kb.attempts, why)
     return "deferred"
 
@@ -526,7 +527,6 @@ async def _finish(session: AsyncSession, kb: Kickback, status: str, note: str | 
     kb.note = note[:500] if note else None
     kb.processed_at = utcnow()
     kb.next_attempt_at = None
-    await session.commit()
     if status in ("unmatched", "flagged", "invalid"):
         log.warning("kickback %s %s: %s", kb.id, status, note)
     return status
