@@ -83,7 +83,7 @@ async def register_card(
         # send the token again. A refusal's problem was stored when it was answered; a row
         # still 'processing' lost its answer with its process (look at the payer).
         async with sessions() as session:
-            row = await session.get(BillingCardRegistration, bound.id)
+            row = await service.find_registration(session, bound.id)
         assert row is not None
         if row.status == "failed":
             problem = Conflict(
@@ -106,7 +106,7 @@ async def register_card(
 async def get_registration(
     registration_id: IdPath, _: MerchantDep, session: SessionDep
 ) -> BillingCardRegistrationOut:
-    row = await session.get(BillingCardRegistration, registration_id)
+    row = await service.find_registration(session, registration_id)
     if row is None:
         raise NotFound("No such billing card registration.")
     return BillingCardRegistrationOut.of(row)

@@ -192,6 +192,12 @@ async def register_from_api(
 # --- card pages ----------------------------------------------------------------------------
 
 
+async def find_registration(
+    session: AsyncSession, registration_id: str
+) -> BillingCardRegistration | None:
+    return await session.get(BillingCardRegistration, registration_id)
+
+
 async def create_session(
     sessions: async_sessionmaker[AsyncSession], data: BillingCardSessionCreate, *, created_by: str
 ) -> tuple[CheckoutSession, BillingCardSession]:

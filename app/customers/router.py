@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from app.auth import MerchantDep
 from app.carddata import NoCardData
 from app.customers import registration, service
-from app.customers.models import Customer
 from app.customers.schemas import (
     CardCreate,
     CardList,
@@ -25,6 +24,7 @@ from app.customers.schemas import (
 )
 from app.deps import GatewayDep, SessionDep, SessionFactoryDep, SettingsDep
 from app.errors import NotFound, Problem
+from app.hosted import service as hosted
 from app.hosted.models import CheckoutSession
 from app.hosted.schemas import CheckoutSessionOut
 from app.idempotency import Bound, Idempotent, Resumed
@@ -41,10 +41,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def _out(
     session: SessionDep, uid: str, *, refreshed: bool = True, events: bool = False
 ) -> CustomerOut:
-    customer = await session.get(Customer, uid)
-    if customer is None:
-        raise NotFound(f"No customer {uid!r}.", code="customer_not_found")
-    await session.refresh(customer)
+    customer = await service.existing_customer(session, uid, fresh=True)
     return CustomerOut.of(
         customer,
         await service.cards_of(session, uid),
@@ -178,9 +175,7 @@ async def add_card(
 @router.get("/{uid}/cards", response_model=CardList, responses=_ERRORS, summary="Cards")
 async def list_cards(uid: UidPath, _: MerchantDep, session: SessionDep) -> CardList:
     """Our copy of the customer's active cards (masked)."""
-    customer = await session.get(Customer, uid)
-    if customer is None:
-        raise NotFound(f"No customer {uid!r}.", code="customer_not_found")
+    await service.existing_customer(session, uid)
     return CardList(data=[CardOut.of(c) for c in await service.cards_of(session, uid)])
 
 
@@ -262,8 +257,7 @@ async def create_card_session(
 
     async def resume(bound: Bound) -> Resumed:
         # The key's page exists: answer with it, never make a second one.
-        async with sessions() as session:
-            cs = await session.get(CheckoutSession, bound.id)
+        cs = await hosted.find(sessions, bound.id)
         assert cs is not None
         return Resumed(answer(cs))
 

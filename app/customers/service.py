@@ -135,6 +135,17 @@ def _not_found(uid: str) -> NotFound:
     )
 
 
+async def existing_customer(session: AsyncSession, uid: str, *, fresh: bool = False) -> Customer:
+    """Our copy of the customer (any status), read again from the database when `fresh`;
+    a 404 when we have none."""
+    customer = await session.get(Customer, uid)
+    if customer is None:
+        raise NotFound(f"No customer {uid!r}.", code="customer_not_found")
+    if fresh:
+        await session.refresh(customer)
+    return customer
+
+
 async def active_customer(session: AsyncSession, uid: str) -> Customer:
     customer = await session.get(Customer, uid)
     if customer is None or customer.status != "active":

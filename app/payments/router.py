@@ -86,7 +86,7 @@ async def list_payments(
     summary="A payment with its event and gateway-call trail",
 )
 async def get_payment(payment_id: str, _: OpsDep, session: SessionDep) -> PaymentDetail:
-    payment = await session.get(Payment, payment_id)
+    payment = await service.find_payment(session, payment_id)
     if payment is None:
         raise NotFound(f"No payment {payment_id!r}.")
     events, calls = await service.payment_trail(session, payment_id)

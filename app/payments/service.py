@@ -192,6 +192,10 @@ async def list_payments(
     return rows[:limit], next_cursor
 
 
+async def find_payment(session: AsyncSession, payment_id: str) -> Payment | None:
+    return await session.get(Payment, payment_id)
+
+
 async def payment_trail(
     session: AsyncSession, payment_id: str
 ) -> tuple[list[PaymentEvent], list[GatewayCallLog]]:
