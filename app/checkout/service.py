@@ -108,9 +108,10 @@ class PayResult:
     result: ChargeResult | None
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Claim:
-    """A pay's claim on its session, committed: the pending payment it will charge."""
+    """A pay's claim on its session, committed: the pending payment it will charge. Not
+    frozen: the answer's transaction leaves the session row it read in `recorded_session`."""
 
     cs: CheckoutSession
     payment_id: str
@@ -118,6 +119,7 @@ class _Claim:
     customer: Customer | None  # the card's owner when a saved or a first-registered card pays
     register_first: bool  # register the new card on the customer, then charge it one-touch
     charge_uid: str | None  # register user + card in the payment call itself
+    recorded_session: CheckoutSession | None = None
 
 
 async def pay(
@@ -170,11 +172,13 @@ async def pay(
     p = sent.payment
     why = f" ({p.error_code})" if p.error_code else ""
     log.info("checkout %s payment %s: %s%s", cs_id, p.id, p.status, why)
+    cs_row = claim.recorded_session if claim.charge_uid is None else None
     if sent.result is not None:
         await _after_combined(sessions, gateway, cs_id, sent.result, claim.charge_uid)
-    async with sessions() as session:
-        cs_row = await session.get(CheckoutSession, cs_id)
-        assert cs_row is not None
+    if cs_row is None:  # not recorded with the answer, or changed after it (a card stored)
+        async with sessions() as session:
+            cs_row = await session.get(CheckoutSession, cs_id)
+            assert cs_row is not None
     return PayResult(payment=p, session=cs_row, result=sent.result if sent.recorded else None)
 
 
@@ -312,7 +316,7 @@ async def _attempt(
         send,
         crash_at="checkout.before_send",
         after_send=after,
-        record=_recorder(claim.cs, claim.charge_uid, registered_num),
+        record=_recorder(claim, registered_num),
     )
 
 
@@ -349,10 +353,14 @@ async def _send(
     return await gateway.charge_token(charge, ref=payment_id)
 
 
-def _recorder(cs: CheckoutSession, charge_uid: str | None, card_num: int | None) -> calls.Recorder:
-    """What a pay records beside the answer, in its transaction: the card it registered."""
+def _recorder(claim: _Claim, card_num: int | None) -> calls.Recorder:
+    """What a pay records beside the answer, in its transaction: the card it registered. It
+    also keeps the session row as that transaction left it, for the pay's answer (one read
+    fewer per pay: a completed session is already loaded there)."""
+    cs, charge_uid = claim.cs, claim.charge_uid
 
     async def record(session: AsyncSession, p: Payment, result: ChargeResult) -> None:
+        claim.recorded_session = await session.get(CheckoutSession, cs.id)
         if card_num is not None and p.card_num is None:
             p.card_num = card_num
         if (
