@@ -59,6 +59,8 @@ async def make_token(
     three_ds: dict[str, str] | None = None,
     aid: str | None = None,
     challenge: Literal["complete", "cancel"] = "complete",
+    md: str = "10",
+    pt: str = "",
 ) -> str:
     """Create a token (and, with `three_ds`, authenticate it; a challenge is completed with the
     sandbox code unless `challenge="cancel"`). `http.base_url` is the simulator root; `aid`
@@ -66,6 +68,7 @@ async def make_token(
     if aid is None:
         aid = (three_ds or {}).get("aid") or await _aid(http)
     form = {"aid": aid, "cn": card, "ed": ed or future_expiry(), "fn": fn, "ln": ln, "cvv": cvv}
+    form.update({"md": md, "pt": pt} if pt else {"md": md})
     token = str(_check(await http.post("gateway/token/create.aspx", data=form))["tkn"])
     if three_ds is None:
         return token

@@ -28,7 +28,7 @@ def create(sim: SimState, p: Params) -> Token:
     number = validate.card_number(p.get("cn").replace(" ", "").replace("-", ""))
     ed = validate.expiry(p.get("ed"), now)
     fn, ln = validate.holder(p.get("fn"), p.get("ln"))
-    md, pt = validate.md_pt(p.get("md"), p.get("pt"))
+    md, pt = validate.md_pt(p.get("md"), p.get("pt"), required=True)
     cvv = validate.cvv(p.get("cvv"))
     card = CardData(number=number, ed=ed, fn=fn, ln=ln, cvv=cvv, md=md, pt=pt)
     token = Token(value=sim.new_token_value(), aid=p.get("aid"), card=card, created_at=now)

@@ -65,7 +65,10 @@ def phone(value: str, limit: int = 20) -> str:
     return value
 
 
-def md_pt(md: str, pt: str) -> tuple[str, str]:
+def md_pt(md: str, pt: str, *, required: bool = False) -> tuple[str, str]:
+    """md/pt; TokenCreate requires md (seed 000 p.9, seed 001 p.3: 必須), onetouch does not."""
+    if required and not md:
+        raise GatewayError("ER064")
     if md and md not in ("10", "61", "80"):
         raise GatewayError("ER064")
     if md == "61" and pt not in _PT_VALUES:

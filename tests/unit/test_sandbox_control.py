@@ -228,7 +228,14 @@ async def test_internal_errors_keep_each_format(
     user = {"aid": "100001", "cmd": "0", "uid": "u1"}
     assert (await client.post("gateway/carduser.aspx", data=user)).text == "2,ER000,u1,"
     monkeypatch.setattr(sim, "new_token_value", boom)
-    form = {"aid": "100001", "cn": "4444333322221111", "ed": "3012", "fn": "A", "ln": "B"}
+    form = {
+        "aid": "100001",
+        "cn": "4444333322221111",
+        "ed": "3012",
+        "fn": "A",
+        "ln": "B",
+        "md": "10",
+    }
     answer = (await client.post("gateway/token/create.aspx", data=form)).json()
     assert answer["result"] == "ER000" and answer["message"]
     monkeypatch.setattr(sim.clock, "now", boom)

@@ -92,7 +92,7 @@ const out = {};
 
   const ed = process.argv[4];
   out.custom = await wait((cb) => CPToken.TokenCreate(
-    { aid: AID, cn: process.argv[3], ed, fn: "TARO", ln: "YAMADA", cvv: "123" }, cb));
+    { aid: AID, cn: process.argv[3], ed, fn: "TARO", ln: "YAMADA", cvv: "123", md: "10" }, cb));
   out.token1 = tkn.value;
   out.frictionless = await wait((cb) => ThreeDSAdapter.authenticate(
     { aid: AID, tkn: out.token1, am: 1000, tx: 0, sf: 0, em: "a@example.com" }, cb));

@@ -34,6 +34,7 @@ def card_form(**overrides: str) -> dict[str, str]:
         "fn": "TARO",
         "ln": "YAMADA",
         "cvv": "123",
+        "md": "10",
     }
     form.update(overrides)
     return {k: v for k, v in form.items() if v != "<omit>"}

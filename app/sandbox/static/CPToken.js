@@ -2,7 +2,7 @@
  * ROBOT PAYMENT gateway simulator: CPToken.js (sandbox stand-in for the vendor script).
  *
  *   CPToken.TokenCreate({aid, cn, ed (YYMM), fn, ln, cvv, md, pt}, callback)   custom form
- *   CPToken.CardInfo({aid}, callback)                                           popup form
+ *   CPToken.CardInfo({aid, md, pt}, callback)  popup form (md defaults to 10: TokenCreate needs it)
  *
  * The token is written into the page's #tkn input, never passed to the callback:
  * callback("Success", "") on success, callback(<error code>, <message>) otherwise.
@@ -222,7 +222,7 @@
       error.textContent = "";
       TokenCreate({
         aid: req.aid, cn: cn.value, ed: year.value + month.value, fn: fn.value, ln: ln.value,
-        cvv: cvv.value
+        cvv: cvv.value, md: req.md || "10", pt: req.pt
       }, function (code, message) {
         submit.disabled = false;
         if (code === "Success") {
