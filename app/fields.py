@@ -7,11 +7,13 @@ written into the OpenAPI document through `_documented`.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from pydantic import AfterValidator, Field, Strict
 
-from app.carddata import NoCardData
+from app.carddata import NoCardData, refuse_card_data
+from app.gateway.base import PAYMENT_REF
 
 _UID = re.compile(r"[A-Za-z0-9]{1,50}")
 _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
@@ -95,3 +97,69 @@ Yen = Annotated[int, Strict()]
 def card_fields_in(form: dict[str, str]) -> list[str]:
     """Names of card-data fields present with a value in a posted form."""
     return [k for k in CARD_FIELDS if form.get(k)]
+
+
+# --- payment method (md/pt) --------------------------------------------------------------------
+# md: 10 lump sum, 61 installments (with pt, a count of these), 80 revolving (seed 000 pp.9, 12).
+PayMethod = Literal["10", "61", "80"]
+InstallmentCount = Literal[3, 5, 6, 10, 12, 15, 18, 20, 24]
+INSTALLMENT_COUNTS: tuple[int, ...] = (3, 5, 6, 10, 12, 15, 18, 20, 24)
+
+
+def pay_method_problem(method: str | None, installments: int | None) -> str | None:
+    """The one md/pt rule (one-touch API, checkout page): pt with md=61 and only with it."""
+    if method == "61" and installments is None:
+        return "installments is required with method 61"
+    if method != "61" and installments is not None:
+        return "installments is only allowed with method 61"
+    return None
+
+
+# --- merchant metadata (the gateway's free parameters, その他データ) ------------------------------
+# Keys are lowercase snake case with at least one "_": no ROBOT PAYMENT field name has one
+# (aid, cod, am, md, gid, acid...), so a key can never shadow a gateway field; our own
+# PAYMENT_REF is refused by name. The whole form encoding (UTF-8 percent-encoded, as sent)
+# of the metadata plus our payment_ref must fit the seed's 1024 bytes. docs/gateway.md.
+METADATA_KEY = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+METADATA_BYTES = 1024
+# Our payment ids: "pay_" + 32 hex (app.db.new_id): what payment_ref takes of the 1024 bytes.
+_PAYMENT_REF_VALUE = "pay_" + "0" * 32
+
+
+def metadata_size(metadata: dict[str, str]) -> int:
+    """Bytes the free parameters take on the wire, with our payment_ref."""
+    pairs = [*metadata.items(), (PAYMENT_REF, _PAYMENT_REF_VALUE)]
+    return len(urlencode(pairs, encoding="utf-8"))
+
+
+def _metadata(v: dict[str, str]) -> dict[str, str]:
+    for key, value in v.items():
+        if len(key) > 40 or not METADATA_KEY.fullmatch(key):
+            raise ValueError(
+                f"key {key!r} must be lowercase snake case with at least one '_' "
+                "(e.g. order_note), at most 40 characters: other names are gateway fields"
+            )
+        if key == PAYMENT_REF:
+            raise ValueError(f"key {PAYMENT_REF!r} is reserved for our payment id")
+        if not value.isprintable():
+            raise ValueError(f"value of {key!r} must not contain control characters")
+        refuse_card_data(value)
+    size = metadata_size(v)
+    if size > METADATA_BYTES:
+        raise ValueError(
+            f"is {size} bytes form-encoded with our payment_ref; the gateway takes at most "
+            f"{METADATA_BYTES}"
+        )
+    return v
+
+
+Metadata = Annotated[
+    dict[Annotated[str, Strict()], Annotated[str, Strict()]],
+    AfterValidator(_metadata),
+    _documented(
+        propertyNames={"pattern": f"^{METADATA_KEY.pattern}$", "maxLength": 40},
+        description="merchant metadata, sent as the gateway's free parameters (その他データ) "
+        "and returned as sent; keys lowercase snake case with a '_', everything "
+        "form-encoded with our payment_ref at most 1024 bytes",
+    ),
+]

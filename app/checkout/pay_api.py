@@ -49,6 +49,8 @@ async def pay_session(
         card_num=body.card_num,
         result_mode=settings.gateway_result_mode,
         save_card=body.save_card,
+        method=body.method,
+        installments=body.installments,
         client_ip=request.client.host if request.client else None,
         limits=velocity.Limits.of(settings),
         pay_claim=settings.pay_claim,

@@ -66,7 +66,27 @@ async def show(page: PageRequest) -> HTMLResponse:
         saved_cards=list(view.saved_cards),
         registration=False,
         saves_card=cs.save_card,
+        pay_options=pay_options(cs, messages(lang)),
     )
+
+
+def pay_options(cs: CheckoutSession, t: dict[str, str]) -> list[tuple[str, str]]:
+    """The payment-method select's (value, label) pairs, in the session's order; empty when
+    the shop offers lump sum only (the page then sends md=10 without asking)."""
+    offered = cs.payment_methods or ["10"]
+    if offered == ["10"]:
+        return []
+    options: list[tuple[str, str]] = []
+    for method in offered:
+        if method == "10":
+            options.append(("10", t["pay_option_lump"]))
+        elif method == "80":
+            options.append(("80", t["pay_option_revolving"]))
+        else:
+            for count in cs.installment_counts or []:
+                label = t["pay_option_installments"].replace("{count}", str(count))
+                options.append((f"61-{count}", label))
+    return options
 
 
 def redirect_for(cs: CheckoutSession, status: str) -> str | None:
@@ -116,11 +136,15 @@ def _pay_request(form: Form) -> PayRequest | None:
     """The token or saved card the form posted (None: neither, or not readable)."""
     # The page posts `card_num`; `num` (the gateway's name for it) is accepted too.
     card_num_raw = form.get("card_num") or form.get("num") or None
+    # The payment-method select: "10", "80" or "61-<count>" (md, and pt with 61).
+    md, _, pt = (form.get("pay_option") or "").partition("-")
     try:
         return PayRequest(
             token=form.get("tkn") or None,
             card_num=int(card_num_raw) if card_num_raw else None,
             save_card=form.get("save_card") == "1",
+            method=md or None,
+            installments=int(pt) if pt.isdigit() else None,
         )
     except ValueError:
         return None
@@ -142,6 +166,8 @@ async def submit(page: PageRequest, form: Form) -> HTMLResponse:
             card_num=req.card_num,
             result_mode=settings.gateway_result_mode,
             save_card=req.save_card,
+            method=req.method,
+            installments=req.installments,
             client_ip=page.client_ip,
             limits=velocity.Limits.of(settings),
             pay_claim=settings.pay_claim,

@@ -10,13 +10,21 @@ from app.fields import (
     CARD_FIELDS,
     EMAIL_OR_PHONE,
     Email,
+    InstallmentCount,
     ItemCode,
+    Metadata,
     OrderId,
+    PayMethod,
     Phone,
     Uid,
     Url,
     Yen,
+    pay_method_problem,
 )
+
+
+def _lump_sum_only() -> list[PayMethod]:
+    return ["10"]
 
 
 class CheckoutSessionCreate(BaseModel):
@@ -40,9 +48,25 @@ class CheckoutSessionCreate(BaseModel):
     success_url: Url | None = None
     cancel_url: Url | None = None
     expires_in_minutes: int = Field(30, ge=1, le=1440)
+    payment_methods: list[PayMethod] = Field(
+        default_factory=_lump_sum_only,
+        min_length=1,
+        max_length=3,
+        description="what the page offers the shopper (md): 10 lump sum, 61 installments "
+        "(with installment_counts), 80 revolving; 61 and 80 need the card companies' review "
+        "of the shop (seed 000 p.9)",
+    )
+    installment_counts: list[InstallmentCount] | None = Field(
+        None, min_length=1, max_length=9, description="the counts (pt) offered with 61"
+    )
+    metadata: Metadata | None = Field(None, description="merchant metadata (free parameters)")
 
     @model_validator(mode="after")
     def _rules(self) -> CheckoutSessionCreate:
+        if len(set(self.payment_methods)) != len(self.payment_methods):
+            raise ValueError("payment_methods must not repeat a method")
+        if ("61" in self.payment_methods) != bool(self.installment_counts):
+            raise ValueError("installment_counts is required with method 61, and only with it")
         if not self.email and not self.phone:
             raise ValueError("email or phone is required (3-D Secure needs at least one)")
         if self.save_card and not self.customer_id:
@@ -65,6 +89,10 @@ class PayRequest(BaseModel):
     save_card: bool = Field(
         False, description="the shopper ticked 'save this card' (sessions with offer_save_card)"
     )
+    method: PayMethod | None = Field(
+        None, description="the payment method the shopper chose of the session's (md); 10 if none"
+    )
+    installments: InstallmentCount | None = Field(None, description="pt, only with method 61")
 
     @model_validator(mode="before")
     @classmethod
@@ -82,4 +110,7 @@ class PayRequest(BaseModel):
     def _one_of(self) -> PayRequest:
         if (self.token is None) == (self.card_num is None):
             raise ValueError("send exactly one of token or card_num")
+        problem = pay_method_problem(self.method, self.installments)
+        if problem:
+            raise ValueError(problem)
         return self

@@ -75,6 +75,9 @@ async def _open_payment_page(session: AsyncSession, data: CheckoutSessionCreate)
             order_id=data.order_id,
             save_card=data.save_card,
             offer_save_card=data.offer_save_card and not data.save_card,
+            payment_methods=tuple(data.payment_methods),
+            installment_counts=tuple(sorted(set(data.installment_counts or ()))),
+            metadata=data.metadata,
         ),
     )
 
@@ -119,6 +122,8 @@ class _Claim:
     customer: Customer | None  # the card's owner when a saved or a first-registered card pays
     register_first: bool  # register the new card on the customer, then charge it one-touch
     charge_uid: str | None  # register user + card in the payment call itself
+    method: str | None = None  # md the shopper chose (None: lump sum), for one-touch charges
+    installments: int | None = None  # pt with md=61
     recorded_session: CheckoutSession | None = None
 
 
@@ -135,12 +140,16 @@ async def pay(
     client_ip: str | None = None,
     limits: velocity.Limits | None = None,
     pay_claim: timedelta = payments.PAY_CLAIM,
+    method: str | None = None,
+    installments: int | None = None,
 ) -> PayResult:
     """`save_card`: the shopper asked to save the card (honoured where the session offers it;
     a session with save_card saves it whatever the shopper says). `client_ip` and `limits`:
     card-testing limits (app/velocity.py). `pay_claim`: how long an earlier pay's
     payment may stay pending without its "about to send" mark before it counts as abandoned
-    (failed, and the session paid again)."""
+    (failed, and the session paid again). `method`/`installments`: the shopper's choice of the
+    session's payment methods (md/pt; a token carries md itself, a saved card's one-touch
+    charge sends them)."""
     claim = await _claim(
         sessions,
         cs_id,
@@ -151,6 +160,8 @@ async def pay(
         client_ip=client_ip,
         limits=limits or velocity.Limits(),
         pay_claim=pay_claim,
+        method=method,
+        installments=installments,
     )
     settled = False
 
@@ -193,6 +204,8 @@ async def _claim(
     client_ip: str | None,
     limits: velocity.Limits,
     pay_claim: timedelta,
+    method: str | None = None,
+    installments: int | None = None,
 ) -> _Claim:
     """1. Claim the session: one live payment per session is enforced by a unique index, so
     of any number of concurrent pays exactly one gets past this commit. Without a database
@@ -201,6 +214,7 @@ async def _claim(
         stmt = select(CheckoutSession).where(CheckoutSession.id == cs_id).with_for_update()
         cs = ensure_payable((await session.execute(stmt)).scalar_one_or_none())
         await _ensure_claimable(session, cs, limits, pay_claim)
+        _ensure_offered(cs, method, installments)
         reservation = await velocity.reserve(
             session, limits, customer=cs.customer_uid, ip=client_ip
         )
@@ -228,7 +242,36 @@ async def _claim(
             customer = await existing_customer(session, cs)
         register_first = register and customer is not None
         charge_uid = cs.customer_uid if register and not register_first else None
-    return _Claim(cs, payment.id, reservation, customer, register_first, charge_uid)
+    chosen = None if method in (None, "10") else method
+    return _Claim(
+        cs,
+        payment.id,
+        reservation,
+        customer,
+        register_first,
+        charge_uid,
+        method=chosen,
+        installments=installments if chosen == "61" else None,
+    )
+
+
+def _ensure_offered(cs: CheckoutSession, method: str | None, installments: int | None) -> None:
+    """The shopper's md/pt must be one the session offers (lump sum when none is chosen)."""
+    offered = cs.payment_methods or ["10"]
+    chosen = method or "10"
+    if chosen not in offered:
+        raise Unprocessable(
+            f"This checkout does not offer payment method {chosen}.",
+            code="payment_method_not_offered",
+            errors=[FieldError(field="method", message=f"one of {', '.join(offered)}")],
+        )
+    counts = cs.installment_counts or []
+    if chosen == "61" and installments not in counts:
+        raise Unprocessable(
+            f"This checkout does not offer {installments} installments.",
+            code="installments_not_offered",
+            errors=[FieldError(field="installments", message=f"one of {counts}")],
+        )
 
 
 async def _ensure_claimable(
@@ -279,6 +322,7 @@ def _pending_payment(
         check_attempts=0,
         needs_attention=False,
         unsent=True,
+        metadata_=cs.metadata_,
     )
 
 
@@ -332,7 +376,8 @@ async def _send(
         "order_id": cs.order_id or payment_id,
         "email": cs.email,
         "phone": cs.phone,
-        "extra": payment_ref(payment_id),
+        # The merchant's metadata and our payment ref, as free parameters (その他データ).
+        "extra": {**(cs.metadata_ or {}), **payment_ref(payment_id)},
     }
     if customer is not None and card_num is not None:
         onetouch = OnetouchCharge(
@@ -340,6 +385,8 @@ async def _send(
             customer_id=customer.uid,
             customer_key=customer.key,
             card_seq=card_num,
+            method=claim.method,
+            installments=claim.installments,
             **amounts,
         )
         return await gateway.charge_onetouch(onetouch, ref=payment_id)

@@ -17,7 +17,18 @@ from app.customers.models import Customer
 from app.customers.service import find_card
 from app.db import new_id
 from app.errors import FieldError, Unprocessable
-from app.fields import Email, ItemCode, OrderId, Phone, Uid, Yen
+from app.fields import (
+    Email,
+    InstallmentCount,
+    ItemCode,
+    Metadata,
+    OrderId,
+    PayMethod,
+    Phone,
+    Uid,
+    Yen,
+    pay_method_problem,
+)
 from app.gateway.base import ChargeResult, OnetouchCharge, PaymentGateway, payment_ref
 from app.idempotency import bind
 from app.payments import calls
@@ -26,8 +37,6 @@ from app.payments.models import Payment
 from app.payments.states import Status
 
 log = logging.getLogger(__name__)
-
-Installments = Literal[3, 5, 6, 10, 12, 15, 18, 20, 24]
 
 
 class OnetouchCreate(BaseModel):
@@ -43,10 +52,11 @@ class OnetouchCreate(BaseModel):
     order_id: OrderId | None = Field(None, description="sent as cod, at most 50 bytes")
     email: Email | None = Field(None, description="updates the customer's e-mail at the gateway")
     phone: Phone | None = Field(None, description="updates the customer's phone at the gateway")
-    method: Literal["10", "61", "80"] | None = Field(
+    method: PayMethod | None = Field(
         None, description="md: 10 lump sum, 61 installments, 80 revolving"
     )
-    installments: Installments | None = Field(None, description="pt, only with method 61")
+    installments: InstallmentCount | None = Field(None, description="pt, only with method 61")
+    metadata: Metadata | None = Field(None, description="merchant metadata (free parameters)")
 
     @model_validator(mode="after")
     def _rules(self) -> OnetouchCreate:
@@ -55,10 +65,9 @@ class OnetouchCreate(BaseModel):
                 raise ValueError("send either item_code or amount/tax/shipping, not both")
         elif self.amount is None:
             raise ValueError("amount (or item_code) is required")
-        if self.method == "61" and self.installments is None:
-            raise ValueError("installments is required with method 61")
-        if self.method != "61" and self.installments is not None:
-            raise ValueError("installments is only allowed with method 61")
+        problem = pay_method_problem(self.method, self.installments)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -126,6 +135,7 @@ def _new_payment(data: OnetouchCreate, *, actor: str, result_mode: int) -> Payme
         check_attempts=0,
         needs_attention=False,
         unsent=True,
+        metadata_=data.metadata,
     )
 
 
@@ -145,5 +155,5 @@ def _request(data: OnetouchCreate, key: str, payment_id: str) -> OnetouchCharge:
         phone=data.phone,
         method=data.method,
         installments=data.installments,
-        extra=payment_ref(payment_id),
+        extra={**(data.metadata or {}), **payment_ref(payment_id)},
     )

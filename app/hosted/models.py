@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Integer, String, false
+from sqlalchemy import JSON, CheckConstraint, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -64,6 +64,12 @@ class CheckoutSession(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # The card a 'card_registration' session registered (gateway num).
     card_num: Mapped[int | None] = mapped_column(Integer)
+    # The payment methods the shop offers on the page (md codes "10", "61", "80"; NULL: lump
+    # sum only) and, with "61", the installment counts (pt) it allows.
+    payment_methods: Mapped[list[str] | None] = mapped_column(JSON)
+    installment_counts: Mapped[list[int] | None] = mapped_column(JSON)
+    # The merchant's metadata, sent with the charge as free parameters (その他データ).
+    metadata_: Mapped[dict[str, str] | None] = mapped_column("metadata", JSON)
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

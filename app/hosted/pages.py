@@ -86,6 +86,7 @@ def card_form(
         "registered_cards": [],
         "notice": None,
         "saves_card": False,
+        "pay_options": [],
     }
     return render(
         settings,

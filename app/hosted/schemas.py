@@ -28,6 +28,9 @@ class CheckoutSessionOut(BaseModel):
     payment_status: str | None = None
     kind: str = "payment"  # or "card_registration": the page only registers a card
     card_num: int | None = None  # the card a card_registration session registered
+    payment_methods: list[str] = ["10"]  # md codes the page offers: 10, 61, 80
+    installment_counts: list[int] = []  # pt counts offered with 61
+    metadata: dict[str, str] = {}  # the merchant's metadata, sent with the charge
 
     @classmethod
     def of(
@@ -56,4 +59,7 @@ class CheckoutSessionOut(BaseModel):
             payment_status=payment_status,
             kind=cs.kind,
             card_num=cs.card_num,
+            payment_methods=cs.payment_methods or ["10"],
+            installment_counts=cs.installment_counts or [],
+            metadata=cs.metadata_ or {},
         )

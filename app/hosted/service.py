@@ -30,6 +30,9 @@ class PaymentTerms:
     order_id: str | None = None
     save_card: bool = False
     offer_save_card: bool = False
+    payment_methods: tuple[str, ...] = ("10",)
+    installment_counts: tuple[int, ...] = ()
+    metadata: dict[str, str] | None = None
 
 
 async def open_page(
@@ -61,6 +64,9 @@ async def open_page(
         order_id=payment.order_id if payment else None,
         save_card=payment.save_card if payment else None,
         offer_save_card=payment.offer_save_card if payment else None,
+        payment_methods=list(payment.payment_methods) if payment else None,
+        installment_counts=list(payment.installment_counts) if payment else None,
+        metadata_=payment.metadata if payment else None,
         customer_uid=customer_uid,
         email=email,
         phone=phone,

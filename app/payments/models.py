@@ -80,6 +80,9 @@ class Payment(Base):
     # the gateway call): while set, the request provably has not left, so once the claim has
     # expired the payment may be failed at once. Rows made by other paths count as sent.
     unsent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The merchant's metadata as sent in the gateway's free parameters (その他データ); the
+    # gateway's echo stays in the audit (gateway_calls) and the stored kickback.
+    metadata_: Mapped[dict[str, str] | None] = mapped_column("metadata", JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -67,6 +67,7 @@ class ShopperPaymentOut(BaseModel):
             "needs_attention": p.needs_attention,
             "created_at": p.created_at,
             "updated_at": p.updated_at,
+            "metadata": p.metadata_ or {},
         }
         return cls(**{k: v for k, v in fields.items() if k in cls.model_fields})
 
@@ -76,6 +77,9 @@ class PaymentOut(ShopperPaymentOut):
 
     gid: int | None
     god: str | None
+    metadata: dict[str, str] = Field(
+        default_factory=dict, description="the merchant's metadata, as sent to the gateway"
+    )
 
 
 class PaymentEventOut(BaseModel):

@@ -32,6 +32,7 @@ class ChargeSpec:
     num: int | None = None
     product: Product | None = None
     reauth_of: int | None = None
+    free: tuple[tuple[str, str], ...] = ()  # the free parameters (その他データ) as received
 
 
 async def charge(
@@ -75,6 +76,7 @@ async def charge(
             num=spec.num,
             product=spec.product,
             reauth_of=spec.reauth_of,
+            free=dict(spec.free),
         )
         sim.ledger[txn.gid] = txn
         if after is not None:

@@ -145,6 +145,7 @@ class Transaction:
     product: Product | None = None
     canceled_at: datetime | None = None
     reauth_of: int | None = None
+    free: dict[str, str] = field(default_factory=dict)  # the free parameters as received
 
     @property
     def ta(self) -> int:
@@ -179,6 +180,9 @@ class Transaction:
             "updated_at": self.updated_at.isoformat(),
             "canceled_at": self.canceled_at.isoformat() if self.canceled_at else None,
             "reauth_of": self.reauth_of,
+            "md": self.card.md,
+            "pt": self.card.pt,
+            "free": dict(self.free),
         }
 
     def search_view(self) -> dict[str, Any]:

@@ -169,6 +169,7 @@ async def _token_payment(call: Call) -> Response:
         em=pay.em,
         pn=pay.pn,
         product=pay.product,
+        free=tuple(p.free),
     )
     try:
         txn = await charge(sim, spec, after=registration)
@@ -265,12 +266,14 @@ async def _onetouch(call: Call) -> Response:
         tx=pay.tx,
         sf=pay.sf,
         cod=pay.cod,
-        card=replace(stored.card),
+        # seed 000 p.12: md/pt of the one-touch request are this charge's payment method.
+        card=replace(stored.card, md=p.get("md") or "10", pt=p.get("pt")),
         em=user.em,
         pn=user.pn,
         uid=user.uid,
         num=stored.num,
         product=pay.product,
+        free=tuple(p.free),
     )
     txn = await charge(sim, spec)
     response = _answer(txn, call, []).respond(sim, pay.rt)

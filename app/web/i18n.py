@@ -80,6 +80,11 @@ _JA: Final[dict[str, str]] = {
     "register_failed_title": "カードを登録できませんでした",
     "save_card_note": "このカードは登録され、次回から入力なしでお支払いいただけます。",
     "save_card_offer": "このカードを保存して、次回から入力なしで支払う",
+    "pay_option_label": "お支払い方法",
+    "pay_option_hint": "分割払い・リボ払いの手数料はカード会社の規定によります。",
+    "pay_option_lump": "一括払い",
+    "pay_option_installments": "分割払い({count}回)",
+    "pay_option_revolving": "リボ払い",
     # --- page scripts (checkout.js / result.js) ------------------------------------------
     "js_processing": "処理中…",
     "js_err_fix_fields": "入力内容に誤りがあります。赤く表示された項目をご確認ください。",
@@ -261,6 +266,11 @@ _EN: Final[dict[str, str]] = {
     "register_failed_title": "The card could not be saved",
     "save_card_note": "This card will be saved so you can pay with one click next time.",
     "save_card_offer": "Save this card to pay with one click next time",
+    "pay_option_label": "Payment method",
+    "pay_option_hint": "Installment and revolving fees follow your card company's terms.",
+    "pay_option_lump": "Lump sum",
+    "pay_option_installments": "{count} installments",
+    "pay_option_revolving": "Revolving",
     # --- page scripts (checkout.js / result.js) ------------------------------------------
     "js_processing": "Processing…",
     "js_err_fix_fields": "Please check the fields marked in red.",

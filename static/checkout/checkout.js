@@ -285,6 +285,16 @@
     HTMLFormElement.prototype.submit.call(form);
   }
 
+  // The payment method the shopper picked (md, and pt with 61 installments): the select's value
+  // is "10", "80" or "61-<count>". Without a select (the shop offers lump sum only, card pages)
+  // md is 10: TokenCreate requires md (seed 000 p.9, seed 001 p.3).
+  function payMethod() {
+    var node = el('pay_option');
+    var raw = node && node.value ? node.value : '10';
+    var parts = raw.split('-');
+    return parts[0] === '61' && parts[1] ? { md: '61', pt: parts[1] } : { md: parts[0] };
+  }
+
   function selectedChoice() {
     if (!choices.length) {
       return 'new';
@@ -356,7 +366,7 @@
         return;
       }
       clearCardFields();
-      submitOnly(['tkn', 'lang', 'save_card']);
+      submitOnly(['tkn', 'lang', 'save_card', 'pay_option']);
     };
   }
 
@@ -380,7 +390,7 @@
       setBusy(true);
       cardNumInput.value = choice;
       cardNumInput.disabled = false;
-      submitOnly(['card_num', 'lang']);
+      submitOnly(['card_num', 'lang', 'pay_option']);
       return;
     }
 
@@ -405,9 +415,9 @@
     try {
       if (mode === 'popup') {
         popupWatch.start(flow);
-        window.CPToken.CardInfo({ aid: aid }, cb);
+        window.CPToken.CardInfo(Object.assign({ aid: aid }, payMethod()), cb);
       } else {
-        window.CPToken.TokenCreate(Object.assign({ aid: aid }, card), cb);
+        window.CPToken.TokenCreate(Object.assign({ aid: aid }, card, payMethod()), cb);
       }
     } catch (e) {
       popupWatch.stop();
