@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs
 
 from playwright.async_api import Page, Request, expect
 
@@ -186,3 +187,48 @@ async def test_english_switch_and_phone_layout(server: Server, page: Page) -> No
     width = await page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 390, "no horizontal scrolling on a phone"
     await page.screenshot(path=str(ARTIFACTS / "checkout-phone-en.png"), full_page=True)
+
+
+async def test_pay_in_installments_through_the_page(server: Server, page: Page) -> None:
+    """The shop offers lump sum and installments: the shopper picks 6 installments with the
+    keyboard in a labelled select; TokenCreate carries md=61 and pt=6 (seed 000 p.9)."""
+    cs = await create_session(
+        server, order_id="e2e-inst", payment_methods=["10", "61"], installment_counts=[3, 6]
+    )
+    await page.goto(cs["url"] + "?lang=en")
+    select = page.get_by_label("Payment method")
+    await expect(select).to_have_value("10")
+    await expect(page.locator("#pay_option option")).to_have_text(
+        ["Lump sum", "3 installments", "6 installments"]
+    )
+    await fill_card(page, cards.CARD_OK)
+    tokens = record_posts(page, "/gateway/token/create.aspx")
+    posts = record_posts(page, f"/checkout/{cs['id']}")
+    await select.focus()
+    await page.keyboard.press("ArrowDown")
+    await page.keyboard.press("ArrowDown")
+    await expect(select).to_have_value("61-6")
+    await page.click("#purchase")
+    await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible(timeout=15000)
+    assert len(tokens) == 1
+    sent = parse_qs(tokens[0])
+    assert sent["md"] == ["61"] and sent["pt"] == ["6"]
+    assert len(posts) == 1 and "pay_option=61-6" in posts[0]
+    [row] = [r for r in await ledger(server) if r["cod"] == "e2e-inst"]
+    assert (row["md"], row["pt"]) == ("61", "6")
+
+
+async def test_japanese_page_offers_revolving_and_sends_md_10_by_default(
+    server: Server, page: Page
+) -> None:
+    cs = await create_session(server, order_id="e2e-md10", payment_methods=["10", "80"])
+    await page.goto(cs["url"] + "?lang=ja")
+    await expect(page.get_by_label("お支払い方法")).to_have_value("10")
+    await expect(page.locator("#pay_option option")).to_have_text(["一括払い", "リボ払い"])
+    await fill_card(page, cards.CARD_OK)
+    tokens = record_posts(page, "/gateway/token/create.aspx")
+    await page.click("#purchase")
+    await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible(timeout=15000)
+    assert len(tokens) == 1
+    sent = parse_qs(tokens[0])
+    assert sent["md"] == ["10"] and "pt" not in sent
