@@ -428,7 +428,7 @@ async def _record_reauth(
 ) -> AppError | None:
     """Records a re-authorization's answer on the old payment and its new one (both locked);
     the problem to answer, if any."""
-    if result.outcome in (Outcome.SUCCESS, Outcome.DECLINED, Outcome.UNKNOWN):
+    if result.outcome in (Outcome.SUCCESS, Outcome.DECLINED, Outcome.UNKNOWN, Outcome.PENDING):
         # The gateway made (or may have made) a new payment: our row records its answer.
         await evidence.record_answer(session, new.id, result)
     else:
@@ -445,6 +445,12 @@ async def _record_reauth(
         )
         _finish(session, old, Operation.REAUTHORIZE, actor, _Finish("success", None, None, new.id))
         return None
+    if result.outcome == Outcome.PENDING:
+        # Accepted for a later kickback (we always send rt=1, so only a gateway that ignores
+        # it lands here): the new row stays pending and both are checked by the search.
+        _schedule_check(old)
+        _finish(session, old, Operation.REAUTHORIZE, actor, _Finish("pending", None, None, new.id))
+        return reauth_answer(new)
     info = result.error
     assert info is not None
     if result.outcome == Outcome.UNKNOWN:

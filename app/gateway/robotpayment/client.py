@@ -173,12 +173,15 @@ class RobotPaymentClient:
     async def reauthorize(
         self, request: Reauthorization, *, ref: str | None = None
     ) -> ChargeResult:
-        form = {"aid": self._aid, "rt": str(self.result_mode), "tid": str(request.charge_id)}
+        # rt=1 whatever the mode (seed 002 lets re_auth choose either): the old charge is
+        # canceled and a new one made in this call, and ops wait for the answer; with rt=0 the
+        # new gid would only be known from a kickback that may never come.
+        form = {"aid": self._aid, "rt": "1", "tid": str(request.charge_id)}
         _amounts(form, request.amount, request.tax, request.shipping, None)
         _put(form, "em", request.email)
         _put(form, "pn", request.phone)
         _free(form, request.extra)
-        return await self._charge("reauthorize", REAUTH_PATH, form, ref=ref)
+        return await self._charge("reauthorize", REAUTH_PATH, form, ref=ref, result_mode=1)
 
     async def _sales_or_cancel(
         self, operation: str, job: str, gid: int, ref: str | None

@@ -1,0 +1,90 @@
+"""Kickback mode (GATEWAY_RESULT_MODE=0, rt=0) against the simulator process over HTTP:
+re-authorization, the search's unsettled codes, a combined pay + registration, and the early
+status check when a kickback does not come (issue 17)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.kickbacks.models import Kickback
+from app.payments.models import Payment
+from app.sandbox.testing import make_token
+from tests.integration.test_checkout import SESSION, ledger, new_session, three_ds_of
+from tests.integration.test_kickbacks import inbox, payment
+from tests.support.fixtures import KICKBACK_PATH, AppFactory, RunningApp
+
+pytestmark = pytest.mark.integration
+
+REAUTH = {"amount": 1200, "tax": 96, "shipping": 500}
+
+
+async def kickbacks_to(app: RunningApp, sim: httpx.AsyncClient) -> None:
+    url = f"{app.url}{KICKBACK_PATH}"
+    (await sim.post("/_sandbox/config", json={"kickback_url": url})).raise_for_status()
+
+
+async def settles(
+    sessions: async_sessionmaker[AsyncSession], pid: str, *, seconds: float = 10.0
+) -> Payment:
+    for _ in range(int(seconds / 0.05)):
+        p = await payment(sessions, pid)
+        if p.status not in ("pending", "unknown"):
+            return p
+        await asyncio.sleep(0.05)
+    return await payment(sessions, pid)
+
+
+async def paid_rt0(
+    app: RunningApp, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], **kw: Any
+) -> Payment:
+    cs = await new_session(app, **kw)
+    token = await make_token(sim, three_ds=three_ds_of({**SESSION, **kw}))
+    r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+    assert r.status_code == 202 and r.json()["status"] == "pending", r.text
+    p = await settles(sessions, r.json()["id"])
+    assert p.status == "authorized" and p.gid, p.status
+    return p
+
+
+@pytest.mark.parametrize("mode", [0, 1])
+async def test_reauthorize_links_the_new_payment_and_cancels_the_old_in_both_modes(
+    make_app: AppFactory,
+    sim: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    mode: int,
+) -> None:
+    app = await make_app(gateway_result_mode=mode)
+    await kickbacks_to(app, sim)
+    if mode == 0:
+        old = await paid_rt0(app, sim, sessions)
+    else:
+        cs = await new_session(app)
+        token = await make_token(sim, three_ds=three_ds_of(SESSION))
+        r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+        assert r.status_code == 200, r.text
+        old = await payment(sessions, r.json()["id"])
+    r = await app.ops.post(f"/v1/payments/{old.id}/reauthorize", json=REAUTH)
+    assert r.status_code == 201, r.text
+    new = r.json()
+    assert new["status"] == "authorized" and new["reauth_of"] == old.id
+    assert new["gid"] and new["gid"] != old.gid and new["total"] == 1796
+    assert (await payment(sessions, old.id)).status == "canceled"
+    rows = {row["gid"]: row for row in await ledger(sim)}
+    assert rows[old.gid]["status"] == "canceled"
+    assert rows[new["gid"]]["status"] == "authorized"
+    # No notice about the new gid is left unmatched (re_auth asks for the answer, rt=1).
+    await asyncio.sleep(0.3)
+    assert not [k for k in await inbox(sessions) if k.status in ("unmatched", "flagged")]
+    audit = (await app.ops.get(f"/v1/payments/{new['id']}")).json()
+    assert audit["status"] == "authorized"
+
+
+async def kickback_rows(sessions: async_sessionmaker[AsyncSession]) -> list[Kickback]:
+    async with sessions() as session:
+        return list((await session.execute(select(Kickback).order_by(Kickback.id))).scalars())
