@@ -41,7 +41,7 @@ from app.gateway.base import ChargeRecord, ChargeResult, ChargeStatus, Outcome
 from app.hosted.models import CheckoutSession
 from app.metrics import observe_transition
 from app.payments.models import Payment
-from app.payments.rows import FIRST_CHECK_DELAY, add_event, lock_payment
+from app.payments.rows import FIRST_CHECK_DELAY, KICKBACK_EXPECTED, add_event, lock_payment
 from app.payments.states import Status, is_forward
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ class Facts:
 class NextCheck(StrEnum):
     KEEP = "keep"  # whatever is scheduled stays
     SOON = "soon"  # FIRST_CHECK_DELAY from now
+    KICKBACK = "kickback"  # KICKBACK_EXPECTED from now: when a late kickback is searched for
     NONE = "none"  # nothing to check
 
 
@@ -241,7 +242,7 @@ def _next_check(
     if contradiction or evidence.source == Source.OPERATOR:
         return NextCheck.NONE
     if evidence.source == Source.ANSWER and target == current == Status.PENDING:
-        return NextCheck.SOON  # accepted for later (rt=0): look soon if no kickback comes
+        return NextCheck.KICKBACK  # accepted for later (rt=0): look if no kickback comes
     return NextCheck.KEEP
 
 
@@ -347,6 +348,8 @@ async def apply(
         )
     if d.next_check == NextCheck.SOON:
         p.next_check_at = utcnow() + FIRST_CHECK_DELAY
+    elif d.next_check == NextCheck.KICKBACK:
+        p.next_check_at = utcnow() + KICKBACK_EXPECTED
     elif d.next_check == NextCheck.NONE:
         p.next_check_at = None
     if d.clear_flag:

@@ -14,6 +14,9 @@ from app.payments.models import Payment, PaymentEvent
 
 # First re-check of an unknown/pending payment; the janitor backs off from there.
 FIRST_CHECK_DELAY = timedelta(minutes=1)
+# When an rt=0 payment's kickback is late: the gateway sends it within about 30 s
+# (GATEWAY.md, "Kickback"), so the charges search is asked then instead of after a minute.
+KICKBACK_EXPECTED = timedelta(seconds=30)
 
 
 def add_event(

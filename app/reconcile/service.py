@@ -481,6 +481,25 @@ async def settled(
         return await session.get(Payment, payment_id)
 
 
+# How often the janitor looks at the schedule between passes (one indexed query).
+PEEK = 5.0
+
+
+async def _check_due(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """Whether a scheduled check is due now (leased rows are scheduled LEASE ahead). A
+    database that does not answer is left to the next pass to report."""
+    try:
+        async with sessions() as session:
+            due = await session.scalar(
+                select(Payment.id)
+                .where(Payment.status.in_(CHECKABLE), Payment.next_check_at <= utcnow())
+                .limit(1)
+            )
+    except Exception:
+        return False
+    return due is not None
+
+
 async def background_loop(
     sessions: async_sessionmaker[AsyncSession],
     gateway: PaymentGateway,
@@ -490,12 +509,19 @@ async def background_loop(
     pay_claim: timedelta = payments.PAY_CLAIM,
     sweep: orphans.SweepSettings | None = None,
 ) -> None:
-    """Runs a pass every `interval` seconds, forever; each replica may run one. With `sweep`,
+    """Runs a pass every `interval` seconds, and sooner when a scheduled check falls due
+    (looking every PEEK seconds), forever; each replica may run one. With `sweep`,
     the orphan sweep runs too, every `sweep.interval` (one replica at a time: it is leased)."""
     last_sweep = -1e18
+    next_pass = time.monotonic() + interval
     while True:
-        await asyncio.sleep(interval)
+        # Between passes, peek at the schedule: a check due before the next pass (an rt=0
+        # payment whose kickback is late after 30 s) runs then, not a whole interval later.
+        await asyncio.sleep(min(PEEK, max(0.0, next_pass - time.monotonic())))
+        if time.monotonic() < next_pass and not await _check_due(sessions):
+            continue
         try:
+            next_pass = time.monotonic() + interval
             await reconcile_due(sessions, gateway, limit=batch_size, pay_claim=pay_claim)
             if sweep is not None and time.monotonic() - last_sweep >= sweep.interval:
                 last_sweep = time.monotonic()

@@ -88,3 +88,25 @@ async def test_reauthorize_links_the_new_payment_and_cancels_the_old_in_both_mod
 async def kickback_rows(sessions: async_sessionmaker[AsyncSession]) -> list[Kickback]:
     async with sessions() as session:
         return list((await session.execute(select(Kickback).order_by(Kickback.id))).scalars())
+
+
+async def test_a_late_kickback_triggers_an_early_status_check(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """rt=0 and the kickback never comes (no kickback URL at the simulator): the charges search
+    is asked KICKBACK_EXPECTED (30 s) after the answer, not after the janitor's first minute and
+    its next pass (60-90 s)."""
+    app = await make_app(gateway_result_mode=0, reconcile_interval_seconds=60)
+    (await sim.post("/_sandbox/config", json={"kickback_url": ""})).raise_for_status()
+    cs = await new_session(app)
+    token = await make_token(sim, three_ds=three_ds_of(SESSION))
+    r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+    assert r.status_code == 202 and r.json()["status"] == "pending", r.text
+    pid = r.json()["id"]
+    p = await payment(sessions, pid)
+    assert p.next_check_at is not None and p.created_at is not None
+    assert (p.next_check_at - p.created_at).total_seconds() < 35
+    p = await settles(sessions, pid, seconds=45)
+    # Settled by the search (before: still pending at 45 s, first check at 60-120 s).
+    assert p.status == "authorized" and p.gid
+    assert not await kickback_rows(sessions)

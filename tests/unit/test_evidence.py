@@ -73,10 +73,10 @@ TABLE: list[tuple[str, Facts, Evidence, dict[str, object]]] = [
         {"status": U, "error": TIMEOUT, "next_check": NextCheck.SOON},
     ),
     (
-        "rt=0 (accepted for later) on a pending payment: no move, look again soon",
+        "rt=0 (accepted for later) on a pending payment: no move, look when the kickback is due",
         facts(P),
         ev(A, Claim.PENDING),
-        {"status": None, "next_check": NextCheck.SOON},
+        {"status": None, "next_check": NextCheck.KICKBACK},
     ),
     (
         "a late timeout answer does not replace a real decline reason",
