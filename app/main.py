@@ -23,6 +23,7 @@ from app.body_limits import BodyLimitMiddleware
 from app.checkout import api as checkout_api
 from app.checkout import pages as checkout_pages
 from app.checkout import pay_api as checkout_pay_api
+from app.checkout.kickback_cards import KickbackCards
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
 from app.customers import onetouch_router
 from app.customers import router as customers_router
@@ -225,6 +226,7 @@ async def _background(
             app.state.gateway,
             settings.spool_dir,
             verifier=app.state.kickback_verifier,
+            cards=app.state.kickback_cards,
             retention=kickbacks.Retention(
                 settings.kickback_retention_days, settings.kickback_junk_retention_days
             ),
@@ -296,6 +298,8 @@ def _install_state(app: FastAPI, settings: Settings) -> None:
         settings.kickback_untrusted_per_source_per_minute, settings.kickback_untrusted_per_minute
     )
     app.state.kickback_verifier = Verifier(settings.kickback_verify_searches_per_minute)
+    # kickbacks sits below checkout: the card an rt=0 pay registered is kept by checkout.
+    app.state.kickback_cards = KickbackCards()
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:

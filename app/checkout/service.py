@@ -416,7 +416,9 @@ def _recorder(claim: _Claim, card_num: int | None) -> calls.Recorder:
             and result.customer_key
             and result.card_seq
         ):
-            await _store_registered_card(session, charge_uid, result, cs)
+            await store_registered_card(
+                session, charge_uid, str(result.customer_key), int(result.card_seq), cs
+            )
 
     return record
 
@@ -554,14 +556,15 @@ async def _saved_card(
     return customer, card
 
 
-async def _store_registered_card(
-    session: AsyncSession, uid: str, result: ChargeResult, cs: CheckoutSession
+async def store_registered_card(
+    session: AsyncSession, uid: str, key: str, num: int, cs: CheckoutSession
 ) -> None:
-    """The gateway registered user + card in the payment call: keep our copy in step."""
+    """The gateway registered user + card in the payment call (its answer, or in rt=0 its
+    kickback): keep our copy in step. Idempotent."""
     actor = f"checkout:{cs.id}"
     customer = await customers.lock_customer(session, uid)
     if customer is None:
-        customer = Customer(uid=uid, key=str(result.customer_key), email=cs.email, phone=cs.phone)
+        customer = Customer(uid=uid, key=key, email=cs.email, phone=cs.phone)
         session.add(customer)
         customers.add_event(
             session,
@@ -571,9 +574,8 @@ async def _store_registered_card(
             data={"email": cs.email, "phone": cs.phone},
         )
     else:
-        customer.key = str(result.customer_key)
+        customer.key = key
         customer.status = "active"
-    num = int(result.card_seq) if result.card_seq is not None else 0
     card = (
         await session.execute(select(Card).where(Card.customer_uid == uid, Card.num == num))
     ).scalar_one_or_none()

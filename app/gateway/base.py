@@ -288,6 +288,11 @@ class GatewayEvent:
     # (the provider decides the fields; stored, so it must never change for a provider).
     dedupe_key: str
     extra: dict[str, str] = field(default_factory=dict)  # the free parameters
+    # A charge that also registered a stored card (rt=0 pay with registration): its customer,
+    # key and card number, as the notice states them (believed only with the charge).
+    customer_id: str | None = None
+    customer_key: str | None = None
+    card_seq: int | None = None
 
 
 class InvalidNotification(ValueError):

@@ -128,7 +128,11 @@ async def _apply(request: Request, kickback_id: int) -> None:
     state = request.app.state
     try:
         status = await service.apply(
-            state.sessions, state.gateway, kickback_id, verifier=state.kickback_verifier
+            state.sessions,
+            state.gateway,
+            kickback_id,
+            verifier=state.kickback_verifier,
+            cards=state.kickback_cards,
         )
         KICKBACKS_APPLIED.labels(status).inc()
     except Exception:

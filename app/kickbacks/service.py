@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import and_, delete, false, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -169,6 +170,7 @@ async def replay_spool(
     *,
     verifier: Verifier | None = None,
     on_stored: Callable[[int], object] | None = None,
+    cards: CardRegistrations | None = None,
 ) -> int:
     """Moves spooled kickbacks into the inbox (once each: spool_id is unique) and applies
     them (without a gateway, e.g. from the CLI, they stay 'received' for the server to
@@ -187,7 +189,7 @@ async def replay_spool(
                     )
                 kid = exists or await store(sessions, raw)
                 if gateway is not None:
-                    await apply(sessions, gateway, kid, verifier=verifier)
+                    await apply(sessions, gateway, kid, verifier=verifier, cards=cards)
                 done += 1
                 if on_stored is not None:
                     on_stored(done)
@@ -196,6 +198,27 @@ async def replay_spool(
 
 
 # --- applying ------------------------------------------------------------------------------
+
+
+class CardRegistrations(Protocol):
+    """What the layer above keeps when a settled charge also registered a stored card (an rt=0
+    pay with registration: uid/key/num in the notice). Checkout implements it
+    (app.checkout.kickback_cards); app.main wires it."""
+
+    async def record(self, session: AsyncSession, payment_id: str, event: GatewayEvent) -> bool:
+        """In the transaction that settles the payment (never commits): keep the customer's
+        key and the card's number; False when the notice registers nothing we asked for."""
+        ...
+
+    async def refresh(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        gateway: PaymentGateway,
+        payment_id: str,
+        event: GatewayEvent,
+    ) -> None:
+        """After that commit: read the card back from the gateway (masked number, expiry)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -225,31 +248,85 @@ async def apply(
     kickback_id: int,
     *,
     verifier: Verifier | None = None,
+    cards: CardRegistrations | None = None,
 ) -> str:
     """Applies one stored kickback; returns its status then. Safe to run more than once and
-    on several replicas at once. `verifier`: the process's search cache and budget."""
+    on several replicas at once. `verifier`: the process's search cache and budget; `cards`:
+    who keeps a card the charge registered."""
     verifier = verifier or Verifier()
     # 1. Read, dedupe and match under the kickback's row lock; most end here.
     # Helpers below take the session and never commit: this function owns the transactions.
     async with sessions() as session:
-        first = await _first_look(session, gateway, kickback_id)
+        first = await _first_look(session, gateway, kickback_id, cards)
         await session.commit()  # what it finished, and the locks released before any search
-        if isinstance(first, str):
-            return first
+    if isinstance(first, str):
+        return first
+    if isinstance(first, _Kept):
+        await _refresh_card(sessions, gateway, cards, first.payment_id, first.data, kickback_id)
+        return first.status
 
     # 2. The charges search, with no transaction open.
     verdict, why = await _verify(gateway, verifier, first)
 
     # 3. Record under both row locks, re-planning on what the rows say now.
     async with sessions() as session:
-        status = await _record(session, kickback_id, first, verdict, why)
+        status, registered = await _record(session, kickback_id, first, verdict, why, cards)
         await session.commit()
-        return status
+    if registered:
+        await _refresh_card(
+            sessions, gateway, cards, first.payment_id, first.read.data, kickback_id
+        )
+    return status
+
+
+async def _refresh_card(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    cards: CardRegistrations | None,
+    payment_id: str,
+    data: GatewayEvent,
+    kickback_id: int,
+) -> None:
+    if cards is None:
+        return
+    try:
+        await cards.refresh(sessions, gateway, payment_id, data)
+    except Exception:
+        # Our copy has the key and number; the masked number comes with the next sync.
+        log.exception("kickback %s: registered card not read back", kickback_id)
+
+
+async def _keep_card(
+    session: AsyncSession,
+    cards: CardRegistrations | None,
+    payment_id: str,
+    data: GatewayEvent,
+) -> bool:
+    """A believed success notice that names a registered card: `cards` keeps it, once the
+    payment stands succeeded (a charge that failed registered nothing)."""
+    if cards is None or data.customer_key is None or data.status != EventStatus.SUCCEEDED:
+        return False
+    p = await session.get(Payment, payment_id)
+    if p is None or Status(p.status) not in (Status.AUTHORIZED, Status.CAPTURED):
+        return False
+    return await cards.record(session, payment_id, data)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A kickback finished at the first look whose registered card was kept (to read back)."""
+
+    status: str
+    payment_id: str
+    data: GatewayEvent
 
 
 async def _first_look(
-    session: AsyncSession, gateway: PaymentGateway, kickback_id: int
-) -> str | _Wait:
+    session: AsyncSession,
+    gateway: PaymentGateway,
+    kickback_id: int,
+    cards: CardRegistrations | None,
+) -> str | _Wait | _Kept:
     """The kickback's status when it ends here (finished; the caller commits), else what to
     verify."""
     kb = await session.get(Kickback, kickback_id, with_for_update=True)
@@ -279,7 +356,16 @@ async def _first_look(
         return await _finish(session, kb, "duplicate", f"same as kickback {earlier}")
     step = await _plan(session, payment, read, confirmed=False)
     if step.kind == "done":
-        return await _finish(session, kb, step.status, step.note)
+        status = await _finish(session, kb, step.status, step.note)
+        # E.g. the charges search settled the payment before its late kickback came: the
+        # card it registered is known only from the notice, believed from a trusted source.
+        if (
+            status == "applied"
+            and kb.trusted
+            and await _keep_card(session, cards, payment.id, read.data)
+        ):
+            return _Kept(status, payment.id, read.data)
+        return status
     expected = await _expected(session, payment, read) if step.kind == "search" else None
     return _Wait(payment.id, read, expected)
 
@@ -311,6 +397,21 @@ async def _verify(
 
 
 async def _record(
+    session: AsyncSession,
+    kickback_id: int,
+    wait: _Wait,
+    verdict: rules.Verdict | None,
+    why: str,
+    cards: CardRegistrations | None,
+) -> tuple[str, bool]:
+    """The kickback's status, and whether `cards` kept a card its charge registered."""
+    status = await _record_result(session, kickback_id, wait, verdict, why)
+    if status != "applied":
+        return status, False
+    return status, await _keep_card(session, cards, wait.payment_id, wait.read.data)
+
+
+async def _record_result(
     session: AsyncSession,
     kickback_id: int,
     wait: _Wait,
@@ -538,6 +639,7 @@ async def retry_stuck(
     *,
     verifier: Verifier | None = None,
     older_than: float = 30.0,
+    cards: CardRegistrations | None = None,
 ) -> int:
     """Applies kickbacks that were stored but not applied (a crash or error in between) and
     deferred ones that are due."""
@@ -564,7 +666,7 @@ async def retry_stuck(
         )
     for kid in ids:
         try:
-            await apply(sessions, gateway, kid, verifier=verifier)
+            await apply(sessions, gateway, kid, verifier=verifier, cards=cards)
         except Exception:
             log.exception("kickback %s could not be applied", kid)
     return len(ids)
@@ -623,6 +725,7 @@ async def background_loop(
     *,
     verifier: Verifier | None = None,
     retention: Retention | None = None,
+    cards: CardRegistrations | None = None,
     interval: float = 5.0,
     purge_every: float = 600.0,
 ) -> None:
@@ -635,11 +738,13 @@ async def background_loop(
     while True:
         await asyncio.sleep(interval)
         try:
-            replayed = await replay_spool(sessions, gateway, spool_dir, verifier=verifier)
+            replayed = await replay_spool(
+                sessions, gateway, spool_dir, verifier=verifier, cards=cards
+            )
             if replayed:
                 KICKBACKS_REPLAYED.inc(replayed)
                 log.info("kickback spool: %d replayed into the inbox", replayed)
-            await retry_stuck(sessions, gateway, verifier=verifier)
+            await retry_stuck(sessions, gateway, verifier=verifier, cards=cards)
             if loop.time() - last_purge >= purge_every:
                 last_purge = loop.time()
                 await purge(sessions, retention)

@@ -17,6 +17,8 @@ from app.payments.models import Payment
 from app.sandbox.testing import make_token
 from tests.integration.test_checkout import SESSION, ledger, new_session, three_ds_of
 from tests.integration.test_kickbacks import inbox, payment
+from tests.integration.test_onetouch import PAY_3DS
+from tests.integration.test_onetouch import SESSION as ONETOUCH_SESSION
 from tests.support.fixtures import KICKBACK_PATH, AppFactory, RunningApp
 
 pytestmark = pytest.mark.integration
@@ -110,3 +112,37 @@ async def test_a_late_kickback_triggers_an_early_status_check(
     # Settled by the search (before: still pending at 45 s, first check at 60-120 s).
     assert p.status == "authorized" and p.gid
     assert not await kickback_rows(sessions)
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_rt0_pay_with_registration_keeps_the_card_from_the_kickback(
+    make_app: AppFactory,
+    sim: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    trusted: bool,
+) -> None:
+    """A new customer pays and registers in one call (gateway_token.aspx with uid): in rt=0
+    the uid/key/num come only in the kickback. From a trusted source or confirmed by the
+    charges search, they are kept as the rt=1 answer's are, and the card works one-touch."""
+    overrides = {} if trusted else {"kickback_allowed_ips": ""}
+    app = await make_app(gateway_result_mode=0, **overrides)
+    await kickbacks_to(app, sim)
+    cs = await new_session(app, **ONETOUCH_SESSION, save_card=True)
+    token = await make_token(sim, three_ds=PAY_3DS)
+    r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+    assert r.status_code == 202, r.text
+    p = await settles(sessions, r.json()["id"])
+    assert p.status == "authorized"
+    listed: list[dict[str, Any]] = []
+    for _ in range(100):
+        listed = (await app.merchant.get("/v1/customers/cust001/cards")).json()["data"]
+        if listed and listed[0]["masked_number"]:
+            break
+        await asyncio.sleep(0.05)
+    assert [(c["num"], (c["masked_number"] or "")[-4:]) for c in listed] == [(1, "1111")]
+    [kb] = await inbox(sessions)
+    assert kb.status == "applied"
+    # Our key is the gateway's: a one-touch charge on the card made by the kickback works.
+    charge = {"customer_id": "cust001", "card_num": 1, "amount": 1200, "job": "AUTH"}
+    ot = await app.merchant.post("/v1/payments", json=charge, headers={"Idempotency-Key": "k1"})
+    assert ot.status_code in (201, 202), ot.text

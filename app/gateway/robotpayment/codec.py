@@ -35,6 +35,7 @@ _CARDUSER_LAYOUTS: dict[str, tuple[str, ...]] = {
 }
 _KICKBACK_FIELDS = frozenset(
     {"gid", "rst", "ap", "ec", "god", "cod", "am", "tx", "sf", "ta", "id", "ps", "acid"}
+    | {"uid", "key", "num"}
 )
 
 
@@ -98,6 +99,10 @@ class KickbackData:
     id: str | None = None
     ps: str | None = None
     acid: int | None = None
+    # After a pay with registration (gateway_token.aspx with uid), as the rt=1 answer has them.
+    uid: str | None = None
+    key: str | None = None
+    num: int | None = None
     extras: dict[str, str] = field(default_factory=dict)
 
 
@@ -275,5 +280,8 @@ def parse_kickback(params: Mapping[str, str]) -> KickbackData:
         id=_blank_to_none(params.get("id")),
         ps=_blank_to_none(params.get("ps")),
         acid=to_int(params.get("acid")),
+        uid=_blank_to_none(params.get("uid")),
+        key=_blank_to_none(params.get("key")),
+        num=to_int(params.get("num")),
         extras={k: v for k, v in params.items() if k not in _KICKBACK_FIELDS},
     )

@@ -49,4 +49,7 @@ def parse_notification(raw_query: bytes, raw_body: bytes, content_type: str | No
         error=errors.lookup(data.ec) if data.ec else None,
         dedupe_key=dedupe_key(params),
         extra=data.extras,
+        customer_id=data.uid,
+        customer_key=data.key,
+        card_seq=data.num,
     )
