@@ -146,6 +146,9 @@ class Transaction:
     canceled_at: datetime | None = None
     reauth_of: int | None = None
     free: dict[str, str] = field(default_factory=dict)  # the free parameters as received
+    # The search's rst for this charge when a test says so (2 未処理, 3 決済待ち: not settled
+    # yet, seed 003), instead of what its status gives.
+    search_rst: int | None = None
 
     @property
     def ta(self) -> int:
@@ -196,7 +199,7 @@ class Transaction:
             "tx": self.tx,
             "sf": self.sf,
             "ta": self.ta,
-            "rst": 1 if self.approved else 4,
+            "rst": self.search_rst or (1 if self.approved else 4),
             "ec": self.ec,
             "cod": self.cod,
             "nad": None,

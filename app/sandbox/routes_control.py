@@ -4,9 +4,9 @@ Not part of the real gateway; no IP allowlist or maintenance applies here."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.sandbox import cards
@@ -61,6 +61,15 @@ class Maintenance(BaseModel):
     on: bool
 
 
+class SearchState(BaseModel):
+    """What the charges search shows as the charge's rst: 2 未処理 or 3 決済待ち (seed 003: not
+    settled yet), or null for what its status gives (1 success, 4 failure)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rst: Literal[2, 3] | None = None
+
+
 @router.get("", include_in_schema=False)
 @router.get("/")
 async def index(request: Request) -> dict[str, Any]:
@@ -96,6 +105,15 @@ async def root_index(request: Request) -> dict[str, Any]:
 @router.get("/ledger")
 async def ledger(request: Request) -> list[dict[str, Any]]:
     return [t.ledger_view() for t in sim_of(request).ledger.values()]
+
+
+@router.post("/ledger/{gid}/search")
+async def set_search_state(request: Request, gid: int, body: SearchState) -> dict[str, Any]:
+    txn = sim_of(request).ledger.get(gid)
+    if txn is None:
+        raise HTTPException(status_code=404, detail=f"no charge with gid {gid}")
+    txn.search_rst = body.rst
+    return txn.search_view()
 
 
 @router.get("/users")

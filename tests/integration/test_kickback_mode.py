@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.kickbacks import service as kickbacks
+from app.kickbacks.limits import Verifier
 from app.kickbacks.models import Kickback
 from app.payments.models import Payment
 from app.sandbox.testing import make_token
@@ -146,3 +148,83 @@ async def test_rt0_pay_with_registration_keeps_the_card_from_the_kickback(
     charge = {"customer_id": "cust001", "card_num": 1, "amount": 1200, "job": "AUTH"}
     ot = await app.merchant.post("/v1/payments", json=charge, headers={"Idempotency-Key": "k1"})
     assert ot.status_code in (201, 202), ot.text
+
+
+async def search_shows(sim: httpx.AsyncClient, gid: int, rst: int | None) -> None:
+    r = await sim.post(f"/_sandbox/ledger/{gid}/search", json={"rst": rst})
+    r.raise_for_status()
+
+
+@pytest.mark.parametrize("rst", [2, 3])
+async def test_search_rst_2_and_3_are_not_settled_yet_for_a_kickback(
+    make_app: AppFactory,
+    sim: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    rst: int,
+) -> None:
+    """Seed 003: rst 2 未処理 and 3 決済待ち are not results. An untrusted notice of success is
+    verified against the search: while the search shows 2/3 it is deferred and the payment
+    stays pending (not failed, not authorized), and it is applied once the search shows the
+    result."""
+    app = await make_app(
+        gateway_result_mode=0, kickback_allowed_ips="", reconcile_interval_seconds=0
+    )
+    (await sim.post("/_sandbox/config", json={"kickback_url": ""})).raise_for_status()
+    cs = await new_session(app, order_id="wait1")
+    token = await make_token(sim, three_ds=three_ds_of(SESSION))
+    r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+    assert r.status_code == 202, r.text
+    pid = r.json()["id"]
+    [row] = [x for x in await ledger(sim) if x["cod"] == "wait1"]
+    await search_shows(sim, row["gid"], rst)
+    query = (
+        f"gid={row['gid']}&rst=1&ap={row['ap']}&ec=&god={row['god']}&cod=wait1"
+        f"&am=1000&tx=80&sf=500&ta=1580&payment_ref={pid}"
+    )
+    # The plain path (no secret segment) from an address not on the allowlist: untrusted.
+    assert (await app.client.get(f"/kickback?{query}")).status_code == 200
+    [kb] = await inbox(sessions)
+    assert not kb.trusted and kb.status == "deferred", (kb.status, kb.note)
+    assert (await payment(sessions, pid)).status == "pending"
+    # The janitor's own check of the payment says the same: not settled, nothing moves.
+    await app.ops.post("/v1/reconciliations", json={})
+    p = await payment(sessions, pid)
+    assert p.status == "pending" and not p.needs_attention
+
+    await search_shows(sim, row["gid"], None)
+    async with sessions() as session:
+        await session.execute(text("UPDATE kickbacks SET next_attempt_at = now()"))
+        await session.commit()
+    # A fresh search cache: the process's keeps a gid's rows 30 s, and a deferred kickback is
+    # retried later than that.
+    await kickbacks.retry_stuck(sessions, app.app.state.gateway, verifier=Verifier())
+    [kb] = await inbox(sessions)
+    p = await payment(sessions, pid)
+    assert kb.status == "applied" and p.status == "authorized" and p.gid == row["gid"]
+
+
+@pytest.mark.parametrize("rst", [2, 3])
+async def test_search_rst_2_and_3_leave_an_unknown_payment_open(
+    make_app: AppFactory,
+    sim: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    rst: int,
+) -> None:
+    """A lost answer (unknown) is checked by the janitor: rst 2/3 keeps it unknown and
+    scheduled, rst 1 then settles it."""
+    app = await make_app(reconcile_interval_seconds=0)
+    cs = await new_session(app, order_id="wait2")
+    token = await make_token(sim, three_ds=three_ds_of(SESSION))
+    (await sim.post("/_sandbox/faults", json={"garbage_after_charge": 1.0})).raise_for_status()
+    r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+    (await sim.post("/_sandbox/faults", json={})).raise_for_status()
+    assert r.json()["status"] == "unknown", r.text
+    pid = r.json()["id"]
+    [row] = [x for x in await ledger(sim) if x["cod"] == "wait2"]
+    await search_shows(sim, row["gid"], rst)
+    await app.ops.post("/v1/reconciliations", json={})
+    p = await payment(sessions, pid)
+    assert p.status == "unknown" and p.next_check_at is not None and not p.needs_attention
+    await search_shows(sim, row["gid"], None)
+    await app.ops.post("/v1/reconciliations", json={})
+    assert (await payment(sessions, pid)).status == "authorized"
