@@ -354,3 +354,26 @@ async def test_shopper_chooses_whether_to_save_the_card(
     listed = (await app.merchant.get("/v1/customers/cust001/cards")).json()["data"]
     assert [c["num"] for c in listed] == [1, 2] and listed[1]["masked_number"].endswith("0705")
     assert len(await charged(sim)) == 3
+
+
+async def test_saved_card_pay_from_checkout_keeps_the_gateway_contact(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    """Seed 000 p.12: em/pn sent with a one-touch charge change the user the gateway holds. A
+    checkout's e-mail is the order's: paying with a saved card must not overwrite it; the
+    merchant's one-touch call that gives an e-mail explicitly does."""
+    app = await make_app()
+    await ready(app, sim)
+    before = await sim_user(sim, "cust001")
+    assert before is not None and before["em"] == EMAIL
+    cs = await new_session(app, email="gift@example.com", phone="0312345678")
+    r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"card_num": 1})
+    assert r.status_code == 200, r.text
+    after = await sim_user(sim, "cust001")
+    assert after is not None and (after["em"], after["pn"]) == (before["em"], before["pn"])
+
+    body = {**CHARGE, "email": "new@example.com"}
+    ot = await app.merchant.post("/v1/payments", json=body, headers={"Idempotency-Key": "em-1"})
+    assert ot.status_code == 201, ot.text
+    changed = await sim_user(sim, "cust001")
+    assert changed is not None and changed["em"] == "new@example.com"
