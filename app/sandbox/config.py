@@ -28,7 +28,7 @@ class SandboxConfig:
     require_3ds: bool = True
     slow_seconds: float = 2.0
     hang_seconds: float = 60.0
-    search_max_results: int = 54000
+    search_max_results: int = 54000  # ER520 at this many results or more (seed 003)
     token_ttl_seconds: int = 900
     # First payment number. Long-running hosts start from the clock (see time_based_gid_start)
     # so a restarted simulator never hands out a gid an old database already holds.
