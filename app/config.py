@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     gateway_read_timeout: float = 30.0
     # Optional egress proxy so every replica leaves through the one registered fixed IP.
     gateway_proxy: str = ""
+    # 接続認証 (connection authentication) code from the control panel; empty = off. When set,
+    # every request to the gateway's .aspx endpoints carries ut + hak (docs/gateway.md).
+    gateway_connection_auth_code: SecretStr = SecretStr("")
     # Charges search API (seed 003). Empty in sandbox = the in-process simulator's.
     search_api_base_url: str = ""
     search_api_key: SecretStr = SecretStr(SANDBOX_SEARCH_API_KEY)

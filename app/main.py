@@ -167,6 +167,8 @@ def _sandbox_app(settings: Settings) -> FastAPI | None:
             gid_start=time_based_gid_start(),
             billing_robo_user_id=settings.billing_robo_user_id,
             billing_robo_access_key=settings.billing_robo_access_key.get_secret_value(),
+            # The in-process gateway checks the code our client sends, as a shop that set it.
+            connection_auth_code=settings.gateway_connection_auth_code.get_secret_value(),
         )
     )
 

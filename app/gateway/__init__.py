@@ -97,6 +97,7 @@ def build_gateway(
         search_api_key=settings.search_api_key.get_secret_value(),
         recorder=recorder,
         deadline_seconds=_deadline(settings),
+        connection_auth_code=settings.gateway_connection_auth_code.get_secret_value(),
     )
 
 

@@ -63,6 +63,10 @@ def mask_params(params: Mapping[str, str]) -> dict[str, str]:
                 masked[name] = "***"
             case "key":
                 masked[name] = mask_key(value)
+            case "hak":
+                # Derived from the connection-auth code: replayable within the gateway's
+                # tolerance, so never kept.
+                masked[name] = "***"
             case _:
                 masked[name] = mask_text(value)
     return masked

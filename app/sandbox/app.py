@@ -29,6 +29,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         # Only runs standalone (mounted apps get no lifespan): let queued kickbacks finish.
         yield
         await sim.drain()
+        sim.stop_timers()
 
     app = FastAPI(
         title="ROBOT PAYMENT gateway simulator",

@@ -25,6 +25,18 @@ class SandboxConfig:
     kickback_delay: float = 0.0
     # The gateway's retry policy is unknown: duplicates let clients prove they are idempotent.
     kickback_duplicates: int = 1
+    # Acceptance (seed 002: the notice counts as delivered only on a non-empty answer; we
+    # also require HTTP 200): what was not accepted is re-sent `kickback_resends` times,
+    # `kickback_resend_interval_seconds` apart on the simulator's clock. The real schedule is
+    # not published; docs/gateway.md states this one as our assumption.
+    kickback_timeout_seconds: float = 10.0
+    kickback_resends: int = 5
+    kickback_resend_interval_seconds: float = 3600.0
+    # 接続認証 (connection authentication): when set, every gateway request must carry `ut`
+    # (Unix seconds, within the tolerance of the simulator's clock) and `hak` = SHA-256 hex of
+    # ut followed by this code; otherwise ER001. Empty = off, as on a shop that never set it.
+    connection_auth_code: str = ""
+    connection_auth_tolerance_seconds: float = 300.0
     require_3ds: bool = True
     # Seed 000 pp.14, 19 list `sf` twice in the answer (gid..ta,sf,id,ps,uid,key,num):
     # true answers rt=1 payment lines in that literal layout (GATEWAY.md's has one sf).
@@ -76,6 +88,8 @@ def config_from_env(env: Mapping[str, str]) -> SandboxConfig:
         config.allowed_ips = [ip.strip() for ip in ips if ip.strip()]
     if env.get("SANDBOX_KICKBACK_URL"):
         config.kickback_url = env["SANDBOX_KICKBACK_URL"].strip()
+    if env.get("SANDBOX_CONNECTION_AUTH_CODE"):
+        config.connection_auth_code = env["SANDBOX_CONNECTION_AUTH_CODE"].strip()
     if env.get("SANDBOX_SEARCH_API_KEY"):
         config.search_api_key = env["SANDBOX_SEARCH_API_KEY"].strip()
     if env.get("SANDBOX_REQUIRE_3DS"):

@@ -1,7 +1,8 @@
 """The common front of every gateway endpoint: read the raw parameters, roll faults (money-moving
-endpoints), maintenance (ER999), source IP (ER003), aid (ER050/ER004), free data size (ER001),
-then the endpoint's handler. Any GatewayError becomes the endpoint's own error layout, and an
-unexpected exception becomes ER000 in that layout: never a traceback."""
+endpoints), maintenance (ER999), source IP (ER003), aid (ER050/ER004), connection authentication
+(ER001, when configured), free data size (ER001), then the endpoint's handler. Any GatewayError
+becomes the endpoint's own error layout, and an unexpected exception becomes ER000 in that
+layout: never a traceback."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from app.sandbox import validate
+from app.sandbox import connauth, validate
 from app.sandbox.codes import GatewayError
 from app.sandbox.faults import NO_FAULTS, FaultPlan
 from app.sandbox.state import SimState
@@ -70,7 +71,8 @@ async def gateway_endpoint(
     money: bool,
 ) -> Response:
     sim = sim_of(request)
-    known = tuple(known)
+    # ut/hak are gateway fields on every endpoint, never free data to echo back.
+    known = (*known, *connauth.FIELDS)
     p = Params((), known)
     try:
         p = Params(await read_pairs(request), known)
@@ -81,6 +83,7 @@ async def gateway_endpoint(
             raise GatewayError("ER999")
         check_source_ip(sim, request)
         validate.aid(p, sim.config)
+        connauth.check(p, sim.config, sim.clock.now())
         validate.free_data(p)
         return await handler(Call(sim, request, p, plan))
     except GatewayError as exc:

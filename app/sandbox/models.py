@@ -253,3 +253,36 @@ class Payer:
             "tel": self.tel,
             "payment_methods": [m.view() for m in self.methods.values()],
         }
+
+
+DeliveryState = Literal["sending", "waiting", "accepted", "given_up"]
+
+
+@dataclass
+class KickbackDelivery:
+    """One result notification and every attempt to deliver it (first send, the configured
+    duplicates, then re-sends until one is accepted or the re-sends run out)."""
+
+    id: int
+    params: list[tuple[str, str]]
+    created_at: datetime
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    resends: int = 0
+    state: DeliveryState = "sending"
+    next_resend_at: datetime | None = None
+
+    @property
+    def gid(self) -> str:
+        return dict(self.params).get("gid", "")
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "gid": self.gid,
+            "params": dict(self.params),
+            "created_at": self.created_at.isoformat(),
+            "state": self.state,
+            "resends": self.resends,
+            "next_resend_at": self.next_resend_at.isoformat() if self.next_resend_at else None,
+            "attempts": self.attempts,
+        }

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.sandbox import cards
-from app.sandbox.config import config_as_json
+from app.sandbox.config import SandboxConfig, config_as_json
 from app.sandbox.endpoint import sim_of
 from app.sandbox.faults import FaultSettings
 
@@ -32,6 +32,11 @@ class ConfigPatch(BaseModel):
     kickback_url: str | None = None
     kickback_delay: float | None = Field(default=None, ge=0)
     kickback_duplicates: int | None = Field(default=None, ge=0)
+    kickback_timeout_seconds: float | None = Field(default=None, gt=0)
+    kickback_resends: int | None = Field(default=None, ge=0)
+    kickback_resend_interval_seconds: float | None = Field(default=None, ge=0)
+    connection_auth_code: str | None = None
+    connection_auth_tolerance_seconds: float | None = Field(default=None, ge=0)
     require_3ds: bool | None = None
     answer_second_sf: bool | None = None
     slow_seconds: float | None = Field(default=None, ge=0)
@@ -105,7 +110,14 @@ async def root_index(request: Request) -> dict[str, Any]:
 
 @router.get("/ledger")
 async def ledger(request: Request) -> list[dict[str, Any]]:
-    return [t.ledger_view() for t in sim_of(request).ledger.values()]
+    """Each charge with the delivery attempts of its kickbacks (status, body, accepted)."""
+    sim = sim_of(request)
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    for delivery in sim.deliveries:
+        attempts.setdefault(delivery.gid, []).extend(delivery.attempts)
+    return [
+        {**t.ledger_view(), "kickbacks": attempts.get(str(t.gid), [])} for t in sim.ledger.values()
+    ]
 
 
 @router.post("/ledger/{gid}/search")
@@ -124,7 +136,16 @@ async def users(request: Request) -> list[dict[str, Any]]:
 
 @router.get("/kickbacks")
 async def kickbacks(request: Request) -> list[dict[str, Any]]:
+    """Every delivery attempt in order: delivery id, attempt number, kind (first, duplicate,
+    resend), status, body, accepted (HTTP 200 and a non-empty body)."""
     return sim_of(request).kickbacks
+
+
+@router.get("/kickbacks/deliveries")
+async def kickback_deliveries(request: Request) -> list[dict[str, Any]]:
+    """Each notice: state (sending, waiting, accepted, given_up), re-sends so far, when the
+    next one is due on the simulator's clock, and its attempts."""
+    return [d.view() for d in sim_of(request).deliveries]
 
 
 @router.get("/cards")
@@ -140,9 +161,17 @@ async def reset(request: Request) -> dict[str, bool]:
     return {"ok": True}
 
 
+def _shown(config: SandboxConfig) -> dict[str, Any]:
+    # The connection-auth code is a shop secret: said to be set, never shown.
+    shown = config_as_json(config)
+    if shown["connection_auth_code"]:
+        shown["connection_auth_code"] = "***"
+    return shown
+
+
 @router.get("/config")
 async def get_config(request: Request) -> dict[str, Any]:
-    return config_as_json(sim_of(request).config)
+    return _shown(sim_of(request).config)
 
 
 @router.post("/config")
@@ -151,7 +180,7 @@ async def set_config(request: Request, patch: ConfigPatch) -> dict[str, Any]:
     for name, value in patch.model_dump(exclude_unset=True).items():
         if value is not None:
             setattr(config, name, value)
-    return config_as_json(config)
+    return _shown(config)
 
 
 @router.get("/clock")

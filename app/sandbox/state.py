@@ -17,7 +17,7 @@ from typing import Any
 from app.sandbox.clock import SimClock
 from app.sandbox.config import SandboxConfig, config_as_json
 from app.sandbox.faults import FaultInjector
-from app.sandbox.models import Payer, Product, Token, Transaction, User
+from app.sandbox.models import KickbackDelivery, Payer, Product, Token, Transaction, User
 
 log = logging.getLogger("app.sandbox")
 
@@ -52,6 +52,9 @@ class SimState:
         self.maintenance = False
         self.products = PRODUCTS
         self._tasks: set[asyncio.Task[None]] = set()
+        # Re-sends waiting for their time on the clock: not work drain() waits for.
+        self._timers: set[asyncio.Task[None]] = set()
+        self._next_delivery = 1
         self._next_gid = self._next_god = 0
         self.reset()
 
@@ -67,7 +70,9 @@ class SimState:
         self.ledger: dict[int, Transaction] = {}
         self.users: dict[str, User] = {}
         self.searches: dict[str, SearchSession] = {}
+        # Every kickback attempt (the attempt log), and each notice with its attempts.
         self.kickbacks: list[dict[str, Any]] = []
+        self.deliveries: list[KickbackDelivery] = []
         # Billing robo: payers by billing_code, and request times per source IP (rate limit).
         self.payers: dict[str, Payer] = {}
         self.billing_hits: dict[str, list[datetime]] = {}
@@ -78,7 +83,7 @@ class SimState:
         self.clock.reset()
         self.faults = FaultInjector()
         self.maintenance = False
-        for task in self._tasks:
+        for task in (*self._tasks, *self._timers):
             task.cancel()
 
     # --- allocation (callers hold self.lock) -------------------------------------------------
@@ -116,12 +121,38 @@ class SimState:
 
     # --- background work (kickbacks) ----------------------------------------------------------
 
+    def new_delivery(self, params: list[tuple[str, str]]) -> KickbackDelivery:
+        delivery = KickbackDelivery(self._next_delivery, params, self.clock.now())
+        self._next_delivery += 1
+        self.deliveries.append(delivery)
+        return delivery
+
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def start_timer(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
     async def drain(self) -> None:
-        """Wait for every pending kickback (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait for every kickback being sent (tests, shutdown); a re-send that waits for
+        its time on the clock is not waited for (advance the clock, then drain again)."""
+        while self._tasks or self._resends_due():
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            else:
+                await asyncio.sleep(0.001)  # a due re-send's timer has yet to wake
+
+    def _resends_due(self) -> bool:
+        now = self.clock.now()
+        return any(
+            d.state == "waiting" and d.next_resend_at is not None and d.next_resend_at <= now
+            for d in self.deliveries
+        )
+
+    def stop_timers(self) -> None:
+        for task in self._timers:
+            task.cancel()
