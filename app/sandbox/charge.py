@@ -123,8 +123,11 @@ class PaymentAnswer:
     def ok(self) -> bool:
         return self.fields[1] == "1"
 
-    def line(self) -> str:
-        return payment_line([*self.fields, *(v for _, v in self.extra)], self.free)
+    def line(self, *, second_sf: bool = False) -> str:
+        fields = list(self.fields)
+        if second_sf:
+            fields.insert(10, fields[8])  # seed 000 pp.14, 19: sf again after ta
+        return payment_line([*fields, *(v for _, v in self.extra)], self.free)
 
     def kickback_params(self) -> list[tuple[str, str]]:
         names = PAYMENT_FIELDS if self.with_credentials else PAYMENT_FIELDS[:10]
@@ -138,7 +141,7 @@ class PaymentAnswer:
             if notify:
                 kickback.schedule(sim, self.kickback_params())
             return PlainTextResponse("OK" if self.ok else self.fields[3])
-        return csv_response(self.line())
+        return csv_response(self.line(second_sf=sim.config.answer_second_sf))
 
 
 async def lost_answer(

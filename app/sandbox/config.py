@@ -26,9 +26,12 @@ class SandboxConfig:
     # The gateway's retry policy is unknown: duplicates let clients prove they are idempotent.
     kickback_duplicates: int = 1
     require_3ds: bool = True
+    # Seed 000 pp.14, 19 list `sf` twice in the answer (gid..ta,sf,id,ps,uid,key,num):
+    # true answers rt=1 payment lines in that literal layout (GATEWAY.md's has one sf).
+    answer_second_sf: bool = False
     slow_seconds: float = 2.0
     hang_seconds: float = 60.0
-    search_max_results: int = 54000
+    search_max_results: int = 54000  # ER520 at this many results or more (seed 003)
     token_ttl_seconds: int = 900
     # First payment number. Long-running hosts start from the clock (see time_based_gid_start)
     # so a restarted simulator never hands out a gid an old database already holds.

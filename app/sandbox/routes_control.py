@@ -33,6 +33,7 @@ class ConfigPatch(BaseModel):
     kickback_delay: float | None = Field(default=None, ge=0)
     kickback_duplicates: int | None = Field(default=None, ge=0)
     require_3ds: bool | None = None
+    answer_second_sf: bool | None = None
     slow_seconds: float | None = Field(default=None, ge=0)
     hang_seconds: float | None = Field(default=None, ge=0)
     search_max_results: int | None = Field(default=None, ge=0)

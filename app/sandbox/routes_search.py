@@ -1,8 +1,8 @@
 """Charges search API (seed 003): `POST api/v1.0/charges/search/order` accepts the filters and
 returns {sid, tcnt}; `POST api/v1.0/charges/search` pages through that result set. JSON errors
 `{"err": {"ec", "msg", "dtls"?}}`: ER400 bad parameters (with `dtls` of {dtlf, dtlmsgs}),
-ER401 wrong `X-Payment-API-Key`, ER500 internal (the API's own code for ER000), ER520 more rows
-than `search_max_results`, ER999 maintenance."""
+ER401 wrong `X-Payment-API-Key`, ER500 internal (the API's own code for ER000), ER520 when the rows
+number `search_max_results` (54,000) or more, ER999 maintenance."""
 
 from __future__ import annotations
 
@@ -176,7 +176,8 @@ def _within(value: datetime, lo: datetime | None, hi: datetime | None) -> bool:
 def _order(sim: SimState, body: dict[str, Any]) -> dict[str, Any]:
     wanted = _OrderFilter.parse(body)
     gids = [t.gid for t in sim.ledger.values() if wanted.match(t)]
-    if len(gids) > sim.config.search_max_results:
+    # Seed 003: 検索結果が54000件以上の場合はER520 (54,000 itself is refused).
+    if len(gids) >= sim.config.search_max_results:
         raise SearchError("ER520")
     if not gids:
         return {"sid": None, "tcnt": 0}

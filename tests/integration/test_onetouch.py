@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.customers.models import Card, Customer
+from app.gateway.audit import GatewayCallLog
 from app.payments.models import Payment
 from app.sandbox import cards
 from app.sandbox.testing import make_token
@@ -354,3 +355,64 @@ async def test_shopper_chooses_whether_to_save_the_card(
     listed = (await app.merchant.get("/v1/customers/cust001/cards")).json()["data"]
     assert [c["num"] for c in listed] == [1, 2] and listed[1]["masked_number"].endswith("0705")
     assert len(await charged(sim)) == 3
+
+
+async def test_saved_card_pay_from_checkout_keeps_the_gateway_contact(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    """Seed 000 p.12: em/pn sent with a one-touch charge change the user the gateway holds. A
+    checkout's e-mail is the order's: paying with a saved card must not overwrite it; the
+    merchant's one-touch call that gives an e-mail explicitly does."""
+    app = await make_app()
+    await ready(app, sim)
+    before = await sim_user(sim, "cust001")
+    assert before is not None and before["em"] == EMAIL
+    cs = await new_session(app, email="gift@example.com", phone="0312345678")
+    r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"card_num": 1})
+    assert r.status_code == 200, r.text
+    after = await sim_user(sim, "cust001")
+    assert after is not None and (after["em"], after["pn"]) == (before["em"], before["pn"])
+
+    body = {**CHARGE, "email": "new@example.com"}
+    ot = await app.merchant.post("/v1/payments", json=body, headers={"Idempotency-Key": "em-1"})
+    assert ot.status_code == 201, ot.text
+    changed = await sim_user(sim, "cust001")
+    assert changed is not None and changed["em"] == "new@example.com"
+
+
+@pytest.mark.parametrize("second_sf", [False, True])
+async def test_registration_answer_in_either_layout(
+    make_app: AppFactory,
+    sim: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    second_sf: bool,
+) -> None:
+    """Seed 000 pp.14, 19 list `sf` twice in the answer (gid..ta,sf,id,ps,uid,key,num);
+    GATEWAY.md's line has it once. Either way the card is saved with the right num and key,
+    and the key never reaches the audit of the call."""
+    app = await make_app()
+    config = {"answer_second_sf": second_sf}
+    (await sim.post("/_sandbox/config", json=config)).raise_for_status()
+    cs = await new_session(app, save_card=True)
+    token = await make_token(sim, three_ds=PAY_3DS)
+    r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+    assert r.status_code == 200, r.text
+    gw = await sim_user(sim, "cust001")
+    assert gw is not None
+    async with sessions() as session:
+        customer = await session.get(Customer, "cust001")
+        assert customer is not None and customer.key == gw["key"]
+        answers = list(
+            (
+                await session.execute(
+                    select(GatewayCallLog.response_body).where(
+                        GatewayCallLog.operation == "charge_token"
+                    )
+                )
+            ).scalars()
+        )
+    assert answers and all(gw["key"] not in (a or "") for a in answers), answers
+    listed = (await app.merchant.get("/v1/customers/cust001/cards")).json()["data"]
+    assert [(c["num"], c["masked_number"][-4:]) for c in listed] == [(1, "1111")]
+    ot = await app.merchant.post("/v1/payments", json=CHARGE, headers={"Idempotency-Key": "k"})
+    assert ot.status_code == 201, ot.text

@@ -307,3 +307,14 @@ def test_to_int() -> None:
     assert to_int(None) is None
     assert to_int("-1") is None
     assert to_int("４２") is None
+
+
+def test_registration_answer_is_read_by_the_uid_in_either_layout() -> None:
+    """Seed 000 pp.14, 19 list sf twice; GATEWAY.md once. The uid we sent places the rest."""
+    one_sf = "101,1,AP1,,201,ord1,1000,80,500,1580,,,cust9,KEY123,2"
+    two_sf = "101,1,AP1,,201,ord1,1000,80,500,1580,500,,,cust9,KEY123,2"
+    for line in (one_sf, two_sf):
+        r = parse_payment_response(line, "cust9")
+        assert (r.uid, r.key, r.num, r.sf, r.ta) == ("cust9", "KEY123", 2, 500, 1580)
+    # Without a uid to look for, GATEWAY.md's layout (as before).
+    assert parse_payment_response(one_sf).key == "KEY123"

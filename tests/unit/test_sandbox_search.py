@@ -178,9 +178,12 @@ async def test_bad_order_parameters(
 
 
 async def test_too_many_results_is_er520(client: httpx.AsyncClient) -> None:
-    await client.post("_sandbox/config", json={"search_max_results": 2})
-    for _ in range(3):
+    """Seed 003: ER520 at search_max_results (54,000) results or more, not only above it."""
+    await client.post("_sandbox/config", json={"search_max_results": 3})
+    for _ in range(2):
         await pay_by_token(client)
+    assert (await order(client, {})).json()["tcnt"] == 2
+    await pay_by_token(client)
     response = await order(client, {})
     assert response.json()["err"]["ec"] == "ER520"
     assert (await order(client, {"gid": 10000001})).json()["tcnt"] == 1

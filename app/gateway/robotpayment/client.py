@@ -29,7 +29,12 @@ from app.gateway.base import (
 )
 from app.gateway.masking import mask_key_field, mask_params, mask_text
 from app.gateway.robotpayment import notification
-from app.gateway.robotpayment.codec import CarduserKind, CarduserResponse, encode_form
+from app.gateway.robotpayment.codec import (
+    CarduserKind,
+    CarduserResponse,
+    encode_form,
+    registration_uid_index,
+)
 from app.gateway.robotpayment.interpret import (
     card_result,
     carduser_interpreter,
@@ -51,7 +56,8 @@ CARDUSER_TOKEN_PATH = "gateway/carduser_token.aspx"
 
 _FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 # Where answers carry the user key: `rst,ec,uid,key,...` and, with registration, the
-# payment line's 14th field (`...,id,ps,uid,key,num`).
+# payment line's 14th field (`...,id,ps,uid,key,num`), or the 15th in the seed's layout
+# with a second sf (located by the uid: _registration_masker).
 _CARDUSER_KEY_INDEX = 3
 _PAYMENT_KEY_INDEX = 13
 # Free parameters may not shadow a gateway field, and card data is never sent from here.
@@ -89,6 +95,19 @@ def _amounts(
 
 def _key_masker(index: int) -> Callable[[str], str]:
     return lambda text: mask_key_field(text, index)
+
+
+def _registration_masker(uid: str) -> Callable[[str], str]:
+    """The key stands after the uid we sent, wherever the layout puts it (one `sf` or two,
+    codec.registration_uid_index); when the uid is not found, both places it could be."""
+
+    def mask(text: str) -> str:
+        index = registration_uid_index(text.split(","), uid)
+        if index is not None:
+            return mask_key_field(text, index + 1)
+        return mask_key_field(mask_key_field(text, _PAYMENT_KEY_INDEX), _PAYMENT_KEY_INDEX + 1)
+
+    return mask
 
 
 def _free(form: dict[str, str], extra: Mapping[str, str]) -> None:
@@ -142,7 +161,7 @@ class RobotPaymentClient:
         _put(form, "pn", charge.phone)
         _free(form, charge.extra)
         return await self._charge(
-            "charge_token", TOKEN_PATH, form, ref=ref, registration=charge.customer_id is not None
+            "charge_token", TOKEN_PATH, form, ref=ref, registering=charge.customer_id
         )
 
     async def charge_onetouch(
@@ -197,9 +216,10 @@ class RobotPaymentClient:
         form: dict[str, str],
         *,
         ref: str | None,
-        registration: bool = False,
+        registering: str | None = None,
         result_mode: int | None = None,
     ) -> ChargeResult:
+        """`registering`: the uid a pay with registration sends (user + card registered)."""
         mode = self.result_mode if result_mode is None else result_mode
         exchange = self._exchange(
             operation,
@@ -207,10 +227,12 @@ class RobotPaymentClient:
             form,
             ref=ref,
             mutating=True,
-            mask_response=_key_masker(_PAYMENT_KEY_INDEX) if registration else mask_text,
+            mask_response=_registration_masker(registering) if registering else mask_text,
         )
-        verdict, call = await self._exchanger.run(self._http, exchange, payment_interpreter(mode))
-        return charge_result(verdict, call, registration=registration)
+        verdict, call = await self._exchanger.run(
+            self._http, exchange, payment_interpreter(mode, registering)
+        )
+        return charge_result(verdict, call, registration=registering is not None)
 
     # --- users and cards -----------------------------------------------------------------
 

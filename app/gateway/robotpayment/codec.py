@@ -162,8 +162,9 @@ def _rst(token: str | None) -> int:
 # --- payment answers ---------------------------------------------------------------------
 
 
-def parse_payment_response(body: bytes | str) -> PaymentResponse:
-    """`gid,rst,ap,ec,god,cod,am,tx,sf,ta,id,ps[,uid,key,num][,k=v...]`."""
+def parse_payment_response(body: bytes | str, uid: str | None = None) -> PaymentResponse:
+    """`gid,rst,ap,ec,god,cod,am,tx,sf,ta,id,ps[,uid,key,num][,k=v...]`; `uid`: the one we
+    sent to register, located to read id,ps,uid,key,num in either layout (see _tail)."""
     positional, extras = _split_extras(_split_line(body), 10)
     if len(positional) < 4:
         raise CodecError("fewer than 4 fields")
@@ -171,7 +172,7 @@ def parse_payment_response(body: bytes | str) -> PaymentResponse:
     gid = to_int(fields[0])
     if gid is None:
         raise CodecError(f"gid is not numeric: {fields[0]!r}")
-    tail = dict(zip(_PAYMENT_POSITIONS, fields[10:], strict=False))
+    tail = _tail(fields, uid)
     return PaymentResponse(
         gid=gid,
         rst=_rst(fields[1]),
@@ -189,6 +190,24 @@ def parse_payment_response(body: bytes | str) -> PaymentResponse:
         key=_blank_to_none(tail["key"]),
         num=to_int(tail["num"]),
         extras=extras,
+    )
+
+
+def registration_uid_index(fields: list[str], uid: str | None) -> int | None:
+    """Where the uid we sent stands in a payment answer: 12 in GATEWAY.md's layout, 13 in
+    seed 000 pp.14, 19's (which lists `sf` again after `ta`); None when it is not there."""
+    if uid:
+        for index in (12, 13):
+            if index < len(fields) and fields[index].strip() == uid:
+                return index
+    return None
+
+
+def _tail(fields: list[str], uid: str | None) -> dict[str, str]:
+    index = registration_uid_index(fields, uid)
+    start = 10 if index is None else index - 2
+    return dict(
+        zip(_PAYMENT_POSITIONS, fields[start : start + len(_PAYMENT_POSITIONS)], strict=False)
     )
 
 

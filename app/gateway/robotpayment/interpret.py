@@ -25,9 +25,10 @@ def _rejected(code: str, parsed: P | None = None) -> Verdict[P]:
     return Verdict(errors.outcome_for(code), errors.lookup(code), parsed)
 
 
-def payment_interpreter(result_mode: int) -> Interpreter[PaymentResponse]:
+def payment_interpreter(result_mode: int, uid: str | None = None) -> Interpreter[PaymentResponse]:
     """rst=1 success; rst=2 declined or failed by its code; with rt=0, `OK` is pending.
-    A bare code (`ER003`, `ER:ER003`) is a rejection in either mode."""
+    A bare code (`ER003`, `ER:ER003`) is a rejection in either mode. `uid`: the customer a
+    pay with registration sent (its answer is read by where that uid stands)."""
 
     def interpret(status: int, text: str) -> Verdict[PaymentResponse]:
         require_2xx(status)
@@ -40,7 +41,7 @@ def payment_interpreter(result_mode: int) -> Interpreter[PaymentResponse]:
         code = parse_bare_code(text)
         if code is not None:
             return _rejected(code)
-        response = parse_payment_response(text)
+        response = parse_payment_response(text, uid)
         if response.rst == 1:
             return Verdict(Outcome.SUCCESS, None, response)
         return _rejected(response.ec or "", response)

@@ -34,7 +34,7 @@ MAX_WINDOW = timedelta(days=7)
 # Below this an ER520 cannot be helped by narrowing the time range any further.
 MIN_WINDOW = timedelta(minutes=1)
 PAGE_SIZE = 1000
-# 54,000 rows at most (ER520 beyond) is 54 pages; anything far above is a broken answer.
+# 54,000 rows at most (ER520 from 54,000) is 54 pages; anything far above is a broken answer.
 MAX_PAGES = 60
 ORDER_PATH = "/v1.0/charges/search/order"
 PAGE_PATH = "/v1.0/charges/search"
