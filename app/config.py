@@ -34,6 +34,8 @@ KICKBACK_SECRET_MIN_LIVE = 32
 
 # PAY_CLAIM_SECONDS' default (also what callers without settings use: payments.service).
 PAY_CLAIM_SECONDS = 120.0
+# KICKBACK_EXPECTED_SECONDS' default: the kickback comes within about 30 s (GATEWAY.md).
+KICKBACK_EXPECTED_SECONDS = 30.0
 
 Role = Literal["merchant", "ops"]
 
@@ -162,6 +164,9 @@ class Settings(BaseSettings):
     # a pending payment without the mark provably never left and is failed, so the session can
     # be paid again.
     pay_claim_seconds: float = Field(default=PAY_CLAIM_SECONDS, gt=0)
+    # rt=0: how long after an accepted pay its kickback is expected; without one by then
+    # the janitor asks the charges search (instead of after its first minute).
+    kickback_expected_seconds: float = Field(default=KICKBACK_EXPECTED_SECONDS, gt=0)
     # The orphan sweep: successful charges in the gateway's records that no payment of ours
     # holds become flagged payments. Every interval a replica searches each complete window
     # that ended at least `grace` ago (one search per window); 0 = off.
@@ -294,6 +299,10 @@ class Settings(BaseSettings):
     @property
     def pay_claim(self) -> timedelta:
         return timedelta(seconds=self.pay_claim_seconds)
+
+    @property
+    def kickback_expected(self) -> timedelta:
+        return timedelta(seconds=self.kickback_expected_seconds)
 
     @property
     def trusted_proxies(self) -> str:

@@ -54,6 +54,7 @@ async def pay_session(
         client_ip=request.client.host if request.client else None,
         limits=velocity.Limits.of(settings),
         pay_claim=settings.pay_claim,
+        kickback_expected=settings.kickback_expected,
     )
     out = ShopperPaymentOut.of(result.payment).model_dump(mode="json")
     status = service.page_status(result.payment)

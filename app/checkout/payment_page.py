@@ -171,6 +171,7 @@ async def submit(page: PageRequest, form: Form) -> HTMLResponse:
             client_ip=page.client_ip,
             limits=velocity.Limits.of(settings),
             pay_claim=settings.pay_claim,
+            kickback_expected=settings.kickback_expected,
         )
     except AppError as exc:
         return await _refused(page, exc)

@@ -41,6 +41,7 @@ from app.metrics import VELOCITY_REJECTIONS
 from app.payments import calls
 from app.payments import service as payments
 from app.payments.models import Payment
+from app.payments.rows import KICKBACK_EXPECTED
 from app.payments.states import Status
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ async def pay(
     pay_claim: timedelta = payments.PAY_CLAIM,
     method: str | None = None,
     installments: int | None = None,
+    kickback_expected: timedelta = KICKBACK_EXPECTED,
 ) -> PayResult:
     """`save_card`: the shopper asked to save the card (honoured where the session offers it;
     a session with save_card saves it whatever the shopper says). `client_ip` and `limits`:
@@ -149,7 +151,7 @@ async def pay(
     payment may stay pending without its "about to send" mark before it counts as abandoned
     (failed, and the session paid again). `method`/`installments`: the shopper's choice of the
     session's payment methods (md/pt; a token carries md itself, a saved card's one-touch
-    charge sends them)."""
+    charge sends them). `kickback_expected`: when an rt=0 pay's kickback is late."""
     claim = await _claim(
         sessions,
         cs_id,
@@ -172,7 +174,13 @@ async def pay(
 
     try:
         sent = await _attempt(
-            sessions, gateway, claim, token=token, card_num=card_num, after=settle
+            sessions,
+            gateway,
+            claim,
+            token=token,
+            card_num=card_num,
+            after=settle,
+            kickback_expected=kickback_expected,
         )
     except BaseException:
         if not settled:
@@ -334,6 +342,7 @@ async def _attempt(
     token: str | None,
     card_num: int | None,
     after: Callable[[ChargeResult], Awaitable[None]],
+    kickback_expected: timedelta,
 ) -> calls.Sent:
     """2. The gateway calls of a claimed pay and 3. their answer recorded: the card's
     registration when it comes first (a failed one is the answer, nothing charged), then the
@@ -361,6 +370,7 @@ async def _attempt(
         crash_at="checkout.before_send",
         after_send=after,
         record=_recorder(claim, registered_num),
+        kickback_expected=kickback_expected,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -34,6 +35,7 @@ from app.idempotency import bind
 from app.payments import calls
 from app.payments import service as payments
 from app.payments.models import Payment
+from app.payments.rows import KICKBACK_EXPECTED
 from app.payments.states import Status
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ async def charge(
     *,
     actor: str,
     result_mode: int,
+    kickback_expected: timedelta = KICKBACK_EXPECTED,
 ) -> tuple[Payment, ChargeResult | None]:
     async with sessions() as session:
         key = await _stored_card_key(session, data)
@@ -90,7 +93,13 @@ async def charge(
     def send() -> Awaitable[ChargeResult]:
         return gateway.charge_onetouch(_request(data, key, payment.id), ref=payment.id)
 
-    sent = await calls.send_and_record(sessions, payment.id, send, crash_at="onetouch.before_send")
+    sent = await calls.send_and_record(
+        sessions,
+        payment.id,
+        send,
+        crash_at="onetouch.before_send",
+        kickback_expected=kickback_expected,
+    )
     p = sent.payment
     log.info("one-touch payment %s on %s/%d: %s", p.id, data.customer_id, data.card_num, p.status)
     # Not sent (a retry of the key found it never sent and failed it), or not recorded.

@@ -51,6 +51,7 @@ async def create_onetouch_payment(
             body,
             actor=principal.id,
             result_mode=settings.gateway_result_mode,
+            kickback_expected=settings.kickback_expected,
         )
         return _answer(request, gateway, payment, result.error if result else None)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,6 +23,7 @@ from app.errors import DATABASE_DOWN_NOT_CHARGED, database_guard
 from app.gateway.base import ChargeResult
 from app.payments import evidence, service
 from app.payments.models import Payment
+from app.payments.rows import KICKBACK_EXPECTED
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ async def send_and_record(
     crash_at: str,
     after_send: Callable[[ChargeResult], Awaitable[None]] | None = None,
     record: Recorder | None = None,
+    kickback_expected: timedelta = KICKBACK_EXPECTED,
 ) -> Sent:
     """Marks `payment_id` "about to send", calls `send` with no transaction open and records
     its answer. `after_send` runs between the two (its own transactions). Without a database
@@ -60,7 +63,9 @@ async def send_and_record(
     result = await send()
     if after_send is not None:
         await after_send(result)
-    return await record_answer(sessions, payment_id, result, record=record)
+    return await record_answer(
+        sessions, payment_id, result, record=record, kickback_expected=kickback_expected
+    )
 
 
 async def record_answer(
@@ -69,12 +74,17 @@ async def record_answer(
     result: ChargeResult,
     *,
     record: Recorder | None = None,
+    kickback_expected: timedelta = KICKBACK_EXPECTED,
 ) -> Sent:
     """Records `result` on the payment in its own transaction; if that fails, the payment is
-    made unknown and flagged (reconciliation settles it from the gateway's records)."""
+    made unknown and flagged (reconciliation settles it from the gateway's records).
+    `kickback_expected`: when an rt=0 answer's kickback is late (its first check)."""
     try:
         async with sessions() as session:
-            p = (await evidence.record_answer(session, payment_id, result)).payment
+            applied = await evidence.record_answer(
+                session, payment_id, result, kickback_expected=kickback_expected
+            )
+            p = applied.payment
             if record is not None:
                 await record(session, p, result)
             await session.commit()

@@ -324,9 +324,11 @@ async def apply(
     actor: str,
     data: dict[str, Any] | None = None,
     reason: str | None = None,
+    kickback_expected: timedelta = KICKBACK_EXPECTED,
 ) -> Applied:
     """Applies `evidence` to the payment under its row lock (taken here; the caller may
-    already hold it). `data`/`reason` go on the status change's event. The caller commits."""
+    already hold it). `data`/`reason` go on the status change's event. `kickback_expected`:
+    when an rt=0 payment's kickback is late (KICKBACK_EXPECTED_SECONDS). The caller commits."""
     p = await lock_payment(session, payment_id)
     if p is None:
         raise LookupError(f"no payment {payment_id!r}")
@@ -349,7 +351,7 @@ async def apply(
     if d.next_check == NextCheck.SOON:
         p.next_check_at = utcnow() + FIRST_CHECK_DELAY
     elif d.next_check == NextCheck.KICKBACK:
-        p.next_check_at = utcnow() + KICKBACK_EXPECTED
+        p.next_check_at = utcnow() + kickback_expected
     elif d.next_check == NextCheck.NONE:
         p.next_check_at = None
     if d.clear_flag:
@@ -372,6 +374,7 @@ async def record_answer(
     *,
     success: Claim = Claim.SUCCEEDED,
     actor: str = "gateway",
+    kickback_expected: timedelta = KICKBACK_EXPECTED,
 ) -> Applied:
     """`apply` for the gateway's answer to our own call on `payment_id`."""
     return await apply(
@@ -381,6 +384,7 @@ async def record_answer(
         actor=actor,
         reason=result.error.message_en if result.error else None,
         data={"outcome": str(result.outcome), "gid": result.charge_id},
+        kickback_expected=kickback_expected,
     )
 
 

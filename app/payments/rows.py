@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import KICKBACK_EXPECTED_SECONDS
 from app.logging import request_id_var
 from app.payments.models import Payment, PaymentEvent
 
@@ -16,7 +17,8 @@ from app.payments.models import Payment, PaymentEvent
 FIRST_CHECK_DELAY = timedelta(minutes=1)
 # When an rt=0 payment's kickback is late: the gateway sends it within about 30 s
 # (GATEWAY.md, "Kickback"), so the charges search is asked then instead of after a minute.
-KICKBACK_EXPECTED = timedelta(seconds=30)
+# The default of KICKBACK_EXPECTED_SECONDS, for callers without settings.
+KICKBACK_EXPECTED = timedelta(seconds=KICKBACK_EXPECTED_SECONDS)
 
 
 def add_event(

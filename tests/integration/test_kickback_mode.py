@@ -228,3 +228,25 @@ async def test_search_rst_2_and_3_leave_an_unknown_payment_open(
     await search_shows(sim, row["gid"], None)
     await app.ops.post("/v1/reconciliations", json={})
     assert (await payment(sessions, pid)).status == "authorized"
+
+
+async def test_kickback_expected_seconds_sets_when_a_late_kickback_is_searched_for(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """KICKBACK_EXPECTED_SECONDS=3: the checkout pay's kickback never comes and the search
+    settles it a few seconds after the answer (the janitor's own pass is a minute away)."""
+    app = await make_app(
+        gateway_result_mode=0, reconcile_interval_seconds=60, kickback_expected_seconds=3
+    )
+    (await sim.post("/_sandbox/config", json={"kickback_url": ""})).raise_for_status()
+    cs = await new_session(app)
+    token = await make_token(sim, three_ds=three_ds_of(SESSION))
+    r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+    assert r.status_code == 202 and r.json()["status"] == "pending", r.text
+    pid = r.json()["id"]
+    p = await payment(sessions, pid)
+    assert p.next_check_at is not None and p.created_at is not None
+    assert (p.next_check_at - p.created_at).total_seconds() < 5
+    p = await settles(sessions, pid, seconds=12)
+    assert p.status == "authorized" and p.gid
+    assert not await kickback_rows(sessions)
