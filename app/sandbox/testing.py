@@ -115,10 +115,12 @@ class RecordedKickback:
 
 @dataclass
 class KickbackSink:
-    """ASGI app answering 200 `OK` and remembering every request it received."""
+    """ASGI app answering 200 `OK` (or `status_code` and `body`) and remembering every request
+    it received."""
 
     received: list[RecordedKickback] = field(default_factory=list)
     status_code: int = 200
+    body: bytes = b"OK"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -139,7 +141,7 @@ class KickbackSink:
                 "headers": [(b"content-type", b"text/plain")],
             }
         )
-        await send({"type": "http.response.body", "body": b"OK"})
+        await send({"type": "http.response.body", "body": self.body})
 
     def transport(self) -> httpx.AsyncBaseTransport:
         return httpx.ASGITransport(app=self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -226,3 +227,107 @@ async def test_free_parameters_come_back_in_every_answer_and_kickback(h: Harness
     await h.sim.drain()
     assert len(h.sink.received) == 4
     assert all(kb.params.get("payment_ref") == ref["payment_ref"] for kb in h.sink.received)
+
+
+HOUR = 3600.0
+
+
+async def _deliveries(h: Harness) -> list[dict[str, Any]]:
+    body: list[dict[str, Any]] = (await h.http.get("_sandbox/kickbacks/deliveries")).json()
+    return body
+
+
+async def test_an_accepted_kickback_is_sent_once(h: Harness) -> None:
+    """200 with a non-empty body: accepted, and never sent again however far the clock runs."""
+    assert (await pay_by_token(h.http, rt="0")).text == "OK"
+    await h.sim.drain()
+    h.sim.clock.advance(10 * HOUR)
+    await h.sim.drain()
+    assert len(h.sink.received) == 1
+    [delivery] = await _deliveries(h)
+    assert delivery["state"] == "accepted" and delivery["resends"] == 0
+    [attempt] = delivery["attempts"]
+    assert (attempt["status"], attempt["body"], attempt["accepted"]) == (200, "OK", True)
+    assert attempt["kind"] == "first"
+
+
+@pytest.mark.parametrize(("status", "body"), [(500, b"OK"), (200, b""), (204, b""), (302, b"OK")])
+async def test_a_kickback_not_accepted_is_resent_an_hour_later(
+    h: Harness, status: int, body: bytes
+) -> None:
+    """Seed 002: the gateway judges the notice by a non-empty answer; GATEWAY.md: a 200. What
+    fails either is sent again after the re-send interval on the simulator's clock."""
+    h.sink.status_code, h.sink.body = status, body
+    assert (await pay_by_token(h.http, rt="0")).text == "OK"
+    await h.sim.drain()
+    [delivery] = await _deliveries(h)
+    assert delivery["state"] == "waiting" and delivery["attempts"][0]["accepted"] is False
+    h.sim.clock.advance(HOUR - 60)
+    await h.sim.drain()
+    assert len(h.sink.received) == 1  # not due yet
+    h.sink.status_code, h.sink.body = 200, b"OK"
+    h.sim.clock.advance(60)
+    await h.sim.drain()
+    assert len(h.sink.received) == 2
+    assert h.sink.received[0].raw_query == h.sink.received[1].raw_query
+    [delivery] = await _deliveries(h)
+    assert delivery["state"] == "accepted" and delivery["resends"] == 1
+    assert [(a["kind"], a["accepted"]) for a in delivery["attempts"]] == [
+        ("first", False),
+        ("resend", True),
+    ]
+    # The ledger shows the charge's delivery attempts too.
+    [row] = (await h.http.get("_sandbox/ledger")).json()
+    assert [a["status"] for a in row["kickbacks"]] == [status, 200]
+
+
+async def test_resends_stop_after_five(h: Harness) -> None:
+    h.sink.status_code = 503
+    await pay_by_token(h.http, rt="0")
+    await h.sim.drain()
+    for _ in range(8):
+        h.sim.clock.advance(HOUR)
+        await h.sim.drain()
+    assert len(h.sink.received) == 6  # the first send and 5 re-sends
+    [delivery] = await _deliveries(h)
+    assert delivery["state"] == "given_up" and delivery["next_resend_at"] is None
+
+
+@pytest.mark.parametrize("failure", ["refused", "timeout"])
+async def test_refused_or_timed_out_is_resent(h: Harness, failure: str) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        if failure == "refused":
+            raise httpx.ConnectError("refused", request=request)
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    h.sim.config.kickback_transport = httpx.MockTransport(fail)
+    await pay_by_token(h.http, rt="0")
+    await h.sim.drain()
+    [attempt] = (await h.http.get("_sandbox/kickbacks")).json()
+    assert attempt["status"] is None and attempt["accepted"] is False
+    h.sim.config.kickback_transport = h.sink.transport()  # the merchant is back
+    h.sim.clock.advance(HOUR)
+    await h.sim.drain()
+    assert len(h.sink.received) == 1
+    assert (await _deliveries(h))[0]["state"] == "accepted"
+
+
+async def test_the_clock_route_wakes_a_waiting_resend(h: Harness) -> None:
+    h.sink.status_code = 500
+    await pay_by_token(h.http, rt="0")
+    await h.sim.drain()
+    h.sink.status_code = 200
+    await h.http.post("_sandbox/clock", json={"advance_seconds": HOUR})
+    await h.sim.drain()
+    assert len(h.sink.received) == 2
+
+
+async def test_reset_forgets_waiting_resends(h: Harness) -> None:
+    h.sink.status_code = 500
+    await pay_by_token(h.http, rt="0")
+    await h.sim.drain()
+    await h.http.post("_sandbox/reset")
+    h.sim.clock.advance(HOUR)
+    await h.sim.drain()
+    assert len(h.sink.received) == 1
+    assert await _deliveries(h) == []
