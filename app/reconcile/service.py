@@ -117,12 +117,17 @@ class _Lease:
     prior_check: datetime | None = None  # next_check_at before the lease
 
 
+def _scheduled_by(now: datetime) -> Any:
+    """A scheduled check that is due at `now` (what a pass leases, and what wakes it early)."""
+    return and_(Payment.status.in_(CHECKABLE), Payment.next_check_at <= now)
+
+
 def _due(now: datetime, all_open: bool, pay_claim: timedelta) -> Any:
     scheduled = and_(Payment.next_check_at.is_not(None), Payment.status.in_(CHECKABLE))
     if all_open:
         return or_(Payment.status.in_(OPEN), scheduled)
     return or_(
-        and_(scheduled, Payment.next_check_at <= now),
+        _scheduled_by(now),
         and_(
             Payment.status == Status.PENDING,
             Payment.next_check_at.is_(None),
@@ -490,11 +495,7 @@ async def _check_due(sessions: async_sessionmaker[AsyncSession]) -> bool:
     database that does not answer is left to the next pass to report."""
     try:
         async with sessions() as session:
-            due = await session.scalar(
-                select(Payment.id)
-                .where(Payment.status.in_(CHECKABLE), Payment.next_check_at <= utcnow())
-                .limit(1)
-            )
+            due = await session.scalar(select(Payment.id).where(_scheduled_by(utcnow())).limit(1))
     except Exception:
         return False
     return due is not None
