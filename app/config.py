@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     # Charges search API (seed 003). Empty in sandbox = the in-process simulator's.
     search_api_base_url: str = ""
     search_api_key: SecretStr = SecretStr(SANDBOX_SEARCH_API_KEY)
+    # The charges search answers no shopper: it may wait longer than a charge does.
+    search_api_read_timeout: float = Field(default=30.0, gt=0)
     # Billing robo (請求管理ロボ) API root, e.g. https://billing-robo.jp. Empty in sandbox = the
     # simulator (in-process, or GATEWAY_BASE_URL's standalone one); empty live = not used.
     billing_robo_base_url: str = ""

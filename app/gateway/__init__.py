@@ -95,6 +95,7 @@ def build_gateway(
         result_mode=settings.gateway_result_mode,
         search_base_url=search_url,
         search_api_key=settings.search_api_key.get_secret_value(),
+        search_read_timeout=settings.search_api_read_timeout,
         recorder=recorder,
         deadline_seconds=_deadline(settings),
         connection_auth_code=settings.gateway_connection_auth_code.get_secret_value(),

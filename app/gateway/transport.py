@@ -88,6 +88,9 @@ class Exchange:
     ref: str | None = None
     # How the answer is scrubbed for the audit log (card numbers always; keys per layout).
     mask_response: Callable[[str], str] = mask_text
+    # A read that may wait longer than the client's default (the charges search: no shopper
+    # waits on it, and a timed-out search only postpones a kickback or a check).
+    read_timeout: float | None = None
 
 
 class Exchanger:
@@ -124,11 +127,22 @@ class Exchanger:
         status: int | None = None
         text: str | None = None
         verdict: Verdict[P]
+        deadline = self._deadline
+        timeout: httpx.Timeout | httpx._client.UseClientDefault = httpx.USE_CLIENT_DEFAULT
+        if exchange.read_timeout is not None:
+            base = http.timeout
+            timeout = httpx.Timeout(
+                connect=base.connect, read=exchange.read_timeout, write=base.write, pool=base.pool
+            )
+            deadline = max(deadline, (base.connect or 0.0) + exchange.read_timeout + 5)
         try:
             # Some transports (in-process ASGI) ignore httpx timeouts: bound it ourselves.
-            async with asyncio.timeout(self._deadline):
+            async with asyncio.timeout(deadline):
                 response = await http.post(
-                    exchange.url, content=exchange.content, headers=dict(exchange.headers)
+                    exchange.url,
+                    content=exchange.content,
+                    headers=dict(exchange.headers),
+                    timeout=timeout,
                 )
         except NEVER_SENT as exc:
             log.warning("%s: gateway not reached: %r", exchange.operation, exc)

@@ -44,6 +44,7 @@ class SandboxConfig:
     slow_seconds: float = 2.0
     hang_seconds: float = 60.0
     search_max_results: int = 54000  # ER520 at this many results or more (seed 003)
+    search_slow_seconds: float = 0.0  # every charges-search answer waits this long first
     token_ttl_seconds: int = 900
     # First payment number. Long-running hosts start from the clock (see time_based_gid_start)
     # so a restarted simulator never hands out a gid an old database already holds.

@@ -42,6 +42,7 @@ class ConfigPatch(BaseModel):
     slow_seconds: float | None = Field(default=None, ge=0)
     hang_seconds: float | None = Field(default=None, ge=0)
     search_max_results: int | None = Field(default=None, ge=0)
+    search_slow_seconds: float | None = Field(default=None, ge=0)
     token_ttl_seconds: int | None = Field(default=None, ge=0)
     billing_robo_user_id: str | None = None
     billing_robo_access_key: str | None = None

@@ -6,6 +6,7 @@ number `search_max_results` (54,000) or more, ER999 maintenance."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -271,6 +272,8 @@ async def _run(request: Request, handler: Action) -> Response:
         if request.headers.get("x-payment-api-key", "") != sim.config.search_api_key:
             return _error("ER401")
         body = await _body(request)
+        if sim.config.search_slow_seconds:
+            await asyncio.sleep(sim.config.search_slow_seconds)
         async with sim.lock:
             return JSONResponse(handler(sim, body))
     except SearchError as exc:

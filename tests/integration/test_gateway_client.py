@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.gateway.audit import DbCallRecorder, GatewayCallLog
-from app.gateway.base import OnetouchCharge, Outcome, Reauthorization, TokenCharge
+from app.gateway.base import OnetouchCharge, Outcome, Reauthorization, SearchError, TokenCharge
 from app.gateway.robotpayment import RobotPaymentClient, make_http_client
 from app.sandbox import cards
 from app.sandbox.testing import make_token
@@ -290,6 +290,43 @@ async def test_timeout_after_charge_is_unknown_not_failed(
         created_from=None, created_to=None, charge_id=rows[0]["gid"]
     )
     assert [r.charge_id for r in found] == [rows[0]["gid"]]
+
+
+@pytest.mark.parametrize("search_read_timeout", [None, 3.0])
+async def test_the_charges_search_may_wait_longer_than_a_charge(
+    simulator_url: str,
+    sim: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    search_read_timeout: float | None,
+) -> None:
+    """SEARCH_API_READ_TIMEOUT: a search slower than the charge timeout still answers (a
+    timed-out one would only defer a kickback's confirmation); unset, the client's own."""
+    http = make_http_client(connect_timeout=1.0, read_timeout=0.5)
+    slow = RobotPaymentClient(
+        http=http,
+        base_url=simulator_url,
+        aid=AID,
+        search_base_url=f"{simulator_url}/api",
+        search_api_key="sandbox-search-key",
+        search_read_timeout=search_read_timeout,
+        recorder=DbCallRecorder(sessions),
+        deadline_seconds=2.0,
+        retry_delays=(),
+    )
+    try:
+        token = await make_token(sim, three_ds=THREE_DS)
+        paid = await slow.charge_token(charge(token, order_id="order-slow-search"))
+        assert paid.outcome == Outcome.SUCCESS and paid.charge_id, paid
+        (await sim.post("/_sandbox/config", json={"search_slow_seconds": 1.0})).raise_for_status()
+        if search_read_timeout is None:
+            with pytest.raises(SearchError) as refused:
+                await slow.search_charges(charge_id=paid.charge_id)
+            assert refused.value.error.code == "timeout"
+        else:
+            found = await slow.search_charges(charge_id=paid.charge_id)
+            assert [r.charge_id for r in found] == [paid.charge_id]
+    finally:
+        await http.aclose()
 
 
 async def test_connection_refused_is_unavailable(

@@ -177,6 +177,10 @@ async def test_chaos_checkout(
         "SEARCH_API_BASE_URL": f"{simulator_url}/api",
         "GATEWAY_CONNECT_TIMEOUT": "1.0",
         "GATEWAY_READ_TIMEOUT": str(READ_TIMEOUT),
+        # The searches that confirm kickbacks are not what this run makes fail: with both
+        # cores busy a search can take longer than a charge may (then its kickback is only
+        # deferred, and asked again 30 s later, after this run has ended).
+        "SEARCH_API_READ_TIMEOUT": "20",
         "RECONCILE_INTERVAL_SECONDS": "0",
         "DB_POOL_SIZE": "20",
         # Every shopper here comes from 127.0.0.1: a per-IP card-testing limit would stop the
@@ -303,7 +307,8 @@ async def _check_kickbacks(
     stored = Counter(k.raw_query for k in inbox)
     assert stored == delivered, "the inbox differs from what was delivered"
     statuses = Counter(k.status for k in inbox)
-    assert set(statuses) <= {"applied", "duplicate"}, statuses
+    odd = [(k.id, k.status, k.note) for k in inbox if k.status not in ("applied", "duplicate")]
+    assert set(statuses) <= {"applied", "duplicate"}, (statuses, odd[:5])
     applied = Counter(k.raw_query for k in inbox if k.status == "applied")
     assert applied == Counter(set(delivered)), "a kickback applied twice, or not at all"
     # A kickback alone (before any reconciliation) settles its payment to the ledger.

@@ -148,6 +148,7 @@ class RobotPaymentClient:
         search_base_url: str,
         search_api_key: str,
         search_http: httpx.AsyncClient | None = None,
+        search_read_timeout: float | None = None,
         recorder: CallRecorder | None = None,
         deadline_seconds: float = 40.0,
         retry_delays: Sequence[float] = (0.2, 0.5),
@@ -168,6 +169,7 @@ class RobotPaymentClient:
             exchanger=self._exchanger,
             base_url=search_base_url,
             api_key=search_api_key,
+            read_timeout=search_read_timeout,
         )
 
     # --- payments ------------------------------------------------------------------------

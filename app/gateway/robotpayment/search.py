@@ -246,12 +246,19 @@ def _unique(rows: list[ChargeRecord]) -> list[ChargeRecord]:
 
 class ChargeSearch:
     def __init__(
-        self, *, http: httpx.AsyncClient, exchanger: Exchanger, base_url: str, api_key: str
+        self,
+        *,
+        http: httpx.AsyncClient,
+        exchanger: Exchanger,
+        base_url: str,
+        api_key: str,
+        read_timeout: float | None = None,
     ) -> None:
         self._http = http
         self._exchanger = exchanger
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._read_timeout = read_timeout
 
     async def search(
         self,
@@ -334,6 +341,7 @@ class ChargeSearch:
                 **{k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()},
             },
             mutating=False,
+            read_timeout=self._read_timeout,
         )
         verdict, _call = await self._exchanger.run(self._http, exchange, interpret)
         if verdict.parsed is not None:
