@@ -1,8 +1,8 @@
 """The common front of every gateway endpoint: read the raw parameters, roll faults (money-moving
 endpoints), maintenance (ER999), source IP (ER003), aid (ER050/ER004), connection authentication
-(ER001, when configured), free data size (ER001), then the endpoint's handler. Any GatewayError
-becomes the endpoint's own error layout, and an unexpected exception becomes ER000 in that
-layout: never a traceback."""
+(ER001, when configured), a forced error (`_sandbox/errors`), free data size (ER001), then the
+endpoint's handler. Any GatewayError becomes the endpoint's own error layout, and an unexpected
+exception becomes ER000 in that layout: never a traceback."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from app.sandbox import connauth, validate
+from app.sandbox import connauth, forced, validate
 from app.sandbox.codes import GatewayError
 from app.sandbox.faults import NO_FAULTS, FaultPlan
 from app.sandbox.state import SimState
@@ -84,6 +84,9 @@ async def gateway_endpoint(
         check_source_ip(sim, request)
         validate.aid(p, sim.config)
         connauth.check(p, sim.config, sim.clock.now())
+        code = forced.take(sim.forced_errors, request.url.path.rsplit("/", 1)[-1])
+        if code is not None:
+            raise GatewayError(code)
         validate.free_data(p)
         return await handler(Call(sim, request, p, plan))
     except GatewayError as exc:

@@ -9,10 +9,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.sandbox import cards
+from app.sandbox import cards, codes
 from app.sandbox.config import SandboxConfig, config_as_json
 from app.sandbox.endpoint import sim_of
 from app.sandbox.faults import FaultSettings
+from app.sandbox.forced import ForcedError
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
 # The simulator's root answers the same index (mounted: `/sandbox/`), instead of a bare 404.
@@ -128,6 +129,38 @@ async def set_search_state(request: Request, gid: int, body: SearchState) -> dic
         raise HTTPException(status_code=404, detail=f"no charge with gid {gid}")
     txn.search_rst = body.rst
     return txn.search_view()
+
+
+class ForceError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(description="an ER code of the seed's table (seed 000 p.26)")
+    endpoint: str | None = Field(
+        default=None, description="e.g. gateway_token.aspx; unset: any gateway endpoint"
+    )
+    times: int = Field(default=1, ge=1, le=1000)
+
+
+@router.post("/errors", status_code=201)
+async def force_error(request: Request, body: ForceError) -> list[dict[str, Any]]:
+    """The next `times` requests to `endpoint` are refused with `code`, in that endpoint's
+    layout, before anything is charged or stored."""
+    if not body.code.startswith("ER") or body.code not in codes.MESSAGES:
+        raise HTTPException(status_code=422, detail=f"{body.code!r} is not an ER code we know")
+    forced = sim_of(request).forced_errors
+    forced.append(ForcedError(body.code, body.endpoint, body.times))
+    return [f.view() for f in forced]
+
+
+@router.get("/errors")
+async def forced_errors(request: Request) -> list[dict[str, Any]]:
+    return [f.view() for f in sim_of(request).forced_errors]
+
+
+@router.delete("/errors")
+async def clear_forced_errors(request: Request) -> dict[str, bool]:
+    sim_of(request).forced_errors.clear()
+    return {"ok": True}
 
 
 @router.get("/users")

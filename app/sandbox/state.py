@@ -17,6 +17,7 @@ from typing import Any
 from app.sandbox.clock import SimClock
 from app.sandbox.config import SandboxConfig, config_as_json
 from app.sandbox.faults import FaultInjector
+from app.sandbox.forced import ForcedError
 from app.sandbox.models import KickbackDelivery, Payer, Product, Token, Transaction, User
 
 log = logging.getLogger("app.sandbox")
@@ -73,6 +74,7 @@ class SimState:
         # Every kickback attempt (the attempt log), and each notice with its attempts.
         self.kickbacks: list[dict[str, Any]] = []
         self.deliveries: list[KickbackDelivery] = []
+        self.forced_errors: list[ForcedError] = []
         # Billing robo: payers by billing_code, and request times per source IP (rate limit).
         self.payers: dict[str, Payer] = {}
         self.billing_hits: dict[str, list[datetime]] = {}
