@@ -51,9 +51,12 @@ _GATEWAY_ROWS: list[_Row] = [
         "invalid_request",
         MISCONFIGURED,
         False,
-        "The payment gateway rejected the request (request error). Check the integration.",
+        "The payment gateway rejected the request (request error). Check the integration; "
+        "with connection authentication on, check GATEWAY_CONNECTION_AUTH_CODE and this "
+        "server's clock.",
         "決済システムがリクエストを受け付けませんでした(リクエストエラー)。"
-        "連携設定をご確認ください。",
+        "連携設定をご確認ください。接続認証をご利用の場合は、接続認証コードと"
+        "サーバーの時刻をご確認ください。",
     ),
     (
         ("ER002",),
