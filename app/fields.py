@@ -17,15 +17,65 @@ from app.gateway.base import PAYMENT_REF
 
 _UID = re.compile(r"[A-Za-z0-9]{1,50}")
 _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
-_ITEM = re.compile(r"[A-Za-z0-9_-]{1,50}")
+# iid: 半角英数(50) (seed 000 p.18).
+_ITEM = re.compile(r"[A-Za-z0-9]{1,50}")
 CARD_FIELDS = ("cn", "cvv", "ed", "ed_year", "ed_month", "card_number", "security_code")
 
 
+# cod (店舗オーダー番号): 半角英数または日本語, 50 bytes (seed 000 pp.12-18). "Japanese" is read as
+# the Japanese scripts in full width (hiragana, katakana with ー, kanji, 々, full-width letters
+# and digits) that Shift_JIS can carry; no spaces, no symbols, no half-width katakana. Bytes
+# are counted in UTF-8, the wire's encoding: a Japanese character is 3 bytes there and 2 in
+# Shift_JIS, so what fits here fits whichever the gateway counts in. docs/gateway.md "cod".
+COD_BYTES = 50
+_JAPANESE_RANGES = (
+    (0x3005, 0x3007),  # 々 〆 〇
+    (0x3041, 0x3096),  # hiragana
+    (0x309D, 0x309E),  # ゝ ゞ
+    (0x30A1, 0x30FA),  # katakana
+    (0x30FC, 0x30FE),  # ー ヽ ヾ
+    (0x4E00, 0x9FFF),  # kanji
+    (0xFF10, 0xFF19),  # full-width digits
+    (0xFF21, 0xFF3A),  # full-width capitals
+    (0xFF41, 0xFF5A),  # full-width small letters
+)
+_COD_PATTERN = (
+    "^[A-Za-z0-9" + "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in _JAPANESE_RANGES) + "]+$"
+)
+COD_CHARACTERS = "letters, digits or Japanese characters (半角英数または日本語)"
+
+
+def _cod_char(ch: str) -> bool:
+    if ch.isascii():
+        return ch.isalnum()
+    code = ord(ch)
+    if not any(lo <= code <= hi for lo, hi in _JAPANESE_RANGES):
+        return False
+    try:
+        ch.encode("cp932")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def cod_problem(value: str) -> str | None:
+    """Why `value` cannot be sent as the gateway's cod, or None when it can."""
+    if not value:
+        return "must not be empty"
+    bad = sorted({ch for ch in value if not _cod_char(ch)})
+    if bad:
+        shown = ", ".join(repr(ch) for ch in bad[:5])
+        return f"must be {COD_CHARACTERS} only, as the gateway's cod; not allowed: {shown}"
+    size = len(value.encode("utf-8"))
+    if size > COD_BYTES:
+        return f"must be at most {COD_BYTES} bytes in UTF-8 (a Japanese character is 3), not {size}"
+    return None
+
+
 def _order_id(v: str) -> str:
-    if len(v.encode()) > 50:
-        raise ValueError("must be at most 50 bytes (UTF-8), as the gateway's cod")
-    if any(c in v for c in ",&=\r\n\t") or not v.isprintable():
-        raise ValueError("must not contain commas, '&', '=' or control characters")
+    problem = cod_problem(v)
+    if problem:
+        raise ValueError(problem)
     return v
 
 
@@ -49,8 +99,20 @@ def _phone(v: str) -> str:
 
 def _item_code(v: str) -> str:
     if not _ITEM.fullmatch(v):
-        raise ValueError("must be 1-50 letters, digits, '-' or '_'")
+        raise ValueError("must be 1-50 letters or digits (the gateway's iid)")
     return v
+
+
+def product_job_problem(job: str, item_code: str | None) -> str | None:
+    """The one rule for a product-registered payment's job: it is sent without jb (seed 000
+    pp.13, 18 list none), so its registration at the gateway decides, and we record a sale
+    (CAPTURE); asking for AUTH is asking for what the gateway cannot be told."""
+    if item_code and job != "CAPTURE":
+        return (
+            "a product-registered payment (item_code) cannot be job AUTH: the gateway takes "
+            "no job (jb) with a product, whose registration sets it; leave job out"
+        )
+    return None
 
 
 def _url(v: str) -> str:
@@ -71,7 +133,7 @@ OrderId = Annotated[
     str,
     NoCardData,
     AfterValidator(_order_id),
-    _documented(maxLength=50, pattern=r"^[^,&=\x00-\x1f\x7f]*$"),
+    _documented(maxLength=50, pattern=_COD_PATTERN),
 ]
 Uid = Annotated[str, NoCardData, AfterValidator(_uid), _documented(pattern=r"^[A-Za-z0-9]{1,50}$")]
 Email = Annotated[

@@ -171,7 +171,7 @@ async def checkout_pays(b: Bench) -> Figure:
             sessions = await _gather_limited([lambda: _new_session(m)] * n)
 
         def direct(tkn: str, i: int) -> Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]:
-            form = {"aid": AID, "jb": "AUTH", "rt": "1", "tkn": tkn, "cod": f"direct-{i}"}
+            form = {"aid": AID, "jb": "AUTH", "rt": "1", "tkn": tkn, "cod": f"direct{i}"}
             form |= {"am": "1000", "tx": "80", "sf": "500", "em": "b@example.com"}
             return lambda c: c.post("/gateway/gateway_token.aspx", data=form)
 
@@ -387,7 +387,7 @@ async def _memory(app_url: str, pid: int, total: int, rows: int) -> Figure:
             return lambda c: c.get("/v1/payments?status=authorized&limit=20", headers=AUTH)
         if kind < 7:
             gid = 900000000000 + i
-            return lambda c: c.get(f"/kickback?gid={gid}&rst=1&cod=mem-{i}&ta=1000")
+            return lambda c: c.get(f"/kickback?gid={gid}&rst=1&cod=mem{i}&ta=1000")
         if kind < 8:
             return lambda c: c.get(f"/checkout/{cs}")
         if kind < 9 and i % 100 == 8:
@@ -425,7 +425,7 @@ async def reconcile_search_calls(b: Bench) -> Figure:
             tokens = await _gather_limited([lambda: make_token(s, three_ds=THREE_DS)] * n)
 
             async def charge(i: int, tkn: str) -> None:
-                form = {"aid": AID, "jb": "AUTH", "rt": "1", "tkn": tkn, "cod": f"lost-{i}"}
+                form = {"aid": AID, "jb": "AUTH", "rt": "1", "tkn": tkn, "cod": f"lost{i}"}
                 form |= {"am": "1000", "tx": "80", "sf": "500", "em": "b@example.com"}
                 (await s.post("/gateway/gateway_token.aspx", data=form)).raise_for_status()
 

@@ -102,6 +102,12 @@ def _failure_message(page: PageRequest, code: str | None) -> str:
     return info.message_ja if lang == "ja" else info.message_en
 
 
+def _content(payment: Payment) -> dict[str, str | None] | None:
+    if not (payment.content_id or payment.content_password):
+        return None
+    return {"id": payment.content_id, "password": payment.content_password}
+
+
 def result_page(
     page: PageRequest, cs: CheckoutSession, payment: Payment, status_code: int = 200
 ) -> HTMLResponse:
@@ -125,7 +131,9 @@ def result_page(
         status=status,
         message=message,
         payment_id=payment.id,
-        amount_total=cs.total,
+        # The payment's own total: a product payment's is the gateway's price.
+        amount_total=payment.total,
+        content=_content(payment) if status == "succeeded" else None,
         redirect_url=redirect_for(cs, status),
         status_url=f"/checkout/{cs.id}/status",
         retry_url=retry,

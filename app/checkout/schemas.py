@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from app.fields import (
     CARD_FIELDS,
@@ -20,6 +20,7 @@ from app.fields import (
     Url,
     Yen,
     pay_method_problem,
+    product_job_problem,
 )
 
 
@@ -61,6 +62,14 @@ class CheckoutSessionCreate(BaseModel):
     )
     metadata: Metadata | None = Field(None, description="merchant metadata (free parameters)")
 
+    @field_validator("item_code")
+    @classmethod
+    def _product_job(cls, v: str | None, info: ValidationInfo) -> str | None:
+        problem = product_job_problem(info.data.get("job", "CAPTURE"), v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
     @model_validator(mode="after")
     def _rules(self) -> CheckoutSessionCreate:
         if len(set(self.payment_methods)) != len(self.payment_methods):
@@ -85,7 +94,9 @@ class PayRequest(BaseModel):
     )
 
     token: str | None = Field(None, min_length=8, max_length=512, pattern=r"^[A-Za-z0-9+/=_-]+$")
-    card_num: int | None = Field(None, ge=0, le=999)
+    card_num: int | None = Field(
+        None, ge=0, le=9, description="a saved card's num (one digit: seed 000 p.12)"
+    )
     save_card: bool = Field(
         False, description="the shopper ticked 'save this card' (sessions with offer_save_card)"
     )

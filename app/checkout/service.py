@@ -311,13 +311,15 @@ async def _ensure_claimable(
 def _pending_payment(
     cs: CheckoutSession, *, card_num: int | None, result_mode: int, actor: str
 ) -> Payment:
+    payment_id = new_id("pay")
     return Payment(
-        id=new_id("pay"),
+        id=payment_id,
         kind="checkout",
         status=Status.PENDING,
         job=cs.job,
         checkout_session_id=cs.id,
         order_id=cs.order_id,
+        cod=payments.cod_for(cs.order_id, payment_id),
         # An item_code payment's amounts are the merchant's until the gateway states its own.
         amount=cs.amount,
         tax=cs.tax,
@@ -362,7 +364,7 @@ async def _attempt(
         return _send(gateway, claim, token=token, card_num=card_num)
 
     # Our payment id goes as a free parameter (echoed in the kickback: it names this
-    # attempt), and as cod when the merchant gave no order id.
+    # attempt), and, without its "_", as cod when the merchant gave no order id.
     return await calls.send_and_record(
         sessions,
         claim.payment_id,
@@ -383,7 +385,7 @@ async def _send(
         "tax": None if cs.item_code else cs.tax,
         "shipping": None if cs.item_code else cs.shipping,
         "item_code": cs.item_code,
-        "order_id": cs.order_id or payment_id,
+        "order_id": payments.cod_for(cs.order_id, payment_id),
         "email": cs.email,
         "phone": cs.phone,
         # The merchant's metadata and our payment ref, as free parameters (その他データ).

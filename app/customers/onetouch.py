@@ -11,7 +11,7 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.customers.models import Customer
@@ -29,6 +29,7 @@ from app.fields import (
     Uid,
     Yen,
     pay_method_problem,
+    product_job_problem,
 )
 from app.gateway.base import ChargeResult, OnetouchCharge, PaymentGateway, payment_ref
 from app.idempotency import bind
@@ -45,7 +46,9 @@ class OnetouchCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customer_id: Uid = Field(description="the customer's uid")
-    card_num: int = Field(ge=0, le=999_999_999, description="the stored card's num")
+    card_num: int = Field(
+        ge=0, le=9, description="the stored card's num (one digit: seed 000 p.12, 半角数字(1))"
+    )
     job: Literal["AUTH", "CAPTURE"] = Field("CAPTURE", description="AUTH = authorize only")
     amount: Yen | None = Field(None, ge=1, le=99_999_999, description="am, at most 8 digits")
     tax: Yen = Field(0, ge=0, le=9_999_999, description="tx, at most 7 digits")
@@ -59,6 +62,14 @@ class OnetouchCreate(BaseModel):
     )
     installments: InstallmentCount | None = Field(None, description="pt, only with method 61")
     metadata: Metadata | None = Field(None, description="merchant metadata (free parameters)")
+
+    @field_validator("item_code")
+    @classmethod
+    def _product_job(cls, v: str | None, info: ValidationInfo) -> str | None:
+        problem = product_job_problem(info.data.get("job", "CAPTURE"), v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _rules(self) -> OnetouchCreate:
@@ -127,12 +138,14 @@ async def _stored_card_key(session: AsyncSession, data: OnetouchCreate) -> str:
 
 
 def _new_payment(data: OnetouchCreate, *, actor: str, result_mode: int) -> Payment:
+    payment_id = new_id("pay")
     return Payment(
-        id=new_id("pay"),
+        id=payment_id,
         kind="onetouch",
         status=Status.PENDING,
         job=data.job,
         order_id=data.order_id,
+        cod=payments.cod_for(data.order_id, payment_id),
         amount=data.amount or 0,
         tax=data.tax,
         shipping=data.shipping,
@@ -159,7 +172,7 @@ def _request(data: OnetouchCreate, key: str, payment_id: str) -> OnetouchCharge:
         shipping=None if data.item_code else data.shipping,
         item_code=data.item_code,
         # Without the merchant's order id, our payment id lets a kickback be matched.
-        order_id=data.order_id or payment_id,
+        order_id=payments.cod_for(data.order_id, payment_id),
         email=data.email,
         phone=data.phone,
         method=data.method,

@@ -293,6 +293,9 @@ class GatewayEvent:
     customer_id: str | None = None
     customer_key: str | None = None
     card_seq: int | None = None
+    # A product-registered charge's issued content ID and password (as in ChargeResult).
+    issued_id: str | None = None
+    issued_password: str | None = None
 
 
 class InvalidNotification(ValueError):

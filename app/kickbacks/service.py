@@ -35,7 +35,15 @@ from app.kickbacks.limits import OverBudget, Verifier
 from app.kickbacks.models import UNPROCESSED, Kickback
 from app.metrics import KICKBACKS_REPLAYED
 from app.payments import service as payments
-from app.payments.evidence import Amounts, Claim, ErrorNote, Evidence, Source, claim_for
+from app.payments.evidence import (
+    Amounts,
+    Claim,
+    Content,
+    ErrorNote,
+    Evidence,
+    Source,
+    claim_for,
+)
 from app.payments.evidence import apply as apply_evidence
 from app.payments.models import Payment
 from app.payments.states import Status
@@ -374,7 +382,7 @@ async def _expected(session: AsyncSession, payment: Payment, read: _Read) -> rul
     """What the charges search must show for the kickback's claim about `payment`."""
     return rules.Expected(
         gid=read.data.charge_id or 0,
-        cod=await payments.cod_of(session, payment),
+        cod=payment.cod,
         total=None if payment.item_code else payment.total,
         created_at=payment.created_at,
         success=read.data.status == EventStatus.SUCCEEDED,
@@ -494,7 +502,7 @@ async def _match(
             await session.execute(
                 select(Payment)
                 .where(
-                    or_(Payment.order_id == cod, Payment.id == cod),
+                    Payment.cod == cod,
                     or_(Payment.gid.is_(None), Payment.gid == data.charge_id),
                     or_(Payment.item_code.is_not(None), total == data.total),
                     Payment.created_at < received_at,
@@ -550,6 +558,7 @@ def _evidence(
         order_number=data.gateway_order_code,
         approval_code=data.approval_code,
         amounts=amounts,
+        content=Content.stated(data.issued_id, data.issued_password),
         error=error,
         trusted=trusted,
         confirmed=confirmed,

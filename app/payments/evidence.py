@@ -14,9 +14,11 @@ The rules `decide` keeps (tests/unit/test_evidence.py):
   records it is a contradiction, flagged for a person);
 - `unknown` is never turned into `failed` by an answer that only says "no answer";
 - references (charge id, order number, approval code) are filled in, never replaced;
+- a product payment's content ID/password (id/ps) is filled in once, from a success;
 - the gateway's amounts are recorded only for product-registered (item_code) payments (our
-  row holds what the merchant asked, the gateway's product register sets the price) and only
-  while the payment is open: a settled payment's money fields never change;
+  row holds what the merchant asked, the gateway's product register sets the price), only
+  from a success and only while the payment is open: a settled payment's money fields never
+  change;
 - an error is recorded when the evidence moves the payment (or fills an empty one); a late
   answer never replaces a real decline reason; a success from an open state clears the
   timeout that made it open.
@@ -89,6 +91,18 @@ class ErrorNote:
     message: str  # what payments.error_message keeps (English)
 
 
+@dataclass(frozen=True, slots=True)
+class Content:
+    """The content ID and password a product-registered payment issues (id/ps)."""
+
+    id: str | None
+    password: str | None
+
+    @classmethod
+    def stated(cls, id_: str | None, password: str | None) -> Content | None:
+        return cls(id_, password) if id_ or password else None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Evidence:
     source: Source
@@ -97,6 +111,7 @@ class Evidence:
     order_number: str | None = None
     approval_code: str | None = None
     amounts: Amounts | None = None  # only when the gateway states them
+    content: Content | None = None  # a product payment's issued content ID/password
     error: ErrorNote | None = None
     trusted: bool = False  # a notification that came on the secret path from an allowed peer
     confirmed: bool = False  # shown true by the gateway's own records (the charges search)
@@ -120,6 +135,7 @@ class Facts:
     item_code: str | None = None
     amounts: Amounts = Amounts(0)
     error_code: str | None = None
+    has_content: bool = False
 
     @classmethod
     def of(cls, p: Payment) -> Facts:
@@ -132,6 +148,7 @@ class Facts:
             item_code=p.item_code,
             amounts=Amounts(p.amount, p.tax, p.shipping),
             error_code=p.error_code,
+            has_content=bool(p.content_id or p.content_password),
         )
 
 
@@ -149,6 +166,7 @@ class Decision:
     order_number: str | None = None
     approval_code: str | None = None
     amounts: Amounts | None = None  # the gateway's amounts to record
+    content: Content | None = None  # to record (filled in, never replaced)
     error: ErrorNote | None = None  # to record
     clear_error: bool = False
     flag: str | None = None  # a person must look: why
@@ -190,7 +208,8 @@ def decide(facts: Facts, evidence: Evidence) -> Decision:
         charge_id=_fill(evidence.charge_id, facts.gid),
         order_number=_fill(evidence.order_number, facts.god),
         approval_code=_fill(evidence.approval_code, facts.ap),
-        amounts=_amounts(facts, evidence, behind),
+        amounts=_amounts(facts, evidence, target, behind),
+        content=_content(facts, evidence, target, behind),
         error=_error(facts, evidence, target, moves),
         clear_error=moves and _clears_error(current, target, evidence),
         flag=flag,
@@ -217,11 +236,25 @@ def _clears_error(current: Status, target: Status | None, evidence: Evidence) ->
     )
 
 
-def _amounts(facts: Facts, evidence: Evidence, behind: bool) -> Amounts | None:
+def _amounts(
+    facts: Facts, evidence: Evidence, target: Status | None, behind: bool
+) -> Amounts | None:
     stated = evidence.amounts
     if not facts.item_code or stated is None or facts.status not in OPEN or behind:
         return None
+    if target is not None and target not in SUCCEEDED:
+        return None  # a refusal's am=0 is no price: the merchant's figure stays
     return None if stated == facts.amounts else stated
+
+
+def _content(
+    facts: Facts, evidence: Evidence, target: Status | None, behind: bool
+) -> Content | None:
+    """Only a product payment's success issues contents; like a reference, filled in once."""
+    stated = evidence.content
+    if not facts.item_code or stated is None or facts.has_content or behind:
+        return None
+    return stated if target is None or target in SUCCEEDED else None
 
 
 def _error(
@@ -275,6 +308,7 @@ def from_answer(result: ChargeResult, success: Claim = Claim.SUCCEEDED) -> Evide
         order_number=str(result.gateway_order_code) if result.gateway_order_code else None,
         approval_code=result.approval_code or None,
         amounts=amounts,
+        content=Content.stated(result.issued_id, result.issued_password),
         error=ErrorNote(error.code, error.message_en) if error is not None else None,
     )
 
@@ -397,6 +431,8 @@ def _write_fields(p: Payment, d: Decision) -> None:
         p.ap = d.approval_code
     if d.amounts is not None:
         p.amount, p.tax, p.shipping = d.amounts.amount, d.amounts.tax, d.amounts.shipping
+    if d.content is not None:
+        p.content_id, p.content_password = d.content.id, d.content.password
     if d.error is not None:
         p.error_code, p.error_message = d.error.code, d.error.message
     elif d.clear_error:

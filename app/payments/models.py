@@ -57,6 +57,9 @@ class Payment(Base):
         ForeignKey("checkout_sessions.id", ondelete="RESTRICT"), index=True
     )
     order_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # What was sent as the gateway's cod (店舗オーダー番号): the order id, else our id without
+    # its "_" (cod is letters, digits or Japanese); a re-authorization keeps its parent's.
+    cod: Mapped[str] = mapped_column(String(64), index=True)
     amount: Mapped[int] = mapped_column(Integer)
     tax: Mapped[int] = mapped_column(Integer, default=0)
     shipping: Mapped[int] = mapped_column(Integer, default=0)
@@ -67,6 +70,10 @@ class Payment(Base):
     gid: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     god: Mapped[str | None] = mapped_column(String(32))
     ap: Mapped[str | None] = mapped_column(String(16))
+    # The content ID and password the gateway issues with a product-registered payment (id/ps,
+    # seed 000 pp.13, 18: 商品登録あり with contents registered), for the shopper.
+    content_id: Mapped[str | None] = mapped_column(String(100))
+    content_password: Mapped[str | None] = mapped_column(String(100))
     error_code: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(String(500))
     result_mode: Mapped[int] = mapped_column(Integer, default=1)

@@ -512,6 +512,7 @@ def _new_reauth_payment(
         status=Status.PENDING,
         job=job,
         order_id=old.order_id,
+        cod=old.cod,  # the gateway copies the replaced payment's cod
         amount=request.amount,
         tax=request.tax,
         shipping=request.shipping,

@@ -14,6 +14,13 @@ from app.gateway.audit import GatewayCallLog
 from app.payments.models import Payment, PaymentEvent
 
 
+class ContentOut(BaseModel):
+    """What a product-registered payment issues for the shopper (id/ps, seed 000 p.13)."""
+
+    id: str | None = Field(description="content ID (the gateway's id)")
+    password: str | None = Field(description="content password (the gateway's ps)")
+
+
 class ShopperPaymentOut(BaseModel):
     """A payment as the shopper's browser sees it (the JSON pay): no gid or god. gids are
     sequential, and one shown to a browser is a ready pointer for forged kickbacks; the
@@ -32,6 +39,9 @@ class ShopperPaymentOut(BaseModel):
     shipping: int
     total: int
     item_code: str | None
+    content: ContentOut | None = Field(
+        None, description="a product payment's issued content ID/password, once it succeeded"
+    )
     customer_id: str | None
     card_num: int | None
     ap: str | None
@@ -56,10 +66,16 @@ class ShopperPaymentOut(BaseModel):
             "shipping": p.shipping,
             "total": p.total,
             "item_code": p.item_code,
+            "content": (
+                ContentOut(id=p.content_id, password=p.content_password)
+                if p.content_id or p.content_password
+                else None
+            ),
             "customer_id": p.customer_uid,
             "card_num": p.card_num,
             "gid": p.gid,
             "god": p.god,
+            "cod": p.cod,
             "ap": p.ap,
             "error_code": p.error_code,
             "error_message": p.error_message,
@@ -77,6 +93,7 @@ class PaymentOut(ShopperPaymentOut):
 
     gid: int | None
     god: str | None
+    cod: str = Field(description="what was sent as the gateway's cod (the order id, or ours)")
     metadata: dict[str, str] = Field(
         default_factory=dict, description="the merchant's metadata, as sent to the gateway"
     )

@@ -108,18 +108,10 @@ async def fail_if_never_sent(
     return applied.moved
 
 
-async def cod_of(session: AsyncSession, p: Payment) -> str:
-    """What we sent as cod: the order id, else the payment id; a re-authorization keeps
-    the cod of the payment it replaced (the gateway copies it)."""
-    root = p
-    for _ in range(20):
-        if root.reauth_of_id is None:
-            break
-        parent = await session.get(Payment, root.reauth_of_id)
-        if parent is None:
-            break
-        root = parent
-    return root.order_id or root.id
+def cod_for(order_id: str | None, payment_id: str) -> str:
+    """The cod a new payment is sent with: the merchant's order id, else our payment id
+    without its "_" (`pay` + 32 hex: the seed's cod is letters, digits or Japanese)."""
+    return order_id or payment_id.replace("_", "")
 
 
 # --- queries for ops ---------------------------------------------------------------------

@@ -189,21 +189,19 @@ async def _adopt(
 async def _claimable(session: AsyncSession, record: ChargeRecord) -> bool:
     """An open payment without gid that the janitor may still match to this charge."""
     at = record.created_at or utcnow()
+    cod = (record.order_ref or "").strip()
     candidates = (
         await session.execute(
             select(Payment).where(
                 Payment.status.in_(OPEN),
                 Payment.gid.is_(None),
+                Payment.cod == cod,
                 Payment.created_at >= at - MATCH_WINDOW,
                 Payment.created_at <= at + MATCH_WINDOW,
             )
         )
     ).scalars()
-    cod = (record.order_ref or "").strip()
-    for p in candidates:
-        if await payments.cod_of(session, p) == cod and (p.item_code or p.total == record.total):
-            return True
-    return False
+    return any(p.item_code or p.total == record.total for p in candidates)
 
 
 async def _flag_orphan(
@@ -226,6 +224,7 @@ async def _flag_orphan(
             status=status,
             job=_JOB.get((record.job or "").upper(), "AUTH"),
             order_id=(record.order_ref or "").strip()[:64] or None,
+            cod=(record.order_ref or "").strip()[:64],
             amount=record.amount or 0,
             tax=record.tax or 0,
             shipping=record.shipping or 0,

@@ -271,7 +271,7 @@ async def _from_search(
     session: AsyncSession, p: Payment, rows: Sequence[ChargeRecord], now: datetime
 ) -> tuple[Result, str | None] | str:
     """What the search rows do to `p` (locked): a result, or (nothing learned) why not."""
-    cod = await payments.cod_of(session, p)
+    cod = p.cod
     # A batch search returns every charge of the window: keep the ones that can be ours.
     rows = [r for r in rows if r.charge_id == p.gid or (r.order_ref or "").strip() == cod]
     owners = await _owners(session, p, rows)

@@ -176,6 +176,9 @@ class Transaction:
             "ta": self.ta,
             "cod": self.cod,
             "iid": self.product.iid if self.product else "",
+            # What the payment's answer and kickback carry as id/ps (an approved product's).
+            "content_id": self.product.content_id if self.product and self.approved else "",
+            "content_ps": self.product.content_ps if self.product and self.approved else "",
             "uid": self.uid,
             "num": self.num,
             "card_last4": self.card.last4,

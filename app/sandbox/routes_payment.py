@@ -83,8 +83,11 @@ def read_payment(call: Call, jobs: tuple[str, ...], *, need_contact: bool) -> Pa
     """Common payment fields, checked in the order of their error codes (ER051..ER066)."""
     p = call.p
     iid = p.get("iid")
-    # Product payments (商品登録あり) carry no jb in the seed's tables: they are sales.
-    jb = validate.choice(p.get("jb"), jobs, "ER051") if p.has("jb") or not iid else "CAPTURE"
+    # Product payments (商品登録あり) take no jb (seed 000 pp.13, 18 list none): the product's
+    # registration sets the job, a sale here. A jb sent with iid is refused, not ignored.
+    if iid and p.has("jb"):
+        raise GatewayError("ER051")
+    jb = "CAPTURE" if iid else validate.choice(p.get("jb"), jobs, "ER051")
     rt = validate.choice(p.get("rt"), ("0", "1"), "ER052")
     cod = validate.cod(p.get("cod"))
     em, pn = validate.email(p.get("em")), validate.phone(p.get("pn"))
@@ -111,7 +114,8 @@ def _amounts(p: Params, jb: str) -> tuple[int, int, int]:
 
 def _product(p: Params, products: dict[str, Product], iid: str) -> Product:
     """The registered product `iid` names (商品登録あり)."""
-    if len(iid) > 50 or not re.fullmatch(r"[A-Za-z0-9_\-]+", iid):
+    # 半角英数(50) (seed 000 p.18; p.13 says 半角数字, read as the same field).
+    if not re.fullmatch(r"[A-Za-z0-9]{1,50}", iid):
         raise GatewayError("ER066")
     if p.has("am") or p.has("tx") or p.has("sf"):
         raise GatewayError("ER066")  # either a registered product or amounts, not both
@@ -256,6 +260,9 @@ async def _onetouch(call: Call) -> Response:
     pay = read_payment(call, ("AUTH", "CAPTURE"), need_contact=False)
     validate.cmd(p.get("cmd"), ("4",))
     user = accounts.find_user(sim, p.get("uid"), p.get("key"))
+    # num: 半角数字(1) in the one-touch tables (seed 000 pp.12, 13): one digit.
+    if not re.fullmatch(r"\d", p.get("num")):
+        raise GatewayError("ER149")
     stored = accounts.find_card(user, p.get("num"))
     # Seed 000 p.12: em/pn given with a one-touch payment update the registered user.
     user.em = pay.em or user.em

@@ -13,7 +13,10 @@ from app.sandbox.wire import FREE_DATA_LIMIT, Params
 
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
 _EMAIL = re.compile(r"[!-~]+@[!-~]+")
-_NAME = re.compile(r"[A-Za-z .\-]+")
+# Holder names: 半角英字 (seed 000 p.9); the vendor's newer PDF allows "." and "-" as the only
+# symbols, fn + ln <= 44 (research/gateway-notes.md 2.6). No space: only an integrator allowed
+# one, which is no source for the gateway's rule.
+_NAME = re.compile(r"[A-Za-z.\-]+")
 _PT_VALUES = frozenset({"3", "5", "6", "10", "12", "15", "18", "20", "24"})
 
 
@@ -42,13 +45,31 @@ def amount(value: str, digits: int, code: str) -> int:
     return int(value)
 
 
-def cod(value: str) -> str:
-    # 50 bytes as the gateway counts them (Shift_JIS for Japanese), one field in the CSV answer.
+# cod: 半角英数または日本語, 50 bytes (seed 000 pp.12-18). The gateway's own reading, kept apart
+# from our client's (app/fields.py) on purpose: a simulator that shared the client's rule could
+# not catch the client's mistakes. Japanese: full-width kana, kanji, 々 and full-width letters
+# and digits that Shift_JIS carries; bytes are counted in UTF-8 (the wire's encoding, and the
+# larger count: the strict reading). docs/gateway.md "cod".
+_COD_JAPANESE = re.compile(
+    "[\u3005-\u3007\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe"
+    "\u4e00-\u9fff\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]"
+)
+
+
+def _cod_char(ch: str) -> bool:
+    if ch.isascii():
+        return ch.isalnum()
+    if not _COD_JAPANESE.fullmatch(ch):
+        return False
     try:
-        size = len(value.encode("cp932"))
+        ch.encode("cp932")
     except UnicodeEncodeError:
-        size = len(value.encode("utf-8"))
-    if size > 50 or "," in value or any(ord(ch) < 32 for ch in value):
+        return False
+    return True
+
+
+def cod(value: str) -> str:
+    if len(value.encode("utf-8")) > 50 or not all(_cod_char(ch) for ch in value):
         raise GatewayError("ER054")
     return value
 

@@ -96,7 +96,7 @@ _JA: Final[dict[str, str]] = {
     "js_err_ed_past": "有効期限が切れています。",
     "js_err_fn_required": "名義（名）を入力してください。",
     "js_err_ln_required": "名義（姓）を入力してください。",
-    "js_err_name_chars": "半角英字・スペース・「.」「-」のみ入力できます。",
+    "js_err_name_chars": "半角英字と「.」「-」のみ入力できます（スペースは使えません）。",
     "js_err_name_length": "名義は名と姓を合わせて44文字以内で入力してください。",
     "js_err_cvv": "セキュリティコードは3桁または4桁の半角数字で入力してください。",
     "js_err_choose_card": "お支払いに使うカードを選択してください。",
@@ -137,6 +137,9 @@ _JA: Final[dict[str, str]] = {
     ),
     "payment_id_label": "決済番号",
     "amount_total_label": "お支払い金額",
+    "content_id_label": "コンテンツID",
+    "content_password_label": "コンテンツパスワード",
+    "content_note": "ご購入いただいたコンテンツのIDとパスワードです。控えておいてください。",
     "continue_button": "ショップに戻る",
     "retry_button": "もう一度お支払いする",
     "cancel_link": "お支払いをやめてショップに戻る",
@@ -196,7 +199,7 @@ _JA: Final[dict[str, str]] = {
     "demo_card_behaviour": "動作",
     "demo_card_rules": (
         "有効期限: 未来の任意の月 / セキュリティコード: 123 / "
-        "名義: 任意の半角英字（例: TARO YAMADA）"
+        "名義: 任意の半角英字（例: 名 TARO / 姓 YAMADA）"
     ),
 }
 
@@ -282,7 +285,7 @@ _EN: Final[dict[str, str]] = {
     "js_err_ed_past": "This card has expired.",
     "js_err_fn_required": "Enter the given name on the card.",
     "js_err_ln_required": "Enter the family name on the card.",
-    "js_err_name_chars": 'Use Latin letters, spaces, "." and "-" only.',
+    "js_err_name_chars": 'Use Latin letters, "." and "-" only (no spaces).',
     "js_err_name_length": "Given and family name together may be at most 44 characters.",
     "js_err_cvv": "The security code has 3 or 4 digits.",
     "js_err_choose_card": "Choose the card to pay with.",
@@ -323,6 +326,9 @@ _EN: Final[dict[str, str]] = {
     ),
     "payment_id_label": "Payment ID",
     "amount_total_label": "Amount",
+    "content_id_label": "Content ID",
+    "content_password_label": "Content password",
+    "content_note": "The ID and password of the content you bought. Please keep a note of them.",
     "continue_button": "Return to the shop",
     "retry_button": "Try again",
     "cancel_link": "Cancel and return to the shop",
@@ -375,7 +381,8 @@ _EN: Final[dict[str, str]] = {
     "demo_card_number": "Card number",
     "demo_card_behaviour": "What it does",
     "demo_card_rules": (
-        "Expiry: any future month / Security code: 123 / Name: any Latin letters (e.g. TARO YAMADA)"
+        "Expiry: any future month / Security code: 123 / "
+        "Name: any Latin letters (e.g. given TARO / family YAMADA)"
     ),
 }
 

@@ -47,7 +47,8 @@
   var CODE_FIELDS = { ER055: 'cn', ER056: 'ed_month', ER057: 'fn', ER058: 'ln', ER079: 'cvv' };
   var ERROR_SLOTS = { cn: 'cn-error', ed_month: 'ed-error', ed_year: 'ed-error', fn: 'fn-error',
     ln: 'ln-error', cvv: 'cvv-error' };
-  var NAME_RE = /^[A-Za-z .\-]+$/;
+  // The gateway's rule (docs/gateway.md): Latin letters, "." and "-"; no spaces.
+  var NAME_RE = /^[A-Za-z.\-]+$/;
 
   var busy = false;      // a payment flow is running: ignore further clicks
   var expired = false;   // the session's pay-by time has passed

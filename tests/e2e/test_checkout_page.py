@@ -103,7 +103,7 @@ async def test_popup_mode_success(popup_server: Server, page: Page) -> None:
 
 
 async def test_decline_shows_readable_error_and_charges_nothing(server: Server, page: Page) -> None:
-    cs = await create_session(server, order_id="e2e-decline")
+    cs = await create_session(server, order_id="e2edecline")
     await page.goto(cs["url"])
     await fill_card(page, cards.CARD_DECLINE_G12)
     await page.click("#purchase")
@@ -111,7 +111,7 @@ async def test_decline_shows_readable_error_and_charges_nothing(server: Server, 
     await expect(failed).to_be_visible(timeout=15000)
     await expect(failed).to_contain_text("カード")
     await page.screenshot(path=str(ARTIFACTS / "result-declined.png"), full_page=True)
-    rows = [r for r in await ledger(server) if r["cod"] == "e2e-decline"]
+    rows = [r for r in await ledger(server) if r["cod"] == "e2edecline"]
     assert rows and all(r["status"] == "declined" for r in rows)
 
 
@@ -123,6 +123,12 @@ async def test_client_side_checks_stop_bad_input(server: Server, page: Page) -> 
     await expect(page.locator("#cn-error")).not_to_be_empty()
     await expect(page.locator("#fn-error")).not_to_be_empty()
     await expect(page.locator("#purchase")).to_be_enabled()
+    assert await payment_of(server, cs["id"]) is None
+    # The gateway takes Latin letters, "." and "-" in a holder name, no space (ER058).
+    await fill_card(page, cards.CARD_OK, ln="DE LA CRUZ")
+    await page.click("#purchase")
+    await expect(page.locator("#ln-error")).not_to_be_empty()
+    await expect(page.locator("#fn-error")).to_be_empty()
     assert await payment_of(server, cs["id"]) is None
 
 
@@ -149,7 +155,7 @@ async def test_three_ds_failure(server: Server, page: Page) -> None:
 
 
 async def test_double_click_charges_once(server: Server, page: Page) -> None:
-    cs = await create_session(server, order_id="e2e-double")
+    cs = await create_session(server, order_id="e2edouble")
     await page.goto(cs["url"])
     await fill_card(page, cards.CARD_OK)
     posts = record_posts(page, f"/checkout/{cs['id']}")
@@ -157,7 +163,7 @@ async def test_double_click_charges_once(server: Server, page: Page) -> None:
     await page.dblclick("#purchase")
     await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible(timeout=15000)
     assert len(tokens) == 1 and len(posts) == 1
-    rows = [r for r in await ledger(server) if r["cod"] == "e2e-double"]
+    rows = [r for r in await ledger(server) if r["cod"] == "e2edouble"]
     assert len(rows) == 1
 
 
@@ -193,7 +199,7 @@ async def test_pay_in_installments_through_the_page(server: Server, page: Page) 
     """The shop offers lump sum and installments: the shopper picks 6 installments with the
     keyboard in a labelled select; TokenCreate carries md=61 and pt=6 (seed 000 p.9)."""
     cs = await create_session(
-        server, order_id="e2e-inst", payment_methods=["10", "61"], installment_counts=[3, 6]
+        server, order_id="e2einst", payment_methods=["10", "61"], installment_counts=[3, 6]
     )
     await page.goto(cs["url"] + "?lang=en")
     select = page.get_by_label("Payment method")
@@ -214,14 +220,14 @@ async def test_pay_in_installments_through_the_page(server: Server, page: Page) 
     sent = parse_qs(tokens[0])
     assert sent["md"] == ["61"] and sent["pt"] == ["6"]
     assert len(posts) == 1 and "pay_option=61-6" in posts[0]
-    [row] = [r for r in await ledger(server) if r["cod"] == "e2e-inst"]
+    [row] = [r for r in await ledger(server) if r["cod"] == "e2einst"]
     assert (row["md"], row["pt"]) == ("61", "6")
 
 
 async def test_japanese_page_offers_revolving_and_sends_md_10_by_default(
     server: Server, page: Page
 ) -> None:
-    cs = await create_session(server, order_id="e2e-md10", payment_methods=["10", "80"])
+    cs = await create_session(server, order_id="e2emd10", payment_methods=["10", "80"])
     await page.goto(cs["url"] + "?lang=ja")
     await expect(page.get_by_label("お支払い方法")).to_have_value("10")
     await expect(page.locator("#pay_option option")).to_have_text(["一括払い", "リボ払い"])

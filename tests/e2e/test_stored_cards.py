@@ -33,7 +33,7 @@ async def customer_with_card(server: Server, uid: str) -> dict[str, Any]:
 async def test_pay_with_saved_card_in_one_click(server: Server, page: Page) -> None:
     uid = new_uid()
     card = await customer_with_card(server, uid)
-    cs = await create_session(server, customer_id=uid, order_id=f"ot-{uid}")
+    cs = await create_session(server, customer_id=uid, order_id=f"ot{uid}")
     await page.goto(cs["url"])
     saved = page.locator("#card-choices")
     await expect(saved).to_contain_text(card["masked_number"])
@@ -46,7 +46,7 @@ async def test_pay_with_saved_card_in_one_click(server: Server, page: Page) -> N
     p = await payment_of(server, cs["id"])
     assert p is not None and p["status"] == "authorized" and p["card_num"] == 1
     assert [c["operation"] for c in p["gateway_calls"]] == ["charge_onetouch"]
-    assert len([r for r in await ledger(server) if r["cod"] == f"ot-{uid}"]) == 1
+    assert len([r for r in await ledger(server) if r["cod"] == f"ot{uid}"]) == 1
 
 
 async def test_add_card_through_registration_page(server: Server, page: Page) -> None:
@@ -144,7 +144,7 @@ async def test_shopper_ticks_save_this_card_for_a_known_customer(
     uid = new_uid()
     await customer_with_card(server, uid)
     cs = await create_session(
-        server, customer_id=uid, order_id=f"sv-{uid}", email=EMAIL, offer_save_card=True
+        server, customer_id=uid, order_id=f"sv{uid}", email=EMAIL, offer_save_card=True
     )
     await page.goto(cs["url"])
     await page.check('input[name=card_choice][value="new"]')
@@ -162,4 +162,4 @@ async def test_shopper_ticks_save_this_card_for_a_known_customer(
     assert [c["masked_number"][-4:] for c in listed] == ["1111", "0705"]
     p = await payment_of(server, cs["id"])
     assert p is not None and p["status"] == "authorized" and p["card_num"] == 2
-    assert len([r for r in await ledger(server) if r["cod"] == f"sv-{uid}"]) == 1
+    assert len([r for r in await ledger(server) if r["cod"] == f"sv{uid}"]) == 1

@@ -22,7 +22,7 @@ SESSION = {
     "tax": 80,
     "shipping": 500,
     "job": "AUTH",
-    "order_id": "order-100",
+    "order_id": "order100",
     "email": "taro@example.com",
     "success_url": "https://shop.example/thanks",
     "cancel_url": "https://shop.example/cart",
@@ -136,10 +136,10 @@ async def test_pay_success_visible_to_ops(
     assert payment["status"] == "authorized" and "gid" not in payment and "god" not in payment
 
     detail = (await app.ops.get(f"/v1/payments/{payment['id']}")).json()
-    assert detail["order_id"] == "order-100" and detail["total"] == 1580 and detail["gid"]
+    assert detail["order_id"] == "order100" and detail["total"] == 1580 and detail["gid"]
     assert [c["operation"] for c in detail["gateway_calls"]] == ["charge_token"]
     assert token not in str(detail)
-    listed = (await app.ops.get("/v1/payments", params={"order_id": "order-100"})).json()
+    listed = (await app.ops.get("/v1/payments", params={"order_id": "order100"})).json()
     assert [p["id"] for p in listed["data"]] == [payment["id"]]
 
     again = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
@@ -296,7 +296,7 @@ async def test_a_simulator_reset_does_not_hand_out_our_gids_again(
     app = await make_app()
     pids = []
     for i in range(2):
-        cs = await new_session(app, order_id=f"reset-{i}")
+        cs = await new_session(app, order_id=f"reset{i}")
         token = await make_token(sim, three_ds=three_ds_of(SESSION))
         r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
         assert r.status_code == 200, r.text

@@ -34,6 +34,8 @@ pytestmark = pytest.mark.integration
 
 MONEY = ("status", "gid", "amount", "tax", "shipping", "error_code", "error_message")
 REFS = ("god", "ap")
+# A product payment's issued content: from the answer and the kickback (the search has none).
+CONTENT = ("content_id", "content_password")
 
 
 async def snapshot(sessions: async_sessionmaker[AsyncSession], pid: str) -> dict[str, Any]:
@@ -42,7 +44,7 @@ async def snapshot(sessions: async_sessionmaker[AsyncSession], pid: str) -> dict
         assert p is not None and p.checkout_session_id is not None
         cs = await session.get(CheckoutSession, p.checkout_session_id)
         assert cs is not None
-        got = {k: getattr(p, k) for k in (*MONEY, *REFS, "needs_attention")}
+        got = {k: getattr(p, k) for k in (*MONEY, *REFS, *CONTENT, "needs_attention")}
         return got | {"session": cs.status}
 
 
@@ -61,6 +63,8 @@ async def put_back(
                 gid=None,
                 god=None,
                 ap=None,
+                content_id=None,
+                content_password=None,
                 amount=before["amount"],
                 tax=before["tax"],
                 shipping=before["shipping"],
@@ -94,6 +98,7 @@ def kickback_query(row: dict[str, Any], pid: str) -> str:
             "tx": row["tx"],
             "sf": row["sf"],
             "ta": row["ta"],
+            **({"id": row["content_id"], "ps": row["content_ps"]} if row["content_id"] else {}),
             PAYMENT_REF: pid,
         }
     )
@@ -116,9 +121,12 @@ async def pay(app: RunningApp, sim: httpx.AsyncClient, card: str, **session: Any
 
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
     # The merchant's session says 5,000 yen; product ITEM001 costs 1,000 + 100 tax.
-    "item_code": (cards.CARD_OK, {"amount": 5000, "tax": 0, "shipping": 0, "item_code": "ITEM001"}),
+    "item_code": (
+        cards.CARD_OK,
+        {"amount": 5000, "tax": 0, "shipping": 0, "item_code": "ITEM001", "job": "CAPTURE"},
+    ),
     "amounts": (cards.CARD_OK, {}),
-    "declined": (cards.CARD_DECLINE_G12, {"order_id": "order-declined"}),
+    "declined": (cards.CARD_DECLINE_G12, {"order_id": "orderdeclined"}),
 }
 
 
@@ -157,7 +165,9 @@ async def test_the_same_evidence_gives_the_same_payment_on_every_path(
     money = {k: by_answer[k] for k in (*MONEY, "session", "needs_attention")}
     assert {k: by_kickback[k] for k in money} == money
     assert {k: by_search[k] for k in money} == money
-    assert {k: by_kickback[k] for k in REFS} == {k: by_answer[k] for k in REFS}
+    assert {k: by_kickback[k] for k in (*REFS, *CONTENT)} == {
+        k: by_answer[k] for k in (*REFS, *CONTENT)
+    }
     assert by_answer["gid"] == row["gid"]
     assert (by_answer["amount"], by_answer["tax"], by_answer["shipping"]) == (
         row["am"],
@@ -168,8 +178,14 @@ async def test_the_same_evidence_gives_the_same_payment_on_every_path(
         assert by_answer["status"] == "failed" and by_answer["error_code"]
         assert by_answer["session"] == "open"
     else:
-        assert by_answer["status"] == "authorized" and by_answer["error_code"] is None
+        # A product payment is a sale (no jb is sent with iid; the simulator's product is one).
+        expected = "captured" if case == "item_code" else "authorized"
+        assert by_answer["status"] == expected and by_answer["error_code"] is None
         assert by_answer["session"] == "completed" and by_answer["ap"]
     if case == "item_code":
-        # The gateway's price, not the merchant's 5,000 yen.
+        # The gateway's price, not the merchant's 5,000 yen, and its issued content.
         assert (by_answer["amount"], by_answer["tax"]) == (1000, 100)
+        assert (by_answer["content_id"], by_answer["content_password"]) == ("rpitem001", "pw1000a")
+        assert row["jb"] == "CAPTURE"
+    else:
+        assert by_answer["content_id"] is None

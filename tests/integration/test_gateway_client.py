@@ -50,7 +50,7 @@ def charge(token: str, **kw: Any) -> TokenCharge:
         "tax": 80,
         "shipping": 500,
         "item_code": None,
-        "order_id": "order-1",
+        "order_id": "order1",
         "email": "taro@example.com",
         "phone": None,
         "customer_id": None,
@@ -77,7 +77,7 @@ async def test_token_payment_capture_cancel(
     token = await make_token(sim, three_ds=THREE_DS)
     auth = await client.charge_token(charge(token), ref="pay_1")
     assert auth.outcome == Outcome.SUCCESS, auth.error
-    assert auth.charge_id and auth.total == 1580 and auth.order_ref == "order-1"
+    assert auth.charge_id and auth.total == 1580 and auth.order_ref == "order1"
 
     cap = await client.capture(auth.charge_id, ref="pay_1")
     assert cap.outcome == Outcome.SUCCESS, cap.error
@@ -144,7 +144,7 @@ async def test_registration_in_payment_then_onetouch_and_cards(
             tax=0,
             shipping=0,
             item_code=None,
-            order_id="order-2",
+            order_id="order2",
             email=None,
             phone=None,
             method=None,
@@ -280,11 +280,11 @@ async def test_timeout_after_charge_is_unknown_not_failed(
 ) -> None:
     (await sim.post("/_sandbox/config", json={"hang_seconds": 8})).raise_for_status()
     token = await make_token(sim, card=cards.CARD_TIMEOUT, three_ds=THREE_DS)
-    result = await client.charge_token(charge(token, order_id="order-timeout"))
+    result = await client.charge_token(charge(token, order_id="ordertimeout"))
     assert result.outcome == Outcome.UNKNOWN
     assert result.error is not None and result.error.code == "timeout"
     # The simulator did charge: only reconciliation may settle this, never a blind retry.
-    rows = [r for r in await ledger(sim) if r["cod"] == "order-timeout"]
+    rows = [r for r in await ledger(sim) if r["cod"] == "ordertimeout"]
     assert len(rows) == 1 and rows[0]["status"] == "authorized"
     found = await client.search_charges(
         created_from=None, created_to=None, charge_id=rows[0]["gid"]
@@ -315,7 +315,7 @@ async def test_the_charges_search_may_wait_longer_than_a_charge(
     )
     try:
         token = await make_token(sim, three_ds=THREE_DS)
-        paid = await slow.charge_token(charge(token, order_id="order-slow-search"))
+        paid = await slow.charge_token(charge(token, order_id="orderslowsearch"))
         assert paid.outcome == Outcome.SUCCESS and paid.charge_id, paid
         (await sim.post("/_sandbox/config", json={"search_slow_seconds": 1.0})).raise_for_status()
         if search_read_timeout is None:
@@ -403,14 +403,14 @@ async def test_rt0_payment_is_pending_and_kicks_back(
             search_api_key="sandbox-search-key",
         )
         token = await make_token(sim, three_ds=THREE_DS)
-        result = await rt0.charge_token(charge(token, order_id="rt0-order"))
+        result = await rt0.charge_token(charge(token, order_id="rt0order"))
         await http.aclose()
         assert result.outcome == Outcome.PENDING
         for _ in range(100):
             if received:
                 break
             await asyncio.sleep(0.05)
-        assert received and "cod=rt0-order" in received[0] and "rst=1" in received[0]
+        assert received and "cod=rt0order" in received[0] and "rst=1" in received[0]
     finally:
         server.should_exit = True
         await task

@@ -19,6 +19,7 @@ from app.gateway.base import TokenCharge
 from app.kickbacks import service as kickbacks
 from app.kickbacks.models import Kickback
 from app.payments.models import Payment
+from app.payments.service import cod_for
 from app.sandbox import cards
 from app.sandbox.testing import make_token
 from app.tracing import make_provider
@@ -36,12 +37,14 @@ async def pending_payment(
     sessions: async_sessionmaker[AsyncSession], order_id: str, status: str = "pending", **kw: Any
 ) -> str:
     async with sessions() as session:
+        pid = new_id("pay")
         p = Payment(
-            id=new_id("pay"),
+            id=pid,
             kind="checkout",
             status=status,
             job=kw.pop("job", "AUTH"),
             order_id=order_id,
+            cod=cod_for(order_id, pid),
             amount=1000,
             tax=80,
             shipping=500,
@@ -115,8 +118,8 @@ async def test_duplicates_and_reordering(
     make_app: AppFactory, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     app = await make_app()
-    pid = await pending_payment(sessions, "dup-1", job="CAPTURE")
-    query = "gid=501&rst=1&ap=X&ec=&god=1&cod=dup-1&am=1000&tx=80&sf=500&ta=1580"
+    pid = await pending_payment(sessions, "dup1", job="CAPTURE")
+    query = "gid=501&rst=1&ap=X&ec=&god=1&cod=dup1&am=1000&tx=80&sf=500&ta=1580"
     answers = await asyncio.gather(*[app.client.get(f"{KICKBACK_PATH}?{query}") for _ in range(3)])
     assert all(a.status_code == 200 and a.text for a in answers)
     p = await payment(sessions, pid)
@@ -124,7 +127,7 @@ async def test_duplicates_and_reordering(
     statuses = sorted(k.status for k in await inbox(sessions))
     assert statuses.count("applied") >= 1 and len(statuses) == 3
     # A late failure notice for the same gid must not move a captured payment backwards.
-    late = "gid=501&rst=2&ap=&ec=G12&god=1&cod=dup-1&am=1000&tx=80&sf=500&ta=1580"
+    late = "gid=501&rst=2&ap=&ec=G12&god=1&cod=dup1&am=1000&tx=80&sf=500&ta=1580"
     assert (await app.client.get(f"{KICKBACK_PATH}?{late}")).status_code == 200
     assert (await payment(sessions, pid)).status == "captured"
 
@@ -157,10 +160,10 @@ async def test_form_post_kickback(
     make_app: AppFactory, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     app = await make_app()
-    pid = await pending_payment(sessions, "post-1")
+    pid = await pending_payment(sessions, "post1")
     r = await app.client.post(
         KICKBACK_PATH,
-        content="gid=601&rst=1&ap=Z&ec=&god=2&cod=post-1&am=1000&tx=80&sf=500&ta=1580",
+        content="gid=601&rst=1&ap=Z&ec=&god=2&cod=post1&am=1000&tx=80&sf=500&ta=1580",
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 200 and r.text
@@ -194,8 +197,8 @@ async def test_untrusted_source_is_verified_with_search_api(
 ) -> None:
     app = await make_app(kickback_allowed_ips="")
     # A forged notice for a payment the gateway never made is kept but flagged.
-    pid = await pending_payment(sessions, "forged-1")
-    forged = "gid=424242&rst=1&ap=F&ec=&god=3&cod=forged-1&am=1000&tx=80&sf=500&ta=1580"
+    pid = await pending_payment(sessions, "forged1")
+    forged = "gid=424242&rst=1&ap=F&ec=&god=3&cod=forged1&am=1000&tx=80&sf=500&ta=1580"
     assert (await app.client.get(f"/kickback?{forged}")).status_code == 200
     assert (await payment(sessions, pid)).status == "pending"
     assert (await inbox(sessions))[-1].status == "flagged"
@@ -213,19 +216,19 @@ async def test_untrusted_kickback_for_a_real_charge_is_applied_once_search_confi
             amount=1000,
             tax=80,
             shipping=500,
-            order_id="real-1",
+            order_id="real1",
             email=str(SESSION["email"]),
         )
     )
     assert real.charge_id
     # A notice that lies about the result is refused, even though the gid is real.
-    liar = await pending_payment(sessions, "real-1")
-    lie = f"gid={real.charge_id}&rst=2&ap=&ec=G12&god=1&cod=real-1&am=1000&tx=80&sf=500&ta=1580"
+    liar = await pending_payment(sessions, "real1")
+    lie = f"gid={real.charge_id}&rst=2&ap=&ec=G12&god=1&cod=real1&am=1000&tx=80&sf=500&ta=1580"
     assert (await app.client.get(f"/kickback?{lie}")).status_code == 200
     assert (await payment(sessions, liar)).status == "pending"
     assert (await inbox(sessions))[-1].status == "flagged"
 
-    truth = f"gid={real.charge_id}&rst=1&ap=X1&ec=&god=2&cod=real-1&am=1000&tx=80&sf=500&ta=1580"
+    truth = f"gid={real.charge_id}&rst=1&ap=X1&ec=&god=2&cod=real1&am=1000&tx=80&sf=500&ta=1580"
     assert (await app.client.get(f"/kickback?{truth}")).status_code == 200
     p = await payment(sessions, liar)
     assert p.status == "authorized" and p.gid == real.charge_id
@@ -262,8 +265,8 @@ async def test_the_secret_path_is_trusted_and_the_secret_is_kept_nowhere(
     exporter = InMemorySpanExporter()
     provider = make_provider({}, processor=SimpleSpanProcessor(exporter))
     app = await make_app(tracer_provider=provider)
-    pid = await pending_payment(sessions, "secret-1")
-    query = "gid=901&rst=1&ap=A&ec=&god=9&cod=secret-1&am=1000&tx=80&sf=500&ta=1580"
+    pid = await pending_payment(sessions, "secret1")
+    query = "gid=901&rst=1&ap=A&ec=&god=9&cod=secret1&am=1000&tx=80&sf=500&ta=1580"
     wrong = await app.client.get(f"/kickback/{KICKBACK_SECRET[:-1]}x?{query}")
     assert (wrong.status_code, wrong.text) == (200, "OK")
     await inbox(sessions)  # processed before the next one (else that one is its duplicate)
@@ -290,16 +293,16 @@ async def test_a_failure_the_search_cannot_confirm_yet_waits_and_is_applied_late
     """A trusted decline of a payment whose answer was lost: while the charges search cannot
     answer (maintenance), the payment is not failed; the kickback is kept and tried again."""
     app = await make_app(gateway_result_mode=0)
-    cs = await new_session(app, order_id="later-1")
+    cs = await new_session(app, order_id="later1")
     token = await make_token(sim, card=cards.CARD_DECLINE_G12, three_ds=three_ds_of(SESSION))
     (await sim.post("/_sandbox/faults", json={"garbage_after_charge": 1.0})).raise_for_status()
     r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
     (await sim.post("/_sandbox/faults", json={})).raise_for_status()
     assert r.json()["status"] == "unknown", r.text
     pid = r.json()["id"]
-    [row] = [x for x in (await sim.get("/_sandbox/ledger")).json() if x["cod"] == "later-1"]
+    [row] = [x for x in (await sim.get("/_sandbox/ledger")).json() if x["cod"] == "later1"]
     query = (
-        f"gid={row['gid']}&rst=2&ap=&ec=G12&god={row['god']}&cod=later-1"
+        f"gid={row['gid']}&rst=2&ap=&ec=G12&god={row['god']}&cod=later1"
         f"&am=1000&tx=80&sf=500&ta=1580&payment_ref={pid}"
     )
     (await sim.post("/_sandbox/maintenance", json={"on": True})).raise_for_status()

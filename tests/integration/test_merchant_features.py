@@ -96,7 +96,7 @@ async def test_onetouch_metadata_and_installments(
     await new_card(app, sim)
     body = {
         **CHARGE,
-        "order_id": "ot-meta",
+        "order_id": "otmeta",
         "metadata": {"shop_order": "B-7"},
         "method": "61",
         "installments": 12,
@@ -104,7 +104,7 @@ async def test_onetouch_metadata_and_installments(
     r = await app.merchant.post("/v1/payments", json=body, headers={"Idempotency-Key": "ot-m"})
     assert r.status_code == 201, r.text
     assert r.json()["metadata"] == {"shop_order": "B-7"}
-    [row] = [x for x in await ledger(sim) if x["cod"] == "ot-meta"]
+    [row] = [x for x in await ledger(sim) if x["cod"] == "otmeta"]
     assert (row["md"], row["pt"]) == ("61", "12")
     assert row["free"] == {"shop_order": "B-7", "payment_ref": r.json()["id"]}
     bad = await app.merchant.post(
@@ -147,7 +147,7 @@ async def test_saved_card_pay_sends_the_chosen_installments(
     await new_card(app, sim)
     cs = await new_session(
         app,
-        order_id="inst-1",
+        order_id="inst1",
         customer_id="cust001",
         payment_methods=["10", "61"],
         installment_counts=[3, 6],
@@ -159,7 +159,7 @@ async def test_saved_card_pay_sends_the_chosen_installments(
     assert count.status_code == 422 and count.json()["errors"][0]["field"] == "installments"
     paid = await app.client.post(url, json={"card_num": 1, "method": "61", "installments": 6})
     assert paid.status_code == 200, paid.text
-    [row] = [x for x in await ledger(sim) if x["cod"] == "inst-1"]
+    [row] = [x for x in await ledger(sim) if x["cod"] == "inst1"]
     assert (row["md"], row["pt"]) == ("61", "6")
 
 
@@ -168,12 +168,12 @@ async def test_token_pay_keeps_the_tokens_installments(
 ) -> None:
     """md/pt go with the token (seed 000 p.9); the charge is made on the token's method."""
     app = await make_app()
-    cs = await new_session(app, order_id="inst-2", payment_methods=["80"])
+    cs = await new_session(app, order_id="inst2", payment_methods=["80"])
     token = await make_token(sim, three_ds=three_ds_of({**SESSION, **cs}), md="80")
     url = f"/v1/checkout/sessions/{cs['id']}/pay"
     lump = await app.client.post(url, json={"token": token})  # 10 is not offered here
     assert lump.status_code == 422 and lump.json()["errors"][0]["field"] == "method"
     paid = await app.client.post(url, json={"token": token, "method": "80"})
     assert paid.status_code == 200, paid.text
-    [row] = [x for x in await ledger(sim) if x["cod"] == "inst-2"]
+    [row] = [x for x in await ledger(sim) if x["cod"] == "inst2"]
     assert row["md"] == "80"

@@ -84,9 +84,9 @@ async def test_one_live_payment_per_session_is_a_database_fact(pg_url: str) -> N
     alembic(url, "upgrade", "head")
     engine = make_engine(url)
     insert = text(
-        "INSERT INTO payments (id, kind, status, job, checkout_session_id, amount, tax, shipping,"
-        " result_mode, check_attempts, needs_attention, created_at, updated_at)"
-        " VALUES (:id, 'checkout', :status, 'AUTH', 'cs_1', 100, 0, 0, 1, 0, false, now(), now())"
+        "INSERT INTO payments (id, kind, status, job, checkout_session_id, cod, amount, tax,"
+        " shipping, result_mode, check_attempts, needs_attention, created_at, updated_at) VALUES"
+        " (:id, 'checkout', :status, 'AUTH', 'cs_1', :id, 100, 0, 0, 1, 0, false, now(), now())"
     )
     try:
         async with engine.begin() as conn:
@@ -141,5 +141,56 @@ async def test_card_pages_have_no_payment_terms(pg_url: str) -> None:
         async with engine.begin() as conn:
             row = (await conn.execute(text(f"SELECT {columns} FROM checkout_sessions"))).one()
         assert tuple(row) == ("AUTH", 0, 0, 0, True, False)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_the_cod_each_payment_was_sent_with_is_kept(
+    pg_url: str, tmp_path: Path, backend: str
+) -> None:
+    """0013: payments made before it keep the cod they were sent with (the order id, else the
+    payment id with its "_"; a re-authorization its root's), so kickbacks and the search still
+    match them; new payments send an alphanumeric default."""
+    if backend == "postgresql":
+        url = await create_database(pg_url, "rp_cod")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'cod.sqlite3'}"
+    alembic(url, "upgrade", "0012_merchant_terms")
+    engine = make_engine(url)
+    insert = text(
+        "INSERT INTO payments (id, kind, status, job, order_id, reauth_of_id, amount, tax,"
+        " shipping, result_mode, check_attempts, needs_attention, created_at, updated_at) VALUES"
+        " (:id, :kind, 'authorized', 'AUTH', :order_id, :parent, 100, 0, 0, 1, 0, false,"
+        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+    rows = [
+        ("pay_ordered", "checkout", "order-7", None),
+        ("pay_plain", "checkout", None, None),
+        ("pay_re1", "reauth", None, "pay_plain"),
+        ("pay_re2", "reauth", None, "pay_re1"),
+        ("pay_re3", "reauth", "order-7", "pay_ordered"),
+    ]
+    try:
+        async with engine.begin() as conn:
+            for pid, kind, order_id, parent in rows:
+                await conn.execute(
+                    insert, {"id": pid, "kind": kind, "order_id": order_id, "parent": parent}
+                )
+        alembic(url, "upgrade", "head")
+        async with engine.begin() as conn:
+            got: dict[str, str] = dict(
+                (await conn.execute(text("SELECT id, cod FROM payments"))).all()
+            )
+        assert got == {
+            "pay_ordered": "order-7",
+            "pay_plain": "pay_plain",
+            "pay_re1": "pay_plain",
+            "pay_re2": "pay_plain",
+            "pay_re3": "order-7",
+        }
+        if backend == "postgresql":  # SQLite's batch rebuild is refused with rows (its FKs)
+            alembic(url, "downgrade", "0012_merchant_terms")
+            alembic(url, "upgrade", "head")
     finally:
         await engine.dispose()

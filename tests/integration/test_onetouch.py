@@ -109,6 +109,7 @@ async def test_onetouch_bad_input_and_declines(
     cases: list[tuple[dict[str, Any], str]] = [
         ({"card_num": 2}, "card_num"),  # other1 has a card 2, cust001 does not
         ({"card_num": 7}, "card_num"),
+        ({"card_num": 10}, "card_num"),  # num is one digit (seed 000 p.12)
         ({"customer_id": "nobody1"}, "customer_id"),
         ({"customer_id": "bad-uid"}, "customer_id"),
         ({"amount": None}, "body"),
@@ -132,6 +133,8 @@ async def test_onetouch_bad_input_and_declines(
     installments = await post("md61", method="61", installments=3)
     assert installments.status_code == 201, installments.text
     product = await post("item", amount=None, tax=None, item_code="ITEM002", job="AUTH")
+    assert product.status_code == 422 and "item_code" in product.text, product.text
+    product = await post("item", amount=None, tax=None, item_code="ITEM002")
     assert product.status_code == 201, product.text
     assert product.json()["total"] == 2980 + 298 + 500
 
@@ -242,7 +245,7 @@ async def test_combined_path_uid_known_only_at_the_gateway(
 
     # With the page: it looks the uid up first, so the first attempt already succeeds.
     assert (await carduser(sim, cmd="0", uid="cust002", pn="0311112222"))[0] == "1"
-    cs2 = await new_session(app, save_card=True, customer_id="cust002", order_id="o-2")
+    cs2 = await new_session(app, save_card=True, customer_id="cust002", order_id="o2")
     page = await app.client.get(f"/checkout/{cs2['id']}")
     assert '"am": "0"' in page.text
     token = await make_token(sim, three_ds=ZERO_3DS)
@@ -335,7 +338,7 @@ async def test_shopper_chooses_whether_to_save_the_card(
     assert (await app.merchant.get("/v1/customers/cust001")).status_code == 404
 
     # Ticked: the same payment call registers user and card (3-D Secure with the amounts).
-    cs = await new_session(app, offer_save_card=True, order_id="o-save-2")
+    cs = await new_session(app, offer_save_card=True, order_id="osave2")
     token = await make_token(sim, three_ds=PAY_3DS)
     r = await app.client.post(
         f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token, "save_card": True}
@@ -346,7 +349,7 @@ async def test_shopper_chooses_whether_to_save_the_card(
 
     # Now the gateway knows the customer: ticking the box means "register, then charge", so
     # the page offers registration values for 3-D Secure, and the form post carries the box.
-    cs = await new_session(app, offer_save_card=True, order_id="o-save-3")
+    cs = await new_session(app, offer_save_card=True, order_id="osave3")
     page = await app.client.get(f"/checkout/{cs['id']}")
     assert 'data-three-ds-save=\'{"am": "0"' in page.text.replace("&#34;", '"')
     token = await make_token(sim, card=cards.CARD_SLOW, three_ds=ZERO_3DS)

@@ -246,7 +246,7 @@ async def test_reauthorize_creates_a_linked_payment_and_cancels_the_old(
     new = r.json()
     assert new["kind"] == "reauth" and new["reauth_of"] == p["id"]
     assert new["status"] == "authorized" and new["total"] == 1796
-    assert new["gid"] and new["gid"] != p["gid"] and new["order_id"] == "order-100"
+    assert new["gid"] and new["gid"] != p["gid"] and new["order_id"] == "order100"
     old = await detail(app, p["id"])
     assert old["status"] == "canceled"
     assert any(new["id"] in (e["reason"] or "") for e in old["events"])
@@ -275,7 +275,7 @@ async def test_reauthorize_rules_are_checked_before_any_call(
     make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     app = await make_app()
-    product = await paid(app, sim, item_code="ITEM001")
+    product = await paid(app, sim, item_code="ITEM001", job="CAPTURE")
     body = problem(
         await app.ops.post(f"/v1/payments/{product['id']}/reauthorize", json=REAUTH), 409
     )

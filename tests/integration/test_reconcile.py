@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import new_id, utcnow
 from app.gateway.base import Outcome, PaymentGateway, TokenCharge
 from app.payments.models import Payment, PaymentEvent
+from app.payments.service import cod_for
 from app.reconcile import orphans
 from app.reconcile.models import SweepCursor
 from app.reconcile.service import SCHEDULE, reconcile_due
@@ -64,12 +65,14 @@ async def add_payment(
 ) -> str:
     now = utcnow()
     async with sessions() as session:
+        pid = new_id("pay")
         p = Payment(
-            id=new_id("pay"),
+            id=pid,
             kind="checkout",
             status=status,
             job="AUTH",
             order_id=order_id,
+            cod=cod_for(order_id, pid),
             amount=1000,
             tax=80,
             shipping=500,
@@ -175,7 +178,7 @@ async def test_two_janitors_never_settle_the_same_payment_twice(
     due = utcnow() - timedelta(seconds=1)
     pids = []
     for i in range(12):
-        cod = f"race-{i}"
+        cod = f"race{i}"
         gid = await charge_at_gateway(gateway, sim, cod)
         # Half are matched by gid, half by cod + amount + time.
         pids.append(
@@ -261,9 +264,9 @@ async def test_no_record_is_failed_only_long_after_the_request(
     app = await make_app(reconcile_interval_seconds=0)
     now = utcnow()
     old = await add_payment(
-        sessions, order_id="lost-1", created_at=now - timedelta(hours=2), next_check_at=now
+        sessions, order_id="lost1", created_at=now - timedelta(hours=2), next_check_at=now
     )
-    recent = await add_payment(sessions, order_id="lost-2", next_check_at=now)
+    recent = await add_payment(sessions, order_id="lost2", next_check_at=now)
     summary = await reconcile_due(sessions, app.app.state.gateway, now=now + timedelta(seconds=1))
     results = {c.payment_id: c.result for c in summary.results}
     assert results == {old: "settled", recent: "rescheduled"}
@@ -275,12 +278,12 @@ async def test_stale_pending_is_checked_and_fresh_pending_is_left_alone(
     make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     app = await make_app(reconcile_interval_seconds=0)
-    await charge_at_gateway(app.app.state.gateway, sim, "stale-1")
+    await charge_at_gateway(app.app.state.gateway, sim, "stale1")
     now = utcnow()
     stale = await add_payment(
-        sessions, status="pending", order_id="stale-1", created_at=now - timedelta(minutes=5)
+        sessions, status="pending", order_id="stale1", created_at=now - timedelta(minutes=5)
     )
-    await add_payment(sessions, status="pending", order_id="fresh-1", created_at=now)
+    await add_payment(sessions, status="pending", order_id="fresh1", created_at=now)
     summary = await reconcile_due(sessions, app.app.state.gateway, now=now)
     assert [(c.payment_id, c.result) for c in summary.results] == [(stale, "settled")]
     assert (await load(sessions, stale)).status == "authorized"
@@ -290,7 +293,7 @@ async def test_background_loop_settles_without_being_asked(
     make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     app = await make_app(reconcile_interval_seconds=0.2)
-    gid = await charge_at_gateway(app.app.state.gateway, sim, "loop-1")
+    gid = await charge_at_gateway(app.app.state.gateway, sim, "loop1")
     pid = await add_payment(sessions, gid=gid, next_check_at=utcnow())
     for _ in range(100):
         if (await load(sessions, pid)).status != "unknown":
@@ -307,8 +310,8 @@ async def test_cli_reconcile(
     db_url: str,
 ) -> None:
     app = await make_app(reconcile_interval_seconds=0)
-    await charge_at_gateway(app.app.state.gateway, sim, "cli-1")
-    pid = await add_payment(sessions, order_id="cli-1", next_check_at=utcnow())
+    await charge_at_gateway(app.app.state.gateway, sim, "cli1")
+    pid = await add_payment(sessions, order_id="cli1", next_check_at=utcnow())
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -340,10 +343,10 @@ async def test_a_charged_payment_whose_charge_another_row_holds_is_flagged_not_f
     """The victim's charge is at the gateway, but another payment (same order id and amount)
     took its gid: absence is no proof, so it is flagged for a person instead of failed."""
     app = await make_app(reconcile_interval_seconds=0)
-    gid = await charge_at_gateway(app.app.state.gateway, sim, "victim-1")
+    gid = await charge_at_gateway(app.app.state.gateway, sim, "victim1")
     now = utcnow()
-    victim = await add_payment(sessions, order_id="victim-1", next_check_at=now)
-    holder = await add_payment(sessions, status="authorized", order_id="victim-1", gid=gid)
+    victim = await add_payment(sessions, order_id="victim1", next_check_at=now)
+    holder = await add_payment(sessions, status="authorized", order_id="victim1", gid=gid)
     # Two hours on, "no record" would fail it.
     later = now + timedelta(hours=2)
     summary = await reconcile_due(sessions, app.app.state.gateway, now=later)
@@ -365,13 +368,13 @@ async def test_a_pending_payment_that_never_left_is_failed_when_its_claim_ends(
     abandoned = await add_payment(
         sessions,
         status="pending",
-        order_id="gone-1",
+        order_id="gone1",
         unsent=True,
         created_at=now - timedelta(seconds=10),
     )
-    fresh = await add_payment(sessions, status="pending", order_id="gone-2", unsent=True)
+    fresh = await add_payment(sessions, status="pending", order_id="gone2", unsent=True)
     sent = await add_payment(
-        sessions, status="pending", order_id="gone-3", created_at=now - timedelta(seconds=10)
+        sessions, status="pending", order_id="gone3", created_at=now - timedelta(seconds=10)
     )
     summary = await reconcile_due(
         sessions, app.app.state.gateway, now=now, pay_claim=timedelta(seconds=5)
@@ -391,12 +394,12 @@ async def test_orphan_sweep_flags_charges_that_no_payment_holds(
 ) -> None:
     app = await make_app(reconcile_interval_seconds=0)
     gateway = app.app.state.gateway
-    orphan_gid = await charge_at_gateway(gateway, sim, "orphan-1")
-    held_gid = await charge_at_gateway(gateway, sim, "held-1")
-    await add_payment(sessions, status="authorized", order_id="held-1", gid=held_gid)
+    orphan_gid = await charge_at_gateway(gateway, sim, "orphan1")
+    held_gid = await charge_at_gateway(gateway, sim, "held1")
+    await add_payment(sessions, status="authorized", order_id="held1", gid=held_gid)
     # Open, without gid: the janitor will match this one to its charge; not an orphan.
-    await charge_at_gateway(gateway, sim, "claim-1")
-    claimer = await add_payment(sessions, order_id="claim-1")
+    await charge_at_gateway(gateway, sim, "claim1")
+    claimer = await add_payment(sessions, order_id="claim1")
     settings = orphans.SweepSettings(interval=60, window=timedelta(minutes=5), grace=timedelta(0))
     now = utcnow() + timedelta(seconds=2)
 
@@ -415,7 +418,7 @@ async def test_orphan_sweep_flags_charges_that_no_payment_holds(
         "authorized",
         True,
     )
-    assert (p.order_id, p.total) == ("orphan-1", 1580)
+    assert (p.order_id, p.total) == ("orphan1", 1580)
     [event] = (await detail(app, pid))["events"]
     assert event["type"] == "orphan_found" and event["data"]["gid"] == orphan_gid
     assert any(
@@ -445,7 +448,7 @@ async def test_reconciliation_by_hand_runs_the_orphan_sweep(
         orphan_sweep_grace_seconds=0,
         orphan_sweep_window_seconds=120,
     )
-    gid = await charge_at_gateway(app.app.state.gateway, sim, "orphan-2")
+    gid = await charge_at_gateway(app.app.state.gateway, sim, "orphan2")
     summary = await reconcile_now(app)
     sweep = summary["orphan_sweep"]
     assert sweep["ran"] and sweep["windows"] == 1 and len(sweep["orphans"]) == 1

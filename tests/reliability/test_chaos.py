@@ -51,13 +51,13 @@ async def _session(app: AppProcess, i: int, rng: random.Random) -> dict[str, Any
         "tax": rng.randrange(0, 5_000),
         "shipping": rng.choice([0, 480, 800]),
         "job": rng.choice(["AUTH", "CAPTURE"]),
-        "order_id": f"chaos-{i}",
+        "order_id": f"chaos{i}",
         "email": f"shopper{i}@example.com",
         "success_url": "https://shop.example/thanks",
         "cancel_url": "https://shop.example/cart",
     }
     r = await app.merchant.post(
-        "/v1/checkout/sessions", json=body, headers={"Idempotency-Key": f"chaos-{i}"}
+        "/v1/checkout/sessions", json=body, headers={"Idempotency-Key": f"chaos{i}"}
     )
     assert r.status_code == 201, r.text
     data: dict[str, Any] = r.json()

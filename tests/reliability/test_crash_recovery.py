@@ -127,26 +127,26 @@ async def test_kill_after_the_onetouch_charge_then_retry_on_the_other_replica(
             "amount": 12_000,
             "tax": 1_200,
             "job": "CAPTURE",
-            "order_id": "crash-ot-1",
+            "order_id": "crashot1",
         }
-        headers = {"Idempotency-Key": "crash-ot-1"}
+        headers = {"Idempotency-Key": "crashot1"}
         first = asyncio.create_task(
             _swallow(a.merchant.post("/v1/payments", json=body, headers=headers))
         )
 
         async def charged() -> bool:
-            return any(r["cod"] == "crash-ot-1" for r in await _ledger(sim))
+            return any(r["cod"] == "crashot1" for r in await _ledger(sim))
 
         await _until(charged, "the gateway's charge")
         a.kill()
         assert await first is None
         await asyncio.sleep(CLAIM + 0.5)
         retry = await b.merchant.post("/v1/payments", json=body, headers=headers)
-        rows = [r for r in await _ledger(sim) if r["cod"] == "crash-ot-1"]
+        rows = [r for r in await _ledger(sim) if r["cod"] == "crashot1"]
         async with sessions() as session:
             ours = list(
                 (
-                    await session.execute(select(Payment).where(Payment.order_id == "crash-ot-1"))
+                    await session.execute(select(Payment).where(Payment.order_id == "crashot1"))
                 ).scalars()
             )
     FIGURES.append(f"one-touch killed after the charge: {len(rows)} x 13,200 yen charged")
@@ -173,14 +173,14 @@ async def test_database_restart_while_the_answer_comes_charges_once(
     assert r.status_code == 201, r.text
     # The slow card answers 2 s after the call: PostgreSQL is down by then, for about 3 s.
     (await sim.post("/_sandbox/config", json={"slow_seconds": 2.0})).raise_for_status()
-    body = {"customer_id": "crash02", "card_num": 1, "amount": 7_000, "order_id": "crash-db-1"}
-    headers = {"Idempotency-Key": "crash-db-1"}
+    body = {"customer_id": "crash02", "card_num": 1, "amount": 7_000, "order_id": "crashdb1"}
+    headers = {"Idempotency-Key": "crashdb1"}
     first = asyncio.create_task(app.merchant.post("/v1/payments", json=body, headers=headers))
 
     async def created() -> bool:
         async with own_db.sessions() as session:
             return bool(
-                await session.scalar(select(func.count()).where(Payment.order_id == "crash-db-1"))
+                await session.scalar(select(func.count()).where(Payment.order_id == "crashdb1"))
             )
 
     await _until(created, "the pending payment")
@@ -197,7 +197,7 @@ async def test_database_restart_while_the_answer_comes_charges_once(
         if retry.status_code != 409 or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)
-    rows = [r for r in await _ledger(sim) if r["cod"] == "crash-db-1"]
+    rows = [r for r in await _ledger(sim) if r["cod"] == "crashdb1"]
     FIGURES.append(f"PostgreSQL restarted during the answer: {len(rows)} x 7,000 yen charged")
     _report(capsys, FIGURES[-1] + f"; first {answer.status_code}, retry {retry.status_code}")
     assert len(rows) == 1, rows
@@ -222,8 +222,8 @@ async def test_session_keys_in_flight_at_a_kill_create_one_session_each(
         def create(app: AppProcess, i: int) -> Awaitable[httpx.Response]:
             return app.merchant.post(
                 "/v1/checkout/sessions",
-                json={**SESSION, "order_id": f"burst-{i}"},
-                headers={"Idempotency-Key": f"burst-{i}"},
+                json={**SESSION, "order_id": f"burst{i}"},
+                headers={"Idempotency-Key": f"burst{i}"},
             )
 
         burst = await asyncio.gather(*[_swallow(create(a, i)) for i in range(n)])
@@ -253,9 +253,9 @@ async def test_session_keys_in_flight_at_a_kill_create_one_session_each(
     assert in_flight, "the kill left no key in flight: the test did not test anything"
     assert Counter(r.status_code for r in retries) == Counter({201: n})
     assert second == 0, [o for o, c in per_order.items() if c > 1]
-    assert sorted(str(o) for o in per_order) == sorted(f"burst-{i}" for i in range(n))
+    assert sorted(str(o) for o in per_order) == sorted(f"burst{i}" for i in range(n))
     for i, r in enumerate(retries):
-        assert r.json()["order_id"] == f"burst-{i}"
+        assert r.json()["order_id"] == f"burst{i}"
 
 
 # --- finding 8: operations killed mid-call ------------------------------------------------------
@@ -351,7 +351,7 @@ async def test_kill_before_the_call_leaves_the_session_payable_on_the_other_repl
 ) -> None:
     armed = {"SANDBOX_CRASH_POINTS": "checkout.before_send,onetouch.before_send"}
     async with _replicas(db_url, simulator_url, tmp_path, armed, {}, armed) as (a, b, c):
-        body = {**SESSION, "order_id": "crash-pay-1"}
+        body = {**SESSION, "order_id": "crashpay1"}
         cs = (await b.merchant.post("/v1/checkout/sessions", json=body)).json()
         token = await make_token(sim, three_ds=three_ds_of(body))
         lost = await _swallow(
@@ -361,22 +361,22 @@ async def test_kill_before_the_call_leaves_the_session_payable_on_the_other_repl
         await asyncio.sleep(CLAIM + 0.5)
         token = await make_token(sim, three_ds=three_ds_of(body))
         again = await b.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
-        checkout_rows = [r for r in await _ledger(sim) if r["cod"] == "crash-pay-1"]
+        checkout_rows = [r for r in await _ledger(sim) if r["cod"] == "crashpay1"]
 
         # The same for a one-touch charge: a retry of its key charges, once.
         await _customer_with_card(b, sim, "crash03", cards.CARD_OK)
-        charge = {"customer_id": "crash03", "card_num": 1, "amount": 5000, "order_id": "crash-ot-2"}
-        headers = {"Idempotency-Key": "crash-ot-2"}
+        charge = {"customer_id": "crash03", "card_num": 1, "amount": 5000, "order_id": "crashot2"}
+        headers = {"Idempotency-Key": "crashot2"}
         assert await _swallow(c.merchant.post("/v1/payments", json=charge, headers=headers)) is None
         await asyncio.sleep(CLAIM + 0.5)
         retry = await b.merchant.post("/v1/payments", json=charge, headers=headers)
-        onetouch_rows = [r for r in await _ledger(sim) if r["cod"] == "crash-ot-2"]
+        onetouch_rows = [r for r in await _ledger(sim) if r["cod"] == "crashot2"]
         async with sessions() as session:
             left = dict(
                 (
                     await session.execute(
                         select(Payment.id, Payment.status).where(
-                            Payment.order_id.in_(("crash-pay-1", "crash-ot-2"))
+                            Payment.order_id.in_(("crashpay1", "crashot2"))
                         )
                     )
                 ).all()

@@ -81,7 +81,7 @@ async def _pay_all(app: RunningApp, sim: httpx.AsyncClient, n: int) -> list[dict
 
     async def one(i: int) -> dict[str, Any]:
         async with limit:
-            body = {**SESSION, "order_id": f"storm-{i}", "job": random.choice(["AUTH", "CAPTURE"])}
+            body = {**SESSION, "order_id": f"storm{i}", "job": random.choice(["AUTH", "CAPTURE"])}
             cs = (await app.merchant.post("/v1/checkout/sessions", json=body)).json()
             token = await make_token(sim, three_ds=three_ds_of(SESSION))
             r = await app.client.post(
@@ -121,7 +121,7 @@ async def test_kickbacks_and_pays_through_a_database_outage(
         waiting = []
         for i in range(4):
             r = await app.merchant.post(
-                "/v1/checkout/sessions", json={**SESSION, "order_id": f"outage-{i}"}
+                "/v1/checkout/sessions", json={**SESSION, "order_id": f"outage{i}"}
             )
             waiting.append(r.json())
         ledger_before = (await sim.get("/_sandbox/ledger")).json()
@@ -325,7 +325,7 @@ async def test_a_postgresql_restart_answers_503_never_500(
             await asyncio.sleep(delay)
             try:
                 r = await apps[i % 2].merchant.post(
-                    "/v1/checkout/sessions", json={**SESSION, "order_id": f"{tag}-{i}"}
+                    "/v1/checkout/sessions", json={**SESSION, "order_id": f"{tag}{i}"}
                 )
             except httpx.HTTPError as exc:
                 return type(exc).__name__  # the connection was dropped: no answer at all

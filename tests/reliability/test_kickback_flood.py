@@ -140,7 +140,7 @@ async def test_forged_kickbacks_for_a_real_order_cost_a_bounded_number_of_search
         app_processes([env], db_url=db_url, log_dir=_log_dir(tmp_path), name="kb-forged") as [app],
         held_kickbacks(sim) as relay,
     ):
-        cs = await new_session(app, "real-order")
+        cs = await new_session(app, "realorder")
         r = await pay(app, sim, cs)
         assert r.status_code == 202, r.text
         [real] = await wait_held(relay, 1)
@@ -148,7 +148,7 @@ async def test_forged_kickbacks_for_a_real_order_cost_a_bounded_number_of_search
         before = await search_calls(sessions)
         started = time.monotonic()
         forged = [
-            f"gid={real_gid + 1000 + i}&rst=1&ap=F&ec=&god=1&cod=real-order"
+            f"gid={real_gid + 1000 + i}&rst=1&ap=F&ec=&god=1&cod=realorder"
             f"&am={cs['amount']}&tx={cs['tax']}&sf={cs['shipping']}&ta={cs['total']}"
             for i in range(200)
         ]
@@ -160,7 +160,7 @@ async def test_forged_kickbacks_for_a_real_order_cost_a_bounded_number_of_search
         search_bound = _budget(VERIFY_PER_MINUTE, started)
         statuses = Counter(k.status for k in inbox)
         async with sessions() as session:
-            p = await session.scalar(select(Payment).where(Payment.order_id == "real-order"))
+            p = await session.scalar(select(Payment).where(Payment.order_id == "realorder"))
         assert p is not None
         with capsys.disabled():
             print(

@@ -125,8 +125,8 @@ async def _status(sessions: async_sessionmaker[AsyncSession], pid: str) -> Payme
 
 async def _someone_elses_gid(sim: httpx.AsyncClient) -> int:
     """A real, charged gid of an order that is not ours (gids are sequential: guessable)."""
-    await pay_by_token(sim, cod="someone-else", am=300)
-    [row] = await ledger(sim, "someone-else")
+    await pay_by_token(sim, cod="someoneelse", am=300)
+    [row] = await ledger(sim, "someoneelse")
     return int(row["gid"])
 
 

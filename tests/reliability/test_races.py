@@ -149,7 +149,7 @@ async def test_fifty_identical_idempotent_requests_act_once(
 
     # A one-touch charge: money moves at the gateway.
     charge = {"customer_id": "cust001", "card_num": 1, "amount": 1200, "tax": 120}
-    body = {**charge, "job": "CAPTURE", "order_id": "race-idem"}
+    body = {**charge, "job": "CAPTURE", "order_id": "raceidem"}
     headers = {"Idempotency-Key": "race-idem-1"}
     results = await asyncio.gather(
         *[app.merchant.post("/v1/payments", json=body, headers=headers) for _ in range(N)]
@@ -162,16 +162,16 @@ async def test_fifty_identical_idempotent_requests_act_once(
     assert all(r.status_code in (201, 409) for r in results), answers
     created = [r.json() for r in results if r.status_code == 201]
     assert created and {p["id"] for p in created} == {created[0]["id"]}
-    [row] = await _ledger(sim, "race-idem")
+    [row] = await _ledger(sim, "raceidem")
     assert row["status"] == "captured" and row["gid"] == created[0]["gid"]
     assert await _calls(sessions, "charge_onetouch") == [created[0]["id"]]
     # Once finished, the same request is a replay; nothing more is charged.
     again = await app.merchant.post("/v1/payments", json=body, headers=headers)
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
-    assert len(await _ledger(sim, "race-idem")) == 1
+    assert len(await _ledger(sim, "raceidem")) == 1
 
     # A checkout session: one row, whoever wins.
-    session_body = {**SESSION, "order_id": "race-session"}
+    session_body = {**SESSION, "order_id": "racesession"}
     headers = {"Idempotency-Key": "race-session-1"}
     results = await asyncio.gather(
         *[
@@ -191,7 +191,7 @@ async def test_fifty_identical_idempotent_requests_act_once(
         rows = list(
             (
                 await session.execute(
-                    select(CheckoutSession.id).where(CheckoutSession.order_id == "race-session")
+                    select(CheckoutSession.id).where(CheckoutSession.order_id == "racesession")
                 )
             ).scalars()
         )

@@ -134,6 +134,6 @@ def test_luhn() -> None:
 
 
 def test_the_merchant_field_validator_refuses_card_data() -> None:
-    assert refuse_card_data("order-42") == "order-42"
+    assert refuse_card_data("order42") == "order42"
     with pytest.raises(ValueError, match="looks like a card number"):
         refuse_card_data("order 4111-1111-1111-1111")

@@ -8,8 +8,10 @@ from hypothesis import strategies as st
 
 from app.payments.evidence import (
     OPEN,
+    SUCCEEDED,
     Amounts,
     Claim,
+    Content,
     Decision,
     ErrorNote,
     Evidence,
@@ -25,6 +27,7 @@ TIMEOUT = ErrorNote("timeout", "The gateway did not answer in time.")
 DECLINE = ErrorNote("ER584", "The card was declined.")
 MERCHANT = Amounts(5000, 0, 0)  # what the merchant asked for an item_code payment
 GATEWAY = Amounts(1000, 100, 0)  # what the gateway's product register charged
+CONTENT = Content("rpitem001", "pw1000a")  # the content ID/password a product payment issues
 
 
 def facts(status: Status, **kw: object) -> Facts:
@@ -145,6 +148,30 @@ TABLE: list[tuple[str, Facts, Evidence, dict[str, object]]] = [
         {"status": AU, "amounts": GATEWAY},
     ),
     (
+        "an item_code payment's refusal keeps the merchant's figure (its am=0 is no price)",
+        facts(P, item_code="ITEM", amounts=MERCHANT),
+        ev(A, Claim.FAILED, amounts=Amounts(0), content=CONTENT, error=DECLINE),
+        {"status": F, "amounts": None, "content": None},
+    ),
+    (
+        "an item_code payment's success records its issued content",
+        facts(P, item_code="ITEM", amounts=MERCHANT),
+        ev(N, Claim.CAPTURED, charge_id=7, amounts=GATEWAY, content=CONTENT, confirmed=True),
+        {"status": CA, "amounts": GATEWAY, "content": CONTENT},
+    ),
+    (
+        "issued content is filled in once, never replaced",
+        facts(CA, item_code="ITEM", amounts=GATEWAY, has_content=True),
+        ev(N, Claim.CAPTURED, content=Content("other", "x"), confirmed=True),
+        {"status": None, "content": None},
+    ),
+    (
+        "a payment without a product takes no content",
+        facts(P),
+        ev(A, Claim.SUCCEEDED, content=CONTENT),
+        {"status": AU, "content": None},
+    ),
+    (
         "a payment with amounts of its own never takes the gateway's",
         facts(P, amounts=MERCHANT),
         ev(A, Claim.SUCCEEDED, amounts=GATEWAY),
@@ -227,6 +254,7 @@ facts_st = st.builds(
     item_code=st.none() | st.just("ITEM"),
     amounts=amounts,
     error_code=st.none() | st.just("ER001"),
+    has_content=st.booleans(),
 )
 evidence_st = st.builds(
     Evidence,
@@ -236,6 +264,7 @@ evidence_st = st.builds(
     order_number=st.none() | st.just("G2"),
     approval_code=st.none() | st.just("A2"),
     amounts=st.none() | amounts,
+    content=st.none() | st.just(CONTENT),
     error=notes,
     trusted=st.booleans(),
     confirmed=st.booleans(),
@@ -264,6 +293,15 @@ def test_references_are_only_filled_in(f: Facts, e: Evidence) -> None:
     assert d.charge_id is None or f.gid is None
     assert d.order_number is None or f.god is None
     assert d.approval_code is None or f.ap is None
+    assert d.content is None or (not f.has_content and f.item_code)
+
+
+@given(facts_st, evidence_st)
+def test_only_a_success_sets_a_product_payments_price_and_content(f: Facts, e: Evidence) -> None:
+    d = decide(f, e)
+    target = target_of(e.claim, f.job)
+    if target is not None and target not in SUCCEEDED:
+        assert d.amounts is None and d.content is None
 
 
 @given(facts_st, evidence_st)
@@ -271,6 +309,7 @@ def test_stale_evidence_changes_nothing_but_may_flag(f: Facts, e: Evidence) -> N
     d = decide(f, e)
     if d.behind:
         assert (d.status, d.amounts, d.error, d.clear_error) == (None, None, None, False)
+        assert d.content is None
         if e.from_records:
             assert d.flag is not None and d.charge_id is None
 

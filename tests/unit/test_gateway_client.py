@@ -22,7 +22,7 @@ from app.gateway.robotpayment import RobotPaymentClient, make_http_client
 
 BASE = "https://gw.test/"
 TOKEN = "U0K1ZZY2RsZEN6Wm1pTnBRejdvVHhJaQ==" * 2
-SUCCESS = "1095729,1,TestMod,,205685,ord-1,1000,80,0,1080,,,"
+SUCCESS = "1095729,1,TestMod,,205685,ord1,1000,80,0,1080,,,"
 
 Handler = (
     Callable[[httpx.Request], httpx.Response]
@@ -84,7 +84,7 @@ def token_charge(**overrides: object) -> TokenCharge:
         "amount": 1000,
         "tax": 80,
         "shipping": 0,
-        "order_id": "ord-1",
+        "order_id": "ord1",
         "email": "taro@example.com",
     }
     fields.update(overrides)
@@ -112,7 +112,7 @@ async def test_token_charge_success() -> None:
         "aid", "jb", "rt", "cod", "tkn", "am", "tx", "sf", "em", "memo",
     ]  # fmt: skip
     assert handler.form() == {
-        "aid": "123456", "jb": "AUTH", "rt": "1", "cod": "ord-1", "tkn": TOKEN,
+        "aid": "123456", "jb": "AUTH", "rt": "1", "cod": "ord1", "tkn": TOKEN,
         "am": "1000", "tx": "80", "sf": "0", "em": "taro@example.com", "memo": "注文",
     }  # fmt: skip
     assert result.outcome is Outcome.SUCCESS
@@ -121,7 +121,7 @@ async def test_token_charge_success() -> None:
         "205685",
         "TestMod",
     )
-    assert result.order_ref == "ord-1"
+    assert result.order_ref == "ord1"
     assert (result.amount, result.tax, result.shipping, result.total) == (1000, 80, 0, 1080)
     assert result.error is None
     assert result.customer_id is None and result.customer_key is None and result.card_seq is None
@@ -154,10 +154,10 @@ async def test_token_charge_registering_user_and_card() -> None:
 async def test_token_charge_with_registered_product_sends_iid_only() -> None:
     handler = Requests(SUCCESS)
     client, _ = make_client(handler)
-    await client.charge_token(token_charge(item_code="item-9", amount=None, tax=None))
+    await client.charge_token(token_charge(item_code="item9", amount=None, tax=None))
     form = handler.form()
-    assert form["iid"] == "item-9"
-    assert not {"am", "tx", "sf"} & set(form)
+    assert form["iid"] == "item9"
+    assert not {"am", "tx", "sf", "jb"} & set(form)
 
 
 async def test_free_parameters_cannot_shadow_gateway_fields() -> None:
@@ -173,7 +173,7 @@ async def test_free_parameters_cannot_shadow_gateway_fields() -> None:
 @pytest.mark.parametrize(
     ("body", "outcome", "stable"),
     [
-        ("0,2,,G55,,ord-1,1000,80,0,1080,,,", Outcome.DECLINED, "insufficient_limit"),
+        ("0,2,,G55,,ord1,1000,80,0,1080,,,", Outcome.DECLINED, "insufficient_limit"),
         ("0,2,,G12,,,0,0,0,0,,,", Outcome.DECLINED, "card_declined"),
         ("0,2,,ER900,,,0,0,0,0,,,", Outcome.DECLINED, "three_ds_failed"),
         ("0,2,,ER584,,,0,0,0,0,,,", Outcome.FAILED, "token_invalid"),
@@ -346,12 +346,12 @@ async def test_onetouch_charge_form() -> None:
     charge = OnetouchCharge(
         job="CAPTURE", customer_id="u1", customer_key="vnjpBycDO5", card_seq=2, amount=1000,
         tax=80, shipping=0,
-        order_id="ord-1", phone="0312345678", method="61", installments=3,
+        order_id="ord1", phone="0312345678", method="61", installments=3,
     )  # fmt: skip
     result = await client.charge_onetouch(charge, ref="pay_2")
     assert str(handler.seen[0].url) == "https://gw.test/gateway/onetouch.aspx"
     assert handler.form() == {
-        "aid": "123456", "rt": "1", "cmd": "4", "cod": "ord-1", "uid": "u1",
+        "aid": "123456", "rt": "1", "cmd": "4", "cod": "ord1", "uid": "u1",
         "key": "vnjpBycDO5", "num": "2", "jb": "CAPTURE", "am": "1000", "tx": "80", "sf": "0",
         "pn": "0312345678", "md": "61", "pt": "3",
     }  # fmt: skip

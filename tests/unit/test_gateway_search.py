@@ -111,7 +111,7 @@ async def test_orders_then_pages_through_every_index() -> None:
 async def test_rows_are_typed_and_jst_aware() -> None:
     api = FakeSearchApi(
         lambda q: [
-            row(100028, acid=1000000008, nad="2018-04-01T00:00:00", ec="G55", cod="ord-1"),
+            row(100028, acid=1000000008, nad="2018-04-01T00:00:00", ec="G55", cod="ord1"),
             row(100029, cd="2026-01-02T05:15:27+00:00", vd="2026-01-03T00:00:00", am="700"),
         ]
     )
@@ -121,7 +121,7 @@ async def test_rows_are_typed_and_jst_aware() -> None:
     assert first == ChargeRecord(
         charge_id=100028, status=ChargeStatus.CAPTURED, recurring_id=1000000008, job="CAPTURE",
         card_brand=1, card_last4="1111", amount=500, tax=0, shipping=0, total=500,
-        result_code=1, error=errors.lookup("G55"), order_ref="ord-1",
+        result_code=1, error=errors.lookup("G55"), order_ref="ord1",
         next_charge_at=datetime(2018, 4, 1, tzinfo=JST),
         created_at=datetime(2026, 1, 2, 14, 15, 27, tzinfo=JST), canceled_at=None,
     )  # fmt: skip

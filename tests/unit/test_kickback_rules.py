@@ -123,7 +123,7 @@ def test_a_kickback_with_another_gid_than_the_payment_it_names_is_flagged() -> N
 
 
 def row(**kw: Any) -> ChargeRecord:
-    values: dict[str, Any] = {"gid": 501, "jb": "CAPTURE", "rst": 1, "cod": "order-1 ", "ta": 1580}
+    values: dict[str, Any] = {"gid": 501, "jb": "CAPTURE", "rst": 1, "cod": "order1 ", "ta": 1580}
     values |= {"cd": T0 + timedelta(seconds=5)}
     values.update(kw)
     return charge_record(**values)
@@ -132,7 +132,7 @@ def row(**kw: Any) -> ChargeRecord:
 def expected(**kw: Any) -> Expected:
     values: dict[str, Any] = {
         "gid": 501,
-        "cod": "order-1",
+        "cod": "order1",
         "total": 1580,
         "created_at": T0,
         "success": True,
@@ -151,7 +151,7 @@ def test_the_search_confirms_this_payments_charge() -> None:
     ("rows", "claim", "verdict"),
     [
         ([], {}, Verdict.MISSING),
-        ([row(cod="someone-else")], {}, Verdict.REFUTED),  # a borrowed gid
+        ([row(cod="someoneelse")], {}, Verdict.REFUTED),  # a borrowed gid
         ([row(ta=1000)], {}, Verdict.REFUTED),
         ([row(cd=T0 + MATCH_WINDOW + timedelta(seconds=1))], {}, Verdict.REFUTED),
         ([row(cd=None)], {}, Verdict.REFUTED),

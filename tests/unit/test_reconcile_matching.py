@@ -15,7 +15,7 @@ T0 = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
 
 
 def row(gid: int, **kw: object) -> ChargeRecord:
-    values: dict[str, object] = {"jb": "AUTH", "rst": 1, "cod": "order-1", "ta": 1580, "cd": T0}
+    values: dict[str, object] = {"jb": "AUTH", "rst": 1, "cod": "order1", "ta": 1580, "cd": T0}
     values.update(kw)
     return charge_record(gid=gid, **values)
 
@@ -47,18 +47,18 @@ def test_match_by_gid_ignores_everything_else() -> None:
 
 
 def test_match_by_cod_amount_and_time() -> None:
-    wanted = Wanted(gid=None, cod="order-1", total=1580, created_at=T0)
+    wanted = Wanted(gid=None, cod="order1", total=1580, created_at=T0)
     rows = [
-        row(1, cod="order-2"),
+        row(1, cod="order2"),
         row(2, ta=1000),
         row(3, cd=T0 + MATCH_WINDOW + timedelta(seconds=1)),
-        row(4, cod="order-1 "),  # the gateway's own samples carry a trailing space
+        row(4, cod="order1 "),  # the gateway's own samples carry a trailing space
     ]
     assert find(wanted, rows).record == rows[3]
 
 
 def test_gids_of_other_payments_are_skipped_and_two_candidates_are_ambiguous() -> None:
-    wanted = Wanted(gid=None, cod="order-1", total=1580, created_at=T0, exclude_gids=frozenset({1}))
+    wanted = Wanted(gid=None, cod="order1", total=1580, created_at=T0, exclude_gids=frozenset({1}))
     assert find(wanted, [row(1), row(2)]).record == row(2)
     both = find(wanted, [row(2), row(3)])
     assert both.record is None and both.ambiguous
@@ -67,5 +67,5 @@ def test_gids_of_other_payments_are_skipped_and_two_candidates_are_ambiguous() -
 
 
 def test_product_payments_match_without_amount() -> None:
-    wanted = Wanted(gid=None, cod="order-1", total=None, created_at=T0)
+    wanted = Wanted(gid=None, cod="order1", total=None, created_at=T0)
     assert find(wanted, [row(5, ta=999)]).record == row(5, ta=999)

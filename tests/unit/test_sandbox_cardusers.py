@@ -207,11 +207,11 @@ async def onetouch(client: httpx.AsyncClient, uid: str, key: str, **params: str)
 async def test_onetouch_charges_the_stored_card(client: httpx.AsyncClient) -> None:
     key = await register(client)
     await add_card(client, "user001", key, card=cards.CARD_3DS_CHALLENGE)  # no 3DS at onetouch
-    fields = await onetouch(client, "user001", key, cod="one-1", em="changed@example.com")
+    fields = await onetouch(client, "user001", key, cod="one1", em="changed@example.com")
     assert (
         len(fields) == 13
         and fields[1] == "1"
-        and fields[5:10] == ["one-1", "2000", "200", "0", "2200"]
+        and fields[5:10] == ["one1", "2000", "200", "0", "2200"]
     )
     [row] = (await client.get("_sandbox/ledger")).json()
     assert (row["uid"], row["num"], row["card_last4"], row["status"]) == (
@@ -231,6 +231,7 @@ async def test_onetouch_errors_and_declines(client: httpx.AsyncClient) -> None:
     assert (await onetouch(client, "user001", key))[1:4] == ["2", "", "G55"]
     assert (await onetouch(client, "user001", key, cmd="2"))[3] == "ER069"
     assert (await onetouch(client, "user001", key, num="2"))[3] == "ER149"
+    assert (await onetouch(client, "user001", key, num="01"))[3] == "ER149"  # 半角数字(1)
     assert (await onetouch(client, "user001", "x" * 10))[3] == "ER148"
     assert (await onetouch(client, "nobody", key))[3] == "ER147"
     assert (await onetouch(client, "user001", key, jb="CHECK"))[3] == "ER051"

@@ -46,7 +46,7 @@ async def faults(client: httpx.AsyncClient, **values: Any) -> dict[str, Any]:
 
 
 async def test_ledger_fields_and_reset(client: httpx.AsyncClient) -> None:
-    await pay_by_token(client, jb="AUTH", cod="c-1", uid="member7")
+    await pay_by_token(client, jb="AUTH", cod="c1", uid="member7")
     [row] = await ledger(client)
     for name in (
         "gid",

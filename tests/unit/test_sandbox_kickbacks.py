@@ -45,7 +45,7 @@ async def h() -> AsyncIterator[Harness]:
 
 async def test_approved_rt0_says_ok_and_kicks_back(h: Harness) -> None:
     response = await pay_by_token(
-        h.http, rt="0", cod="order-9", am=1000, tx=80, sf=500, extra={"memo": "日本 語"}
+        h.http, rt="0", cod="order9", am=1000, tx=80, sf=500, extra={"memo": "日本 語"}
     )
     assert response.text == "OK"
     await h.sim.drain()
@@ -65,7 +65,7 @@ async def test_approved_rt0_says_ok_and_kicks_back(h: Harness) -> None:
         "memo",
     ]
     assert kb.params["gid"] == "10000001" and kb.params["rst"] == "1" and kb.params["ec"] == ""
-    assert (kb.params["cod"], kb.params["ta"], kb.params["memo"]) == ("order-9", "1580", "日本 語")
+    assert (kb.params["cod"], kb.params["ta"], kb.params["memo"]) == ("order9", "1580", "日本 語")
     assert len(kb.params["ap"]) == 7
 
 
@@ -90,7 +90,7 @@ async def test_decline_rt0_body_is_the_code(h: Harness) -> None:
 
 
 async def test_3ds_failure_kicks_back_with_the_order(h: Harness) -> None:
-    response = await pay_by_token(h.http, rt="0", card=cards.CARD_3DS_FAIL, cod="o-3ds")
+    response = await pay_by_token(h.http, rt="0", card=cards.CARD_3DS_FAIL, cod="o3ds")
     assert response.text == "ER900"
     await h.sim.drain()
     [kb] = h.sink.received
@@ -98,7 +98,7 @@ async def test_3ds_failure_kicks_back_with_the_order(h: Harness) -> None:
         "0",
         "2",
         "ER900",
-        "o-3ds",
+        "o3ds",
     )
 
 
@@ -184,11 +184,11 @@ async def test_sales_rt0_has_no_kickback_but_reauth_and_onetouch_do(h: Harness) 
         "am": "700",
         "tx": "0",
         "sf": "0",
-        "cod": "one-1",
+        "cod": "one1",
     }
     assert (await h.http.post("gateway/onetouch.aspx", data=one)).text == "OK"
     await h.sim.drain()
-    assert h.sink.received[-1].params["cod"] == "one-1"
+    assert h.sink.received[-1].params["cod"] == "one1"
 
 
 async def test_free_parameters_come_back_in_every_answer_and_kickback(h: Harness) -> None:
@@ -222,7 +222,7 @@ async def test_free_parameters_come_back_in_every_answer_and_kickback(h: Harness
         h.http, card=cards.CARD_3DS_FAIL, three_ds={"am": "1000", "tx": "0", "sf": "0", "em": EM}
     )
     refused = {"aid": "100001", "jb": "AUTH", "rt": "0", "tkn": tkn, "am": "1000", "em": EM}
-    refused |= {"tx": "0", "sf": "0", "cod": "o-ref", **ref}
+    refused |= {"tx": "0", "sf": "0", "cod": "oref", **ref}
     assert (await h.http.post("gateway/gateway_token.aspx", data=refused)).text == "ER900"
     await h.sim.drain()
     assert len(h.sink.received) == 4

@@ -42,7 +42,7 @@ async def ledger(client: httpx.AsyncClient) -> dict[int, dict[str, Any]]:
 
 
 async def new_payment(client: httpx.AsyncClient, jb: str = "AUTH", **kw: Any) -> str:
-    fields = (await pay_by_token(client, jb=jb, cod="ord-1", **kw)).text.split(",")
+    fields = (await pay_by_token(client, jb=jb, cod="ord1", **kw)).text.split(",")
     assert fields[1] == "1"
     return fields[0]
 
@@ -50,7 +50,7 @@ async def new_payment(client: httpx.AsyncClient, jb: str = "AUTH", **kw: Any) ->
 async def test_sales_then_cancel(client: httpx.AsyncClient) -> None:
     gid = await new_payment(client)
     sales = await op(client, "SALES", gid)
-    assert sales[:2] == [gid, "1"] and sales[5:10] == ["ord-1", "1000", "0", "0", "1000"]
+    assert sales[:2] == [gid, "1"] and sales[5:10] == ["ord1", "1000", "0", "0", "1000"]
     row = (await ledger(client))[int(gid)]
     assert (row["jb"], row["status"]) == ("SALES", "captured")
     assert (await op(client, "SALES", gid))[:4] == ["0", "2", "", "ER032"]
@@ -99,7 +99,7 @@ async def test_reauth_replaces_the_payment(client: httpx.AsyncClient) -> None:
     fields = await reauth(client, old, em="new@example.com")
     new = fields[0]
     assert int(new) == int(old) + 1 and fields[1] == "1"
-    assert fields[5:10] == ["ord-1", "1200", "120", "0", "1320"]
+    assert fields[5:10] == ["ord1", "1200", "120", "0", "1320"]
     rows = await ledger(client)
     assert (rows[int(old)]["status"], rows[int(old)]["jb"]) == ("canceled", "CANCEL")
     assert rows[int(new)]["reauth_of"] == int(old)

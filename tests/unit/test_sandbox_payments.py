@@ -60,11 +60,11 @@ async def ledger(client: httpx.AsyncClient) -> list[dict[str, Any]]:
 
 async def test_auth_answer_layout(client: httpx.AsyncClient) -> None:
     tkn = await make_token(client, three_ds=THREE_DS)
-    text = await pay(client, tkn, cod="order-1")
+    text = await pay(client, tkn, cod="order1")
     fields = text.split(",")
     assert len(fields) == 13 and fields[12] == ""
     gid, rst, ap, ec, god, cod, am, tx, sf, ta, id_, ps = fields[:12]
-    assert (gid, rst, ec, god, cod) == ("10000001", "1", "", "20000001", "order-1")
+    assert (gid, rst, ec, god, cod) == ("10000001", "1", "", "20000001", "order1")
     assert re.fullmatch(r"\d{7}", ap)
     assert (am, tx, sf, ta, id_, ps) == ("1000", "100", "0", "1100", "", "")
     [row] = await ledger(client)
@@ -108,12 +108,25 @@ async def test_product_payment_returns_credentials(client: httpx.AsyncClient) ->
     assert (await ledger(client))[0]["jb"] == "CAPTURE"
 
 
-@pytest.mark.parametrize(("extra", "code"), [({"am": "1000"}, "ER066"), ({"iid": "NOPE"}, "ER005")])
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [
+        ({"am": "1000"}, "ER066"),
+        ({"iid": "NOPE"}, "ER005"),
+        ({"iid": "ITEM-001"}, "ER066"),  # 半角英数 (seed 000 p.18)
+        # No jb with iid (seed 000 pp.13, 18): refused, not ignored.
+        ({"jb": "AUTH"}, "ER051"),
+        ({"jb": "CAPTURE"}, "ER051"),
+    ],
+)
 async def test_product_payment_errors(
     client: httpx.AsyncClient, extra: dict[str, str], code: str
 ) -> None:
     tkn = await make_token(client, three_ds={"iid": "ITEM001", "em": EM})
-    overrides = {"am": "<omit>", "tx": "<omit>", "sf": "<omit>", "iid": "ITEM001", **extra}
+    overrides = {
+        **{"jb": "<omit>", "am": "<omit>", "tx": "<omit>", "sf": "<omit>"},
+        **{"iid": "ITEM001", **extra},
+    }
     assert (await pay(client, tkn, **overrides)).split(",")[3] == code
 
 
@@ -234,6 +247,13 @@ async def test_token_ttl_is_configurable(client: httpx.AsyncClient) -> None:
         ({"rt": "2"}, "ER052"),
         ({"cod": "x" * 51}, "ER054"),
         ({"cod": "注文" * 13}, "ER054"),
+        # 半角英数または日本語 (seed 000): no symbols, spaces or half-width katakana; 50 bytes
+        # counted in UTF-8 (18 kanji: 54 bytes, though 36 in Shift_JIS).
+        ({"cod": "order-1"}, "ER054"),
+        ({"cod": "pay_0a1b"}, "ER054"),
+        ({"cod": "order 1"}, "ER054"),
+        ({"cod": "ﾁｭｳﾓﾝ1"}, "ER054"),
+        ({"cod": "注文" * 9}, "ER054"),
         ({"em": "bad@"}, "ER059"),
         ({"em": "a" * 96 + "@x.jp"}, "ER059"),
         ({"em": "<omit>"}, "ER059"),
@@ -246,7 +266,7 @@ async def test_token_ttl_is_configurable(client: httpx.AsyncClient) -> None:
         ({"sf": "-1"}, "ER063"),
         ({"md": "11"}, "ER064"),
         ({"md": "61", "pt": "7"}, "ER065"),
-        ({"iid": "bad iid"}, "ER066"),
+        ({"jb": "<omit>", "iid": "bad iid"}, "ER066"),
         ({"uid": "has space"}, "ER147"),
         ({"uid": "u" * 51}, "ER147"),
         ({"memo": "x" * 1020}, "ER001"),
@@ -259,6 +279,13 @@ async def test_validation_errors(
     text = await pay(client, tkn, **overrides)
     assert text.split(",")[:4] == ["0", "2", "", code]
     assert await ledger(client) == []
+
+
+@pytest.mark.parametrize("cod", ["order1", "注文番号１２３abc", "ご注文ー" * 4, "x" * 50])
+async def test_cod_the_seed_allows(client: httpx.AsyncClient, cod: str) -> None:
+    tkn = await make_token(client, three_ds=THREE_DS)
+    fields = (await pay(client, tkn, cod=cod)).split(",")
+    assert fields[1] == "1" and fields[5] == cod
 
 
 async def test_rt0_validation_error_is_the_bare_code(client: httpx.AsyncClient) -> None:

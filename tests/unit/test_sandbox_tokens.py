@@ -80,6 +80,8 @@ async def test_tokens_are_unique(client: httpx.AsyncClient) -> None:
         ({"ed": "0101"}, "ER056"),
         ({"ed": "<omit>"}, "ER056"),
         ({"fn": "太郎"}, "ER057"),
+        ({"fn": "MARY ANN"}, "ER057"),  # no space (seed 000 p.9: 半角英字)
+        ({"ln": "O NEIL"}, "ER058"),
         ({"fn": "<omit>"}, "ER057"),
         ({"ln": "<omit>"}, "ER058"),
         ({"fn": "A" * 30, "ln": "B" * 15}, "ER058"),
@@ -103,7 +105,7 @@ async def test_accepted_card_field_variants(client: httpx.AsyncClient) -> None:
         {"md": "61", "pt": "12"},
         {"md": "80"},
         {"cvv": "<omit>"},
-        {"fn": "MARY-ANN", "ln": "O.NEIL SMITH"},
+        {"fn": "MARY-ANN", "ln": "O.NEIL-SMITH"},
     ]
     for overrides in ok:
         assert (await create(client, **overrides))["result"] == "Success", overrides

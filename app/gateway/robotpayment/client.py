@@ -87,9 +87,11 @@ def _amounts(
     shipping: int | None,
     item_code: str | None,
 ) -> None:
-    """A registered product (iid) carries its own price; otherwise am/tx/sf are required,
-    so missing ones are sent as 0 (a CHECK is am=tx=sf=0)."""
+    """A registered product (iid) carries its own price and job: no am/tx/sf and no jb (seed
+    000 pp.13, 18 list none). Otherwise am/tx/sf are required, so missing ones are sent as 0
+    (a CHECK is am=tx=sf=0)."""
     if item_code:
+        form.pop("jb", None)
         form["iid"] = item_code
         return
     form["am"] = str(amount or 0)

@@ -52,4 +52,6 @@ def parse_notification(raw_query: bytes, raw_body: bytes, content_type: str | No
         customer_id=data.uid,
         customer_key=data.key,
         card_seq=data.num,
+        issued_id=data.id,
+        issued_password=data.ps,
     )
