@@ -46,7 +46,7 @@ from app.payments import gauges as payment_gauges
 from app.payments import router as payments_router
 from app.payments.models import Payment
 from app.payments.refresh import Refresh
-from app.reconcile import orphans
+from app.reconcile import charges_router, orphans
 from app.reconcile import router as reconcile_router
 from app.reconcile import service as reconcile
 from app.security_headers import SecurityHeadersMiddleware
@@ -330,6 +330,7 @@ def _install_routes(app: FastAPI, settings: Settings, sandbox_app: FastAPI | Non
     app.include_router(kickback_router.router)
     app.include_router(payments_router.router)
     app.include_router(reconcile_router.router)
+    app.include_router(charges_router.router)
     app.include_router(onetouch_router.router)
     app.include_router(customers_router.router)
     app.include_router(billing_router.router)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal, Protocol
 
@@ -81,6 +81,8 @@ class ErrorKind(StrEnum):
     TIMEOUT = "timeout"
     # An answer we could not read: the request may have been processed.
     UNKNOWN = "unknown"
+    # A search matched more rows than the provider answers: narrow it.
+    TOO_MANY_RESULTS = "too_many_results"
 
 
 # The kind an error has when its table names none: from the HTTP status we answer with.
@@ -197,6 +199,7 @@ class ChargeRecord:
     recurring_id: int | None = None  # the automatic-billing number (自動課金番号), if any
     job: str | None = None  # the job as the charge stands now: AUTH, CAPTURE, CANCEL...
     card_brand: int | None = None  # the provider's brand code (1 Visa, 2 Master, 3 JCB...)
+    brand: str | None = None  # that brand in our words (visa, mastercard...); None: not a card
     card_last4: str | None = None
     amount: int | None = None
     tax: int | None = None
@@ -208,6 +211,53 @@ class ChargeRecord:
     next_charge_at: datetime | None = None  # next automatic-billing date (次回課金日)
     created_at: datetime | None = None  # when the charge was made (決済日)
     canceled_at: datetime | None = None  # when it was canceled (取消日), if it was
+
+
+class ChargeSort(StrEnum):
+    """What a charges search page is ordered by."""
+
+    CHARGE_ID = "charge_id"
+    RECURRING_ID = "recurring_id"
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargeQuery:
+    """One page of the gateway's charges search, as ops ask for it. Datetimes are aware;
+    each range end is inclusive and may be given alone."""
+
+    # Only charges the gateway made by itself for a recurring billing (True), or only the
+    # others, a recurring billing's first charge included (False).
+    automatic: bool = False
+    charge_id: int | None = None
+    recurring_id: int | None = None
+    jobs: tuple[str, ...] = ()  # AUTH, CAPTURE, SALES, CHECK, CANCEL: the job as it stands now
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    updated_from: datetime | None = None
+    updated_to: datetime | None = None
+    sort: ChargeSort = ChargeSort.CREATED_AT
+    descending: bool = True
+    page: int = 1  # from 1
+    per_page: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeSearchLimits:
+    """What a provider's charges search accepts (the domain checks a query against them)."""
+
+    max_range: timedelta  # between the two ends of one range, when both are given
+    max_per_page: int
+    max_results: int  # a search matching this many rows or more is refused
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargePage:
+    rows: list[ChargeRecord]
+    page: int
+    pages: int  # 0 when nothing matched
+    total: int  # rows matching the query, in all pages
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -410,6 +460,15 @@ class PaymentGateway(Protocol):
         charge_id: int | None = None,
         jobs: Sequence[str] | None = None,
     ) -> list[ChargeRecord]: ...
+
+    @property
+    def charge_search_limits(self) -> ChargeSearchLimits: ...
+
+    async def search_charges_page(self, query: ChargeQuery) -> ChargePage:
+        """One page of the charges search, in the query's order. A page past the last one
+        comes back empty (with the totals). Raises SearchError; an error about the query's
+        values names them in `fields` (ChargeQuery's names) and has kind INVALID."""
+        ...
 
 
 # --- billing robo (請求管理ロボ, seed 001) -------------------------------------------------------

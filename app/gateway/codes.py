@@ -604,6 +604,8 @@ _KINDS: dict[str, ErrorKind] = {
     # "Already captured / canceled" may only mean our view is stale: the search confirms.
     "ER032": ErrorKind.STALE_VIEW,
     "ER033": ErrorKind.STALE_VIEW,
+    # Seed 003: 54,000 rows or more; only a narrower search can help.
+    "ER520": ErrorKind.TOO_MANY_RESULTS,
 }
 
 

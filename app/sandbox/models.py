@@ -149,6 +149,11 @@ class Transaction:
     # The search's rst for this charge when a test says so (2 未処理, 3 決済待ち: not settled
     # yet, seed 003), instead of what its status gives.
     search_rst: int | None = None
+    # Recurring billing (自動課金, seed 003 p.8): its number (acid), on the first charge too,
+    # and whether the gateway made this charge by itself (isac true) rather than the shop
+    # (the first charge: isac false). Made by `_sandbox/ledger/{gid}/recurring`.
+    acid: int | None = None
+    automatic: bool = False
 
     @property
     def ta(self) -> int:
@@ -194,7 +199,7 @@ class Transaction:
     def search_view(self) -> dict[str, Any]:
         return {
             "gid": self.gid,
-            "acid": None,
+            "acid": self.acid,
             "jb": self.jb,
             "ct": cards.brand_code(self.card.number),
             "cn4": self.card.last4,

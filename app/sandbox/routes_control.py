@@ -4,6 +4,7 @@ Not part of the real gateway; no IP allowlist or maintenance applies here."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
@@ -161,6 +162,41 @@ async def forced_errors(request: Request) -> list[dict[str, Any]]:
 async def clear_forced_errors(request: Request) -> dict[str, bool]:
     sim_of(request).forced_errors.clear()
     return {"ok": True}
+
+
+@router.post("/ledger/{gid}/recurring")
+async def run_recurring_charge(request: Request, gid: int) -> dict[str, Any]:
+    """The next charge of the recurring billing (自動課金) that charge `gid` belongs to: the
+    gateway makes it by itself (the search's isac true), with the same card, amounts and
+    order number and jb CAPTURE (research §2.3: a recurring billing is CAPTURE only). A
+    charge without one becomes the first charge of a new billing (its acid; still isac
+    false, seed 003 p.8). Answers the new charge as the search shows it."""
+    sim = sim_of(request)
+    async with sim.lock:
+        first = sim.ledger.get(gid)
+        if first is None or not first.approved:
+            raise HTTPException(status_code=404, detail=f"no approved charge with gid {gid}")
+        if first.acid is None:
+            first.acid = sim.next_acid()
+        now = sim.clock.now()
+        txn = dataclasses.replace(
+            first,
+            gid=sim.next_gid(),
+            god=sim.next_god(),
+            jb="CAPTURE",
+            initial_jb="CAPTURE",
+            status="captured",
+            ap=sim.new_ap(),
+            created_at=now,
+            updated_at=now,
+            canceled_at=None,
+            reauth_of=None,
+            search_rst=None,
+            automatic=True,
+            free={},
+        )
+        sim.ledger[txn.gid] = txn
+        return txn.search_view()
 
 
 @router.get("/users")

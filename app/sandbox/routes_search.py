@@ -33,7 +33,8 @@ SEARCH_TTL = timedelta(days=1)
 MAX_PAGE = 1000
 _SORT_KEYS: dict[str, Callable[[Transaction], Any]] = {
     "ID": lambda t: t.gid,
-    "AutoChargeID": lambda t: (0, t.gid),  # the simulator has no recurring billing
+    # No auto-charge number sorts first ascending (as SQL orders NULL), then by gid.
+    "AutoChargeID": lambda t: (t.acid or 0, t.gid),
     "CreateDate": lambda t: (t.created_at, t.gid),
     "UpdatedDate": lambda t: (t.updated_at, t.gid),
 }
@@ -159,11 +160,12 @@ class _OrderFilter:
         return cls(isac, gid, acid, jobs, cdf, cdt, udf, udt)
 
     def match(self, t: Transaction) -> bool:
-        # Every simulator payment is a one-off (isac false) without an auto-charge id.
-        if self.isac is True or self.acid is not None:
-            return False
+        # Seed 003 p.8: isac unset is false; false is every charge the gateway did not make
+        # by itself (a recurring billing's first charge included), true only those it did.
         return (
-            (self.gid is None or t.gid == self.gid)
+            t.automatic is (self.isac is True)
+            and (self.acid is None or t.acid == self.acid)
+            and (self.gid is None or t.gid == self.gid)
             and (self.jobs is None or t.jb in self.jobs)
             and _within(t.created_at, self.cdf, self.cdt)
             and _within(t.updated_at, self.udf, self.udt)
@@ -171,6 +173,9 @@ class _OrderFilter:
 
 
 def _within(value: datetime, lo: datetime | None, hi: datetime | None) -> bool:
+    # The API's times are whole seconds (seed 003: yyyy-MM-ddTHH:mm:ss, in and out): a
+    # charge shown at 12:00:00 is within a range that ends at 12:00:00.
+    value = value.replace(microsecond=0)
     return (lo is None or value >= lo) and (hi is None or value <= hi)
 
 

@@ -23,6 +23,8 @@ from app.sandbox.models import KickbackDelivery, Payer, Product, Token, Transact
 log = logging.getLogger("app.sandbox")
 
 GOD_START = 20000001
+# Seed 003's sample auto-charge number is 1000000008: the same ten digits.
+ACID_START = 1000000001
 _ALNUM = string.ascii_letters + string.digits
 
 # The control panel's product table (商品登録), used by `iid` payments.
@@ -57,6 +59,7 @@ class SimState:
         self._timers: set[asyncio.Task[None]] = set()
         self._next_delivery = 1
         self._next_gid = self._next_god = 0
+        self._next_acid = ACID_START
         self.reset()
 
     def reset(self) -> None:
@@ -94,6 +97,11 @@ class SimState:
         gid = self._next_gid
         self._next_gid += 1
         return gid
+
+    def next_acid(self) -> int:
+        acid = self._next_acid
+        self._next_acid += 1
+        return acid
 
     def next_god(self) -> int:
         god = self._next_god

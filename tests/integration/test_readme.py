@@ -137,6 +137,14 @@ def _cli(ran: Ran, port: int) -> None:
     assert "setup plugin" not in ran.output
 
 
+def _gateway_charges(ran: Ran, port: int) -> None:
+    [call] = ran.calls
+    body = call.json()
+    assert call.status == 200 and body["page"] == 1 and body["per_page"] == 20, call.body
+    # The payments the examples above made are at the gateway, each beside ours.
+    assert body["data"] and all(row["payment_id"] for row in body["data"]), body
+
+
 def _ops(ran: Ran, port: int) -> None:
     listed, pick, reauth, pick_new, capture, cancel = ran.calls
     assert listed.status == 200 and pick.status == 200
@@ -185,6 +193,7 @@ EXPECT: dict[str, Callable[[Ran, int], None]] = {
     "second-instance": _second_instance,
     "cli": _cli,
     "ops": _ops,
+    "gateway-charges": _gateway_charges,
     "unknown": _unknown,
     "customers": _customers,
     "billing": _billing,

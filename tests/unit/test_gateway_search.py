@@ -120,7 +120,7 @@ async def test_rows_are_typed_and_jst_aware() -> None:
     assert api.orders == [{"gid": 100028}]
     assert first == ChargeRecord(
         charge_id=100028, status=ChargeStatus.CAPTURED, recurring_id=1000000008, job="CAPTURE",
-        card_brand=1, card_last4="1111", amount=500, tax=0, shipping=0, total=500,
+        card_brand=1, brand="visa", card_last4="1111", amount=500, tax=0, shipping=0, total=500,
         result_code=1, error=errors.lookup("G55"), order_ref="ord1",
         next_charge_at=datetime(2018, 4, 1, tzinfo=JST),
         created_at=datetime(2026, 1, 2, 14, 15, 27, tzinfo=JST), canceled_at=None,

@@ -20,8 +20,11 @@ from app.gateway import codes as errors
 from app.gateway.base import (
     CallRecorder,
     CardResult,
+    ChargePage,
+    ChargeQuery,
     ChargeRecord,
     ChargeResult,
+    ChargeSearchLimits,
     GatewayCall,
     GatewayErrorInfo,
     GatewayEvent,
@@ -31,7 +34,7 @@ from app.gateway.base import (
     UserResult,
 )
 from app.gateway.masking import mask_key_field, mask_params, mask_text
-from app.gateway.robotpayment import notification
+from app.gateway.robotpayment import notification, search
 from app.gateway.robotpayment.codec import (
     CarduserKind,
     CarduserResponse,
@@ -375,6 +378,14 @@ class RobotPaymentClient:
         return await self._search.search(
             created_from=created_from, created_to=created_to, gid=charge_id, jobs=jobs
         )
+
+    @property
+    def charge_search_limits(self) -> ChargeSearchLimits:
+        return search.LIMITS
+
+    async def search_charges_page(self, query: ChargeQuery) -> ChargePage:
+        """One page of the charges search (seed 003), for ops: a fresh search each time."""
+        return await self._search.page(query)
 
     # --- plumbing ------------------------------------------------------------------------
 

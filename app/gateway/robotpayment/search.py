@@ -7,15 +7,27 @@ more (ER520); both limits are handled here so callers can ask for any range.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import httpx
 
 from app.gateway import codes as errors
-from app.gateway.base import ChargeRecord, ChargeStatus, GatewayErrorInfo, Outcome, SearchError
+from app.gateway.base import (
+    ChargePage,
+    ChargeQuery,
+    ChargeRecord,
+    ChargeSearchLimits,
+    ChargeSort,
+    ChargeStatus,
+    ErrorKind,
+    GatewayErrorInfo,
+    Outcome,
+    SearchError,
+)
 from app.gateway.masking import mask_header_value
 from app.gateway.robotpayment.codec import CodecError, to_int
 from app.gateway.transport import (
@@ -36,6 +48,9 @@ MIN_WINDOW = timedelta(minutes=1)
 PAGE_SIZE = 1000
 # 54,000 rows at most (ER520 from 54,000) is 54 pages; anything far above is a broken answer.
 MAX_PAGES = 60
+# Seed 003 p.7: 検索結果が54000件以上の場合はER520.
+MAX_RESULTS = 54_000
+LIMITS = ChargeSearchLimits(max_range=MAX_WINDOW, max_per_page=PAGE_SIZE, max_results=MAX_RESULTS)
 ORDER_PATH = "/v1.0/charges/search/order"
 PAGE_PATH = "/v1.0/charges/search"
 _FORMAT = "%Y-%m-%dT%H:%M:%S"
@@ -125,6 +140,10 @@ def charge_status(rst: int | None, jb: str | None) -> ChargeStatus:
             return ChargeStatus.UNSETTLED
 
 
+# Seed 003 p.11 `ct`; 0 (クレカ以外) and unknown codes have no brand.
+_BRANDS = {1: "visa", 2: "mastercard", 3: "jcb", 4: "amex", 5: "diners", 6: "discover"}
+
+
 def _error(row: dict[str, Any]) -> GatewayErrorInfo | None:
     code = _str(row, "ec")
     return errors.lookup(code) if code else None
@@ -136,13 +155,14 @@ def parse_charge_record(row: Any) -> ChargeRecord:
     gid = _int(row, "gid")
     if gid is None:
         raise CodecError("row without gid")
-    rst, jb = _int(row, "rst"), _str(row, "jb")
+    rst, jb, ct = _int(row, "rst"), _str(row, "jb"), _int(row, "ct")
     return ChargeRecord(
         charge_id=gid,
         status=charge_status(rst, jb),
         recurring_id=_int(row, "acid"),
         job=jb,
-        card_brand=_int(row, "ct"),
+        card_brand=ct,
+        brand=_BRANDS.get(ct) if ct is not None else None,
         card_last4=_str(row, "cn4"),
         amount=_int(row, "am"),
         tax=_int(row, "tx"),
@@ -166,8 +186,18 @@ def _api_error(data: dict[str, Any]) -> Verdict[Any] | None:
         raise CodecError("malformed err object")
     code = err["ec"].strip()
     outcome = Outcome.UNAVAILABLE if code in ("ER500", "ER999") else Outcome.FAILED
+    # The wire names of the fields an ER400 is about; ChargeSearch._post translates them.
+    error = replace(errors.lookup(code), fields=_detail_fields(err.get("dtls")))
     # ER500 is an internal hiccup worth another try; ER999 (maintenance) lasts too long.
-    return Verdict(outcome, errors.lookup(code), None, retry=code == "ER500")
+    return Verdict(outcome, error, None, retry=code == "ER500")
+
+
+def _detail_fields(dtls: Any) -> tuple[str, ...]:
+    """Seed 003 p.14 names the detail's field `dtlf`, its sample (p.15) `dtlfl`: either."""
+    if not isinstance(dtls, list):
+        return ()
+    names = (d.get("dtlf", d.get("dtlfl")) for d in dtls if isinstance(d, dict))
+    return tuple(dict.fromkeys(n for n in names if isinstance(n, str)))
 
 
 def _body(status: int, text: str) -> tuple[dict[str, Any], Verdict[Any] | None]:
@@ -201,6 +231,69 @@ def interpret_page(status: int, text: str) -> Verdict[_Page]:
         raise CodecError("dtls is not a list")
     page = _Page(_int(data, "tidx") or 1, [parse_charge_record(row) for row in rows])
     return Verdict(Outcome.SUCCESS, None, page)
+
+
+# --- one page for ops (ChargeQuery) ----------------------------------------------------------
+
+# Seed 003 p.11 srtf values.
+_SORT_FIELDS = {
+    ChargeSort.CHARGE_ID: "ID",
+    ChargeSort.RECURRING_ID: "AutoChargeID",
+    ChargeSort.CREATED_AT: "CreateDate",
+    ChargeSort.UPDATED_AT: "UpdatedDate",
+}
+# The wire fields of seed 003 pp.8, 11 by ChargeQuery's names, for an ER400's details.
+QUERY_FIELDS = {
+    "isac": "automatic",
+    "gid": "charge_id",
+    "acid": "recurring_id",
+    "jb": "jobs",
+    "cdf": "created_from",
+    "cdt": "created_to",
+    "udf": "updated_from",
+    "udt": "updated_to",
+    "srt": "sort",
+    "srtf": "sort",
+    "maxs": "per_page",
+    "idx": "page",
+}
+
+
+def _second(value: datetime | None) -> str | None:
+    """The API's yyyy-MM-ddTHH:mm:ss in JST: its times are whole seconds, so both ends are
+    cut to the second (an inclusive end then still covers its own second)."""
+    return None if value is None else to_jst(value).strftime(_FORMAT)
+
+
+def order_body(query: ChargeQuery) -> dict[str, Any]:
+    """Seed 003 p.8. isac is always sent: its default (false) leaves automatic charges out,
+    and saying so keeps the request's meaning in the audit row."""
+    body: dict[str, Any] = {"isac": query.automatic}
+    if query.charge_id is not None:
+        body["gid"] = query.charge_id
+    if query.recurring_id is not None:
+        body["acid"] = query.recurring_id
+    if query.jobs:
+        body["jb"] = list(query.jobs)
+    for name, value in (
+        ("cdf", query.created_from),
+        ("cdt", query.created_to),
+        ("udf", query.updated_from),
+        ("udt", query.updated_to),
+    ):
+        text = _second(value)
+        if text is not None:
+            body[name] = text
+    return body
+
+
+def sort_json(query: ChargeQuery) -> str:
+    """Seed 003's srt exactly as its sample (p.13) writes it: `srtf` twice, the field then
+    the order (the table, p.11, names both `srtf`; no other name has a source). A dict
+    cannot hold that, so it is written by hand."""
+    field = json.dumps(_SORT_FIELDS[query.sort])
+    order = json.dumps("DESC" if query.descending else "ASC")
+    return f'{{"srtf": {field}, "srtf": {order}}}'
 
 
 # --- time windows ------------------------------------------------------------------------
@@ -276,6 +369,30 @@ class ChargeSearch:
             rows.extend(await self._window(window_start, window_end, gid, jobs))
         return _unique(rows)
 
+    async def page(self, query: ChargeQuery) -> ChargePage:
+        """Orders a fresh search (search/order), then reads the asked page of it (search)."""
+        body = order_body(query)  # ValueError if a datetime is naive
+        order = await self._post(
+            "search_order", ORDER_PATH, body, interpret_order, fields=QUERY_FIELDS
+        )
+        if order.sid is None or order.tcnt == 0:
+            return ChargePage(rows=[], page=query.page, pages=0, total=0)
+        pages = math.ceil(order.tcnt / query.per_page)
+        if query.page > pages:
+            # The API answers ER400 (idx) for it: the caller learns the totals instead.
+            return ChargePage(rows=[], page=query.page, pages=pages, total=order.tcnt)
+        request = {"sid": order.sid, "maxs": query.per_page, "idx": query.page}
+        content = json.dumps(request)[:-1] + f', "srt": {sort_json(query)}}}'
+        page = await self._post(
+            "search_page",
+            PAGE_PATH,
+            {**request, "srt": sort_json(query)},
+            interpret_page,
+            fields=QUERY_FIELDS,
+            content=content.encode("utf-8"),
+        )
+        return ChargePage(rows=page.rows, page=query.page, pages=page.tidx, total=order.tcnt)
+
     async def _window(
         self,
         start: datetime | None,
@@ -325,12 +442,22 @@ class ChargeSearch:
         return rows
 
     async def _post(
-        self, operation: str, path: str, body: dict[str, Any], interpret: Interpreter[P]
+        self,
+        operation: str,
+        path: str,
+        body: dict[str, Any],
+        interpret: Interpreter[P],
+        *,
+        fields: Mapping[str, str] | None = None,
+        content: bytes | None = None,
     ) -> P:
+        """`fields`: the wire fields that come from the caller's query, by its names (an
+        ER400 about them is the caller's invalid value); `content`: the body when `body`
+        (then what the audit shows) cannot be written by json.dumps."""
         exchange = Exchange(
             operation=operation,
             url=self._base_url + path,
-            content=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+            content=content or json.dumps(body, ensure_ascii=False).encode("utf-8"),
             headers={
                 "Content-Type": "application/json",
                 "Accept": "application/json",
@@ -346,7 +473,23 @@ class ChargeSearch:
         verdict, _call = await self._exchanger.run(self._http, exchange, interpret)
         if verdict.parsed is not None:
             return verdict.parsed
-        error = verdict.error or errors.lookup(errors.BAD_RESPONSE)
-        if error.code == "ER520":
+        error = _for_caller(verdict.error or errors.lookup(errors.BAD_RESPONSE), fields)
+        if error.code == "ER520" and fields is None:
             raise _TooMany(error)
         raise SearchError(error)
+
+
+def _for_caller(error: GatewayErrorInfo, fields: Mapping[str, str] | None) -> GatewayErrorInfo:
+    """An ER400 about fields of the caller's query is an invalid query (422, naming them in
+    the query's words); any other (sid, maxs we chose) stays our own misconfiguration."""
+    named = tuple(dict.fromkeys(fields[f] for f in error.fields if f in fields)) if fields else ()
+    if error.code != "ER400" or not named:
+        return replace(error, fields=())
+    return replace(
+        error,
+        fields=named,
+        http_status=errors.INVALID,
+        kind=ErrorKind.INVALID,
+        message_en=f"The gateway's charges search refused {', '.join(named)}.",
+        message_ja=f"決済情報検索が次の条件を受け付けませんでした: {', '.join(named)}。",
+    )
