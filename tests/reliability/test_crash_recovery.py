@@ -281,9 +281,9 @@ async def test_operations_killed_mid_call_are_settled_from_the_ledger(
 ) -> None:
     n_capture, n_cancel, n_reauth = 20, 20, 5
     async with _replicas(db_url, simulator_url, tmp_path, {}, {}) as (a, b):
-        to_capture = [await _paid(b, sim, f"cap-{i}", "AUTH") for i in range(n_capture)]
-        to_cancel = [await _paid(b, sim, f"can-{i}", "CAPTURE") for i in range(n_cancel)]
-        to_reauth = [await _paid(b, sim, f"rea-{i}", "AUTH") for i in range(n_reauth)]
+        to_capture = [await _paid(b, sim, f"cap{i}", "AUTH") for i in range(n_capture)]
+        to_cancel = [await _paid(b, sim, f"can{i}", "CAPTURE") for i in range(n_cancel)]
+        to_reauth = [await _paid(b, sim, f"rea{i}", "AUTH") for i in range(n_reauth)]
         gid_of = {}
         async with sessions() as session:
             for p in (await session.execute(select(Payment))).scalars():

@@ -60,7 +60,7 @@ async def test_a_late_decline_never_fails_the_retry_and_the_shopper_pays_once(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    order = f"late-{variant.split()[0]}"
+    order = f"late{variant.split()[0]}"
     async with (
         replicas(
             db_url=db_url,

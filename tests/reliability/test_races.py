@@ -66,7 +66,7 @@ async def test_fifty_pays_of_one_session_charge_once(
     app = await make_app()
     # A slow card keeps the winner's gateway call open while the others arrive.
     (await sim.post("/_sandbox/config", json={"slow_seconds": 0.5})).raise_for_status()
-    cs = await _new_session(app, "race-pay")
+    cs = await _new_session(app, "racepay")
     tokens = await asyncio.gather(
         *[make_token(sim, card=cards.CARD_SLOW, three_ds=three_ds_of(SESSION)) for _ in range(N)]
     )
@@ -90,7 +90,7 @@ async def test_fifty_pays_of_one_session_charge_once(
     assert set(json_codes) <= {200, 409} and set(form_codes) == {200}, (json_codes, form_codes)
     winners = [r for r in results if r.status_code == 200 and "json" in r.headers["content-type"]]
     assert len(winners) <= 1
-    [charged] = await _ledger(sim, "race-pay")
+    [charged] = await _ledger(sim, "racepay")
     assert charged["status"] == "authorized"
     async with sessions() as session:
         [p] = (
@@ -110,7 +110,7 @@ async def test_fifty_captures_of_one_payment_capture_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     app = await make_app()
-    cs = await _new_session(app, "race-capture")
+    cs = await _new_session(app, "racecapture")
     token = await make_token(sim, three_ds=three_ds_of(SESSION))
     paid = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
     assert paid.status_code == 200 and paid.json()["status"] == "authorized", paid.text
@@ -126,7 +126,7 @@ async def test_fifty_captures_of_one_payment_capture_once(
     for r in results:
         if r.status_code == 409:
             assert r.json()["code"] in ("operation_in_progress", "invalid_transition"), r.text
-    [row] = await _ledger(sim, "race-capture")
+    [row] = await _ledger(sim, "racecapture")
     assert row["status"] == "captured"
     assert await _calls(sessions, "capture") == [pid]
     detail = (await app.ops.get(f"/v1/payments/{pid}")).json()
