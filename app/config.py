@@ -169,6 +169,10 @@ class Settings(BaseSettings):
     # rt=0: how long after an accepted pay its kickback is expected; without one by then
     # the janitor asks the charges search (instead of after its first minute).
     kickback_expected_seconds: float = Field(default=KICKBACK_EXPECTED_SECONDS, gt=0)
+    # A card a payment registered is read back (masked number, expiry) right after its
+    # commit; one still unread this long after (a crash or a gateway error between the two)
+    # is read by the kickback loop.
+    card_read_back_after_seconds: float = Field(default=60.0, gt=0)
     # The orphan sweep: successful charges in the gateway's records that no payment of ours
     # holds become flagged payments. Every interval a replica searches each complete window
     # that ended at least `grace` ago (one search per window); 0 = off.
@@ -301,6 +305,10 @@ class Settings(BaseSettings):
     @property
     def pay_claim(self) -> timedelta:
         return timedelta(seconds=self.pay_claim_seconds)
+
+    @property
+    def card_read_back_after(self) -> timedelta:
+        return timedelta(seconds=self.card_read_back_after_seconds)
 
     @property
     def kickback_expected(self) -> timedelta:

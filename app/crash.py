@@ -10,7 +10,9 @@ live mode they are never armed, whatever the environment says. The points (each
   committed) and is about to call the gateway;
 - `onetouch.before_send`: the same for a one-touch charge (`POST /v1/payments`);
 - `idempotency.before_answer`: a request with an Idempotency-Key has done its work (what it
-  created is committed) and its answer is not stored yet.
+  created is committed) and its answer is not stored yet;
+- `kickback.before_card_read`: a kickback that settled a pay with registration has committed
+  the customer's key and the card's number and is about to read the card back (cmd 6).
 """
 
 from __future__ import annotations

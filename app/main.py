@@ -301,7 +301,7 @@ def _install_state(app: FastAPI, settings: Settings) -> None:
     )
     app.state.kickback_verifier = Verifier(settings.kickback_verify_searches_per_minute)
     # kickbacks sits below checkout: the card an rt=0 pay registered is kept by checkout.
-    app.state.kickback_cards = KickbackCards()
+    app.state.kickback_cards = KickbackCards(read_back_after=settings.card_read_back_after)
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:

@@ -5,6 +5,7 @@ does (app.kickbacks.service.CardRegistrations; wired by app.main)."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -16,8 +17,20 @@ from app.payments.models import Payment
 
 log = logging.getLogger(__name__)
 
+READ_BACK_AFTER = timedelta(seconds=60)  # CARD_READ_BACK_AFTER_SECONDS
+
 
 class KickbackCards:
+    def __init__(self, *, read_back_after: timedelta = READ_BACK_AFTER) -> None:
+        self._read_back_after = read_back_after
+
+    async def read_back(
+        self, sessions: async_sessionmaker[AsyncSession], gateway: PaymentGateway
+    ) -> int:
+        return await customers.read_back_cards(
+            sessions, gateway, older_than=self._read_back_after, actor="card-read-back"
+        )
+
     async def record(self, session: AsyncSession, payment_id: str, event: GatewayEvent) -> bool:
         found = await _registration(session, payment_id, event)
         if found is None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.customers.models import Card, Customer, CustomerEvent
+from app.db import utcnow
 from app.errors import (
     Conflict,
     FieldError,
@@ -482,6 +484,48 @@ async def store_card(
         await bind(session, "card", f"{uid}/{num}")
         await session.commit()
         return card
+
+
+async def read_back_cards(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    *,
+    older_than: timedelta,
+    actor: str,
+    limit: int = 20,
+) -> int:
+    """Reads back (cmd 6) active cards we keep without the gateway's copy (no masked number)
+    that were last touched more than `older_than` ago: a registration's read-back that a
+    crash or a gateway error cut off. A card that cannot be read now is tried again after
+    `older_than`; one the gateway no longer has is marked deleted (refresh_card)."""
+    cutoff = utcnow() - older_than
+    async with sessions() as session:
+        stmt = (
+            select(Card.customer_uid, Card.num)
+            .where(
+                Card.status == "active",
+                Card.masked_number.is_(None),
+                Card.updated_at < cutoff,
+            )
+            .order_by(Card.updated_at)
+            .limit(limit)
+        )
+        todo = [(uid, num) for uid, num in (await session.execute(stmt)).all()]
+    done = 0
+    for uid, num in todo:
+        try:
+            await refresh_card(sessions, gateway, uid, num, actor=actor)
+            done += 1
+        except Exception as exc:
+            log.warning("card %s/%d not read back yet: %s", uid, num, exc)
+            async with sessions() as session:
+                card = await find_card(session, uid, num)
+                if card is not None:
+                    card.updated_at = utcnow()  # tried: wait `older_than` before the next try
+                await session.commit()
+    if done:
+        log.info("read back %d registered card(s) left unread", done)
+    return done
 
 
 async def refresh_card(

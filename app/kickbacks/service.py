@@ -22,6 +22,7 @@ from sqlalchemy import and_, delete, false, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import idempotency
+from app.crash import crash_point
 from app.db import utcnow
 from app.gateway.base import (
     EventStatus,
@@ -228,6 +229,13 @@ class CardRegistrations(Protocol):
         """After that commit: read the card back from the gateway (masked number, expiry)."""
         ...
 
+    async def read_back(
+        self, sessions: async_sessionmaker[AsyncSession], gateway: PaymentGateway
+    ) -> int:
+        """Cards kept whose read-back did not happen (a crash or a gateway error after the
+        commit): read them now. Returns how many were read."""
+        ...
+
 
 @dataclass(frozen=True)
 class _Read:
@@ -297,6 +305,8 @@ async def _refresh_card(
 ) -> None:
     if cards is None:
         return
+    # A kill here leaves the card kept (key, number) but unread: read_back repairs it.
+    crash_point("kickback.before_card_read")
     try:
         await cards.refresh(sessions, gateway, payment_id, data)
     except Exception:
@@ -739,8 +749,8 @@ async def background_loop(
     purge_every: float = 600.0,
 ) -> None:
     """Replays the spool once the database is back, retries stuck and due deferred
-    kickbacks, and (every `purge_every` seconds) deletes old ones and expired
-    Idempotency-Keys, forever."""
+    kickbacks, reads back registered cards left unread, and (every `purge_every` seconds)
+    deletes old ones and expired Idempotency-Keys, forever."""
     retention = retention or Retention()
     last_purge = 0.0
     loop = asyncio.get_running_loop()
@@ -754,6 +764,8 @@ async def background_loop(
                 KICKBACKS_REPLAYED.inc(replayed)
                 log.info("kickback spool: %d replayed into the inbox", replayed)
             await retry_stuck(sessions, gateway, verifier=verifier, cards=cards)
+            if cards is not None:
+                await cards.read_back(sessions, gateway)
             if loop.time() - last_purge >= purge_every:
                 last_purge = loop.time()
                 await purge(sessions, retention)

@@ -9,7 +9,10 @@ standalone simulator; money is counted in the simulator's ledger.
 - captures, cancels and re-authorizations killed mid-call: reconciliation settles each one to
   the ledger and every charge in the ledger belongs to a payment of ours;
 - killed between claiming a checkout session and calling the gateway (a crash point): the
-  session can be paid on the other replica as soon as the claim has expired.
+  session can be paid on the other replica as soon as the claim has expired;
+- killed after a kickback settled an rt=0 pay with registration (key and card number
+  committed) and before the card was read back: the other replica reads it back, the card
+  pays in one touch, and the charge is never repeated.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.customers.models import Card
 from app.hosted.models import CheckoutSession
 from app.idempotency import IdempotencyKey
+from app.kickbacks.models import Kickback
 from app.payments.models import Payment
 from app.sandbox import cards
 from app.sandbox.testing import make_token
@@ -37,7 +42,7 @@ from tests.integration.test_checkout import SESSION, three_ds_of
 from tests.integration.test_customers import ZERO_3DS
 from tests.reliability.support_chaos import AppProcess, app_processes
 from tests.reliability.test_db_outage import OwnDatabase, own_db  # noqa: F401 (a fixture)
-from tests.support.fixtures import AppFactory
+from tests.support.fixtures import KICKBACK_PATH, AppFactory
 
 pytestmark = pytest.mark.reliability
 
@@ -393,3 +398,72 @@ async def test_kill_before_the_call_leaves_the_session_payable_on_the_other_repl
     assert len(onetouch_rows) == 1 and retry.json()["gid"] == onetouch_rows[0]["gid"]
     # The payments that never left are failed at once, not left pending for an hour.
     assert sorted(left.values()) == ["authorized", "captured", "failed", "failed"], left
+
+
+# --- the card an rt=0 kickback registered: killed before it was read back -----------------------
+
+
+async def test_kill_between_the_registration_kickback_and_the_card_read_back(
+    db_url: str,
+    sim: httpx.AsyncClient,
+    simulator_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rt0 = {"GATEWAY_RESULT_MODE": "0", "CARD_READ_BACK_AFTER_SECONDS": "1"}
+    armed = {**rt0, "SANDBOX_CRASH_POINTS": "kickback.before_card_read"}
+    async with _replicas(db_url, simulator_url, tmp_path, armed, rt0) as (a, b):
+        # The gateway's kickbacks reach A, which dies after committing the registration.
+        config = {"kickback_url": f"{a.url}{KICKBACK_PATH}"}
+        (await sim.post("/_sandbox/config", json=config)).raise_for_status()
+        uid = "crashcard01"
+        body = {**SESSION, "order_id": "crashcard1", "customer_id": uid, "save_card": True}
+        cs = (await b.merchant.post("/v1/checkout/sessions", json=body)).json()
+        token = await make_token(sim, three_ds=three_ds_of(body))
+        r = await b.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+        assert r.status_code == 202 and r.json()["status"] == "pending", r.text
+        pid = r.json()["id"]
+        assert a.proc is not None
+
+        async def a_died() -> bool:
+            return a.proc is not None and a.proc.poll() is not None
+
+        await _until(a_died, "A killed at kickback.before_card_read")
+        async with sessions() as session:
+            kept = await session.scalar(select(Card).where(Card.customer_uid == uid))
+            settled = await session.get(Payment, pid)
+        assert kept is not None and kept.masked_number is None, "killed before the read-back"
+        assert settled is not None and settled.status == "authorized"
+
+        async def read_back() -> bool:
+            async with sessions() as session:
+                card = await session.scalar(select(Card).where(Card.customer_uid == uid))
+            return card is not None and card.masked_number is not None
+
+        started = time.monotonic()
+        await _until(read_back, "B reads the card back", within=30)
+        took = time.monotonic() - started
+        async with sessions() as session:
+            card = await session.scalar(select(Card).where(Card.customer_uid == uid))
+            inbox = list((await session.execute(select(Kickback.status))).scalars())
+        charge = {"customer_id": uid, "card_num": card.num if card else 0, "amount": 700}
+        again = await b.merchant.post(
+            "/v1/payments", json=charge, headers={"Idempotency-Key": "crashcard2"}
+        )
+        rows = [row for row in await _ledger(sim) if row["cod"] == "crashcard1"]
+        # rt=0: accepted for later; the gateway charged the saved card.
+        touched = [row for row in await _ledger(sim) if row["cod"] == again.json().get("cod")]
+    FIGURES.append(
+        f"killed before the card read-back: A exit {a.proc.returncode}; "
+        f"card {card.num if card else '-'} read back by B after {took:.1f} s as "
+        f"{card.masked_number if card else '-'}; "
+        f"{len(rows)} charge for the order; one-touch on it {again.status_code}"
+    )
+    _report(capsys, FIGURES[-1])
+    assert a.proc.returncode == -9
+    assert card is not None and card.masked_number == "*" * 12 + cards.CARD_OK[-4:]
+    assert card.expiry and card.status == "active"
+    assert inbox == ["applied"] and len(rows) == 1
+    assert again.status_code == 202 and again.json()["status"] == "pending", again.text
+    assert [(row["status"], row["num"]) for row in touched] == [("captured", card.num)]
