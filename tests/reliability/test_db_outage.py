@@ -275,7 +275,7 @@ async def _check(db: OwnDatabase, sent: list[Sent], ledger: list[dict[str, Any]]
     applied = Counter(k.raw_query for k in inbox if k.status == "applied")
     assert applied == Counter({s.query for s in sent})
     by_gid = {row["gid"]: row for row in ledger}
-    storm = [p for p in payments if (p.order_id or "").startswith("storm-")]
+    storm = [p for p in payments if (p.order_id or "").startswith("storm")]
     assert len(storm) == PAYMENTS
     for p in storm:
         assert p.gid is not None and p.gid in by_gid, p.id
