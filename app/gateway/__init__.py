@@ -35,6 +35,7 @@ from app.gateway.base import (
     TokenJob,
     UserResult,
 )
+from app.gateway.http import call_deadline
 
 __all__ = [
     "BillingRobo",
@@ -66,8 +67,7 @@ __all__ = [
 
 
 def _deadline(settings: Settings) -> float:
-    """How long one call may take in all (its retries included)."""
-    return settings.gateway_connect_timeout + settings.gateway_read_timeout + 5
+    return call_deadline(settings.gateway_connect_timeout, settings.gateway_read_timeout)
 
 
 def make_http_client(

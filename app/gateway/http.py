@@ -9,6 +9,14 @@ import httpx
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"rp-merchant/0.1 python-httpx/{httpx.__version__}"
+# What a call may take beyond its connect and read timeouts (retries, TLS, our own work).
+DEADLINE_SLACK = 5.0
+
+
+def call_deadline(connect_timeout: float | None, read_timeout: float) -> float:
+    """How long one call may take in all, its retries included: the one rule for the
+    client's default deadline and for an exchange with its own read timeout."""
+    return (connect_timeout or 0.0) + read_timeout + DEADLINE_SLACK
 
 
 def make_http_client(

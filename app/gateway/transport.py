@@ -20,6 +20,7 @@ import httpx
 
 from app.gateway import codes as errors
 from app.gateway.base import CallRecorder, GatewayCall, GatewayErrorInfo, Outcome, record_call
+from app.gateway.http import call_deadline
 from app.gateway.masking import mask_text
 from app.gateway.text import CodecError, decode_bytes
 
@@ -128,21 +129,24 @@ class Exchanger:
         text: str | None = None
         verdict: Verdict[P]
         deadline = self._deadline
-        timeout: httpx.Timeout | httpx._client.UseClientDefault = httpx.USE_CLIENT_DEFAULT
+        # The client's timeouts unless this exchange has its own read timeout.
+        own: httpx.Timeout | None = None
         if exchange.read_timeout is not None:
             base = http.timeout
-            timeout = httpx.Timeout(
+            own = httpx.Timeout(
                 connect=base.connect, read=exchange.read_timeout, write=base.write, pool=base.pool
             )
-            deadline = max(deadline, (base.connect or 0.0) + exchange.read_timeout + 5)
+            deadline = max(deadline, call_deadline(base.connect, exchange.read_timeout))
+        headers = dict(exchange.headers)
         try:
             # Some transports (in-process ASGI) ignore httpx timeouts: bound it ourselves.
             async with asyncio.timeout(deadline):
-                response = await http.post(
-                    exchange.url,
-                    content=exchange.content,
-                    headers=dict(exchange.headers),
-                    timeout=timeout,
+                response = await (
+                    http.post(exchange.url, content=exchange.content, headers=headers)
+                    if own is None
+                    else http.post(
+                        exchange.url, content=exchange.content, headers=headers, timeout=own
+                    )
                 )
         except NEVER_SENT as exc:
             log.warning("%s: gateway not reached: %r", exchange.operation, exc)
