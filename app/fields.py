@@ -10,7 +10,7 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from pydantic import AfterValidator, Field, Strict
+from pydantic import AfterValidator, Field, Strict, ValidationInfo
 
 from app.carddata import NoCardData, refuse_card_data
 from app.gateway.base import PAYMENT_REF
@@ -113,6 +113,14 @@ def product_job_problem(job: str, item_code: str | None) -> str | None:
             "no job (jb) with a product, whose registration sets it; leave job out"
         )
     return None
+
+
+def product_job_validator(v: str | None, info: ValidationInfo) -> str | None:
+    """`product_job_problem` as a field validator of `item_code` (declared after `job`)."""
+    problem = product_job_problem(info.data.get("job", "CAPTURE"), v)
+    if problem:
+        raise ValueError(problem)
+    return v
 
 
 def _url(v: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.fields import (
     CARD_FIELDS,
@@ -20,7 +20,7 @@ from app.fields import (
     Url,
     Yen,
     pay_method_problem,
-    product_job_problem,
+    product_job_validator,
 )
 
 
@@ -62,13 +62,8 @@ class CheckoutSessionCreate(BaseModel):
     )
     metadata: Metadata | None = Field(None, description="merchant metadata (free parameters)")
 
-    @field_validator("item_code")
-    @classmethod
-    def _product_job(cls, v: str | None, info: ValidationInfo) -> str | None:
-        problem = product_job_problem(info.data.get("job", "CAPTURE"), v)
-        if problem:
-            raise ValueError(problem)
-        return v
+    # job is declared (so validated) before item_code: the rule sees both.
+    _product_job = field_validator("item_code")(product_job_validator)
 
     @model_validator(mode="after")
     def _rules(self) -> CheckoutSessionCreate:

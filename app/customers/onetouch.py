@@ -11,7 +11,7 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.customers.models import Customer
@@ -29,7 +29,7 @@ from app.fields import (
     Uid,
     Yen,
     pay_method_problem,
-    product_job_problem,
+    product_job_validator,
 )
 from app.gateway.base import ChargeResult, OnetouchCharge, PaymentGateway, payment_ref
 from app.idempotency import bind
@@ -63,13 +63,8 @@ class OnetouchCreate(BaseModel):
     installments: InstallmentCount | None = Field(None, description="pt, only with method 61")
     metadata: Metadata | None = Field(None, description="merchant metadata (free parameters)")
 
-    @field_validator("item_code")
-    @classmethod
-    def _product_job(cls, v: str | None, info: ValidationInfo) -> str | None:
-        problem = product_job_problem(info.data.get("job", "CAPTURE"), v)
-        if problem:
-            raise ValueError(problem)
-        return v
+    # job is declared (so validated) before item_code: the rule sees both.
+    _product_job = field_validator("item_code")(product_job_validator)
 
     @model_validator(mode="after")
     def _rules(self) -> OnetouchCreate:
