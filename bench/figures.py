@@ -246,11 +246,12 @@ async def _grow(db: str, start: int, stop: int) -> None:
             hi = min(stop, lo + step) - 1
             await conn.execute(
                 f"""
-                INSERT INTO payments (id, kind, status, job, order_id, amount, tax, shipping,
-                    customer_uid, gid, result_mode, check_attempts, needs_attention,
+                INSERT INTO payments (id, kind, status, job, order_id, cod, amount, tax,
+                    shipping, customer_uid, gid, result_mode, check_attempts, needs_attention,
                     created_at, updated_at)
                 SELECT 'pay_b' || lpad(g::text, 9, '0'), 'checkout', ({_STATUSES})[1 + g % 4],
-                    'AUTH', 'order-' || g, 1000 + g % 5000, 80, 500, 'cust' || (g % 200),
+                    'AUTH', 'order' || g, 'order' || g, 1000 + g % 5000, 80, 500,
+                    'cust' || (g % 200),
                     100000000000 + g, 1, 0, false,
                     now() - g * interval '1 second', now()
                 FROM generate_series({lo}, {hi}) g
@@ -436,11 +437,11 @@ async def reconcile_search_calls(b: Bench) -> Figure:
         try:
             await conn.execute(
                 f"""
-                INSERT INTO payments (id, kind, status, job, order_id, amount, tax, shipping,
-                    result_mode, check_attempts, needs_attention, next_check_at,
+                INSERT INTO payments (id, kind, status, job, order_id, cod, amount, tax,
+                    shipping, result_mode, check_attempts, needs_attention, next_check_at,
                     created_at, updated_at)
-                SELECT 'pay_lost' || g, 'checkout', 'unknown', 'AUTH', 'lost-' || g, 1000, 80,
-                    500, 1, 0, false, now(), now(), now()
+                SELECT 'pay_lost' || g, 'checkout', 'unknown', 'AUTH', 'lost' || g,
+                    'lost' || g, 1000, 80, 500, 1, 0, false, now(), now(), now()
                 FROM generate_series(0, {n - 1}) g
                 """
             )
