@@ -23,6 +23,7 @@ from app.body_limits import BodyLimitMiddleware
 from app.checkout import api as checkout_api
 from app.checkout import pages as checkout_pages
 from app.checkout import pay_api as checkout_pay_api
+from app.checkout import service as checkout_service
 from app.checkout.kickback_cards import KickbackCards
 from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
 from app.customers import onetouch_router
@@ -234,6 +235,8 @@ async def _background(
             ),
         )
     ]
+    # Payment pages past their expiry: 'expired', and the shop is told.
+    loops.append(checkout_service.expiry_loop(sessions))
     if settings.reconcile_interval_seconds > 0:
         loops.append(
             reconcile.background_loop(

@@ -3,6 +3,7 @@
 from app.billing.models import BillingCardRegistration, BillingCardSession
 from app.customers.models import Card, Customer, CustomerEvent
 from app.db import Base
+from app.events.models import Event
 from app.gateway.audit import GatewayCallLog
 from app.hosted.models import CheckoutSession
 from app.idempotency import IdempotencyKey
@@ -19,6 +20,7 @@ __all__ = [
     "CheckoutSession",
     "Customer",
     "CustomerEvent",
+    "Event",
     "GatewayCallLog",
     "IdempotencyKey",
     "Kickback",

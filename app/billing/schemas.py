@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from app.billing.models import BillingCardRegistration, BillingCardSession
 from app.carddata import NoCardData
 from app.errors import FieldError
+from app.events import outbox
 from app.fields import Email, Url, card_fields_in
 from app.hosted.models import CheckoutSession
 
@@ -182,3 +183,16 @@ class BillingCardSessionOut(BaseModel):
             tel=cs.phone,
             registration=BillingCardRegistrationOut.of(registration) if registration else None,
         )
+
+
+def _registration_event(r: BillingCardRegistration) -> dict[str, Any]:
+    return BillingCardRegistrationOut.of(r).model_dump(mode="json")
+
+
+outbox.register(
+    BillingCardRegistration, "billing.card_registration", _registration_event, lambda r: r.id
+)
+outbox.watch(
+    BillingCardRegistration,
+    {"succeeded": "billing.card.registered", "failed": "billing.card.failed"},
+)

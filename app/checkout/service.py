@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from app import velocity
 from app.checkout.schemas import CheckoutSessionCreate
 from app.customers import service as customers
 from app.customers.models import Card, Customer
-from app.db import new_id
+from app.db import new_id, utcnow
 from app.errors import (
     DATABASE_DOWN_NOT_CHARGED,
     Conflict,
@@ -25,6 +26,7 @@ from app.errors import (
     Unprocessable,
     database_guard,
 )
+from app.events import outbox
 from app.gateway.base import (
     ChargeResult,
     ErrorKind,
@@ -621,3 +623,46 @@ def page_status(p: Payment | None) -> str:
     if status in (Status.FAILED, Status.CANCELED):
         return "failed"
     return "unknown" if status == Status.UNKNOWN else "pending"
+
+
+async def expire_sessions(sessions: async_sessionmaker[AsyncSession], *, limit: int = 200) -> int:
+    """Marks open payment pages past their expiry 'expired' and tells the shop
+    (checkout.session.expired). A page with a payment that is not failed is left alone: its
+    payment decides (a late success still completes it). Rows another replica holds are
+    skipped. Returns how many expired."""
+    live = select(Payment.id).where(
+        Payment.checkout_session_id == CheckoutSession.id, Payment.status != Status.FAILED
+    )
+    async with sessions() as session:
+        stmt = (
+            select(CheckoutSession)
+            .where(
+                CheckoutSession.kind == Kind.PAYMENT,
+                CheckoutSession.status == "open",
+                CheckoutSession.expires_at <= utcnow(),
+                ~live.exists(),
+            )
+            .order_by(CheckoutSession.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        due = list((await session.execute(stmt)).scalars())
+        for cs in due:
+            cs.status = "expired"
+            outbox.emit(session, "checkout.session.expired", cs)
+        await session.commit()
+    if due:
+        log.info("checkout: %d session(s) expired", len(due))
+    return len(due)
+
+
+async def expiry_loop(
+    sessions: async_sessionmaker[AsyncSession], *, interval: float = 30.0
+) -> None:
+    """`expire_sessions` every `interval` seconds, forever (every replica may run one)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await expire_sessions(sessions)
+        except Exception as exc:  # the database may be down: try again next round
+            log.warning("session expiry deferred: %s", exc)

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.customers.models import Card, Customer, CustomerEvent
+from app.events import outbox
 from app.fields import EMAIL_OR_PHONE, Email, Phone, Uid, Url, card_fields_in
 
 TOKEN_FIELD = Field(min_length=8, max_length=512, pattern=r"^[A-Za-z0-9+/=_-]+$")
@@ -150,3 +151,12 @@ class SyncOut(BaseModel):
 
     customer: CustomerOut | None
     changes: list[CustomerEventOut]
+
+
+def _card_event(c: Card) -> dict[str, Any]:
+    return {"customer_id": c.customer_uid, **CardOut.of(c).model_dump(mode="json")}
+
+
+# A card's addition and deletion are told to the shop whichever path makes them.
+outbox.register(Card, "customer.card", _card_event, lambda c: f"{c.customer_uid}/{c.num}")
+outbox.watch(Card, {"active": "customer.card.added", "deleted": "customer.card.deleted"})

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
+from app.events import outbox
 from app.hosted.models import CheckoutSession, Kind
 
 
@@ -63,3 +65,13 @@ class CheckoutSessionOut(BaseModel):
             installment_counts=cs.installment_counts or [],
             metadata=cs.metadata_ or {},
         )
+
+
+def _event_data(cs: CheckoutSession) -> dict[str, Any]:
+    # No URL: events are rendered without a request (the shop has it from the creation).
+    shown = CheckoutSessionOut.of(cs, "", None, None).model_dump(mode="json")
+    del shown["url"]
+    return shown
+
+
+outbox.register(CheckoutSession, "checkout.session", _event_data, lambda cs: cs.id)

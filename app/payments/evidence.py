@@ -36,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
+from app.events import outbox
 from app.gateway.base import ChargeRecord, ChargeResult, ChargeStatus, Outcome
 
 # The one import of the checkout-session model in payments: completing a session is part of
@@ -397,7 +398,7 @@ async def apply(
         add_event(session, p, "flagged", actor=actor, reason=d.flag, data=data)
         log.error("payment %s (%s) needs attention: %s", p.id, p.status, d.flag)
     if d.status in SUCCEEDED and before not in SUCCEEDED and p.checkout_session_id:
-        await _complete_session(session, p.checkout_session_id)
+        await _complete_session(session, p.checkout_session_id, p.id)
     return Applied(p, d, before)
 
 
@@ -439,7 +440,7 @@ def _write_fields(p: Payment, d: Decision) -> None:
         p.error_code = p.error_message = None
 
 
-async def _complete_session(session: AsyncSession, cs_id: str) -> None:
+async def _complete_session(session: AsyncSession, cs_id: str, payment_id: str) -> None:
     """The only place a checkout session is completed for its payment: under its row lock
     (taken after the payment's, the order every writer here uses)."""
     stmt = (
@@ -449,5 +450,6 @@ async def _complete_session(session: AsyncSession, cs_id: str) -> None:
         .execution_options(populate_existing=True)
     )
     cs = (await session.execute(stmt)).scalar_one_or_none()
-    if cs is not None:
+    if cs is not None and cs.status != "completed":
         cs.status = "completed"
+        outbox.emit(session, "checkout.session.completed", cs, extra={"payment_id": payment_id})

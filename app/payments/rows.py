@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import KICKBACK_EXPECTED_SECONDS
+from app.events import outbox
 from app.logging import request_id_var
 from app.payments.models import Payment, PaymentEvent
 
@@ -19,6 +20,29 @@ FIRST_CHECK_DELAY = timedelta(minutes=1)
 # (GATEWAY.md, "Kickback"), so the charges search is asked then instead of after a minute.
 # The default of KICKBACK_EXPECTED_SECONDS, for callers without settings.
 KICKBACK_EXPECTED = timedelta(seconds=KICKBACK_EXPECTED_SECONDS)
+
+
+def _render(p: Payment) -> dict[str, Any]:
+    # Imported here: the schemas import what imports this module.
+    from app.payments.schemas import PaymentOut
+
+    return PaymentOut.of(p).model_dump(mode="json")
+
+
+outbox.register(Payment, "payment", _render, lambda p: p.id)
+
+# The trail's status changes the shop is told of, in its words.
+_TOLD = {"authorized", "captured", "canceled", "failed", "unknown"}
+
+
+def _tell(session: AsyncSession, payment: Payment, type_: str, to_status: str | None) -> None:
+    """The one mapping from a payment's trail to the shop's events."""
+    if type_ == "status_changed" and to_status in _TOLD:
+        outbox.emit(session, f"payment.{to_status}", payment)
+        if payment.kind == "reauth" and to_status in ("authorized", "captured"):
+            outbox.emit(session, "payment.reauthorized", payment)
+    elif type_ in ("flagged", "orphan_found"):
+        outbox.emit(session, "payment.needs_attention", payment)
 
 
 def add_event(
@@ -44,6 +68,7 @@ def add_event(
             request_id=request_id_var.get(),
         )
     )
+    _tell(session, payment, type_, to_status)
 
 
 async def lock_payment(session: AsyncSession, payment_id: str) -> Payment | None:

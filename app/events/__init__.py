@@ -1,0 +1,1 @@
+"""Merchant events: what the shop is told happened (a transactional outbox, issue 18)."""
