@@ -9,6 +9,9 @@ reconcile [--due-only]      settle unknown/pending payments from the charges sea
 replay-spool                move kickbacks spooled during a database outage into the inbox
 create-api-key --role R     make a new API key to add to API_KEYS
 show-payment ID [--json]    a payment with its events and gateway calls
+events list|show|redeliver  the shop's events and their deliveries (webhooks); a redelivery
+                            is sent by the running servers' dispatchers
+events rewrap-secrets       re-encrypt webhook secrets with WEBHOOK_SECRET_KEY's first key
 """
 
 from __future__ import annotations
@@ -308,6 +311,44 @@ async def show_payment(settings: Settings, payment_id: str, *, as_json: bool) ->
     return 0
 
 
+async def events(settings: Settings, args: argparse.Namespace) -> int:
+    from app.errors import AppError
+    from app.events import service
+    from app.events.secrets import SecretBox
+
+    async with _resources(settings, gateway=False) as res:
+        try:
+            match args.action:
+                case "list":
+                    rows, _ = await service.list_events(
+                        res.sessions,
+                        service.EventFilter(
+                            type=args.type, object_id=args.object, limit=args.limit
+                        ),
+                    )
+                    for e in rows:
+                        _print(f"{e.created_at:%Y-%m-%d %H:%M:%S} {e.id}  {e.type}  {e.object_id}")
+                    if not rows:
+                        _print("events: none")
+                case "show":
+                    detail = await service.event_detail(res.sessions, args.event_id)
+                    _print(detail.model_dump_json(indent=2))
+                case "redeliver":
+                    queued = await service.redeliver(res.sessions, args.event_id, args.endpoint)
+                    _print(
+                        f"events: {args.event_id} queued again to {queued} endpoint(s); the "
+                        "running servers send it"
+                    )
+                case "rewrap-secrets":
+                    box = SecretBox(settings.webhook_secret_key.get_secret_value())
+                    count = await service.rewrap_secrets(res.sessions, box)
+                    _print(f"events: {count} endpoint secret(s) re-encrypted")
+        except AppError as exc:
+            _print_err(f"events: {exc.detail or exc.title}")
+            return 1
+    return 0
+
+
 # --- parsing -----------------------------------------------------------------------------------
 
 
@@ -340,6 +381,18 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show-payment", help="a payment with its trail")
     show.add_argument("payment_id")
     show.add_argument("--json", action="store_true", help="the API's JSON instead of text")
+    ev = commands.add_parser("events", help="the shop's events and their deliveries")
+    actions = ev.add_subparsers(dest="action", required=True, metavar="action")
+    listing = actions.add_parser("list", help="newest first")
+    listing.add_argument("--type", help="one event type, e.g. payment.captured")
+    listing.add_argument("--object", help="a payment, session or card id")
+    listing.add_argument("--limit", type=int, default=20)
+    one = actions.add_parser("show", help="an event with its deliveries and attempts (JSON)")
+    one.add_argument("event_id")
+    again = actions.add_parser("redeliver", help="send an event again")
+    again.add_argument("event_id")
+    again.add_argument("--endpoint", help="only to this endpoint (we_...)")
+    actions.add_parser("rewrap-secrets", help="after putting a new WEBHOOK_SECRET_KEY first")
     return parser
 
 
@@ -366,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(replay_spool(settings))
         case "show-payment":
             return asyncio.run(show_payment(settings, args.payment_id, as_json=args.json))
+        case "events":
+            return asyncio.run(events(settings, args))
     return 2
 
 

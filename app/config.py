@@ -29,6 +29,9 @@ SANDBOX_BILLING_ROBO_USER_ID = "sandbox@billing-robo.example"
 SANDBOX_BILLING_ROBO_ACCESS_KEY = "sandbox-billing-robo-key"
 # The kickback path's secret in sandbox (the gateway's URL setting is /kickback/<secret>).
 SANDBOX_KICKBACK_SECRET = "sandbox-kickback-secret"
+# What encrypts webhook signing secrets at rest in sandbox; live needs its own.
+SANDBOX_WEBHOOK_SECRET_KEY = "sandbox-webhook-secret-key-not-for-live"
+WEBHOOK_SECRET_KEY_MIN_LIVE = 32
 KICKBACK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 KICKBACK_SECRET_MIN_LIVE = 32
 
@@ -179,6 +182,27 @@ class Settings(BaseSettings):
     orphan_sweep_interval_seconds: float = Field(default=300.0, ge=0)
     orphan_sweep_window_seconds: float = Field(default=900.0, gt=0, le=7 * 86400)
     orphan_sweep_grace_seconds: float = Field(default=900.0, ge=0)
+    # --- merchant events (webhooks) ----------------------------------------------------------
+    # Encrypts the endpoints' signing secrets in the database (comma-separated: the first
+    # encrypts, all decrypt, so the key can be rotated); live needs its own.
+    webhook_secret_key: SecretStr = SecretStr(SANDBOX_WEBHOOK_SECRET_KEY)
+    # How often each replica's dispatcher looks for due deliveries, how many it takes at once,
+    # and how many it sends side by side.
+    webhook_poll_seconds: float = Field(default=0.5, gt=0)
+    webhook_batch_size: int = Field(default=100, ge=1, le=1000)
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    # One POST's time limit (connect + answer).
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Retries: the first after about WEBHOOK_RETRY_BASE_SECONDS, doubling (with jitter) up to
+    # an hour apart, for WEBHOOK_RETRY_HOURS after the event; then it is given up on and its
+    # endpoint is marked failing.
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0)
+    webhook_retry_hours: float = Field(default=72.0, gt=0)
+    # Loopback receivers (http://127.0.0.1:...) are allowed in sandbox (the demo shop, a
+    # developer's machine); private and link-local addresses never are, nor anything in live.
+    webhook_allow_loopback: bool = True
+    # Events (and their deliveries and attempts) are deleted after this many days.
+    event_retention_days: int = Field(default=30, ge=1)
     log_level: str = "INFO"
     # auto: human-readable in a terminal, one JSON object per line otherwise.
     log_format: Literal["auto", "text", "json"] = "auto"
@@ -234,6 +258,14 @@ class Settings(BaseSettings):
             missing.append(
                 f"KICKBACK_SECRET (at least {KICKBACK_SECRET_MIN_LIVE} random characters, "
                 "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        webhook_key = self.webhook_secret_key.get_secret_value()
+        if SANDBOX_WEBHOOK_SECRET_KEY in webhook_key or len(webhook_key) < (
+            WEBHOOK_SECRET_KEY_MIN_LIVE
+        ):
+            missing.append(
+                f"WEBHOOK_SECRET_KEY (at least {WEBHOOK_SECRET_KEY_MIN_LIVE} random characters; "
+                "it encrypts the webhook signing secrets)"
             )
         return missing
 
@@ -309,6 +341,10 @@ class Settings(BaseSettings):
     @property
     def card_read_back_after(self) -> timedelta:
         return timedelta(seconds=self.card_read_back_after_seconds)
+
+    @property
+    def webhook_loopback_allowed(self) -> bool:
+        return self.gateway_mode == "sandbox" and self.webhook_allow_loopback
 
     @property
     def kickback_expected(self) -> timedelta:

@@ -31,6 +31,11 @@ from app.customers import router as customers_router
 from app.db import make_engine, make_sessionmaker
 from app.docs import install_docs
 from app.errors import install_error_handlers
+from app.events import gauges as event_gauges
+from app.events import outbox
+from app.events import router as events_router
+from app.events.dispatch import Dispatcher, DispatchSettings
+from app.events.secrets import SecretBox
 from app.gateway import build_billing_robo, build_gateway, make_http_client
 from app.gateway.audit import DbCallRecorder
 from app.gateway.base import BillingRobo, GatewayCall, PaymentGateway
@@ -189,6 +194,18 @@ def _gateway_http(settings: Settings, sandbox_app: FastAPI | None) -> httpx.Asyn
     return make_http_client(settings, transport)
 
 
+def _webhook_http(settings: Settings) -> httpx.AsyncClient:
+    """The client deliveries go out with: straight to the shop (not the gateway's egress),
+    no redirects followed (a redirect could point anywhere), no proxy from the environment."""
+    timeout = settings.webhook_timeout_seconds
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=settings.webhook_concurrency * 2),
+    )
+
+
 def _connect_gateways(
     app: FastAPI,
     settings: Settings,
@@ -237,6 +254,8 @@ async def _background(
     ]
     # Payment pages past their expiry: 'expired', and the shop is told.
     loops.append(checkout_service.expiry_loop(sessions))
+    # The shop's events to its endpoints.
+    loops.append(app.state.dispatcher.loop())
     if settings.reconcile_interval_seconds > 0:
         loops.append(
             reconcile.background_loop(
@@ -272,6 +291,12 @@ def _lifespan(
         app.state.sessions = sessions
         app.state.http = http
         _connect_gateways(app, settings, sandbox_app, http, sessions)
+        webhook_http = _webhook_http(settings)
+        dispatcher = Dispatcher(
+            sessions, webhook_http, app.state.webhook_box, DispatchSettings.of(settings)
+        )
+        app.state.dispatcher = dispatcher
+        outbox.on_commit(dispatcher.wake)
         _banner(settings)
         app.state.schema_problem = None
         loops = _background(app, settings, engine, sessions)
@@ -282,6 +307,8 @@ def _lifespan(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            outbox.off_commit(dispatcher.wake)
+            await webhook_http.aclose()
             await http.aclose()
             await engine.dispose()
             if tracer_provider is not None:
@@ -297,7 +324,9 @@ def _install_state(app: FastAPI, settings: Settings) -> None:
     # below reconcile, so the composition root hands it the judgement).
     app.state.refresh_payment = _refresher(settings)
     app.state.api_keys = settings.parsed_api_keys
-    app.state.db_gauges = DbGauges(readers=(payment_gauges.read, kickback_gauges.read))
+    app.state.db_gauges = DbGauges(
+        readers=(payment_gauges.read, kickback_gauges.read, event_gauges.read)
+    )
     # Per process and bounded (app/kickbacks/limits.py).
     app.state.kickback_intake = IntakeBudget(
         settings.kickback_untrusted_per_source_per_minute, settings.kickback_untrusted_per_minute
@@ -305,6 +334,8 @@ def _install_state(app: FastAPI, settings: Settings) -> None:
     app.state.kickback_verifier = Verifier(settings.kickback_verify_searches_per_minute)
     # kickbacks sits below checkout: the card an rt=0 pay registered is kept by checkout.
     app.state.kickback_cards = KickbackCards(read_back_after=settings.card_read_back_after)
+    # Webhook signing secrets are kept encrypted with WEBHOOK_SECRET_KEY.
+    app.state.webhook_box = SecretBox(settings.webhook_secret_key.get_secret_value())
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
@@ -337,6 +368,8 @@ def _install_routes(app: FastAPI, settings: Settings, sandbox_app: FastAPI | Non
     app.include_router(onetouch_router.router)
     app.include_router(customers_router.router)
     app.include_router(billing_router.router)
+    app.include_router(events_router.endpoints)
+    app.include_router(events_router.events)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     if sandbox_app is not None:
         app.mount(SANDBOX_MOUNT, sandbox_app, name="sandbox")

@@ -82,6 +82,15 @@ ORPHAN_SWEEP_WINDOWS = Counter(
     "rp_orphan_sweep_windows_total", "Windows of the gateway's records the orphan sweep searched"
 )
 
+WEBHOOK_DELIVERIES = Counter(
+    "rp_webhook_deliveries_total",
+    "Event deliveries to the shop's endpoints by outcome (delivered, retry, failed = given up)",
+    ["outcome"],
+)
+WEBHOOK_LATENCY = Histogram(
+    "rp_webhook_delivery_seconds", "Time a shop's endpoint took to answer a delivery"
+)
+
 DB_PAYMENTS = Gauge("rp_db_payments", "Payments in the database by status", ["status"])
 DB_UNKNOWN = Gauge("rp_db_payments_unknown", "Payments whose outcome is unknown")
 DB_STALE_PENDING = Gauge(
@@ -98,6 +107,15 @@ DB_KICKBACK_BACKLOG = Gauge(
 )
 DB_KICKBACK_LAG = Gauge(
     "rp_db_kickback_lag_seconds", "Age of the oldest stored kickback not yet applied"
+)
+DB_EVENT_BACKLOG = Gauge(
+    "rp_db_event_deliveries_pending", "Event deliveries not yet made (due now or retrying)"
+)
+DB_EVENT_LAG = Gauge(
+    "rp_db_event_delivery_lag_seconds", "Age of the oldest event delivery still pending"
+)
+DB_WEBHOOKS_FAILING = Gauge(
+    "rp_db_webhook_endpoints_failing", "Webhook endpoints marked failing (a delivery given up)"
 )
 DB_SCRAPE_ERRORS = Counter(
     "rp_db_metrics_errors_total", "Scrapes where the database gauges could not be refreshed"

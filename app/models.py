@@ -3,7 +3,7 @@
 from app.billing.models import BillingCardRegistration, BillingCardSession
 from app.customers.models import Card, Customer, CustomerEvent
 from app.db import Base
-from app.events.models import Event
+from app.events.models import DeliveryAttempt, Event, EventDelivery, WebhookEndpoint
 from app.gateway.audit import GatewayCallLog
 from app.hosted.models import CheckoutSession
 from app.idempotency import IdempotencyKey
@@ -20,7 +20,9 @@ __all__ = [
     "CheckoutSession",
     "Customer",
     "CustomerEvent",
+    "DeliveryAttempt",
     "Event",
+    "EventDelivery",
     "GatewayCallLog",
     "IdempotencyKey",
     "Kickback",
@@ -28,4 +30,5 @@ __all__ = [
     "Payment",
     "PaymentEvent",
     "SweepCursor",
+    "WebhookEndpoint",
 ]

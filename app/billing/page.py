@@ -141,7 +141,7 @@ def result(
         t,
         status=status,
         message=message or t["register_done"],
-        redirect_url=cs.success_url if status == "succeeded" else cs.cancel_url,
+        redirect_url=hosted.back_to_shop(cs, succeeded=status == "succeeded"),
         retry_url=f"/checkout/{cs.id}?lang={lang}"
         if status != "succeeded" and cs.status == "open"
         else None,

@@ -13,6 +13,7 @@ from app.checkout import page_view, service
 from app.checkout.schemas import PayRequest
 from app.db import database_unavailable
 from app.errors import AppError
+from app.hosted import service as hosted
 from app.hosted.models import CheckoutSession
 from app.hosted.pages import Form, PageHandler, PageRequest, card_form, zero_three_ds
 from app.payments.models import Payment
@@ -46,7 +47,7 @@ async def show(page: PageRequest) -> HTMLResponse:
         # Back to the shop: its thank-you page when already paid, else its cart.
         back = None
         if cs is not None:
-            back = cs.success_url if exc.status == 409 else cs.cancel_url
+            back = hosted.back_to_shop(cs, succeeded=exc.status == 409)
         return error_page(settings, lang, exc.status, exc.detail or exc.title, back)
     assert cs is not None
     if view.live is not None:
@@ -91,7 +92,9 @@ def pay_options(cs: CheckoutSession, t: dict[str, str]) -> list[tuple[str, str]]
 
 def redirect_for(cs: CheckoutSession, status: str) -> str | None:
     """Where the shopper goes next: the shop's success or cancel page."""
-    return {"succeeded": cs.success_url, "failed": cs.cancel_url}.get(status)
+    if status not in ("succeeded", "failed"):
+        return None
+    return hosted.back_to_shop(cs, succeeded=status == "succeeded")
 
 
 def _failure_message(page: PageRequest, code: str | None) -> str:

@@ -35,7 +35,7 @@ async def show(page: PageRequest) -> HTMLResponse:
     except AppError as exc:
         back = None
         if cs is not None:
-            back = cs.success_url if exc.status == 409 else cs.cancel_url
+            back = hosted.back_to_shop(cs, succeeded=exc.status == 409)
         return error_page(settings, lang, exc.status, exc.detail or exc.title, back)
     t = messages(lang)
     return card_form(
@@ -94,7 +94,7 @@ def result(
         t,
         status=status,
         message=error or t["register_done"] + (f" ({card_label})" if card_label else ""),
-        redirect_url=cs.success_url if status == "succeeded" else cs.cancel_url,
+        redirect_url=hosted.back_to_shop(cs, succeeded=status == "succeeded"),
         retry_url=f"/checkout/{cs.id}?lang={lang}" if error and cs.status == "open" else None,
         status_code=status_code,
     )

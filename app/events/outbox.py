@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 
 from app.db import new_id
-from app.events.models import Event
+from app.events.models import Event, EventDelivery, WebhookEndpoint
 
 Renderer = Callable[[Any], dict[str, Any]]
 
-EVENT_TYPES = (
+EventType = Literal[
     "checkout.session.completed",
     "checkout.session.expired",
     "payment.authorized",
@@ -35,9 +35,17 @@ EVENT_TYPES = (
     "customer.card.deleted",
     "billing.card.registered",
     "billing.card.failed",
-)
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 _KEY = "rp_outbox"
+_WROTE = "rp_outbox_wrote"
+_LISTENERS: list[Callable[[], None]] = []
+
+
+def object_key(object_type: str, object_id: str) -> str:
+    """What per-object delivery order is kept by (a payment's events arrive in order)."""
+    return f"{object_type}:{object_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +118,51 @@ def _write(session: Session) -> None:
     pending: list[tuple[str, object, dict[str, Any]]] = session.info.pop(_KEY, [])
     if not pending:
         return
+    session.info[_WROTE] = True
+    # One delivery per (event, enabled endpoint that wants its type), in this transaction
+    # too: a committed event is never without the deliveries it is owed.
+    endpoints = session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+            WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None)
+        )
+    ).all()
     for type_, obj, extra in pending:
         kind = _KINDS[type(obj)]
-        session.add(
-            Event(
-                id=new_id("evt"),
-                type=type_,
-                object_type=kind.object_type,
-                object_id=kind.object_id(obj),
-                data={**kind.render(obj), **extra},
-            )
+        row = Event(
+            id=new_id("evt"),
+            type=type_,
+            object_type=kind.object_type,
+            object_id=kind.object_id(obj),
+            data={**kind.render(obj), **extra},
         )
+        session.add(row)
+        for endpoint_id, wanted in endpoints:
+            if not wanted or type_ in wanted:
+                session.add(
+                    EventDelivery(
+                        event_id=row.id,
+                        endpoint_id=endpoint_id,
+                        object_key=object_key(row.object_type, row.object_id),
+                    )
+                )
+
+
+@event.listens_for(Session, "after_commit")
+def _told(session: Session) -> None:
+    if session.info.pop(_WROTE, False):
+        for listener in _LISTENERS:
+            listener()
+
+
+def on_commit(listener: Callable[[], None]) -> None:
+    """`listener()` runs after each commit in this process that wrote events (the dispatcher
+    looks at once instead of at its next poll)."""
+    _LISTENERS.append(listener)
+
+
+def off_commit(listener: Callable[[], None]) -> None:
+    if listener in _LISTENERS:
+        _LISTENERS.remove(listener)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -128,3 +170,4 @@ def _write(session: Session) -> None:
 def _forget(session: Session, *_: object) -> None:
     # A rolled-back change is not told: nothing of it may be written later.
     session.info.pop(_KEY, None)
+    session.info.pop(_WROTE, None)

@@ -153,3 +153,18 @@ async def release(
         if row is not None and row.status == "processing":
             row.status = "completed" if completed else "open"
         await session.commit()
+
+
+# A success_url may carry this, replaced with the session's id on the way back to the shop, so
+# the shop's thank-you page can look the session up (GET /v1/checkout/sessions/{id}).
+SESSION_ID_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
+
+
+def back_to_shop(cs: CheckoutSession, succeeded: bool) -> str | None:
+    """The shop's page the shopper returns to: success_url (placeholder filled) or
+    cancel_url."""
+    if not succeeded:
+        return cs.cancel_url
+    if cs.success_url is None:
+        return None
+    return cs.success_url.replace(SESSION_ID_PLACEHOLDER, cs.id)

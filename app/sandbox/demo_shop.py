@@ -6,7 +6,15 @@ key from settings), so the simulator package never imports the checkout domain."
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request, Response
@@ -20,6 +28,70 @@ log = logging.getLogger(__name__)
 
 # Host name of the in-process call back into the app (never leaves the process).
 _APP = "http://demo-shop.internal"
+_JST = timezone(timedelta(hours=9))
+
+
+def verify(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
+    """The README's receiver check, as a shop writes it (this package imports no domain)."""
+    fields = [f.split("=", 1) for f in header.split(",") if "=" in f]
+    t = next((v for k, v in fields if k == "t"), "")
+    if not t.isdigit() or abs(time.time() - int(t)) > tolerance:
+        return False
+    mac = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return any(k == "v1" and hmac.compare_digest(mac, v) for k, v in fields)
+
+
+@dataclass
+class _Inbox:
+    """The demo shop's own webhook endpoint: its secret (in memory: after a restart the shop
+    rolls it to learn a new one) and the last events it received."""
+
+    endpoint_id: str | None = None
+    secret: str | None = None
+    seen: set[str] = field(default_factory=set)
+    received: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
+
+    async def register(self, client: httpx.AsyncClient, url: str, key: str) -> None:
+        if self.secret is not None:
+            return
+        auth = {"Authorization": f"Bearer {key}"}
+        listed = await client.get("/v1/webhook-endpoints", headers=auth)
+        if listed.status_code != 200:
+            return
+        mine = [e for e in listed.json()["data"] if e["url"] == url]
+        if mine:
+            answer = await client.post(
+                f"/v1/webhook-endpoints/{mine[0]['id']}/roll-secret",
+                json={"overlap_hours": 0},
+                headers=auth,
+            )
+        else:
+            answer = await client.post(
+                "/v1/webhook-endpoints",
+                json={"url": url, "description": "sandbox demo shop"},
+                headers=auth,
+            )
+        if answer.status_code in (200, 201):
+            self.endpoint_id, self.secret = answer.json()["id"], answer.json()["secret"]
+        else:
+            log.warning("demo shop: its webhook endpoint was refused: %s", answer.text[:300])
+
+    def take(self, header: str, body: bytes) -> bool:
+        if self.secret is None or not verify(self.secret, header, body):
+            return False
+        event = json.loads(body)
+        if event["id"] in self.seen:  # at least once: a repeat is answered and ignored
+            return True
+        self.seen.add(event["id"])
+        self.received.appendleft(
+            {
+                "received_at": datetime.now(_JST).strftime("%Y-%m-%d %H:%M:%S"),
+                "type": event["type"],
+                "object_id": event["object_id"],
+                "status": event["data"].get("status", ""),
+            }
+        )
+        return True
 
 
 def _order(settings: Settings, form: dict[str, str]) -> dict[str, object]:
@@ -47,6 +119,8 @@ def _order(settings: Settings, form: dict[str, str]) -> dict[str, object]:
 def router(settings: Settings) -> APIRouter:
     """The demo shop's routes (`GET /`, `POST /demo/checkout`) for a sandbox app."""
     shop = APIRouter(include_in_schema=False)
+    inbox = _Inbox()
+    hook_url = f"{settings.public_base_url.rstrip('/')}/demo/events"
 
     @shop.get("/", response_class=HTMLResponse)
     async def demo_shop(request: Request) -> Response:
@@ -68,6 +142,8 @@ def router(settings: Settings) -> APIRouter:
             return error_page(settings, "ja", 503, "The demo shop has no merchant API key.")
         transport = httpx.ASGITransport(app=request.app)
         async with httpx.AsyncClient(transport=transport, base_url=_APP) as client:
+            # The shop hears of its orders by webhook, like a real one.
+            await inbox.register(client, hook_url, key)
             answer = await client.post(
                 "/v1/checkout/sessions",
                 json=_order(settings, form),
@@ -78,5 +154,19 @@ def router(settings: Settings) -> APIRouter:
             status = answer.status_code if answer.status_code >= 500 else 422
             return error_page(settings, "ja", status, str(detail), "/")
         return RedirectResponse(f"/checkout/{answer.json()['id']}", status_code=303)
+
+    @shop.post("/demo/events")
+    async def demo_receive(request: Request) -> Response:
+        body = await request.body()
+        if not inbox.take(request.headers.get("RP-Signature", ""), body):
+            return Response("bad signature", status_code=400)
+        return Response("ok")
+
+    @shop.get("/demo/events", response_class=HTMLResponse)
+    async def demo_events(request: Request) -> Response:
+        lang = lang_of(request)
+        return render(
+            settings, "demo_events.html", lang=lang, t=messages(lang), events=list(inbox.received)
+        )
 
     return shop

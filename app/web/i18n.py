@@ -179,6 +179,17 @@ _JA: Final[dict[str, str]] = {
     # --- sandbox demo shop ----------------------------------------------------------------
     "demo_title": "サンドボックス デモショップ",
     "demo_badge": "サンドボックス — 実際のご請求は発生しません",
+    "demo_events_link": "このショップが受け取ったイベント",
+    "demo_events_title": "受け取ったイベント",
+    "demo_events_lead": (
+        "決済サービスから署名付きで届いたお知らせです（署名を確認済み、新しい順）。"
+    ),
+    "demo_events_none": "まだありません。お買い物をすると、ここに届きます。",
+    "demo_events_time": "受信日時",
+    "demo_events_type": "種類",
+    "demo_events_object": "対象",
+    "demo_events_status": "状態",
+    "demo_events_back": "ショップに戻る",
     "demo_lead": (
         "テスト用の決済ゲートウェイにつながったデモショップです。下のテストカードでお試しください。"
     ),
@@ -364,6 +375,17 @@ _EN: Final[dict[str, str]] = {
     # --- sandbox demo shop ----------------------------------------------------------------
     "demo_title": "Sandbox demo shop",
     "demo_badge": "Sandbox — no real money moves",
+    "demo_events_link": "Events this shop received",
+    "demo_events_title": "Events received",
+    "demo_events_lead": (
+        "What the payment service told this shop, signed (signatures checked; newest first)."
+    ),
+    "demo_events_none": "None yet. Buy something and they arrive here.",
+    "demo_events_time": "Received",
+    "demo_events_type": "Type",
+    "demo_events_object": "Object",
+    "demo_events_status": "Status",
+    "demo_events_back": "Back to the shop",
     "demo_lead": "A demo shop wired to the test gateway. Try it with the test cards below.",
     "demo_product_name": "Matcha set",
     "demo_product_desc": "Uji matcha (30 g) with a whisk and scoop",

@@ -37,7 +37,8 @@ TABLES = (
     "billing_card_registrations, billing_card_sessions, "
     "payment_events, gateway_calls, kickbacks, idempotency_keys, cards, payments, "
     "customer_events, "
-    "customers, checkout_sessions, velocity_failures, sweep_cursors"
+    "customers, checkout_sessions, velocity_failures, sweep_cursors, "
+    "events, event_deliveries, delivery_attempts, webhook_endpoints"
 )
 
 

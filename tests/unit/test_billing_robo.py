@@ -87,6 +87,7 @@ def test_settings_point_to_the_simulator_or_refuse_live() -> None:
         "search_api_base_url": "https://api.j-payment.co.jp",
         "search_api_key": "real-search-key",
         "kickback_secret": "s" * 32,
+        "webhook_secret_key": "w" * 32,
     }
     assert Settings(_env_file=None, **live).billing_robo_url == ""  # not used
     with pytest.raises(ValueError, match="BILLING_ROBO_ACCESS_KEY") as exc:

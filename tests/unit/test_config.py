@@ -34,6 +34,7 @@ def test_live_refuses_without_shop_keys_and_urls() -> None:
         "GATEWAY_BASE_URL",
         "SEARCH_API_KEY",
         "KICKBACK_SECRET",
+        "WEBHOOK_SECRET_KEY",
     ):
         assert name in text
 
@@ -48,6 +49,7 @@ def test_live_starts_when_everything_is_set() -> None:
         search_api_base_url="https://api.j-payment.co.jp",
         search_api_key="real-key",
         kickback_secret="k" * 32,
+        webhook_secret_key="w" * 32,
     )
     assert s.gateway_aid != SANDBOX_AID
     assert not s.sandbox_in_process

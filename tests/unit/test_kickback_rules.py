@@ -203,6 +203,7 @@ def test_the_secret_is_a_path_segment_and_live_wants_a_strong_one() -> None:
         "gateway_base_url": "https://credit.j-payment.co.jp",
         "search_api_base_url": "https://api.j-payment.co.jp",
         "search_api_key": "real-key",
+        "webhook_secret_key": "w" * 32,
     }
     with pytest.raises(ValueError, match="KICKBACK_SECRET"):
         Settings(_env_file=None, **live)  # the sandbox default

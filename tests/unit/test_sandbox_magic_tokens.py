@@ -97,6 +97,7 @@ async def test_magic_token_unknown_to_a_live_app() -> None:
         search_api_base_url="https://api.j-payment.co.jp",
         search_api_key="real-key",
         kickback_secret="k" * 32,
+        webhook_secret_key="w" * 32,
     )
     app = create_app(settings)
     assert not [r for r in app.routes if getattr(r, "path", "").startswith("/sandbox")]
