@@ -7,6 +7,7 @@ import asyncio
 import math
 import random
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,6 +230,66 @@ def _load_details(ours: Load, base: Load) -> dict[str, Any]:
         "errors": ours.errors,
         "baseline_errors": base.errors,
     }
+
+
+# --- 2b. events delivered vs payments --------------------------------------------------------
+
+
+async def event_delivery(b: Bench) -> Figure:
+    """Payments per second through the pay API, and the events they make delivered per second
+    to a local receiver (the bare "OK" app) in the same run: from the first pay to the last
+    delivery. Delivery keeps up when the ratio is >= 1 (each pay makes two events)."""
+    db = await new_database(b.pg, "bench_events")
+    n = b.sizes.pays
+    with b.simulator() as sim, b.app(db, sim.url) as app, _bare(b) as receiver:
+        async with httpx.AsyncClient(base_url=app.url, headers=MERCHANT, timeout=30) as m:
+            r = await m.post("/v1/webhook-endpoints", json={"url": f"{receiver.url}/hooks"})
+            r.raise_for_status()
+            sessions = await _gather_limited([lambda: _new_session(m)] * n)
+        async with httpx.AsyncClient(base_url=sim.url, timeout=30) as s:
+            tokens = await _gather_limited([lambda: make_token(s, three_ds=THREE_DS)] * n)
+
+        def pay(cs: str, tkn: str) -> Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]:
+            return lambda c: c.post(f"/v1/checkout/sessions/{cs}/pay", json={"token": tkn})
+
+        started = time.monotonic()
+        ours = await drive(
+            [pay(cs, t) for cs, t in zip(sessions, tokens, strict=True)],
+            concurrency=16,
+            base_url=app.url,
+            ok=lambda r: r.status_code == 200 and r.json().get("status") == "authorized",
+        )
+        pays_done = time.monotonic()
+        deadline = pays_done + 120
+        while await _scalar(db, "SELECT count(*) FROM event_deliveries WHERE status = 'pending'"):
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        drained = time.monotonic()
+    delivered = await _scalar(
+        db, "SELECT count(*) FROM event_deliveries WHERE status = 'delivered'"
+    )
+    events = await _scalar(db, "SELECT count(*) FROM events")
+    pays_per_s = n / (pays_done - started)
+    delivered_per_s = delivered / (drained - started)
+    ratio = delivered_per_s / pays_per_s
+    return Figure(
+        "events delivered per second vs payments per second",
+        delivered_per_s,
+        pays_per_s,
+        "events/s",
+        ratio,
+        ">= 1",
+        ratio >= 1 and delivered == events,
+        {
+            "events": events,
+            "delivered": delivered,
+            "lag_after_last_pay_s": drained - pays_done,
+            "errors": ours.errors + (events - delivered),
+            "pay_p50_ms": ours.p50,
+            "pay_p99_ms": ours.p99,
+        },
+    )
 
 
 # --- 3-5. reads as data grows, deep cursors, memory --------------------------------------------

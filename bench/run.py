@@ -25,6 +25,7 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 STEPS: dict[str, Callable[[Bench], Awaitable[Figure | list[Figure]]]] = {
     "intake": figures.kickback_intake,
     "pays": figures.checkout_pays,
+    "events": figures.event_delivery,
     "reads": figures.reads_and_memory,
     "reconcile": figures.reconcile_search_calls,
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from urllib.parse import urlsplit
 
@@ -28,9 +29,31 @@ def _allowed(ip: IpAddress, allow_loopback: bool) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+# A DNS name (after IDNA): labels of letters, digits and hyphens.
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def _host_ok(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_host.lower().rstrip(".").split(".")
+    return len(ascii_host) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+
+
 def url_problem(url: str, *, live: bool) -> str | None:
     """What is wrong with `url` as an endpoint, before any look-up (None: nothing)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        return "is not a valid URL"
     if parts.scheme not in ("https", "http"):
         return "must be an https:// URL"
     if live and parts.scheme != "https":
@@ -39,12 +62,10 @@ def url_problem(url: str, *, live: bool) -> str | None:
         return "must not carry a user name or password"
     if not parts.hostname:
         return "must name a host"
+    if not _host_ok(parts.hostname):
+        return "has an invalid host name"
     if parts.fragment:
         return "must not have a #fragment"
-    try:
-        _ = parts.port
-    except ValueError:
-        return "has an invalid port"
     return None
 
 
@@ -68,7 +89,7 @@ async def resolve(url: str, *, allow_loopback: bool) -> str:
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError:
+        except (OSError, UnicodeError):
             raise AddressRefused(f"the host {host!r} could not be resolved") from None
         found = [ipaddress.ip_address(info[4][0]) for info in infos]
         if not found:

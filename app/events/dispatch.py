@@ -208,8 +208,11 @@ class Dispatcher:
         # To the address just checked (no second look-up a rebinding name could answer
         # differently); the name still goes in Host and in TLS (SNI and the certificate).
         host, _port = addresses.target(job.url)
-        url = httpx.URL(job.url)
-        pinned = url.copy_with(host=ip)
+        try:
+            url = httpx.URL(job.url)
+            pinned = url.copy_with(host=ip)
+        except httpx.InvalidURL as exc:
+            return _Result(job, None, f"url {exc}"[:200], took(), None)
         headers["Host"] = url.netloc.decode("ascii")
         extensions = {"sni_hostname": host} if url.scheme == "https" else {}
         try:

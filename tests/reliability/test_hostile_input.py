@@ -166,6 +166,11 @@ def run_fuzz(
 async def seed(app: RunningApp, sim: httpx.AsyncClient) -> dict[str, str]:
     """A customer with a card, an authorized checkout payment and an open session: real
     objects for the path parameters."""
+    # A webhook endpoint first (nothing listens there: its deliveries are retried), so the
+    # changes below are events with deliveries.
+    r = await app.merchant.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/h"})
+    assert r.status_code == 201, r.text
+    endpoint_id = r.json()["id"]
     uid = "fuzzcust1"
     r = await app.merchant.post("/v1/customers", json={"uid": uid, "email": "f@example.com"})
     assert r.status_code == 201, r.text
@@ -202,7 +207,10 @@ async def seed(app: RunningApp, sim: httpx.AsyncClient) -> dict[str, str]:
     page |= {"email": "f@example.com", "tel": tel, "success_url": "https://shop.example/done"}
     r = await app.merchant.post("/v1/billing/card-sessions", json=page)
     assert r.status_code == 201, r.text
+    event_id = (await app.merchant.get("/v1/events")).json()["data"][0]["id"]
     return {
+        "endpoint_id": endpoint_id,
+        "event_id": event_id,
         "uid": uid,
         "num": num,
         "payment_id": payment_id,
