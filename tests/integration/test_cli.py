@@ -142,3 +142,43 @@ async def test_reconcile_with_the_in_process_sandbox_and_no_server_says_what_to_
     )
     assert code == 2 and "none answers at http://127.0.0.1:9" in out
     assert "scripts/serve" in out and "GATEWAY_BASE_URL" in out
+
+
+async def test_events_list_show_and_redeliver_from_a_shell(
+    make_app: AppFactory, sim: httpx.AsyncClient, db_url: str
+) -> None:
+    from tests.support.receiver import Receiver
+
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        app = await make_app(webhook_poll_seconds=0.1)
+        r = await app.merchant.post("/v1/webhook-endpoints", json={"url": receiver.url})
+        assert r.status_code == 201, r.text
+        cs = await new_session(app, order_id="clievents1")
+        token = await make_token(sim, three_ds=three_ds_of(SESSION))
+        paid = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+        pid = paid.json()["id"]
+        await receiver.wait_for(2)
+
+        code, out = await run_cli("events", "list", "--object", pid, DATABASE_URL=db_url)
+        assert code == 0, out
+        [line] = [x for x in out.splitlines() if pid in x]
+        assert "payment.authorized" in line
+        event_id = line.split()[2]
+        code, out = await run_cli("events", "show", event_id, DATABASE_URL=db_url)
+        assert code == 0, out
+        shown = json.loads(out[out.index("{") :])
+        assert shown["deliveries"][0]["status"] == "delivered"
+
+        code, out = await run_cli("events", "redeliver", event_id, DATABASE_URL=db_url)
+        assert code == 0 and "queued again to 1 endpoint(s)" in out, out
+        got = await receiver.wait_for(3)
+        assert got[-1].event["id"] == event_id  # the running server sent it again
+
+        code, out = await run_cli("events", "redeliver", f"evt_{'0' * 32}", DATABASE_URL=db_url)
+        assert code == 1 and "No event" in out
+        code, out = await run_cli("events", "rewrap-secrets", DATABASE_URL=db_url)
+        assert code == 0 and "1 endpoint secret(s) re-encrypted" in out
+    finally:
+        await receiver.stop()
