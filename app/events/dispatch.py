@@ -195,9 +195,15 @@ class Dispatcher:
         if problem is not None:
             return _Result(job, None, f"url {problem}", took(), None)
         try:
-            ip = await addresses.resolve(job.url, allow_loopback=self._settings.allow_loopback)
+            # Bounded: a look-up that hangs must not outlive the lease.
+            ip = await asyncio.wait_for(
+                addresses.resolve(job.url, allow_loopback=self._settings.allow_loopback),
+                timeout=self._settings.timeout,
+            )
         except addresses.AddressRefused as exc:
             return _Result(job, None, str(exc)[:200], took(), None)
+        except TimeoutError:
+            return _Result(job, None, "the host name look-up timed out", took(), None)
         timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json",

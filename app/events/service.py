@@ -3,6 +3,7 @@ Each function takes the session factory and owns its transaction."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -38,9 +39,13 @@ async def check_url(url: str, rules: UrlRules) -> None:
     problem = addresses.url_problem(url, live=rules.live)
     if problem is None:
         try:
-            await addresses.resolve(url, allow_loopback=rules.allow_loopback)
+            await asyncio.wait_for(
+                addresses.resolve(url, allow_loopback=rules.allow_loopback), timeout=5.0
+            )
         except addresses.AddressRefused as exc:
             problem = str(exc)
+        except TimeoutError:
+            problem = "could not be resolved in time"
     if problem is not None:
         raise Unprocessable(
             f"The endpoint URL {problem}.",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 
 SIGNATURE_HEADER = "RP-Signature"
 EVENT_ID_HEADER = "RP-Event-Id"
@@ -20,3 +21,14 @@ def v1(secret: str, timestamp: int, body: bytes) -> str:
 
 def header(secrets: list[str], timestamp: int, body: bytes) -> str:
     return ",".join([f"t={timestamp}", *(f"v1={v1(s, timestamp, body)}" for s in secrets)])
+
+
+def verify(secret: str, signature: str, body: bytes, tolerance: int = TOLERANCE_SECONDS) -> bool:
+    """A receiver's check (the README shows the same in a dozen lines): one of the v1 values
+    is the MAC of these exact bytes, and t is within `tolerance` seconds of now."""
+    fields = [f.split("=", 1) for f in signature.split(",") if "=" in f]
+    t = next((v for k, v in fields if k == "t"), "")
+    if not t.isdigit() or abs(time.time() - int(t)) > tolerance:
+        return False
+    mac = v1(secret, int(t), body)
+    return any(k == "v1" and hmac.compare_digest(mac, v) for k, v in fields)

@@ -6,11 +6,8 @@ key from settings), so the simulator package never imports the checkout domain."
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -21,6 +18,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.config import Settings
+from app.events.signing import SIGNATURE_HEADER, verify
 from app.sandbox import cards
 from app.web import error_page, lang_of, messages, render
 
@@ -29,16 +27,6 @@ log = logging.getLogger(__name__)
 # Host name of the in-process call back into the app (never leaves the process).
 _APP = "http://demo-shop.internal"
 _JST = timezone(timedelta(hours=9))
-
-
-def verify(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
-    """The README's receiver check, as a shop writes it (this package imports no domain)."""
-    fields = [f.split("=", 1) for f in header.split(",") if "=" in f]
-    t = next((v for k, v in fields if k == "t"), "")
-    if not t.isdigit() or abs(time.time() - int(t)) > tolerance:
-        return False
-    mac = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return any(k == "v1" and hmac.compare_digest(mac, v) for k, v in fields)
 
 
 @dataclass
@@ -158,7 +146,7 @@ def router(settings: Settings) -> APIRouter:
     @shop.post("/demo/events")
     async def demo_receive(request: Request) -> Response:
         body = await request.body()
-        if not inbox.take(request.headers.get("RP-Signature", ""), body):
+        if not inbox.take(request.headers.get(SIGNATURE_HEADER, ""), body):
             return Response("bad signature", status_code=400)
         return Response("ok")
 

@@ -182,6 +182,16 @@ async def test_demo_shop_newcomer_flow(server: Server, page: Page) -> None:
         await server.ops.get("/v1/payments", params={"status": ["captured", "authorized"]})
     ).json()
     assert listed["data"], "the demo payment is visible to ops"
+    # The shop heard of it by webhook, signed: its events page lists what it received.
+    for _ in range(60):
+        await page.goto(server.url + "/demo/events")
+        if await page.locator("#demo-events").count():
+            text = await page.locator("#demo-events").inner_text()
+            if "payment.captured" in text and "checkout.session.completed" in text:
+                break
+        await page.wait_for_timeout(250)
+    await expect(page.locator("#demo-events")).to_contain_text("payment.captured")
+    await page.screenshot(path=str(ARTIFACTS / "demo-shop-events.png"), full_page=True)
 
 
 async def test_english_switch_and_phone_layout(server: Server, page: Page) -> None:
