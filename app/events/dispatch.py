@@ -222,9 +222,13 @@ class Dispatcher:
         headers["Host"] = url.netloc.decode("ascii")
         extensions = {"sni_hostname": host} if url.scheme == "https" else {}
         try:
-            async with self._http.stream(
-                "POST", pinned, content=job.body, headers=headers, extensions=extensions
-            ) as answer:
+            # httpx's timeouts are per read: a receiver trickling bytes is cut off here.
+            async with (
+                asyncio.timeout(self._settings.timeout),
+                self._http.stream(
+                    "POST", pinned, content=job.body, headers=headers, extensions=extensions
+                ) as answer,
+            ):
                 excerpt = b""
                 async for chunk in answer.aiter_raw():
                     excerpt += chunk
@@ -232,7 +236,7 @@ class Dispatcher:
                         break
                 text = excerpt[:EXCERPT_BYTES].decode("utf-8", "replace")
                 return _Result(job, answer.status_code, None, took(), text)
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             return _Result(job, None, "timed out", took(), None)
         except httpx.HTTPError as exc:
             return _Result(job, None, f"{type(exc).__name__}: {exc}"[:200], took(), None)

@@ -10,6 +10,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -420,3 +421,79 @@ async def test_the_demo_shop_hears_of_its_own_orders(
         "/demo/events", content=b'{"id":"evt_x"}', headers={"RP-Signature": "t=1,v1=00"}
     )
     assert forged.status_code == 400
+
+
+async def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_timeout(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    """A byte every 0.3 s never trips a per-read timeout; the attempt's own limit does."""
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" * 100:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.3)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        app = await make_app(**FAST, webhook_timeout_seconds=1.0)
+        await add_endpoint(app, f"http://127.0.0.1:{port}/h", event_types=["payment.authorized"])
+        _, pid = await pay(app, sim, order_id="trickle1")
+
+        async def attempted() -> list[dict[str, Any]] | None:
+            rows = (await app.merchant.get("/v1/events", params={"object_id": pid})).json()
+            detail = (await app.merchant.get(f"/v1/events/{rows['data'][0]['id']}")).json()
+            history: list[dict[str, Any]] = detail["deliveries"][0]["history"]
+            return history or None
+
+        [first, *_] = await until(attempted)
+        assert first["error"] == "timed out" and first["http_status"] is None
+        assert 900 <= first["latency_ms"] < 3000, first
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_old_events_are_purged_with_their_deliveries_and_attempts(
+    make_app: AppFactory,
+    sim: httpx.AsyncClient,
+    receiver: Receiver,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    from app.events.dispatch import purge
+
+    app = await make_app(**FAST)
+    await add_endpoint(app, receiver.url)
+    _, old_pid = await pay(app, sim, order_id="purge1")
+    await receiver.wait_for(2)
+    async with sessions() as session:
+        await session.execute(
+            text("UPDATE events SET created_at = now() - interval '31 days' WHERE object_id = :p"),
+            {"p": old_pid},
+        )
+        await session.commit()
+    _, new_pid = await pay(app, sim, order_id="purge2")
+    await receiver.wait_for(4)
+    assert await purge(sessions, datetime.now(UTC) - timedelta(days=30)) == 1
+    async with sessions() as session:
+        left = (await session.execute(text("SELECT object_id FROM events"))).scalars().all()
+        orphans = await session.scalar(
+            text(
+                "SELECT count(*) FROM event_deliveries d WHERE NOT EXISTS "
+                "(SELECT 1 FROM events e WHERE e.id = d.event_id)"
+            )
+        )
+        stray = await session.scalar(
+            text(
+                "SELECT count(*) FROM delivery_attempts a WHERE NOT EXISTS "
+                "(SELECT 1 FROM event_deliveries d WHERE d.seq = a.delivery_seq)"
+            )
+        )
+    assert old_pid not in left and new_pid in left and orphans == stray == 0
