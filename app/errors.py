@@ -58,6 +58,8 @@ class AppError(Exception):
         self.errors = errors
         self.headers = headers
         self.extra = extra or {}
+        # What a shopper's page may show, by language (never in the problem+json body).
+        self.texts: dict[str, str] = {}
 
 
 class Unauthorized(AppError):
@@ -132,13 +134,15 @@ def problem_for(
     message as the detail unless one is given."""
     known = statuses is None or error.http_status in statuses
     kind = _GATEWAY_PROBLEMS.get(error.http_status, fallback) if known else fallback
-    return kind(
+    problem = kind(
         detail if detail is not None else error.message_en,
         code=error.stable_code,
         errors=errors,
         headers=headers,
         extra={"gateway_code": error.code, **(extra or {})},
     )
+    problem.texts = {"ja": error.message_ja, "en": error.message_en}
+    return problem
 
 
 # A failed payment's problem is a decline unless its error names one of these.

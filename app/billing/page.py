@@ -22,7 +22,7 @@ from app.hosted.pages import (
     zero_three_ds,
 )
 from app.hosted.service import ensure_payable
-from app.web import card_result_page, error_page, messages
+from app.web import card_result_page, error_page, messages, problem_text
 
 _TEXTS: dict[str, dict[str, str]] = {
     "ja": {
@@ -66,13 +66,13 @@ async def show(page: PageRequest) -> HTMLResponse:
     settings, lang = page.settings, page.lang
     cs, target = await service.page_view(page.sessions, page.cs_id)
     if cs is None or target is None:
-        return error_page(settings, lang, 404, "This page does not exist.")
+        return error_page(settings, lang, 404)
     if cs.status == "completed":
         return result(page, cs, None)
     try:
         ensure_payable(cs)
     except AppError as exc:
-        return error_page(settings, lang, exc.status, exc.detail or exc.title, cs.cancel_url)
+        return error_page(settings, lang, exc.status, problem_text(lang, exc), cs.cancel_url)
     # 3-D Secure with the payer's registered e-mail and phone, which the server also sends
     # (billing robo compares them with the payer's).
     return card_form(page, cs, texts(lang), three_ds=zero_three_ds(cs), billing=target)
@@ -102,7 +102,7 @@ async def submit(page: PageRequest, form: Form) -> HTMLResponse:
         if known is not None and known.status == "completed":
             return result(page, known, None)
         back = page.back if exc.status < 500 else None
-        return error_page(settings, lang, exc.status, exc.detail or exc.title, back)
+        return error_page(settings, lang, exc.status, problem_text(lang, exc), back)
     cs = await hosted.find(page.sessions, page.cs_id)
     assert cs is not None
     return _outcome_page(page, cs, registered.result)

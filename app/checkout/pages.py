@@ -18,7 +18,7 @@ from app.fields import card_fields_in
 from app.hosted import service as hosted
 from app.hosted.models import Kind
 from app.hosted.pages import PageHandler, PageRequest
-from app.web import cross_site_refusal, error_page, form_lang, lang_of, messages
+from app.web import cross_site_refusal, error_page, form_lang, lang_of, messages, problem_text
 
 router = APIRouter(tags=["checkout"])
 
@@ -76,7 +76,7 @@ async def checkout_page(
     lang = lang_of(request)
     kind = await hosted.kind_of(sessions, session_id)
     if kind is None:
-        return error_page(settings, lang, 404, "This checkout session does not exist.")
+        return error_page(settings, lang, 404)
     page = PageRequest(request, settings, sessions, gateway, session_id, lang)
     return await PAGES[kind].show(page)
 
@@ -106,7 +106,7 @@ async def checkout_form_post(
         async with database_guard(DATABASE_DOWN_NOT_CHARGED):
             kind = await hosted.kind_of(sessions, session_id)
     except AppError as exc:
-        return error_page(settings, page.lang, exc.status, exc.detail or exc.title)
+        return error_page(settings, page.lang, exc.status, problem_text(page.lang, exc))
     # An unknown page goes the payment way: its checks answer (no token 422, else 404).
     return await PAGES[kind or Kind.PAYMENT].submit(page, form)
 

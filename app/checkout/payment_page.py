@@ -17,7 +17,7 @@ from app.hosted import service as hosted
 from app.hosted.models import CheckoutSession
 from app.hosted.pages import Form, PageHandler, PageRequest, card_form, zero_three_ds
 from app.payments.models import Payment
-from app.web import error_page, messages, render
+from app.web import error_page, messages, problem_text, render
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ async def show(page: PageRequest) -> HTMLResponse:
         back = None
         if cs is not None:
             back = hosted.back_to_shop(cs, succeeded=exc.status == 409)
-        return error_page(settings, lang, exc.status, exc.detail or exc.title, back)
+        return error_page(settings, lang, exc.status, problem_text(lang, exc), back)
     assert cs is not None
     if view.live is not None:
         return result_page(page, cs, view.live)
@@ -208,7 +208,7 @@ async def _refused(page: PageRequest, exc: AppError) -> HTMLResponse:
         if cs is not None and p is not None:
             return result_page(page, cs, p)
     back = page.back if exc.status < 500 else None
-    return error_page(page.settings, page.lang, exc.status, exc.detail or exc.title, back)
+    return error_page(page.settings, page.lang, exc.status, problem_text(page.lang, exc), back)
 
 
 async def status(page: PageRequest) -> dict[str, Any]:

@@ -303,7 +303,7 @@ async def _ensure_claimable(
             code="payment_in_progress",
             extra={"payment_id": existing.id, "payment_status": existing.status},
         )
-    if limits.per_session and cs.attempts >= limits.per_session:
+    if hosted.attempts_exhausted(cs, limits.per_session):
         VELOCITY_REJECTIONS.labels("session").inc()
         raise TooManyRequests(
             "Too many payment attempts for this checkout session.", code="too_many_attempts"

@@ -22,7 +22,7 @@ from app.hosted.pages import (
     no_payment_status,
     zero_three_ds,
 )
-from app.web import card_result_page, error_page, messages
+from app.web import card_result_page, error_page, messages, problem_text
 
 
 async def show(page: PageRequest) -> HTMLResponse:
@@ -36,7 +36,7 @@ async def show(page: PageRequest) -> HTMLResponse:
         back = None
         if cs is not None:
             back = hosted.back_to_shop(cs, succeeded=exc.status == 409)
-        return error_page(settings, lang, exc.status, exc.detail or exc.title, back)
+        return error_page(settings, lang, exc.status, problem_text(lang, exc), back)
     t = messages(lang)
     return card_form(
         page,
@@ -68,10 +68,11 @@ async def submit(page: PageRequest, form: Form) -> HTMLResponse:
     except AppError as exc:
         known = await hosted.find(page.sessions, page.cs_id)
         if known is None or exc.status in (404, 410, 429):
-            return error_page(settings, lang, exc.status, exc.detail or exc.title, None)
+            return error_page(settings, lang, exc.status, problem_text(lang, exc), None)
         if known.status == "completed":
             return result(page, known, None)
-        return result(page, known, exc.detail or exc.title, status_code=exc.status)
+        failed = problem_text(lang, exc) or messages(lang)["result_failed"]
+        return result(page, known, failed, status_code=exc.status)
     label = card.masked_number if card is not None else None
     return result(page, cs, None, card_label=label)
 
@@ -113,7 +114,7 @@ async def delete_card(page: PageRequest, num: int) -> Response:
         )
     except AppError as exc:
         back = page.back if exc.status < 500 else None
-        return error_page(page.settings, page.lang, exc.status, exc.detail or exc.title, back)
+        return error_page(page.settings, page.lang, exc.status, problem_text(page.lang, exc), back)
     # Post/redirect/get: a reload of the page does not post the delete again.
     return RedirectResponse(f"{page.back}&deleted=1", status_code=303)
 

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.gateway.base import PaymentGateway
 from app.hosted.models import CheckoutSession
-from app.web import render
+from app.hosted.service import attempts_exhausted, back_to_shop
+from app.web import error_page, messages, render
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,18 @@ def card_form(
     **context: Any,
 ) -> HTMLResponse:
     """The page's form (checkout.html: CPToken.js, 3-D Secure with `three_ds`, then the token
-    is posted back here). `context`: what this kind shows beyond a bare card registration."""
+    is posted back here). `context`: what this kind shows beyond a bare card registration.
+    A page out of attempts shows the limit instead, before the shopper types a card again."""
     other = "ja" if page.lang == "en" else "en"
     settings = page.settings
+    if attempts_exhausted(cs, settings.velocity_max_attempts_per_session):
+        return error_page(
+            settings,
+            page.lang,
+            429,
+            messages(page.lang)["problem_too_many_attempts"],
+            back_to_shop(cs, succeeded=False),
+        )
     defaults: dict[str, Any] = {
         "three_ds_save": None,
         "offer_save_card": False,

@@ -132,7 +132,7 @@ async def lock_card_page(
     if cs.kind != kind:
         raise wrong_kind
     ensure_not_claimed(cs)
-    if per_session and cs.attempts >= per_session:
+    if attempts_exhausted(cs, per_session):
         VELOCITY_REJECTIONS.labels("session").inc()
         raise TooManyRequests("Too many attempts for this page.", code="too_many_attempts")
     return cs
@@ -168,3 +168,8 @@ def back_to_shop(cs: CheckoutSession, succeeded: bool) -> str | None:
     if cs.success_url is None:
         return None
     return cs.success_url.replace(SESSION_ID_PLACEHOLDER, cs.id)
+
+
+def attempts_exhausted(cs: CheckoutSession, per_session: int) -> bool:
+    """The page has used its attempts (VELOCITY_MAX_ATTEMPTS_PER_SESSION; 0 = no limit)."""
+    return bool(per_session) and cs.attempts >= per_session

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from app.config import Settings
 from app.events.signing import SIGNATURE_HEADER, verify
 from app.sandbox import cards
-from app.web import error_page, lang_of, messages, render
+from app.web import error_page, form_lang, lang_of, messages, render
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def router(settings: Settings) -> APIRouter:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         key = settings.demo_api_key
         if key is None:
-            return error_page(settings, "ja", 503, "The demo shop has no merchant API key.")
+            return error_page(settings, form_lang(form), 503)
         transport = httpx.ASGITransport(app=request.app)
         async with httpx.AsyncClient(transport=transport, base_url=_APP) as client:
             # The shop hears of its orders by webhook, like a real one.
@@ -138,10 +138,12 @@ def router(settings: Settings) -> APIRouter:
                 headers={"Authorization": f"Bearer {key}"},
             )
         if answer.status_code != 201:
-            detail = answer.json().get("detail") or "The order could not be placed."
+            log.warning("demo shop: the order was refused: %s", answer.text[:300])
             status = answer.status_code if answer.status_code >= 500 else 422
-            return error_page(settings, "ja", status, str(detail), "/")
-        return RedirectResponse(f"/checkout/{answer.json()['id']}", status_code=303)
+            return error_page(settings, form_lang(form), status, None, "/")
+        # The shopper's language goes with them to the checkout.
+        suffix = "?lang=en" if form_lang(form) == "en" else ""
+        return RedirectResponse(f"/checkout/{answer.json()['id']}{suffix}", status_code=303)
 
     @shop.post("/demo/events")
     async def demo_receive(request: Request) -> Response:

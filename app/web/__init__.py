@@ -11,6 +11,7 @@ from app.web.pages import (
     form_lang,
     html_error_page,
     lang_of,
+    problem_text,
     render,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "html_error_page",
     "lang_of",
     "messages",
+    "problem_text",
     "render",
 ]

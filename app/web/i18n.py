@@ -44,7 +44,7 @@ _JA: Final[dict[str, str]] = {
     "card_section_title": "クレジットカード情報",
     "card_brands": "VISA / Mastercard / JCB / American Express / Diners Club",
     "cn_label": "カード番号",
-    "cn_hint": "半角数字で入力してください（スペースは入れても構いません）",
+    "cn_hint": "数字で入力してください（全角数字・スペースも使えます）",
     "expiry_label": "有効期限",
     "month_label": "月",
     "year_label": "年",
@@ -98,7 +98,13 @@ _JA: Final[dict[str, str]] = {
     "js_err_ln_required": "名義（姓）を入力してください。",
     "js_err_name_chars": "半角英字と「.」「-」のみ入力できます（スペースは使えません）。",
     "js_err_name_length": "名義は名と姓を合わせて44文字以内で入力してください。",
-    "js_err_cvv": "セキュリティコードは3桁または4桁の半角数字で入力してください。",
+    "js_err_cvv": "セキュリティコード（カード裏面の3桁の数字）を入力してください。",
+    "js_err_cvv_4": "セキュリティコード（カード表面の4桁の数字）を入力してください。",
+    "js_brand_visa": "VISA",
+    "js_brand_mastercard": "Mastercard",
+    "js_brand_jcb": "JCB",
+    "js_brand_amex": "American Express",
+    "js_brand_diners": "Diners Club",
     "js_err_choose_card": "お支払いに使うカードを選択してください。",
     "js_err_script": (
         "決済システムを読み込めませんでした。通信環境をご確認のうえ、ページを再読み込みしてください。"
@@ -172,6 +178,29 @@ _JA: Final[dict[str, str]] = {
     ),
     "error_no_token": "カード情報の確認結果を受け取れませんでした。もう一度お試しください。",
     "error_forbidden_title": "このページからは送信できません",
+    "error_forbidden_message": "このページからは送信できません。ショップからやり直してください。",
+    "error_server_title": "エラーが発生しました",
+    "error_server_message": (
+        "申し訳ありません。当店側で問題が発生しました。二重にご請求することはありません。"
+        "しばらくしてからもう一度お試しください。"
+    ),
+    # Problems the shopper's pages can meet, by the problem's code (app/errors.py).
+    "problem_already_paid": "このご注文のお支払いはすでに完了しています。",
+    "problem_payment_in_progress": (
+        "このご注文のお支払いを処理中です。結果が出るまでお待ちください。もう一度お支払いしないでください。"
+    ),
+    "problem_in_progress": "カードを登録中です。完了するまでお待ちください。",
+    "problem_customer_deleted": (
+        "このお客様の登録は削除されています。ショップにお問い合わせください。"
+    ),
+    "problem_too_many_attempts": (
+        "このお支払いページで試せる回数を超えました。ショップからもう一度お手続きください。"
+    ),
+    "problem_too_many_failures": (
+        "短時間にお支払いの失敗が続いたため、しばらくお受けできません。時間をおいてお試しください。"
+    ),
+    "problem_installments_not_offered": "この回数の分割払いはご利用いただけません。",
+    "problem_payment_method_not_offered": "このお支払い方法はご利用いただけません。",
     "error_cross_site": (
         "別のサイトから送信されたため、受け付けませんでした。"
         "ショップのお支払いページからもう一度お手続きください。"
@@ -245,7 +274,7 @@ _EN: Final[dict[str, str]] = {
     "card_section_title": "Card details",
     "card_brands": "VISA / Mastercard / JCB / American Express / Diners Club",
     "cn_label": "Card number",
-    "cn_hint": "Digits only (spaces are fine)",
+    "cn_hint": "Digits (spaces and full-width digits are fine)",
     "expiry_label": "Expiry date",
     "month_label": "Month",
     "year_label": "Year",
@@ -298,7 +327,13 @@ _EN: Final[dict[str, str]] = {
     "js_err_ln_required": "Enter the family name on the card.",
     "js_err_name_chars": 'Use Latin letters, "." and "-" only (no spaces).',
     "js_err_name_length": "Given and family name together may be at most 44 characters.",
-    "js_err_cvv": "The security code has 3 or 4 digits.",
+    "js_err_cvv": "Enter the 3-digit security code from the back of the card.",
+    "js_err_cvv_4": "Enter the 4-digit security code from the front of the card.",
+    "js_brand_visa": "VISA",
+    "js_brand_mastercard": "Mastercard",
+    "js_brand_jcb": "JCB",
+    "js_brand_amex": "American Express",
+    "js_brand_diners": "Diners Club",
     "js_err_choose_card": "Choose the card to pay with.",
     "js_err_script": (
         "The payment system could not be loaded. Check your connection and reload the page."
@@ -368,6 +403,30 @@ _EN: Final[dict[str, str]] = {
     "error_card_data": "Card details must not be sent to this server. Please try again.",
     "error_no_token": "No card check result was received. Please try again.",
     "error_forbidden_title": "This form cannot be sent from here",
+    "error_forbidden_message": (
+        "This form cannot be sent from here. Please start again from the shop."
+    ),
+    "error_server_title": "Something went wrong",
+    "error_server_message": (
+        "Sorry, something went wrong on our side. You will not be charged twice. "
+        "Please try again later."
+    ),
+    "problem_already_paid": "This order has already been paid.",
+    "problem_payment_in_progress": (
+        "This order's payment is being processed. Please wait for the result; do not pay again."
+    ),
+    "problem_in_progress": "Your card is being registered. Please wait until it is done.",
+    "problem_customer_deleted": (
+        "This customer's registration was deleted. Please contact the shop."
+    ),
+    "problem_too_many_attempts": (
+        "This payment page has been tried too many times. Please start again from the shop."
+    ),
+    "problem_too_many_failures": (
+        "Too many payments failed in a short time. Please wait a while and try again."
+    ),
+    "problem_installments_not_offered": "Payment in this many installments is not offered.",
+    "problem_payment_method_not_offered": "This payment method is not offered.",
     "error_cross_site": (
         "This request came from another website and was refused. Please start again from "
         "the shop's payment page."

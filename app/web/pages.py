@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -25,8 +25,32 @@ _templates = Environment(
 
 
 def lang_of(request: Request) -> str:
-    """The page language from `?lang=`: Japanese unless English is asked for."""
-    return "en" if request.query_params.get("lang") == "en" else "ja"
+    """The page language: `?lang=` (the page's switch, kept in its links and forms), else the
+    browser's Accept-Language (the first of ja/en it prefers), else Japanese."""
+    asked = request.query_params.get("lang")
+    if asked in ("ja", "en"):
+        return asked
+    return preferred_lang(request.headers.get("accept-language", ""))
+
+
+def preferred_lang(header: str) -> str:
+    """ "en-US,en;q=0.9,ja;q=0.8" -> "en"; ja wins ties and anything unreadable."""
+    best, best_q = "ja", -1.0
+    for item in header.split(",")[:20]:
+        tag, _, params = item.strip().partition(";")
+        primary = tag.strip().lower().split("-")[0]
+        if primary not in ("ja", "en"):
+            continue
+        q = 1.0
+        name, _, value = params.strip().partition("=")
+        if name.strip() == "q":
+            try:
+                q = float(value)
+            except ValueError:
+                continue
+        if q > best_q or (q == best_q and primary == "ja"):
+            best, best_q = primary, q
+    return best if best_q > 0 else "ja"
 
 
 def form_lang(form: Any) -> str:
@@ -39,27 +63,42 @@ def render(settings: Settings, name: str, status_code: int = 200, **context: Any
     return HTMLResponse(html, status_code=status_code, headers=page_headers(settings))
 
 
+class Problem(Protocol):
+    """What a page needs of an app.errors.AppError (named structurally: the simulator's demo
+    shop uses this package and must not import app.errors, which knows the gateway)."""
+
+    code: str | None
+    detail: str | None
+    texts: dict[str, str]
+
+
+def problem_text(lang: str, exc: Problem) -> str | None:
+    """What a shopper's page says of a problem, in the page's language: the text for its code,
+    else (English pages only) its detail; None = the standard text for its status. API details
+    are English and name API things: a Japanese page never shows them."""
+    if exc.code and (text := messages(lang).get(f"problem_{exc.code}")):
+        return text
+    if text := exc.texts.get(lang):
+        return text
+    return exc.detail if lang == "en" and exc.detail else None
+
+
 def error_page(
-    settings: Settings, lang: str, status_code: int, message: str, back_url: str | None = None
+    settings: Settings,
+    lang: str,
+    status_code: int,
+    message: str | None = None,
+    back_url: str | None = None,
 ) -> HTMLResponse:
-    t = messages(lang)
-    titles = {
-        404: t.get("error_not_found_title", "Not found"),
-        409: t.get("error_conflict_title", "Already paid"),
-        410: t.get("error_expired_title", "Expired"),
-        403: t.get("error_forbidden_title", "Forbidden"),
-        422: t.get("error_invalid_title", "Invalid request"),
-        429: t.get("error_too_many_title", "Too many attempts"),
-        503: t.get("error_unavailable_title", "Unavailable"),
-    }
+    """`message`: text in `lang` (None: the standard text for the status)."""
     return render(
         settings,
         "error.html",
         status_code=status_code,
         lang=lang,
-        t=t,
+        t=messages(lang),
         http_status=status_code,
-        title=titles.get(status_code, "Error"),
+        title=None,
         message=message,
         back_url=back_url,
     )
@@ -85,7 +124,10 @@ def cross_site_refusal(request: Request, settings: Settings) -> HTMLResponse | N
 
 def html_error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
     """The error page for errors no route handled (app/errors.py `install_error_handlers`)."""
-    return error_page(request.app.state.settings, lang_of(request), status_code, message)
+    lang = lang_of(request)
+    # The handlers' messages are the API's (English).
+    shown = message if lang == "en" else None
+    return error_page(request.app.state.settings, lang, status_code, shown)
 
 
 def card_result_page(

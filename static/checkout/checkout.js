@@ -91,9 +91,52 @@
     return document.getElementById(id);
   }
 
+  // What a Japanese IME types: full-width digits, letters, "．", "－" and spaces become their
+  // ASCII forms (the gateway takes only those).
+  function halfWidth(text) {
+    return String(text)
+      .replace(/[\uFF01-\uFF5E]/g, function (ch) {
+        return String.fromCharCode(ch.charCodeAt(0) - 0xFEE0);
+      })
+      .replace(/[\u3000]/g, ' ')
+      .replace(/[\u2010-\u2015\u2212\u30FC]/g, '-');
+  }
+
   function value(id) {
     var node = el(id);
-    return node ? String(node.value || '').trim() : '';
+    return node ? halfWidth(node.value || '').trim() : '';
+  }
+
+  // The card brand from the number's first digits (what the shopper sees beside the field;
+  // the gateway decides what it accepts).
+  var BRANDS = [
+    ['amex', /^3[47]/], ['diners', /^3(0[0-5]|[689])/], ['jcb', /^35(2[89]|[3-8])/],
+    ['visa', /^4/], ['mastercard', /^(5[1-5]|2(2[2-9]|[3-6]|7[01]|720))/]
+  ];
+
+  function brandOf(digits) {
+    for (var i = 0; i < BRANDS.length; i += 1) {
+      if (BRANDS[i][1].test(digits)) {
+        return BRANDS[i][0];
+      }
+    }
+    return '';
+  }
+
+  function cvvLength(brand) {
+    return brand === 'amex' ? 4 : 3;
+  }
+
+  // 4-4-4-4 (American Express 4-6-5), as printed on the card.
+  function grouped(digits) {
+    var sizes = brandOf(digits) === 'amex' ? [4, 6, 5] : [4, 4, 4, 4, 3];
+    var parts = [];
+    var at = 0;
+    for (var i = 0; i < sizes.length && at < digits.length; i += 1) {
+      parts.push(digits.slice(at, at + sizes[i]));
+      at += sizes[i];
+    }
+    return parts.join(' ');
   }
 
   // --- messages ------------------------------------------------------------------------------
@@ -244,8 +287,9 @@
     }
 
     var cvv = value('cvv');
-    if (!/^\d{3,4}$/.test(cvv)) {
-      bad.push(['cvv', 'err_cvv']);
+    var wanted = cvvLength(brandOf(cn));
+    if (!/^\d+$/.test(cvv) || cvv.length !== wanted) {
+      bad.push(['cvv', wanted === 4 ? 'err_cvv_4' : 'err_cvv']);
     }
 
     if (bad.length) {
@@ -503,6 +547,43 @@
   choices.forEach(function (radio) {
     radio.addEventListener('change', showChoice);
   });
+
+  // The number as typed: converted to ASCII digits, grouped, its brand shown.
+  (function cardNumberAsTyped() {
+    var cnNode = el('cn');
+    var brandNode = el('cn-brand');
+    if (!cnNode) {
+      return;
+    }
+    cnNode.addEventListener('input', function () {
+      var atEnd = cnNode.selectionStart === cnNode.value.length;
+      var digits = halfWidth(cnNode.value).replace(/\D/g, '').slice(0, 19);
+      var shown = grouped(digits);
+      if (shown !== cnNode.value && atEnd) {
+        cnNode.value = shown;
+      }
+      var brand = brandOf(digits);
+      if (brandNode) {
+        brandNode.textContent = brand ? msg('brand_' + brand) : '';
+        brandNode.dataset.brand = brand;
+      }
+      var cvvNode = el('cvv');
+      if (cvvNode) {
+        cvvNode.maxLength = cvvLength(brand);
+      }
+    });
+    ['cvv'].forEach(function (id) {
+      var node = el(id);
+      if (node) {
+        node.addEventListener('input', function () {
+          var digits = halfWidth(node.value).replace(/\D/g, '');
+          if (digits !== node.value) {
+            node.value = digits;
+          }
+        });
+      }
+    });
+  })();
 
   CARD_FIELDS.forEach(function (id) {
     var node = el(id);
