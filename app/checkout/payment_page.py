@@ -134,6 +134,7 @@ def result_page(
         status=status,
         message=message,
         payment_id=payment.id,
+        order_id=payment.order_id,
         # The payment's own total: a product payment's is the gateway's price.
         amount_total=payment.total,
         content=_content(payment) if status == "succeeded" else None,

@@ -118,7 +118,6 @@ def _write(session: Session) -> None:
     pending: list[tuple[str, object, dict[str, Any]]] = session.info.pop(_KEY, [])
     if not pending:
         return
-    session.info[_WROTE] = True
     # One delivery per (event, enabled endpoint that wants its type), in this transaction
     # too: a committed event is never without the deliveries it is owed.
     endpoints = session.execute(
@@ -138,6 +137,8 @@ def _write(session: Session) -> None:
         session.add(row)
         for endpoint_id, wanted in endpoints:
             if not wanted or type_ in wanted:
+                # The dispatcher is woken only when there is something to send.
+                session.info[_WROTE] = True
                 session.add(
                     EventDelivery(
                         event_id=row.id,
@@ -155,8 +156,8 @@ def _told(session: Session) -> None:
 
 
 def on_commit(listener: Callable[[], None]) -> None:
-    """`listener()` runs after each commit in this process that wrote events (the dispatcher
-    looks at once instead of at its next poll)."""
+    """`listener()` runs after each commit in this process that wrote deliveries (the
+    dispatcher looks at once instead of at its next poll)."""
     _LISTENERS.append(listener)
 
 

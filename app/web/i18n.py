@@ -32,6 +32,7 @@ _JA: Final[dict[str, str]] = {
     "total_label": "合計",
     "item_code_label": "商品コード",
     "order_id_label": "注文番号",
+    "jst_suffix": "（日本時間）",
     "expires_label": "お支払い期限",
     "expires_notice": (
         "期限を過ぎるとこのページからはお支払いできません。ショップからやり直してください。"
@@ -262,6 +263,7 @@ _EN: Final[dict[str, str]] = {
     "total_label": "Total",
     "item_code_label": "Item code",
     "order_id_label": "Order number",
+    "jst_suffix": "JST",
     "expires_label": "Pay by",
     "expires_notice": (
         "After this time the page can no longer be used; please start again from the shop."

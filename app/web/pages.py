@@ -4,6 +4,7 @@ cross-site refusal of their form posts. Knows no domain: callers pass what a pag
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -22,6 +23,16 @@ _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
 )
+# Shoppers read times in Japan's time (UTC+9, no daylight saving).
+JST = timezone(timedelta(hours=9), "JST")
+
+
+def _jst(value: datetime) -> str:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+
+
+_templates.filters["jst"] = _jst
 
 
 def lang_of(request: Request) -> str:

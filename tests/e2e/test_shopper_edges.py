@@ -1,0 +1,148 @@
+"""The shopper's edges (issue 19, first part), in Chromium: error pages wholly in the page's
+language with no raw status code, a page out of attempts shows its limit before the card is
+typed again, the language from the browser and from the demo shop, a card number typed with a
+Japanese IME. Screenshots of each state go to artifacts/e2e/."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from playwright.async_api import Browser, Page, expect
+
+from app.sandbox import cards
+from app.sandbox.testing import make_token
+from tests.e2e.conftest import ARTIFACTS, Server, create_session
+from tests.e2e.test_checkout_page import fill_card
+from tests.support.db import dsn
+
+THREE_DS = {"am": "1000", "tx": "100", "sf": "480", "em": "hanako@example.com"}
+# Latin words a Japanese error page may still hold: the language switch.
+ALLOWED_LATIN = {"English"}
+
+
+async def _expire(server: Server, cs_id: str) -> None:
+    conn = await asyncpg.connect(dsn(server.db_url))
+    try:
+        await conn.execute(
+            "UPDATE checkout_sessions SET expires_at = now() - interval '1 minute' WHERE id = $1",
+            cs_id,
+        )
+    finally:
+        await conn.close()
+
+
+async def _error_text(page: Page) -> str:
+    section = page.locator("section.result--error")
+    await expect(section).to_be_visible()
+    return await section.inner_text()
+
+
+def _latin_words(text: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z]{3,}", text)) - ALLOWED_LATIN
+
+
+async def test_error_pages_speak_the_pages_language_without_status_codes(
+    server: Server, page: Page
+) -> None:
+    cs = await create_session(server, order_id="e2eexpired")
+    await _expire(server, cs["id"])
+    cases: list[tuple[str, str, str]] = [
+        (cs["url"], "ja", "expired"),
+        (cs["url"] + "?lang=en", "en", "expired"),
+        (f"{server.url}/checkout/cs_{'0' * 32}", "ja", "not_found"),
+        (f"{server.url}/checkout/cs_{'0' * 32}?lang=en", "en", "not_found"),
+    ]
+    for url, lang, kind in cases:
+        r = await page.goto(url)
+        assert r is not None and r.status in (404, 410)
+        text = await _error_text(page)
+        assert await page.evaluate("() => document.documentElement.lang") == lang
+        assert not re.search(r"\b(404|410)\b", text), text
+        if lang == "ja":
+            assert not _latin_words(text), f"English on a Japanese page: {text}"
+        else:
+            assert not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text), text
+        await page.screenshot(path=str(ARTIFACTS / f"error-{kind}-{lang}.png"), full_page=True)
+
+
+async def test_a_page_out_of_attempts_shows_the_limit_before_the_card_is_typed(
+    server: Server, page: Page
+) -> None:
+    cs = await create_session(server, order_id="e2elimit")
+    for _ in range(5):
+        token = await make_token(server.sim, card=cards.CARD_DECLINE_G12, three_ds=THREE_DS)
+        r = await server.merchant.post(
+            f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token}
+        )
+        assert r.status_code == 402, r.text
+    answer = await page.goto(cs["url"])
+    assert answer is not None and answer.status == 429
+    text = await _error_text(page)
+    assert "回数" in text and not _latin_words(text)
+    assert await page.locator("#cn").count() == 0, "no card form to type into"
+    await expect(page.locator("a.btn", has_text="戻る")).to_have_attribute(
+        "href", f"{server.url}/healthz?canceled=1"
+    )
+    await page.screenshot(path=str(ARTIFACTS / "limit-ja.png"), full_page=True)
+
+
+async def test_the_browsers_language_and_the_demo_shops_carry_to_the_checkout(
+    server: Server, browser: Browser
+) -> None:
+    cs = await create_session(server, order_id="e2eaccept")
+    context = await browser.new_context(locale="en-US", viewport={"width": 390, "height": 844})
+    try:
+        page = await context.new_page()
+        await page.goto(cs["url"])
+        assert await page.evaluate("() => document.documentElement.lang") == "en"
+        await page.screenshot(path=str(ARTIFACTS / "checkout-accept-language-en.png"))
+    finally:
+        await context.close()
+
+    context = await browser.new_context(locale="ja-JP")
+    try:
+        page = await context.new_page()
+        await page.goto(server.url + "/?lang=en")
+        await page.click("form button[type=submit]")
+        await page.wait_for_url("**/checkout/cs_*")
+        assert page.url.endswith("?lang=en")
+        assert await page.evaluate("() => document.documentElement.lang") == "en"
+    finally:
+        await context.close()
+
+
+async def test_a_card_number_typed_with_a_japanese_ime_is_converted_grouped_and_named(
+    server: Server, page: Page
+) -> None:
+    cs = await create_session(server, order_id="e2eime")
+    await page.goto(cs["url"])
+    # The pay-by time in Japan's time, said so.
+    expires = datetime.fromisoformat(cs["expires_at"].replace("Z", "+00:00"))
+    jst = expires.astimezone(timezone(timedelta(hours=9))).strftime("%Y-%m-%d %H:%M")
+    await expect(page.locator("#expires-at").first).to_have_text(f"{jst} （日本時間）")
+    full_width = "".join(chr(ord(d) + 0xFEE0) for d in cards.CARD_OK)
+    await fill_card(page, cards.CARD_OK)
+    await page.fill("#cn", "")
+    await page.locator("#cn").press_sequentially(full_width)
+    await expect(page.locator("#cn")).to_have_value(
+        " ".join(cards.CARD_OK[i : i + 4] for i in range(0, 16, 4))
+    )
+    await expect(page.locator("#cn-brand")).to_have_text("VISA")
+    # A Visa's code has 3 digits: a fourth is not taken; full-width digits are converted.
+    await page.fill("#cvv", "")
+    await page.locator("#cvv").press_sequentially("１２３４")
+    await expect(page.locator("#cvv")).to_have_value("123")
+    await page.screenshot(path=str(ARTIFACTS / "checkout-ime-ja.png"), full_page=True)
+    await page.click("#purchase")
+    await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible(timeout=15000)
+    # The shop's order number, not our internal id.
+    await expect(page.locator(".meta--result").first).to_contain_text("e2eime")
+    assert "pay_" not in await page.locator(".meta--result").first.inner_text()
+    amex: dict[str, Any] = await create_session(server, order_id="e2eamex")
+    await page.goto(amex["url"])
+    await page.locator("#cn").press_sequentially("378282246310005")
+    await expect(page.locator("#cn")).to_have_value("3782 822463 10005")
+    await expect(page.locator("#cn-brand")).to_have_text("American Express")
