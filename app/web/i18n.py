@@ -417,7 +417,7 @@ _EN: Final[dict[str, str]] = {
     "problem_payment_in_progress": (
         "This order's payment is being processed. Please wait for the result; do not pay again."
     ),
-    "problem_in_progress": "Your card is being registered. Please wait until it is done.",
+    "problem_in_progress": "This card is already being registered. Please wait until it is done.",
     "problem_customer_deleted": (
         "This customer's registration was deleted. Please contact the shop."
     ),

@@ -639,17 +639,7 @@
     if (!when || isNaN(when.getTime())) {
       return;
     }
-    var label = document.getElementById('expires-at');
-    if (label && typeof Intl !== 'undefined' && Intl.DateTimeFormat) {
-      try {
-        label.textContent = new Intl.DateTimeFormat(lang === 'en' ? 'en-GB' : 'ja-JP', {
-          year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
-          timeZoneName: 'short'
-        }).format(when);
-      } catch (e) {
-        // keep the server-rendered text
-      }
-    }
+    // The pay-by time stays as the server wrote it: in JST, as the shop states its times.
     var lock = function () {
       expired = true;
       if (!busy) {
