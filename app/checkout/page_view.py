@@ -44,6 +44,11 @@ async def load(
 ) -> PaymentPage:
     async with sessions() as session:
         cs = await session.get(CheckoutSession, cs_id)
+        if cs is not None and cs.status == "completed":
+            # Reopening a paid page's link shows its receipt, not "already paid".
+            paid = await service.live_payment(session, cs.id)
+            if paid is not None:
+                return PaymentPage(cs, live=paid)
         try:
             ensure_payable(cs)
         except AppError as exc:

@@ -6,8 +6,10 @@
  *   data-redirect-url      where to go after a success (may be empty)
  *   data-redirect-seconds  delay before that redirect
  *   data-messages          JSON: the messages of the page language
- * While pending, the page holds hidden panels (data-panel="succeeded|failed|unknown") that this
- * script reveals once the status is final. Plain ES2017, no dependencies.
+ * While pending or unknown, the page holds hidden panels (data-panel="succeeded|failed|unknown")
+ * that this script reveals as the status moves; it follows the payment until it is succeeded or
+ * failed (an unknown outcome is settled by the gateway's records minutes later). Plain ES2017,
+ * no dependencies.
  */
 (function () {
   'use strict';
@@ -20,8 +22,8 @@
   var POLL_MS = 1500;
   var SLOW_POLL_MS = 5000;
   var SLOW_AFTER_MS = 90000;   // then tell the shopper it takes long, and poll less often
-  var GIVE_UP_AFTER_MS = 600000;
-  var FINAL = ['succeeded', 'failed', 'unknown'];
+  var GIVE_UP_AFTER_MS = 1800000;  // half an hour: the janitor settles long before
+  var FINAL = ['succeeded', 'failed'];
 
   var messages = parseJson(root.dataset.messages);
   var status = root.dataset.status || 'pending';
@@ -129,12 +131,14 @@
     var schedule = function () {
       var elapsed = Date.now() - started;
       if (elapsed > GIVE_UP_AFTER_MS) {
-        reveal('unknown', {});
+        if (root.dataset.status !== 'unknown') {
+          reveal('unknown', {});
+        }
         return;
       }
       if (elapsed > SLOW_AFTER_MS && !slowShown) {
         slowShown = true;
-        var slow = panel('pending') && panel('pending').querySelector('[data-slow]');
+        var slow = root.querySelector('[data-panel]:not([hidden]) [data-slow]');
         if (slow) {
           slow.hidden = false;
         }
@@ -157,9 +161,12 @@
         var next = data && typeof data.status === 'string' ? data.status : '';
         if (FINAL.indexOf(next) !== -1) {
           reveal(next, data);
-        } else {
-          schedule();
+          return;
         }
+        if (next === 'unknown' && root.dataset.status !== 'unknown') {
+          reveal('unknown', data); // honest words while it is settled; keep following it
+        }
+        schedule();
       }).catch(function () {
         schedule(); // a network hiccup: keep trying, the payment itself is not affected
       });
@@ -170,7 +177,8 @@
 
   if (status === 'succeeded') {
     redirectAfterCountdown(panel('succeeded') || root, root.dataset.redirectUrl);
-  } else if (status === 'pending' && statusUrl && typeof fetch === 'function') {
+  } else if ((status === 'pending' || status === 'unknown') && statusUrl &&
+             typeof fetch === 'function') {
     poll();
   }
 })();

@@ -146,3 +146,30 @@ async def test_a_card_number_typed_with_a_japanese_ime_is_converted_grouped_and_
     await page.locator("#cn").press_sequentially("378282246310005")
     await expect(page.locator("#cn")).to_have_value("3782 822463 10005")
     await expect(page.locator("#cn-brand")).to_have_text("American Express")
+
+
+async def test_the_result_page_follows_an_unknown_payment_until_it_settles(
+    server: Server, page: Page
+) -> None:
+    cs = await create_session(server, order_id="e2eunknown")
+    await page.goto(cs["url"])
+    await fill_card(page, cards.CARD_OK)
+    # The charge is made but its answer is unreadable: the outcome is unknown for now.
+    r = await server.sim.post("/_sandbox/faults", json={"garbage_after_charge": 1.0, "seed": 1})
+    assert r.status_code == 200, r.text
+    try:
+        await page.click("#purchase")
+        await expect(page.locator('#result[data-status="unknown"]')).to_be_visible(timeout=15000)
+    finally:
+        await server.sim.post("/_sandbox/faults", json={})
+    await page.screenshot(path=str(ARTIFACTS / "result-unknown-ja.png"), full_page=True)
+    # The janitor's pass finds the charge in the gateway's records; the open page follows.
+    r = await server.ops.post("/v1/reconciliations", json={"scope": "open", "limit": 100})
+    assert r.status_code == 200, r.text
+    await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible(timeout=15000)
+    await expect(page.locator('[data-panel="succeeded"]')).to_be_visible()
+    # Reopening the page's link shows the receipt.
+    answer = await page.goto(cs["url"])
+    assert answer is not None and answer.status == 200
+    await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible()
+    await page.screenshot(path=str(ARTIFACTS / "result-reopened-ja.png"), full_page=True)

@@ -258,8 +258,10 @@ async def test_form_post_renders_result_page(make_app: AppFactory, sim: httpx.As
     r = await app.client.post(f"/checkout/{cs['id']}", data={"tkn": token})
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     assert "https://shop.example/thanks" in r.text
+    # Reopened (a bookmark, Back): the receipt, not an error.
     again = await app.client.get(f"/checkout/{cs['id']}")
-    assert again.status_code == 409 and 'href="https://shop.example/thanks"' in again.text
+    assert again.status_code == 200 and 'data-status="succeeded"' in again.text
+    assert 'href="https://shop.example/thanks"' in again.text and 'id="cn"' not in again.text
 
 
 async def test_gateway_maintenance_charges_nothing_and_says_try_later(
