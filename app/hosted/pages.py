@@ -111,6 +111,9 @@ def card_form(
         three_ds=three_ds,
         switch_lang_url=f"/checkout/{cs.id}?lang={other}",
         static_base="/static",
+        # Nothing is charged in sandbox mode: the shopper (a tester) is told so.
+        sandbox=settings.gateway_mode == "sandbox",
+        back_url=back_to_shop(cs, succeeded=False),
         **{**defaults, **context},
     )
 

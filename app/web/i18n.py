@@ -209,6 +209,7 @@ _JA: Final[dict[str, str]] = {
     # --- sandbox demo shop ----------------------------------------------------------------
     "demo_title": "サンドボックス デモショップ",
     "demo_badge": "サンドボックス — 実際のご請求は発生しません",
+    "sandbox_badge": "テスト環境 — 実際のご請求は発生しません",
     "demo_events_link": "このショップが受け取ったイベント",
     "demo_events_title": "受け取ったイベント",
     "demo_events_lead": (
@@ -436,6 +437,7 @@ _EN: Final[dict[str, str]] = {
     # --- sandbox demo shop ----------------------------------------------------------------
     "demo_title": "Sandbox demo shop",
     "demo_badge": "Sandbox — no real money moves",
+    "sandbox_badge": "Test mode — no real money moves",
     "demo_events_link": "Events this shop received",
     "demo_events_title": "Events received",
     "demo_events_lead": (

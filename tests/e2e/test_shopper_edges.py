@@ -119,6 +119,11 @@ async def test_a_card_number_typed_with_a_japanese_ime_is_converted_grouped_and_
 ) -> None:
     cs = await create_session(server, order_id="e2eime")
     await page.goto(cs["url"])
+    # A tester sees that nothing is charged; a shopper can go back to the shop.
+    await expect(page.locator("#sandbox-badge")).to_contain_text("テスト環境")
+    await expect(page.locator("#back-to-shop")).to_have_attribute(
+        "href", f"{server.url}/healthz?canceled=1"
+    )
     # The pay-by time in Japan's time, said so.
     expires = datetime.fromisoformat(cs["expires_at"].replace("Z", "+00:00"))
     jst = expires.astimezone(timezone(timedelta(hours=9))).strftime("%Y-%m-%d %H:%M")
