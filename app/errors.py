@@ -287,8 +287,9 @@ async def database_guard(detail: str = DATABASE_DOWN) -> AsyncIterator[None]:
         ) from exc
 
 
-# Renders the shopper's HTML error page (status, message): app.web.html_error_page (app.main).
-HtmlErrorPage = Callable[[Request, int, str], Response]
+# Renders the shopper's HTML error page (status, English message, problem code):
+# app.web.html_error_page (app.main).
+HtmlErrorPage = Callable[[Request, int, str, str | None], Response]
 
 
 def _page_for(request: Request) -> HtmlErrorPage | None:
@@ -303,7 +304,7 @@ def _page_for(request: Request) -> HtmlErrorPage | None:
 def _unavailable(request: Request, page: HtmlErrorPage | None, detail: str, code: str) -> Response:
     """A 503 the client may retry: the readable HTML page for a browser page, else a problem."""
     if page is not None:
-        return page(request, 503, DATABASE_DOWN)
+        return page(request, 503, DATABASE_DOWN, code)
     return problem_response(
         request,
         status=503,
@@ -328,7 +329,7 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
         return _unavailable(request, page, detail, "schema_not_at_head")
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     if page is not None:
-        return page(request, 500, INTERNAL_ERROR)
+        return page(request, 500, INTERNAL_ERROR, None)
     return problem_response(
         request,
         status=500,

@@ -201,6 +201,10 @@ _JA: Final[dict[str, str]] = {
         "短時間にお支払いの失敗が続いたため、しばらくお受けできません。時間をおいてお試しください。"
     ),
     "problem_installments_not_offered": "この回数の分割払いはご利用いただけません。",
+    "problem_database_unavailable": (
+        "ただいまシステムに接続できません。ご請求は発生していません。"
+        "しばらくしてからもう一度お試しください。"
+    ),
     "problem_payment_method_not_offered": "このお支払い方法はご利用いただけません。",
     "error_cross_site": (
         "別のサイトから送信されたため、受け付けませんでした。"
@@ -429,6 +433,10 @@ _EN: Final[dict[str, str]] = {
         "Too many payments failed in a short time. Please wait a while and try again."
     ),
     "problem_installments_not_offered": "Payment in this many installments is not offered.",
+    "problem_database_unavailable": (
+        "The service cannot reach its database right now; nothing was charged. "
+        "Please try again in a moment."
+    ),
     "problem_payment_method_not_offered": "This payment method is not offered.",
     "error_cross_site": (
         "This request came from another website and was refused. Please start again from "

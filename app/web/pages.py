@@ -133,11 +133,16 @@ def cross_site_refusal(request: Request, settings: Settings) -> HTMLResponse | N
     return error_page(settings, lang, 403, messages(lang)["error_cross_site"])
 
 
-def html_error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
-    """The error page for errors no route handled (app/errors.py `install_error_handlers`)."""
+def html_error_page(
+    request: Request, status_code: int, message: str, code: str | None = None
+) -> HTMLResponse:
+    """The error page for errors no route handled (app/errors.py `install_error_handlers`):
+    the text for the problem's code in the page's language, else the English message on an
+    English page, else the status's standard text."""
     lang = lang_of(request)
-    # The handlers' messages are the API's (English).
-    shown = message if lang == "en" else None
+    shown = messages(lang).get(f"problem_{code}") if code else None
+    if shown is None and lang == "en":
+        shown = message
     return error_page(request.app.state.settings, lang, status_code, shown)
 
 
