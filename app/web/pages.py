@@ -45,7 +45,8 @@ def lang_of(request: Request) -> str:
 
 
 def preferred_lang(header: str) -> str:
-    """ "en-US,en;q=0.9,ja;q=0.8" -> "en"; ja wins ties and anything unreadable."""
+    """The page language an Accept-Language header prefers: for "en-US,en;q=0.9,ja;q=0.8"
+    English. Japanese wins ties and anything unreadable."""
     best, best_q = "ja", -1.0
     for item in header.split(",")[:20]:
         tag, _, params = item.strip().partition(";")
@@ -85,8 +86,9 @@ class Problem(Protocol):
 
 def problem_text(lang: str, exc: Problem) -> str | None:
     """What a shopper's page says of a problem, in the page's language: the text for its code,
-    else (English pages only) its detail; None = the standard text for its status. API details
-    are English and name API things: a Japanese page never shows them."""
+    else the gateway's own message for a gateway error, else (English pages only) its detail;
+    None = the standard text for its status. API details are English and name API things: a
+    Japanese page never shows them."""
     if exc.code and (text := messages(lang).get(f"problem_{exc.code}")):
         return text
     if text := exc.texts.get(lang):
