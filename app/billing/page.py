@@ -5,6 +5,7 @@ CPToken.js, then 3-D Secure with am=tx=sf=0 and the payer's registered e-mail an
 
 from __future__ import annotations
 
+from fastapi import Response
 from fastapi.responses import HTMLResponse
 
 from app import velocity
@@ -78,7 +79,7 @@ async def show(page: PageRequest) -> HTMLResponse:
     return card_form(page, cs, texts(lang), three_ds=zero_three_ds(cs), billing=target)
 
 
-async def submit(page: PageRequest, form: Form) -> HTMLResponse:
+async def submit(page: PageRequest, form: Form) -> Response:
     settings, lang = page.settings, page.lang
     t = texts(lang)
     robo: BillingRobo | None = getattr(page.request.app.state, "billing_robo", None)
@@ -100,11 +101,15 @@ async def submit(page: PageRequest, form: Form) -> HTMLResponse:
     except AppError as exc:
         known = await hosted.find(page.sessions, page.cs_id)
         if known is not None and known.status == "completed":
-            return result(page, known, None)
+            return page.see_other(page.back) if page.navigates else result(page, known, None)
         back = page.back if exc.status < 500 else None
         return error_page(settings, lang, exc.status, problem_text(lang, exc), back)
     cs = await hosted.find(page.sessions, page.cs_id)
     assert cs is not None
+    if page.navigates and registered.result.outcome == Outcome.SUCCESS:
+        # Post/redirect/get: the page, now registered, shows its result. A refusal is
+        # answered here: its reason is billing robo's, which the page's gateway cannot name.
+        return page.see_other(page.back)
     return _outcome_page(page, cs, registered.result)
 
 

@@ -38,6 +38,11 @@ _PAGE_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _FORM_ERRORS: dict[int | str, dict[str, Any]] = {
     **_PAGE_ERRORS,
+    303: {
+        "description": "A browser's post (Sec-Fetch-Mode: navigate) goes to its result page "
+        "(/checkout/{id}/payments/{payment_id}), or back to the page with the reason "
+        "(?problem=<code>); other clients get the page itself"
+    },
     403: {"description": "Posted from another site (Origin, Sec-Fetch-Site)", **_PAGE},
     422: {"description": "Card data posted, or no token", **_PAGE},
     429: {"description": "Too many attempts", **_PAGE},
@@ -93,7 +98,7 @@ async def checkout_form_post(
     settings: SettingsDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
-) -> HTMLResponse:
+) -> Response:
     if (refused := cross_site_refusal(request, settings)) is not None:
         return refused
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
@@ -109,6 +114,26 @@ async def checkout_form_post(
         return error_page(settings, page.lang, exc.status, problem_text(page.lang, exc))
     # An unknown page goes the payment way: its checks answer (no token 422, else 404).
     return await PAGES[kind or Kind.PAYMENT].submit(page, form)
+
+
+@router.get(
+    "/checkout/{session_id}/payments/{payment_id}",
+    response_class=HTMLResponse,
+    responses={404: {"description": "No such payment of this session", **_PAGE}},
+    summary="A payment's result page (where the form post goes)",
+)
+async def payment_result_page(
+    request: Request,
+    session_id: str,
+    payment_id: str,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> HTMLResponse:
+    page = PageRequest(request, settings, sessions, gateway, session_id, lang_of(request))
+    if await hosted.kind_of(sessions, session_id) != Kind.PAYMENT:
+        return error_page(settings, page.lang, 404)
+    return await payment_page.show_result(page, payment_id)
 
 
 @router.get(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from fastapi import Response
 from fastapi.responses import HTMLResponse
 
 from app import velocity
@@ -105,6 +106,22 @@ def _failure_message(page: PageRequest, code: str | None) -> str:
     return info.message_ja if lang == "ja" else info.message_en
 
 
+def result_url(page: PageRequest, payment: Payment) -> str:
+    """A payment's result page: its own URL, to reload, bookmark or reach with Back."""
+    return f"/checkout/{page.cs_id}/payments/{payment.id}?lang={page.lang}"
+
+
+async def show_result(page: PageRequest, payment_id: str) -> HTMLResponse:
+    """`GET /checkout/{id}/payments/{payment_id}`: where a form post's result is shown."""
+    cs, payment = await page_view.with_payment(page.sessions, page.cs_id, payment_id)
+    if cs is None or payment is None or payment.checkout_session_id != cs.id:
+        return error_page(page.settings, page.lang, 404)
+    # Not processed (maintenance and the like): "try later", as the post itself said.
+    error = payment.error_code if service.page_status(payment) == "failed" else None
+    later = error is not None and page.gateway.describe_error(error).http_status == 503
+    return result_page(page, cs, payment, 503 if later else 200)
+
+
 def _content(payment: Payment) -> dict[str, str | None] | None:
     if not (payment.content_id or payment.content_password):
         return None
@@ -162,7 +179,7 @@ def _pay_request(form: Form) -> PayRequest | None:
         return None
 
 
-async def submit(page: PageRequest, form: Form) -> HTMLResponse:
+async def submit(page: PageRequest, form: Form) -> Response:
     settings, lang = page.settings, page.lang
     t = messages(lang)
     req = _pay_request(form)
@@ -193,7 +210,11 @@ async def submit(page: PageRequest, form: Form) -> HTMLResponse:
         if not database_unavailable(exc):
             raise
         log.warning("checkout %s: database unavailable after the gateway call", page.cs_id)
+        # Answered here, not redirected: the page it would go to needs the database, and
+        # its "nothing was charged" would not be true. A re-post is refused (payment live).
         return error_page(settings, lang, 503, t["error_unavailable_message"])
+    if page.navigates:
+        return page.see_other(result_url(page, result.payment))
     # Maintenance (ER999) and the like: the page says "try later", and so does the status.
     error = result.result.error if result.result else None
     failed = service.page_status(result.payment) == "failed"
@@ -201,13 +222,19 @@ async def submit(page: PageRequest, form: Form) -> HTMLResponse:
     return result_page(page, result.session, result.payment, code)
 
 
-async def _refused(page: PageRequest, exc: AppError) -> HTMLResponse:
-    """The page for a pay that was refused: the payment's result when another pay of this
-    session got there first, else the error."""
+async def _refused(page: PageRequest, exc: AppError) -> Response:
+    """The page for a pay that was refused (before anything was sent): the payment's result
+    when another pay of this session got there first, else the error. A browser's post is
+    redirected to the page, which shows the session's state (paid, expired, out of attempts)
+    or the form again with the reason."""
     if exc.status == 409 and "payment_id" in exc.extra:
         cs, p = await page_view.with_payment(page.sessions, page.cs_id, exc.extra["payment_id"])
         if cs is not None and p is not None:
+            if page.navigates:
+                return page.see_other(result_url(page, p))
             return result_page(page, cs, p)
+    if page.navigates and exc.status != 404:
+        return page.back_with_problem(exc.extra.get("gateway_code") or exc.code)
     back = page.back if exc.status < 500 else None
     return error_page(page.settings, page.lang, exc.status, problem_text(page.lang, exc), back)
 

@@ -29,7 +29,9 @@ async def show(page: PageRequest) -> HTMLResponse:
     settings, lang = page.settings, page.lang
     cs, cards = await registration.page_view(page.sessions, page.cs_id)
     if cs is not None and cs.status == "completed":
-        return result(page, cs, None)
+        # The card this page registered (its post redirected here), while it is kept.
+        card = next((c for c in cards if c.num == cs.card_num), None)
+        return result(page, cs, None, card_label=card.masked_number if card else None)
     try:
         cs = hosted.ensure_payable(cs)
     except AppError as exc:
@@ -49,7 +51,7 @@ async def show(page: PageRequest) -> HTMLResponse:
     )
 
 
-async def submit(page: PageRequest, form: Form) -> HTMLResponse:
+async def submit(page: PageRequest, form: Form) -> Response:
     settings, lang = page.settings, page.lang
     token = form.get("tkn") or None
     if not token:
@@ -67,12 +69,20 @@ async def submit(page: PageRequest, form: Form) -> HTMLResponse:
         )
     except AppError as exc:
         known = await hosted.find(page.sessions, page.cs_id)
+        if page.navigates and known is not None:
+            # Post/redirect/get: the page shows its state (registered, expired, out of
+            # attempts) or the form again with the reason.
+            if known.status == "completed":
+                return page.see_other(page.back)
+            return page.back_with_problem(exc.extra.get("gateway_code") or exc.code)
         if known is None or exc.status in (404, 410, 429):
             return error_page(settings, lang, exc.status, problem_text(lang, exc), None)
         if known.status == "completed":
             return result(page, known, None)
         failed = problem_text(lang, exc) or messages(lang)["result_failed"]
         return result(page, known, failed, status_code=exc.status)
+    if page.navigates:
+        return page.see_other(page.back)  # the page, now registered, shows its result
     label = card.masked_number if card is not None else None
     return result(page, cs, None, card_label=label)
 

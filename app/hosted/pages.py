@@ -8,19 +8,24 @@ registration at start-up, so no request can meet a half-filled table."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.gateway.base import PaymentGateway
 from app.hosted.models import CheckoutSession
 from app.hosted.service import attempts_exhausted, back_to_shop
+from app.security_headers import page_headers
 from app.web import error_page, messages, render
+
+# A refusal's code carried to the page a post redirects to: ours (snake_case) or the gateway's.
+_PROBLEM_CODE = re.compile(r"[a-z_]{1,40}|[A-Z0-9]{2,12}")
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,33 @@ class PageRequest:
     def client_ip(self) -> str | None:
         return self.request.client.host if self.request.client else None
 
+    @property
+    def navigates(self) -> bool:
+        """A browser's own form post (fetch metadata says it navigates). It is answered with a
+        redirect to a page of its own (post/redirect/get): Back and reload then never post the
+        token again. A script's post (no fetch metadata) gets the page itself."""
+        return self.request.headers.get("sec-fetch-mode") == "navigate"
+
+    def see_other(self, url: str) -> Response:
+        return RedirectResponse(url, status_code=303, headers=page_headers(self.settings))
+
+    def back_with_problem(self, code: str | None) -> Response:
+        """After a refused post: the page again, saying why (nothing was charged)."""
+        return self.see_other(f"{self.back}&problem={code or 'not_processed'}")
+
+    def problem(self) -> str | None:
+        """What a page reached by `back_with_problem` says, in its language."""
+        code = self.request.query_params.get("problem") or ""
+        if not _PROBLEM_CODE.fullmatch(code):
+            return None
+        t = messages(self.lang)
+        if text := t.get(f"problem_{code}"):
+            return text
+        if code[0].isupper():  # the gateway's code
+            info = self.gateway.describe_error(code)
+            return info.message_ja if self.lang == "ja" else info.message_en
+        return t["problem_not_processed"]
+
 
 # The form post's fields (strings only), e.g. `tkn`, `card_num`, `save_card`, `lang`.
 Form = dict[str, str]
@@ -51,7 +83,7 @@ Form = dict[str, str]
 @dataclass(frozen=True)
 class PageHandler:
     show: Callable[[PageRequest], Awaitable[HTMLResponse]]
-    submit: Callable[[PageRequest, Form], Awaitable[HTMLResponse]]
+    submit: Callable[[PageRequest, Form], Awaitable[Response]]
     # The JSON the page script polls (`GET /checkout/{id}/status`).
     status: Callable[[PageRequest], Awaitable[dict[str, Any]]]
 
@@ -95,6 +127,7 @@ def card_form(
         "registration": True,
         "registered_cards": [],
         "notice": None,
+        "problem": page.problem(),
         "saves_card": False,
         "pay_options": [],
     }

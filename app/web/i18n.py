@@ -206,6 +206,9 @@ _JA: Final[dict[str, str]] = {
         "しばらくしてからもう一度お試しください。"
     ),
     "problem_payment_method_not_offered": "このお支払い方法はご利用いただけません。",
+    "problem_not_processed": (
+        "お手続きできませんでした。ご請求は発生していません。もう一度お試しください。"
+    ),
     "error_cross_site": (
         "別のサイトから送信されたため、受け付けませんでした。"
         "ショップのお支払いページからもう一度お手続きください。"
@@ -438,6 +441,7 @@ _EN: Final[dict[str, str]] = {
         "Please try again in a moment."
     ),
     "problem_payment_method_not_offered": "This payment method is not offered.",
+    "problem_not_processed": "This could not be done; nothing was charged. Please try again.",
     "error_cross_site": (
         "This request came from another website and was refused. Please start again from "
         "the shop's payment page."

@@ -15,7 +15,7 @@ from playwright.async_api import Browser, Page, expect
 from app.sandbox import cards
 from app.sandbox.testing import make_token
 from tests.e2e.conftest import ARTIFACTS, Server, create_session
-from tests.e2e.test_checkout_page import fill_card
+from tests.e2e.test_checkout_page import fill_card, record_posts
 from tests.support.db import dsn
 
 THREE_DS = {"am": "1000", "tx": "100", "sf": "480", "em": "hanako@example.com"}
@@ -178,3 +178,38 @@ async def test_the_result_page_follows_an_unknown_payment_until_it_settles(
     assert answer is not None and answer.status == 200
     await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible()
     await page.screenshot(path=str(ARTIFACTS / "result-reopened-ja.png"), full_page=True)
+
+
+async def test_a_result_has_its_own_url_so_reload_and_back_never_post_the_token_again(
+    server: Server, page: Page
+) -> None:
+    cs = await create_session(server, order_id="e2eprg")
+    await page.goto(cs["url"])
+    posts = record_posts(page, f"/checkout/{cs['id']}")
+    await fill_card(page, cards.CARD_DECLINE_G12)
+    await page.click("#purchase")
+    await expect(page.locator('#result[data-status="failed"]')).to_be_visible(timeout=15000)
+    declined = page.url
+    assert re.search(rf"/checkout/{cs['id']}/payments/[\w-]+\?lang=ja$", declined), declined
+    # Reloading the decline shows it again: no second post, no second failed payment.
+    answer = await page.reload()
+    assert answer is not None and answer.status == 200 and page.url == declined
+    await expect(page.locator('#result[data-status="failed"]')).to_be_visible()
+    assert len(posts) == 1
+
+    await page.click('[data-link="retry"]')
+    await fill_card(page, cards.CARD_OK)
+    await page.click("#purchase")
+    await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible(timeout=15000)
+    paid = page.url
+    assert paid != declined and "/payments/" in paid
+    # Back from the receipt: the page it came from shows the receipt, no resubmission prompt.
+    answer = await page.go_back()
+    assert answer is not None and answer.status == 200
+    await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible()
+    assert len(posts) == 2
+    r = await server.ops.get("/v1/payments", params={"order_id": "e2eprg"})
+    statuses = sorted(p["status"] for p in r.json()["data"])
+    assert statuses == ["authorized", "failed"], statuses
+    await page.goto(declined)  # a bookmark of the decline still tells what happened
+    await expect(page.locator('#result[data-status="failed"]')).to_be_visible()
