@@ -123,6 +123,16 @@ _JA: Final[dict[str, str]] = {
     "js_err_ER585": "カード情報の確認の有効期限（15分）が切れました。もう一度お試しください。",
     "js_expired": "お支払いの期限が切れました。ショップからもう一度お手続きください。",
     "js_redirecting": "{seconds}秒後にショップへ移動します…",
+    # While the post waits for the gateway: what is happening, then that waiting is normal.
+    "js_progress_sent": "カード会社に確認しています。このままお待ちください。",
+    "js_progress_wait": (
+        "まだ確認しています。このページを閉じたり再読み込みしたりせずにお待ちください。"
+        "二重に請求されることはありません。"
+    ),
+    "js_progress_long": (
+        "カード会社の応答に時間がかかっています。1分ほどかかることがあります。"
+        "結果はこのページに表示されます。"
+    ),
     "js_pending_slow": (
         "確認に時間がかかっています。このページを閉じても、お支払いの結果はショップからお知らせします。"
         "もう一度お支払いしないでください。"
@@ -361,6 +371,14 @@ _EN: Final[dict[str, str]] = {
     "js_err_ER585": "The card check expired (15 minutes). Please try again.",
     "js_expired": "This payment page has expired. Please start again from the shop.",
     "js_redirecting": "Returning to the shop in {seconds} s…",
+    "js_progress_sent": "Checking with your card company. Please wait.",
+    "js_progress_wait": (
+        "Still checking. Please do not close or reload this page; you will not be charged twice."
+    ),
+    "js_progress_long": (
+        "Your card company is taking longer than usual; this can take up to a minute. "
+        "The result will appear on this page."
+    ),
     "js_pending_slow": (
         "This is taking longer than usual. You may close this page: the shop will tell you the "
         "result. Please do not pay again."

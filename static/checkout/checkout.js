@@ -319,7 +319,37 @@
 
   // Post only the named fields listed (disabled controls are not submitted): nothing the
   // gateway scripts may have drawn inside the form, no radio choice, no card data.
+  // While the post waits for the gateway's answer (tens of seconds when it is slow), the
+  // shopper is told what is happening, then that the wait is normal and safe.
+  var progress = (function () {
+    var node = el('pay-progress');
+    var timers = [];
+    var STEPS = [[0, 'progress_sent'], [5000, 'progress_wait'], [15000, 'progress_long']];
+    function stop() {
+      timers.forEach(window.clearTimeout);
+      timers = [];
+      if (node) {
+        node.hidden = true;
+        node.textContent = '';
+      }
+    }
+    function start() {
+      stop();
+      if (!node) {
+        return;
+      }
+      node.hidden = false;
+      STEPS.forEach(function (step) {
+        timers.push(window.setTimeout(function () {
+          node.textContent = msg(step[1]);
+        }, step[0]));
+      });
+    }
+    return { start: start, stop: stop };
+  })();
+
   function submitOnly(names) {
+    progress.start();
     disabledForPost = [];
     Array.prototype.forEach.call(form.elements, function (node) {
       if (node.name && names.indexOf(node.name) === -1 && !node.disabled) {
@@ -629,6 +659,7 @@
     tokenInput.value = '';
     clearCardFields();
     flow += 1;
+    progress.stop();
     setBusy(false);
   });
 

@@ -213,3 +213,46 @@ async def test_a_result_has_its_own_url_so_reload_and_back_never_post_the_token_
     assert statuses == ["authorized", "failed"], statuses
     await page.goto(declined)  # a bookmark of the decline still tells what happened
     await expect(page.locator('#result[data-status="failed"]')).to_be_visible()
+
+
+# Playwright cannot read a page while its form post is pending (it waits for the navigation):
+# the page records what its progress line said, with the time, where the next page reads it.
+RECORD_PROGRESS = """
+document.addEventListener('DOMContentLoaded', () => {
+  const node = document.getElementById('pay-progress');
+  if (!node) return;
+  const t0 = Date.now();
+  new MutationObserver(() => {
+    const seen = JSON.parse(sessionStorage.getItem('progress') || '[]');
+    seen.push([Date.now() - t0, node.hidden, node.textContent]);
+    sessionStorage.setItem('progress', JSON.stringify(seen));
+  }).observe(node, {childList: true, characterData: true, subtree: true, attributes: true});
+});
+"""
+
+
+async def test_a_slow_gateway_keeps_the_shopper_told_what_is_happening(
+    server: Server, page: Page
+) -> None:
+    await page.add_init_script(RECORD_PROGRESS)
+    cs = await create_session(server, order_id="e2eslow")
+    await page.goto(cs["url"])
+    await fill_card(page, cards.CARD_SLOW)
+    (await server.sim.post("/_sandbox/config", json={"slow_seconds": 17})).raise_for_status()
+    try:
+        await page.click("#purchase")
+        await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible(timeout=40000)
+    finally:
+        await server.sim.post("/_sandbox/config", json={"slow_seconds": 2.0})
+    seen = await page.evaluate("() => JSON.parse(sessionStorage.getItem('progress') || '[]')")
+    said = [text for _ms, hidden, text in seen if text and not hidden]
+    assert said == [
+        "カード会社に確認しています。このままお待ちください。",
+        "まだ確認しています。このページを閉じたり再読み込みしたりせずにお待ちください。"
+        "二重に請求されることはありません。",
+        "カード会社の応答に時間がかかっています。1分ほどかかることがあります。"
+        "結果はこのページに表示されます。",
+    ], seen
+    # Each step came when it was due (5 s, 15 s after the post), not all at once.
+    times = {text: ms for ms, _hidden, text in seen if text}
+    assert times[said[2]] - times[said[0]] >= 14000, seen
