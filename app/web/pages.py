@@ -16,6 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from app.config import Settings
 from app.security_headers import page_headers
 from app.web.i18n import messages
+from app.web.theme import branding
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ def form_lang(form: Any) -> str:
 
 
 def render(settings: Settings, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """The page `name` with `context`, and `shop` (the merchant's name, logo and theme from
+    the settings: app/web/theme.py) for the layout."""
+    context.setdefault("shop", branding(settings))
     html = _templates.get_template(name).render(**context)
     return HTMLResponse(html, status_code=status_code, headers=page_headers(settings))
 
