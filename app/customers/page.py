@@ -22,7 +22,7 @@ from app.hosted.pages import (
     no_payment_status,
     zero_three_ds,
 )
-from app.web import card_result_page, error_page, messages, problem_text
+from app.web import card_label, card_result_page, error_page, messages, problem_text
 
 
 async def show(page: PageRequest) -> HTMLResponse:
@@ -73,7 +73,7 @@ async def submit(page: PageRequest, form: Form) -> HTMLResponse:
             return result(page, known, None)
         failed = problem_text(lang, exc) or messages(lang)["result_failed"]
         return result(page, known, failed, status_code=exc.status)
-    label = card.masked_number if card is not None else None
+    label = card_label(card.masked_number) if card is not None else None
     return result(page, cs, None, card_label=label)
 
 

@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from app.config import Settings
 from app.security_headers import page_headers
+from app.web.cards import ACCEPTED_BRANDS, card_brand, card_label
 from app.web.i18n import messages
 from app.web.theme import branding
 
@@ -34,6 +35,9 @@ def _jst(value: datetime) -> str:
 
 
 _templates.filters["jst"] = _jst
+_templates.filters["card_label"] = card_label
+_templates.filters["card_brand"] = card_brand
+_templates.globals["accepted_brands"] = ACCEPTED_BRANDS
 
 
 def lang_of(request: Request) -> str:

@@ -1,5 +1,6 @@
 """The merchant's branding (SHOP_NAME, SHOP_LOGO_URL, SHOP_ACCENT_COLOR): what the settings
-accept, the pages' CSP for the logo, the accent's readable shade and stylesheet."""
+accept, the pages' CSP for the logo, the accent's readable shade and stylesheet, and the one
+rule a saved card is shown by."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from app.config import Settings
 from app.main import create_app
 from app.security_headers import page_headers
+from app.web.cards import card_brand, card_label
 from app.web.theme import THEME_PATH, branding, contrast_with_white, readable_accent, theme_css
 
 LIVE: dict[str, Any] = {
@@ -158,7 +160,45 @@ async def test_the_theme_is_a_cacheable_stylesheet_of_our_origin() -> None:
         again = await client.get(THEME_PATH, headers={"If-None-Match": r.headers["etag"]})
         assert again.status_code == 304
         # The rest of /static is still the files.
-        assert (await client.get("/static/checkout/checkout.css")).status_code == 200
+        assert (await client.get("/static/checkout/brands/visa.svg")).status_code == 200
     # Another colour is another URL: a cached old theme is never used for it.
     other = Settings(_env_file=None, shop_accent_color="#224466")
     assert branding(other).theme_url != theme_url
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("************0317", "\u2022\u2022\u2022\u2022 0317"),
+        ("***********0005", "\u2022\u2022\u2022\u2022 0005"),
+        ("411111******1111", "\u2022\u2022\u2022\u2022 1111"),
+        ("xxxx-xxxx-xxxx-4242", "\u2022\u2022\u2022\u2022 4242"),
+        ("", None),
+        (None, None),
+        ("***", "***"),
+    ],
+)
+def test_a_saved_card_reads_four_bullets_and_its_last_four(
+    stored: str | None, shown: str | None
+) -> None:
+    assert card_label(stored) == shown
+
+
+@pytest.mark.parametrize(
+    ("stored", "brand"),
+    [
+        ("************0317", "generic"),
+        (None, "generic"),
+        ("411111******1111", "visa"),
+        ("555555******4444", "mastercard"),
+        ("222300******0000", "mastercard"),
+        ("378282*****0005", "amex"),
+        ("353011******0000", "jcb"),
+        ("305693****5904", "diners"),
+        ("601100******0000", "generic"),
+    ],
+)
+def test_a_saved_cards_mark_is_its_brand_when_its_first_digits_are_shown(
+    stored: str | None, brand: str
+) -> None:
+    assert card_brand(stored) == brand
