@@ -13,6 +13,7 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,10 @@ SANDBOX_WEBHOOK_SECRET_KEY = "sandbox-webhook-secret-key-not-for-live"
 WEBHOOK_SECRET_KEY_MIN_LIVE = 32
 KICKBACK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 KICKBACK_SECRET_MIN_LIVE = 32
+# SHOP_ACCENT_COLOR: one colour, written as CSS and HTML write it.
+ACCENT_COLOR_PATTERN = re.compile(r"#[0-9a-fA-F]{6}")
+# A logo URL's host name (letters, digits, dots, hyphens): nothing that could end a CSP source.
+_HOST_PATTERN = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
 
 # PAY_CLAIM_SECONDS' default (also what callers without settings use: payments.service).
 PAY_CLAIM_SECONDS = 120.0
@@ -122,6 +127,14 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     checkout_mode: Literal["custom", "popup"] = "custom"
     checkout_session_ttl_minutes: int = 30
+    # The merchant's branding on the shopper's pages. SHOP_NAME: the header and every page's
+    # title (empty: the generic "セキュアチェックアウト" / "Secure checkout"). SHOP_LOGO_URL: a
+    # path on this server (/static/...) or the shop's https URL (sandbox also takes http, for
+    # a local test): the pages' CSP then allows images from that URL's origin, nothing more.
+    # SHOP_ACCENT_COLOR: #rrggbb for buttons, links and focus rings (served as /static/theme.css).
+    shop_name: str = Field(default="", max_length=100)
+    shop_logo_url: str = Field(default="", max_length=2000)
+    shop_accent_color: str = ""
     # Kickbacks are trusted only on /kickback/<KICKBACK_SECRET> (the URL set as 決済結果通知URL)
     # and, when this list is set, only from these TCP peers; all others are verified through
     # the charges search before they change anything.
@@ -229,12 +242,40 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("shop_name")
+    @classmethod
+    def _shop_name_is_one_line(cls, value: str) -> str:
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            raise ValueError("SHOP_NAME must be one line of text (no control characters)")
+        return value.strip()
+
+    @field_validator("shop_accent_color")
+    @classmethod
+    def _accent_is_a_colour(cls, value: str) -> str:
+        value = value.strip()
+        if value and not ACCENT_COLOR_PATTERN.fullmatch(value):
+            raise ValueError(
+                f"SHOP_ACCENT_COLOR must be a colour written #rrggbb, e.g. #0b5cad (got {value!r})"
+            )
+        return value.lower()
+
+    @field_validator("shop_logo_url")
+    @classmethod
+    def _logo_is_ours_or_the_shops(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            logo_origin(value)  # raises with what is wrong
+        return value
+
     @model_validator(mode="after")
     def _check_live(self) -> Settings:
         parse_api_keys(self.api_keys.get_secret_value())  # fail early on a malformed value
         if self.gateway_mode != "live":
             return self
         missing = self._live_gateway_gaps() + self._live_billing_robo_gaps()
+        if self.shop_logo_url.startswith("http://"):
+            # A shopper's payment page must not load anything over plain http.
+            missing.append("SHOP_LOGO_URL (https://..., or a path on this server: /static/...)")
         if missing:
             raise ValueError("GATEWAY_MODE=live refuses to start; set " + "; ".join(missing))
         return self
@@ -356,8 +397,46 @@ class Settings(BaseSettings):
         return ",".join(ip.strip() for ip in self.forwarded_allow_ips.split(",") if ip.strip())
 
     @property
+    def shop_logo_origin(self) -> str:
+        """The origin the pages' CSP must allow images from for SHOP_LOGO_URL ("https://cdn.
+        shop.example"); "" when there is no logo or it is on our own origin ('self')."""
+        return logo_origin(self.shop_logo_url) if self.shop_logo_url else ""
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def logo_origin(url: str) -> str:
+    """SHOP_LOGO_URL's origin ("" for a path on our own origin), or ValueError saying what is
+    wrong: only a path starting with one "/" or an http(s) URL with a plain host name (no user,
+    no odd characters) can be put into the CSP's img-src as it is."""
+    problem = (
+        "SHOP_LOGO_URL must be a path on this server (/static/...) or the shop's https URL"
+        f" (got {url!r})"
+    )
+    # Browsers read "\\" as "/" ("/\\evil.example/x" is another origin), spaces end a source.
+    if not url or any(ch.isspace() or ch == "\\" or ord(ch) < 0x20 for ch in url):
+        raise ValueError(problem)
+    if url.startswith("/"):
+        if url.startswith("//"):  # scheme-relative: another origin
+            raise ValueError(problem)
+        return ""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(problem) from None
+    host = parts.hostname or ""
+    if (
+        parts.scheme not in ("https", "http")
+        or not _HOST_PATTERN.fullmatch(host)
+        or parts.username is not None
+        or parts.password is not None
+        or not parts.path.startswith("/")
+    ):
+        raise ValueError(problem)
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
 
 
 @lru_cache

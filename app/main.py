@@ -57,6 +57,7 @@ from app.reconcile import router as reconcile_router
 from app.reconcile import service as reconcile
 from app.security_headers import SecurityHeadersMiddleware
 from app.web import html_error_page
+from app.web import theme as web_theme
 
 log = logging.getLogger("app")
 
@@ -370,6 +371,8 @@ def _install_routes(app: FastAPI, settings: Settings, sandbox_app: FastAPI | Non
     app.include_router(billing_router.router)
     app.include_router(events_router.endpoints)
     app.include_router(events_router.events)
+    # Before the /static mount, which would answer its path (404) first.
+    app.include_router(web_theme.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     if sandbox_app is not None:
         app.mount(SANDBOX_MOUNT, sandbox_app, name="sandbox")

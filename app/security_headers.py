@@ -26,14 +26,15 @@ API_HEADERS = {
 
 
 def page_headers(settings: Settings) -> dict[str, str]:
-    """Strict CSP for our HTML pages: scripts and XHR only from us and the gateway; never
-    framed."""
+    """Strict CSP for our HTML pages: scripts and XHR only from us and the gateway, images
+    from us and the shop's logo origin (SHOP_LOGO_URL's, when not ours); never framed."""
     gw = settings.gateway_public_base
     origin = "" if gw.startswith("/") else "{0.scheme}://{0.netloc}".format(urlsplit(gw))
     src = f"'self' {origin}".strip()
+    img = f"'self' data: {settings.shop_logo_origin}".strip()
     csp = (
         f"default-src 'none'; script-src {src}; connect-src {src}; style-src 'self'; "
-        f"img-src 'self' data:; font-src 'self'; frame-src {src}; form-action 'self'; "
+        f"img-src {img}; font-src 'self'; frame-src {src}; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     )
     return {

@@ -22,7 +22,7 @@ from app.hosted.pages import (
     no_payment_status,
     zero_three_ds,
 )
-from app.web import card_result_page, error_page, messages, problem_text
+from app.web import card_label, card_result_page, error_page, messages, problem_text
 
 
 async def show(page: PageRequest) -> HTMLResponse:
@@ -31,7 +31,7 @@ async def show(page: PageRequest) -> HTMLResponse:
     if cs is not None and cs.status == "completed":
         # The card this page registered (its post redirected here), while it is kept.
         card = next((c for c in cards if c.num == cs.card_num), None)
-        return result(page, cs, None, card_label=card.masked_number if card else None)
+        return result(page, cs, None, card_label=card_label(card.masked_number) if card else None)
     try:
         cs = hosted.ensure_payable(cs)
     except AppError as exc:
@@ -83,7 +83,7 @@ async def submit(page: PageRequest, form: Form) -> Response:
         return result(page, known, failed, status_code=exc.status)
     if page.navigates:
         return page.see_other(page.back)  # the page, now registered, shows its result
-    label = card.masked_number if card is not None else None
+    label = card_label(card.masked_number) if card is not None else None
     return result(page, cs, None, card_label=label)
 
 

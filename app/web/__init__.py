@@ -3,6 +3,7 @@ pages, error pages): Jinja templates, render(), error pages, the pages' security
 (their one home is app/security_headers.py), language choice and the cross-site refusal of
 form posts. A platform package: it imports no domain package."""
 
+from app.web.cards import card_label
 from app.web.i18n import messages
 from app.web.pages import (
     card_result_page,
@@ -16,6 +17,7 @@ from app.web.pages import (
 )
 
 __all__ = [
+    "card_label",
     "card_result_page",
     "cross_site_refusal",
     "error_page",

@@ -15,7 +15,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from app.config import Settings
 from app.security_headers import page_headers
+from app.web.cards import ACCEPTED_BRANDS, card_brand, card_label
 from app.web.i18n import messages
+from app.web.theme import branding
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,9 @@ def _jst(value: datetime) -> str:
 
 
 _templates.filters["jst"] = _jst
+_templates.filters["card_label"] = card_label
+_templates.filters["card_brand"] = card_brand
+_templates.globals["accepted_brands"] = ACCEPTED_BRANDS
 
 
 def lang_of(request: Request) -> str:
@@ -71,6 +76,9 @@ def form_lang(form: Any) -> str:
 
 
 def render(settings: Settings, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """The page `name` with `context`, and `shop` (the merchant's name, logo and theme from
+    the settings: app/web/theme.py) for the layout."""
+    context.setdefault("shop", branding(settings))
     html = _templates.get_template(name).render(**context)
     return HTMLResponse(html, status_code=status_code, headers=page_headers(settings))
 

@@ -582,6 +582,10 @@
   (function cardNumberAsTyped() {
     var cnNode = el('cn');
     var brandNode = el('cn-brand');
+    // The brand's mark inside the field (static/checkout/brands/<brand>.svg; "generic" until
+    // the first digits name one). Hidden from screen readers: #cn-brand says it in words.
+    var markNode = el('cn-brand-mark');
+    var markBase = markNode ? markNode.getAttribute('src').replace(/[^/]*$/, '') : '';
     if (!cnNode) {
       return;
     }
@@ -596,6 +600,11 @@
       if (brandNode) {
         brandNode.textContent = brand ? msg('brand_' + brand) : '';
         brandNode.dataset.brand = brand;
+      }
+      var mark = brand || 'generic';
+      if (markNode && markNode.dataset.brand !== mark) {
+        markNode.src = markBase + mark + '.svg';
+        markNode.dataset.brand = mark;
       }
       var cvvNode = el('cvv');
       if (cvvNode) {

@@ -57,8 +57,10 @@ def _start(
     db_url: str, log_path: Path, **env_overrides: str
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    # The caller's own gateway, page and branding settings stay out (a fixture names its own).
+    ignored = ("GATEWAY_", "CHECKOUT_", "SHOP_")
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "CHECKOUT_"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(ignored)},
         "DATABASE_URL": db_url,
         "API_KEYS": f"{MERCHANT_KEY}:merchant,{OPS_KEY}:ops",
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",

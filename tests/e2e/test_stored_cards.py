@@ -36,7 +36,9 @@ async def test_pay_with_saved_card_in_one_click(server: Server, page: Page) -> N
     cs = await create_session(server, customer_id=uid, order_id=f"ot{uid}")
     await page.goto(cs["url"])
     saved = page.locator("#card-choices")
-    await expect(saved).to_contain_text(card["masked_number"])
+    # Shown as four bullets and the last four (the stored number stays the gateway's).
+    assert card["masked_number"] == "************1111"
+    await expect(saved).to_contain_text("\u2022\u2022\u2022\u2022 1111")
     await expect(page.locator("#new-card")).to_be_hidden()
     await page.screenshot(path=str(ARTIFACTS / "checkout-saved-card.png"), full_page=True)
     posts = record_posts(page, f"/checkout/{cs['id']}")
@@ -69,7 +71,7 @@ async def test_add_card_through_registration_page(server: Server, page: Page) ->
     await page.fill("#rpemvtds_code", "1234")
     await page.click("#rpemvtds_submit")
     await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible(timeout=15000)
-    await expect(page.locator("#result")).to_contain_text("0317")
+    await expect(page.locator("#result")).to_contain_text("\u2022\u2022\u2022\u2022 0317")
     await page.screenshot(path=str(ARTIFACTS / "card-registration-done.png"), full_page=True)
     assert len(posts) == 1 and "tkn=" in posts[0] and cards.CARD_3DS_CHALLENGE not in posts[0]
     listed = (await server.merchant.get(f"/v1/customers/{uid}/cards")).json()["data"]

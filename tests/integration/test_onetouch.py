@@ -210,7 +210,7 @@ async def test_combined_path_existing_customer_registers_then_charges_once(
     page = await app.client.get(f"/checkout/{cs['id']}")
     # The new card is registered first, so 3-D Secure runs as a card registration.
     assert '"am": "0"' in page.text and "save-card-note" in page.text
-    assert "************1111" in page.text, "the saved card is offered"
+    assert "\u2022\u2022\u2022\u2022 1111" in page.text, "the saved card is offered"
     token = await make_token(sim, card=cards.CARD_SLOW, three_ds=ZERO_3DS)
     r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
     assert r.status_code == 200, r.text
