@@ -18,7 +18,15 @@ from app.fields import card_fields_in
 from app.hosted import service as hosted
 from app.hosted.models import Kind
 from app.hosted.pages import PageHandler, PageRequest
-from app.web import cross_site_refusal, error_page, form_lang, lang_of, messages, problem_text
+from app.web import (
+    cross_site_refusal,
+    error_page,
+    form_lang,
+    keep_lang,
+    lang_of,
+    messages,
+    problem_text,
+)
 
 router = APIRouter(tags=["checkout"])
 
@@ -83,7 +91,9 @@ async def checkout_page(
     if kind is None:
         return error_page(settings, lang, 404)
     page = PageRequest(request, settings, sessions, gateway, session_id, lang)
-    return await PAGES[kind].show(page)
+    response = await PAGES[kind].show(page)
+    keep_lang(request, response, settings)
+    return response
 
 
 @router.post(
@@ -133,7 +143,9 @@ async def payment_result_page(
     page = PageRequest(request, settings, sessions, gateway, session_id, lang_of(request))
     if await hosted.kind_of(sessions, session_id) != Kind.PAYMENT:
         return error_page(settings, page.lang, 404)
-    return await payment_page.show_result(page, payment_id)
+    response = await payment_page.show_result(page, payment_id)
+    keep_lang(request, response, settings)
+    return response
 
 
 @router.get(

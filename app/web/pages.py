@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -40,13 +40,36 @@ _templates.filters["card_brand"] = card_brand
 _templates.globals["accepted_brands"] = ACCEPTED_BRANDS
 
 
+# The language a shopper chose with a page's switch, remembered by their browser.
+LANG_COOKIE = "rp_lang"
+
+
 def lang_of(request: Request) -> str:
     """The page language: `?lang=` (the page's switch, kept in its links and forms), else the
-    browser's Accept-Language (the first of ja/en it prefers), else Japanese."""
+    one this browser chose before (`rp_lang`), else the browser's Accept-Language (the first
+    of ja/en it prefers), else Japanese."""
     asked = request.query_params.get("lang")
     if asked in ("ja", "en"):
         return asked
+    kept = request.cookies.get(LANG_COOKIE)
+    if kept in ("ja", "en"):
+        return kept
     return preferred_lang(request.headers.get("accept-language", ""))
+
+
+def keep_lang(request: Request, response: Response, settings: Settings) -> None:
+    """A page opened with `?lang=` has its browser remember the choice, so the switch
+    persists: the session's link reopened later (from the shop's e-mail) keeps it."""
+    asked = request.query_params.get("lang")
+    if asked in ("ja", "en") and request.cookies.get(LANG_COOKIE) != asked:
+        response.set_cookie(
+            LANG_COOKIE,
+            asked,
+            max_age=365 * 24 * 3600,
+            secure=settings.public_base_url.startswith("https://"),
+            httponly=True,  # no script reads it
+            samesite="lax",
+        )
 
 
 def preferred_lang(header: str) -> str:

@@ -256,3 +256,21 @@ async def test_a_slow_gateway_keeps_the_shopper_told_what_is_happening(
     # Each step came when it was due (5 s, 15 s after the post), not all at once.
     times = {text: ms for ms, _hidden, text in seen if text}
     assert times[said[2]] - times[said[0]] >= 14000, seen
+
+
+async def test_the_language_switch_persists_when_the_link_is_reopened(
+    server: Server, page: Page
+) -> None:
+    cs = await create_session(server, order_id="e2elangkeep")
+    await page.goto(cs["url"])  # a Japanese browser
+    assert await page.evaluate("() => document.documentElement.lang") == "ja"
+    await page.click("a[hreflang=en]")
+    await page.wait_for_url("**?lang=en")
+    # The link from the shop's e-mail, opened again later: still English.
+    await page.goto(cs["url"])
+    assert await page.evaluate("() => document.documentElement.lang") == "en"
+    await fill_card(page, cards.CARD_OK)
+    await page.click("#purchase")
+    await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible(timeout=15000)
+    assert page.url.endswith("?lang=en")
+    assert await page.evaluate("() => document.documentElement.lang") == "en"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from fastapi import Request, Response
 
+from app.config import Settings
 from app.errors import Conflict, problem_for
 from app.gateway import codes
 from app.web import problem_text
-from app.web.pages import preferred_lang
+from app.web.pages import keep_lang, lang_of, preferred_lang
 
 
 @pytest.mark.parametrize(
@@ -42,3 +44,34 @@ def test_a_problem_is_told_in_the_pages_language() -> None:
     plain = Conflict("Something only the API knows.")
     assert problem_text("ja", plain) is None
     assert problem_text("en", plain) == "Something only the API knows."
+
+
+def _request(query: str = "", cookie: str = "", accept: str = "") -> Request:
+    headers = [(b"cookie", cookie.encode()), (b"accept-language", accept.encode())]
+    return Request({"type": "http", "query_string": query.encode(), "headers": headers})
+
+
+@pytest.mark.parametrize(
+    ("query", "cookie", "accept", "lang"),
+    [
+        ("lang=en", "rp_lang=ja", "ja", "en"),  # the switch wins
+        ("", "rp_lang=en", "ja", "en"),  # then what the browser chose before
+        ("", "rp_lang=fr", "en", "en"),  # an unknown choice is no choice
+        ("lang=xx", "", "", "ja"),
+    ],
+)
+def test_the_page_language_follows_the_switch_then_the_browser(
+    query: str, cookie: str, accept: str, lang: str
+) -> None:
+    assert lang_of(_request(query, cookie, accept)) == lang
+
+
+def test_the_switch_is_remembered_only_when_it_changes() -> None:
+    settings = Settings(public_base_url="https://pay.shop.example")
+    response = Response()
+    keep_lang(_request("lang=en"), response, settings)
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("rp_lang=en;") and "Secure" in cookie and "HttpOnly" in cookie
+    again = Response()
+    keep_lang(_request("lang=en", "rp_lang=en"), again, settings)
+    assert "set-cookie" not in again.headers
