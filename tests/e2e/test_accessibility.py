@@ -1,10 +1,11 @@
 """The shopper's pages checked with axe-core (WCAG 2.0/2.1 A and AA, best practices) in every
 state a shopper can meet: the checkout form (fresh, with input errors, with a saved card, with
-the payment-method select and the "save this card" box), the card-registration and billing
-card pages, the error pages (unknown, expired, out of attempts) and the result page (succeeded
-as the receipt of a paid page, failed, pending, unknown), in Japanese and English, on a desktop
-and on a phone. No violation of impact serious or critical is allowed. A full-page screenshot
-of each goes to artifacts/e2e/states/<state>-<lang>-<desktop|phone>.png.
+the payment-method select and the "save this card" box, in popup mode), the card-registration
+page (and its result) and the billing card page, the error pages (unknown, expired, out of
+attempts) and the result page (succeeded as the receipt of a paid page, failed, pending,
+unknown), in Japanese and English, on a desktop and on a phone. No violation of impact serious
+or critical is allowed. A full-page screenshot of each goes to
+artifacts/e2e/states/<state>-<lang>-<desktop|phone>.png.
 
 axe-core comes from npm (package-lock.json, installed by scripts/bootstrap) and is injected
 into the page; only the checking browser contexts bypass the pages' CSP to let it in. Also: the
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Route, ViewportSize, expect
 
@@ -217,6 +219,29 @@ async def state_card_registration(server: Server) -> Opener:
     return goto(r.json()["url"])
 
 
+async def state_card_registered(server: Server) -> Opener:
+    """A card page after its card was saved (posted as the page's form does, with a magic
+    token): its link shows the registration's result."""
+    uid = new_uid()
+    r = await server.merchant.post(
+        f"/v1/customers/{uid}/card-sessions",
+        json={"email": EMAIL, "success_url": f"{server.url}/healthz?saved=1"},
+    )
+    assert r.status_code == 201, r.text
+    cs = r.json()
+    async with httpx.AsyncClient(base_url=server.url) as shopper:
+        answer = await shopper.post(
+            f"/checkout/{cs['id']}", data={"tkn": "tok_approved", "lang": "ja"}
+        )
+    assert answer.status_code == 200, answer.text
+
+    async def opener(page: Page, lang: str) -> None:
+        await page.goto(with_lang(cs["url"], lang))
+        await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible()
+
+    return opener
+
+
 async def state_billing_card(server: Server) -> Opener:
     cs = await new_billing_page(server, await new_payer(server))
     return goto(cs["url"])
@@ -307,6 +332,7 @@ STATE_SETUPS: dict[str, Callable[[Server], Awaitable[Opener]]] = {
     "checkout-saved-card": state_checkout_saved_card,
     "checkout-options": state_checkout_options,
     "card-registration": state_card_registration,
+    "card-registered": state_card_registered,
     "billing-card": state_billing_card,
     "error-not-found": state_error_not_found,
     "error-expired": state_error_expired,
@@ -326,6 +352,15 @@ async def test_no_serious_accessibility_violation(
 ) -> None:
     opener = await STATE_SETUPS[state](server)
     await check_every_combination(state, opener, axe_contexts, axe_script)
+
+
+async def test_no_serious_accessibility_violation_in_popup_mode(
+    popup_server: Server, axe_contexts: Callable[[str], Awaitable[Page]], axe_script: str
+) -> None:
+    """The checkout page when the gateway draws the card form (CHECKOUT_MODE=popup): our
+    page around it (the gateway's own form is not ours to check)."""
+    cs = await create_session(popup_server, order_id="a11ypopup")
+    await check_every_combination("checkout-popup", goto(cs["url"]), axe_contexts, axe_script)
 
 
 async def test_no_serious_accessibility_violation_while_pending(
