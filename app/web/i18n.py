@@ -71,6 +71,8 @@ _JA: Final[dict[str, str]] = {
         "次回から入力なしでお支払いいただけるよう、カードを登録します。"
         "この操作で代金は請求されません。"
     ),
+    # The registration page's side panel (its main panel's heading is register_title).
+    "register_summary_title": "ご登録について",
     "register_customer_label": "お客様ID",
     "registered_cards_title": "登録済みのカード",
     "register_expires_label": "このページの有効期限",
@@ -320,6 +322,7 @@ _EN: Final[dict[str, str]] = {
     "register_intro": (
         "Save a card so that you can pay without typing it next time. Nothing is charged now."
     ),
+    "register_summary_title": "About this registration",
     "register_customer_label": "Customer ID",
     "registered_cards_title": "Your saved cards",
     "register_expires_label": "This page expires",

@@ -141,8 +141,16 @@
 
   // --- messages ------------------------------------------------------------------------------
 
-  function showAlert(text) {
+  // `details` (optional): each field's error, read out with the alert by screen readers (the
+  // alert is a live region) but not shown twice: each is visible under its field.
+  function showAlert(text, details) {
     alertBox.textContent = text;
+    if (details && details.length) {
+      var spoken = document.createElement('span');
+      spoken.className = 'visually-hidden';
+      spoken.textContent = ' ' + details.join(' ');
+      alertBox.appendChild(spoken);
+    }
     if (alertBox.scrollIntoView && alertBox.getBoundingClientRect().top < 0) {
       alertBox.scrollIntoView({ block: 'center' });
     }
@@ -172,6 +180,18 @@
     if (slot) {
       slot.textContent = '';
     }
+  }
+
+  // The name a field is shown with: its label, or its group's legend (the expiry's month and
+  // year selects, whose own labels only say "month" and "year").
+  function fieldName(id) {
+    var node = el(id);
+    var group = node && node.closest ? node.closest('fieldset') : null;
+    var label = document.querySelector('label[for="' + id + '"]');
+    if (group && (id === 'ed_month' || id === 'ed_year')) {
+      label = group.querySelector('legend');
+    }
+    return label ? label.textContent.trim() : id;
   }
 
   function clearFieldErrors() {
@@ -293,10 +313,15 @@
     }
 
     if (bad.length) {
+      var spoken = [];
       bad.forEach(function (item) {
         setFieldError(item[0], msg(item[1]));
+        var said = fieldName(item[0]) + ': ' + msg(item[1]);
+        if (spoken.indexOf(said) === -1) {
+          spoken.push(said);
+        }
       });
-      showAlert(msg('err_fix_fields'));
+      showAlert(msg('err_fix_fields'), spoken);
       var first = el(bad[0][0]);
       if (first && first.focus) {
         first.focus();
@@ -639,6 +664,16 @@
     };
     node.addEventListener('input', clear);
     node.addEventListener('change', clear);
+    // Enter in a text field pays, as in any form: the form has no submit button (a native
+    // post would carry no token), so the browser would do nothing by itself.
+    if (node.tagName === 'INPUT') {
+      node.addEventListener('keydown', function (event) {
+        if (event.key === 'Enter' && !event.isComposing) {
+          event.preventDefault();
+          purchase();
+        }
+      });
+    }
   });
 
   button.addEventListener('click', function (event) {
