@@ -128,6 +128,10 @@ def _content(payment: Payment) -> dict[str, str | None] | None:
     return {"id": payment.content_id, "password": payment.content_password}
 
 
+def _other(lang: str) -> str:
+    return "ja" if lang == "en" else "en"
+
+
 def result_page(
     page: PageRequest, cs: CheckoutSession, payment: Payment, status_code: int = 200
 ) -> HTMLResponse:
@@ -158,6 +162,8 @@ def result_page(
         redirect_url=redirect_for(cs, status),
         status_url=f"/checkout/{cs.id}/status",
         retry_url=retry,
+        # The payment's own page in the other language (it is where a browser's post lands).
+        switch_lang_url=f"/checkout/{cs.id}/payments/{payment.id}?lang={_other(lang)}",
     )
 
 
