@@ -37,6 +37,12 @@ def _match(keys: list[ApiKey], presented: str) -> ApiKey | None:
     return found
 
 
+def principal_for(keys: list[ApiKey], presented: str) -> Principal | None:
+    """Whose key `presented` is (the console's sign-in); None for no key of ours."""
+    key = _match(keys, presented)
+    return None if key is None else Principal(role=key.role, label=key.label)
+
+
 async def current_principal(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

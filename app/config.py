@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     checkout_mode: Literal["custom", "popup"] = "custom"
     checkout_session_ttl_minutes: int = 30
+    # The ops console's sign-in lasts this long without use (and 8 hours at most).
+    ops_session_minutes: int = Field(default=30, ge=1, le=480)
     # The merchant's branding on the shopper's pages. SHOP_NAME: the header and every page's
     # title (empty: the generic "セキュアチェックアウト" / "Secure checkout"). SHOP_LOGO_URL: a
     # path on this server (/static/...) or the shop's https URL (sandbox also takes http, for

@@ -48,6 +48,7 @@ from app.kickbacks.trust import secret_path
 from app.logging import RequestIdMiddleware, setup_logging
 from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
 from app.openapi import install_openapi
+from app.ops import pages as ops_pages
 from app.payments import gauges as payment_gauges
 from app.payments import router as payments_router
 from app.payments.models import Payment
@@ -371,6 +372,7 @@ def _install_routes(app: FastAPI, settings: Settings, sandbox_app: FastAPI | Non
     app.include_router(billing_router.router)
     app.include_router(events_router.endpoints)
     app.include_router(events_router.events)
+    app.include_router(ops_pages.router)
     # Before the /static mount, which would answer its path (404) first.
     app.include_router(web_theme.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")

@@ -8,6 +8,7 @@ from app.gateway.audit import GatewayCallLog
 from app.hosted.models import CheckoutSession
 from app.idempotency import IdempotencyKey
 from app.kickbacks.models import Kickback
+from app.ops.models import OpsSession
 from app.payments.models import Payment, PaymentEvent
 from app.reconcile.models import SweepCursor
 from app.velocity import PayFailure
@@ -26,6 +27,7 @@ __all__ = [
     "GatewayCallLog",
     "IdempotencyKey",
     "Kickback",
+    "OpsSession",
     "PayFailure",
     "Payment",
     "PaymentEvent",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -11,7 +12,14 @@ from app.events.models import EventDelivery, WebhookEndpoint
 from app.metrics import DB_EVENT_BACKLOG, DB_EVENT_LAG, DB_WEBHOOKS_FAILING
 
 
-async def read(session: AsyncSession, now: datetime) -> None:
+@dataclass(frozen=True)
+class EventFigures:
+    backlog: int
+    lag_seconds: float
+    failing_endpoints: int
+
+
+async def figures(session: AsyncSession, now: datetime) -> EventFigures:
     pending, oldest = (
         await session.execute(
             select(func.count(), func.min(EventDelivery.created_at))
@@ -24,6 +32,15 @@ async def read(session: AsyncSession, now: datetime) -> None:
             WebhookEndpoint.failing_since.is_not(None), WebhookEndpoint.deleted_at.is_(None)
         )
     )
-    DB_EVENT_BACKLOG.set(pending or 0)
-    DB_EVENT_LAG.set((now - oldest).total_seconds() if oldest else 0)
-    DB_WEBHOOKS_FAILING.set(failing or 0)
+    return EventFigures(
+        backlog=pending or 0,
+        lag_seconds=(now - oldest).total_seconds() if oldest else 0.0,
+        failing_endpoints=failing or 0,
+    )
+
+
+async def read(session: AsyncSession, now: datetime) -> None:
+    f = await figures(session, now)
+    DB_EVENT_BACKLOG.set(f.backlog)
+    DB_EVENT_LAG.set(f.lag_seconds)
+    DB_WEBHOOKS_FAILING.set(f.failing_endpoints)

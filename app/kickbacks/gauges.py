@@ -3,6 +3,7 @@ read at scrape time by app.metrics.DbGauges."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -12,8 +13,14 @@ from app.kickbacks.models import Kickback
 from app.metrics import DB_KICKBACK_BACKLOG, DB_KICKBACK_LAG
 
 
-async def read(session: AsyncSession, now: datetime) -> None:
-    """Sets the kickback gauges from `session` (reads only)."""
+@dataclass(frozen=True)
+class KickbackFigures:
+    backlog: int
+    lag_seconds: float
+
+
+async def figures(session: AsyncSession, now: datetime) -> KickbackFigures:
+    """Kickbacks stored but not yet applied (reads only)."""
     backlog, oldest = (
         await session.execute(
             select(func.count(), func.min(Kickback.received_at)).where(
@@ -21,5 +28,13 @@ async def read(session: AsyncSession, now: datetime) -> None:
             )
         )
     ).one()
-    DB_KICKBACK_BACKLOG.set(backlog or 0)
-    DB_KICKBACK_LAG.set((now - oldest).total_seconds() if oldest else 0)
+    return KickbackFigures(
+        backlog=backlog or 0, lag_seconds=(now - oldest).total_seconds() if oldest else 0.0
+    )
+
+
+async def read(session: AsyncSession, now: datetime) -> None:
+    """Sets the kickback gauges from `session` (reads only)."""
+    f = await figures(session, now)
+    DB_KICKBACK_BACKLOG.set(f.backlog)
+    DB_KICKBACK_LAG.set(f.lag_seconds)

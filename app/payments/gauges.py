@@ -3,6 +3,7 @@ scrape time by app.metrics.DbGauges."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -20,8 +21,18 @@ from app.payments.models import PAYMENT_STATUSES, Payment
 STALE_PENDING_AFTER = timedelta(minutes=10)
 
 
-async def read(session: AsyncSession, now: datetime) -> None:
-    """Sets the payment gauges from `session` (reads only)."""
+@dataclass(frozen=True)
+class PaymentFigures:
+    """What the gauges show, also the ops console's "what needs a person" (one reading)."""
+
+    by_status: dict[str, int]
+    stale_pending: int
+    needs_attention: int
+    janitor_lag_seconds: float
+
+
+async def figures(session: AsyncSession, now: datetime) -> PaymentFigures:
+    """Reads the payment figures from `session` (reads only)."""
     counts = dict(
         (await session.execute(select(Payment.status, func.count()).group_by(Payment.status))).all()
     )
@@ -38,9 +49,20 @@ async def read(session: AsyncSession, now: datetime) -> None:
             Payment.next_check_at <= now,
         )
     )
-    for status in PAYMENT_STATUSES:
-        DB_PAYMENTS.labels(status).set(counts.get(status, 0))
-    DB_UNKNOWN.set(counts.get("unknown", 0))
-    DB_STALE_PENDING.set(stale or 0)
-    DB_NEEDS_ATTENTION.set(attention or 0)
-    DB_JANITOR_LAG.set((now - oldest_due).total_seconds() if oldest_due else 0)
+    return PaymentFigures(
+        by_status={status: int(counts.get(status, 0)) for status in PAYMENT_STATUSES},
+        stale_pending=stale or 0,
+        needs_attention=attention or 0,
+        janitor_lag_seconds=(now - oldest_due).total_seconds() if oldest_due else 0.0,
+    )
+
+
+async def read(session: AsyncSession, now: datetime) -> None:
+    """Sets the payment gauges from `session` (reads only)."""
+    f = await figures(session, now)
+    for status, count in f.by_status.items():
+        DB_PAYMENTS.labels(status).set(count)
+    DB_UNKNOWN.set(f.by_status.get("unknown", 0))
+    DB_STALE_PENDING.set(f.stale_pending)
+    DB_NEEDS_ATTENTION.set(f.needs_attention)
+    DB_JANITOR_LAG.set(f.janitor_lag_seconds)

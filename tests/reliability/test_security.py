@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -64,10 +64,14 @@ async def test_every_v1_route_needs_a_key_of_its_role(make_app: AppFactory) -> N
     operations = _v1_operations(doc)
     # Every /v1 route of the app is in the document (a hidden one would escape this test).
     documented = {(m, p) for m, p, _ in operations}
-    for route in app.app.routes:
-        if isinstance(route, APIRoute) and route.path.startswith("/v1/"):
+    walked = 0
+    for context in iter_route_contexts(app.app.routes):  # included routers' routes too
+        route, path = context.original_route, str(context.path)
+        if isinstance(route, APIRoute) and path.startswith("/v1/"):
             for method in (route.methods or set()) - {"HEAD"}:
-                assert (method, route.path) in documented, f"{method} {route.path} is hidden"
+                assert (method, path) in documented, f"{method} {path} is hidden"
+                walked += 1
+    assert walked >= 20, "the walk found the app's routes"
     assert len(operations) >= 20, "the walk found the API"
 
     wrong_key = {"Authorization": "Bearer sk_not_a_key_of_ours_1"}

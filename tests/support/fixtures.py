@@ -38,7 +38,7 @@ TABLES = (
     "payment_events, gateway_calls, kickbacks, idempotency_keys, cards, payments, "
     "customer_events, "
     "customers, checkout_sessions, velocity_failures, sweep_cursors, "
-    "events, event_deliveries, delivery_attempts, webhook_endpoints"
+    "events, event_deliveries, delivery_attempts, webhook_endpoints, ops_sessions"
 )
 
 

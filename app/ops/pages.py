@@ -1,0 +1,532 @@
+"""The ops console's pages (`/ops`): sign-in with an ops API key, what needs a person, the
+payments list (the API's filters, keyset pages, CSV) and a payment with its trail and its
+actions. Every state change is a form post carrying the session's CSRF token, confirmed on a
+page of its own, and idempotent (the confirm page's key); each goes through the same service
+functions as the JSON API, with the signed-in key's label as the actor."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from datetime import date, datetime, time, timedelta
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import BaseModel, ValidationError
+
+from app.auth import principal_for
+from app.config import Settings
+from app.deps import GatewayDep, SessionFactoryDep, SettingsDep
+from app.errors import AppError
+from app.idempotency import Bound, Resumed, run_idempotent
+from app.ops import service, signin
+from app.ops.signin import Operator
+from app.ops.texts import texts
+from app.payments import operations
+from app.payments.refresh import RefreshDep
+from app.payments.schemas import PaymentOut, ReauthorizeRequest, ResolveRequest
+from app.payments.service import PaymentFilter
+from app.payments.states import Status
+from app.security_headers import console_headers
+from app.web import cross_site_refusal, keep_lang, lang_of, render
+from app.web.pages import JST
+
+router = APIRouter(prefix="/ops", include_in_schema=False)
+
+COOKIE = "rp_ops"
+STATUSES = ("pending", "authorized", "captured", "canceled", "failed", "unknown")
+Action = Literal["capture", "cancel", "reauthorize", "resolve"]
+ACTIONS: tuple[Action, ...] = ("capture", "cancel", "reauthorize", "resolve")
+PAGE_SIZE = 50
+_ACTION_FIELDS = ("amount", "tax", "shipping", "status", "reason", "gid")
+CSV_MAX_ROWS = 10_000
+
+
+# --- page machinery ----------------------------------------------------------------------------
+
+
+def _page(
+    request: Request,
+    settings: Settings,
+    name: str,
+    lang: str,
+    *,
+    status_code: int = 200,
+    operator: Operator | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    other = "ja" if lang == "en" else "en"
+    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("lang", "done")]
+    switch = request.url.path + "?" + urlencode([*query, ("lang", other)])
+    response = render(
+        settings,
+        f"ops/{name}",
+        status_code=status_code,
+        lang=lang,
+        t=texts(lang),
+        operator=operator,
+        switch_lang_url=switch,
+        **context,
+    )
+    response.headers.update(console_headers(settings))
+    keep_lang(request, response, settings)
+    return response
+
+
+def _idle(settings: Settings) -> timedelta:
+    return timedelta(minutes=settings.ops_session_minutes)
+
+
+async def _operator(
+    request: Request, settings: Settings, sessions: SessionFactoryDep
+) -> Operator | None:
+    return await signin.current(sessions, request.cookies.get(COOKIE), idle=_idle(settings))
+
+
+def _to_login(request: Request, lang: str) -> RedirectResponse:
+    """No session: the sign-in page (saying it ended when the browser still had a cookie)."""
+    ended = "&ended=1" if request.cookies.get(COOKIE) else ""
+    response = RedirectResponse(f"/ops/login?lang={lang}{ended}", status_code=303)
+    response.delete_cookie(COOKIE, path="/ops")
+    return response
+
+
+def _refused_form(request: Request, settings: Settings, lang: str) -> HTMLResponse:
+    t = texts(lang)
+    return _page(
+        request,
+        settings,
+        "message.html",
+        lang,
+        status_code=403,
+        title=t["refused"],
+        message=t["csrf_refused"],
+    )
+
+
+# --- sign-in -----------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, settings: SettingsDep) -> HTMLResponse:
+    lang = lang_of(request)
+    ended = texts(lang)["login_expired"] if request.query_params.get("ended") else None
+    return _page(request, settings, "login.html", lang, problem=ended)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, settings: SettingsDep, sessions: SessionFactoryDep) -> Response:
+    if (refused := cross_site_refusal(request, settings)) is not None:
+        return refused
+    form = await request.form()
+    lang = "en" if form.get("lang") == "en" else "ja"
+    t = texts(lang)
+    presented = form.get("api_key")
+    key = str(presented).strip() if isinstance(presented, str) else ""
+    principal = principal_for(request.app.state.api_keys, key) if key else None
+    if principal is None or principal.role != "ops":
+        problem, code = (
+            (t["login_bad_key"], 401) if principal is None else (t["login_not_ops"], 403)
+        )
+        return _page(request, settings, "login.html", lang, status_code=code, problem=problem)
+    token, _ = await signin.sign_in(sessions, principal.label, idle=_idle(settings))
+    response = RedirectResponse(f"/ops?lang={lang}", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        token,
+        path="/ops",
+        httponly=True,
+        samesite="strict",
+        secure=settings.public_base_url.startswith("https://"),
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, settings: SettingsDep, sessions: SessionFactoryDep) -> Response:
+    if (refused := cross_site_refusal(request, settings)) is not None:
+        return refused
+    form = await request.form()
+    lang = "en" if form.get("lang") == "en" else "ja"
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    csrf = form.get("csrf")
+    if not operator.csrf_ok(csrf if isinstance(csrf, str) else None):
+        return _refused_form(request, settings, lang)
+    await signin.sign_out(sessions, request.cookies.get(COOKIE))
+    response = RedirectResponse(f"/ops/login?lang={lang}", status_code=303)
+    response.delete_cookie(COOKIE, path="/ops")
+    return response
+
+
+# --- home ----------------------------------------------------------------------------------------
+
+
+@router.get("", response_class=HTMLResponse)
+async def home(request: Request, settings: SettingsDep, sessions: SessionFactoryDep) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    overview = await service.overview(sessions)
+    return _page(request, settings, "home.html", lang, operator=operator, overview=overview)
+
+
+# --- payments ------------------------------------------------------------------------------------
+
+
+class _Filters(BaseModel):
+    """The list's filter form as the page shows it back."""
+
+    status: str = ""
+    order_id: str = ""
+    customer_id: str = ""
+    created_from: str = ""
+    created_to: str = ""
+    needs_attention: bool = False
+
+
+def _jst_day(value: str) -> datetime:
+    return datetime.combine(date.fromisoformat(value), time(), tzinfo=JST)
+
+
+def _filters(request: Request) -> tuple[_Filters, PaymentFilter, bool]:
+    """(the form's values, the service's filter, whether a date was unreadable)."""
+    q = request.query_params
+    shown = _Filters(
+        status=q.get("status", "") if q.get("status", "") in STATUSES else "",
+        order_id=(q.get("order_id") or "").strip()[:64],
+        customer_id=(q.get("customer_id") or "").strip()[:50],
+        created_from=(q.get("created_from") or "").strip()[:10],
+        created_to=(q.get("created_to") or "").strip()[:10],
+        needs_attention=q.get("needs_attention") in ("1", "true", "on"),
+    )
+    bad_date = False
+    start = end = None
+    try:
+        start = _jst_day(shown.created_from) if shown.created_from else None
+        # Until a day means through it (JST): before the next day starts.
+        end = _jst_day(shown.created_to) + timedelta(days=1) if shown.created_to else None
+    except ValueError:
+        bad_date = True
+    f = PaymentFilter(
+        status=[shown.status] if shown.status else None,
+        order_id=shown.order_id or None,
+        customer_id=shown.customer_id or None,
+        created_from=start,
+        created_to=end,
+        needs_attention=True if shown.needs_attention else None,
+    )
+    return shown, f, bad_date
+
+
+@router.get("/payments", response_class=HTMLResponse)
+async def payments_list(
+    request: Request, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    shown, f, bad_date = _filters(request)
+    cursor = request.query_params.get("cursor") or None
+    try:
+        rows, next_cursor = await service.payments_page(
+            sessions, f, cursor=cursor[:200] if cursor else None, limit=PAGE_SIZE
+        )
+    except (ValueError, TypeError):  # a cursor that is not ours: the first page
+        rows, next_cursor = await service.payments_page(sessions, f, cursor=None, limit=PAGE_SIZE)
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    return _page(
+        request,
+        settings,
+        "payments.html",
+        lang,
+        status_code=422 if bad_date else 200,
+        operator=operator,
+        filters=shown,
+        statuses=STATUSES,
+        rows=rows,
+        problem=texts(lang)["filter_bad_date"] if bad_date else None,
+        next_url=(
+            "/ops/payments?" + urlencode([*query, ("cursor", next_cursor)]) if next_cursor else None
+        ),
+        csv_url="/ops/payments.csv?" + urlencode(query),
+    )
+
+
+def _csv_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    # A cell a spreadsheet would run as a formula is quoted (CSV injection).
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@router.get("/payments.csv")
+async def payments_csv(
+    request: Request, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    _, f, _ = _filters(request)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    columns = ["id", "created_at", "status", "order_id", "total", "job", "customer_id", "gid"]
+    writer.writerow(columns)
+    cursor: str | None = None
+    written = 0
+    while written < CSV_MAX_ROWS:
+        rows, cursor = await service.payments_page(sessions, f, cursor=cursor, limit=500)
+        for p in rows:
+            shown = PaymentOut.of(p).model_dump(mode="json")
+            writer.writerow([_csv_cell(shown.get(c)) for c in columns])
+        written += len(rows)
+        if cursor is None:
+            break
+    # UTF-8 with a BOM: Excel in Japan opens it with the right encoding.
+    body = "\ufeff" + out.getvalue()
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            **console_headers(settings),
+            "Content-Disposition": 'attachment; filename="payments.csv"',
+        },
+    )
+
+
+def _actions(p: PaymentOut) -> list[Action]:
+    """The actions the page offers for `p` (the services still decide: a refusal is shown)."""
+    offered: list[Action] = []
+    if p.status == "authorized":
+        offered.append("capture")
+    if p.status in ("authorized", "captured"):
+        offered += ["cancel", "reauthorize"]
+    if p.status in ("pending", "unknown") or p.needs_attention:
+        offered.append("resolve")
+    return offered
+
+
+@router.get("/payments/{payment_id}", response_class=HTMLResponse)
+async def payment_page(
+    request: Request, payment_id: str, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    t = texts(lang)
+    detail = await service.payment_detail(sessions, payment_id[:80])
+    if detail is None:
+        return _page(
+            request,
+            settings,
+            "message.html",
+            lang,
+            status_code=404,
+            operator=operator,
+            title=t["payment_title"],
+            message=t["not_found"],
+        )
+    done = request.query_params.get("done")
+    return _page(
+        request,
+        settings,
+        "payment.html",
+        lang,
+        operator=operator,
+        p=detail,
+        actions=_actions(detail),
+        notice=t.get(f"done_{done}") if done in ACTIONS else None,
+    )
+
+
+@router.get("/payments/{payment_id}/{action}", response_class=HTMLResponse)
+async def confirm_page(
+    request: Request,
+    payment_id: str,
+    action: Action,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    detail = await service.payment_detail(sessions, payment_id[:80])
+    if detail is None:
+        t = texts(lang)
+        return _page(
+            request,
+            settings,
+            "message.html",
+            lang,
+            status_code=404,
+            operator=operator,
+            title=t["payment_title"],
+            message=t["not_found"],
+        )
+    return _confirm(request, settings, lang, operator, detail, action, {})
+
+
+def _confirm(
+    request: Request,
+    settings: Settings,
+    lang: str,
+    operator: Operator,
+    p: PaymentOut,
+    action: Action,
+    values: dict[str, str],
+    *,
+    problem: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The confirmation form: a fresh idempotency key each time it is drawn, so a double
+    click or a reload of the post does the action once, and a new visit may do it again."""
+    return _page(
+        request,
+        settings,
+        "confirm.html",
+        lang,
+        status_code=status_code,
+        operator=operator,
+        p=p,
+        action=action,
+        values=values,
+        idem=values.get("idem") or secrets.token_urlsafe(18),
+        problem=problem,
+        resolve_statuses=("authorized", "captured", "canceled", "failed"),
+    )
+
+
+def _problem_text(lang: str, exc: AppError) -> str:
+    detail = exc.texts.get(lang) or exc.detail or exc.title
+    fields = "; ".join(f"{e.field}: {e.message}" for e in exc.errors or [])
+    return f"{detail} ({fields})" if fields else detail
+
+
+def _validation_text(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+    )
+
+
+@router.post("/payments/{payment_id}/{action}", response_class=HTMLResponse)
+async def act(
+    request: Request,
+    payment_id: str,
+    action: Action,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+    refresh: RefreshDep,
+) -> Response:
+    if (refused := cross_site_refusal(request, settings)) is not None:
+        return refused
+    raw = await request.form()
+    form = {k: v for k, v in raw.items() if isinstance(v, str)}
+    lang = "en" if form.get("lang") == "en" else "ja"
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    if not operator.csrf_ok(form.get("csrf")):
+        return _refused_form(request, settings, lang)
+    detail = await service.payment_detail(sessions, payment_id[:80])
+    if detail is None:
+        t = texts(lang)
+        return _page(
+            request,
+            settings,
+            "message.html",
+            lang,
+            status_code=404,
+            operator=operator,
+            title=t["payment_title"],
+            message=t["not_found"],
+        )
+    body: BaseModel | None = None
+    try:
+        if action == "reauthorize":
+            body = ReauthorizeRequest(
+                amount=form.get("amount") or 0,
+                tax=form.get("tax") or 0,
+                shipping=form.get("shipping") or 0,
+            )
+        elif action == "resolve":
+            body = ResolveRequest(
+                status=form.get("status") or "",
+                reason=form.get("reason") or "",
+                gid=int(form["gid"]) if form.get("gid") else None,
+            )
+    except (ValidationError, ValueError) as exc:
+        text = _validation_text(exc) if isinstance(exc, ValidationError) else str(exc)
+        return _confirm(
+            request, settings, lang, operator, detail, action, form, problem=text, status_code=422
+        )
+
+    def done(target: str) -> Response:
+        return RedirectResponse(f"/ops/payments/{target}?lang={lang}&done={action}", 303)
+
+    async def handler() -> Response:
+        try:
+            if action == "capture":
+                p = await operations.capture(sessions, gateway, payment_id, actor=operator.actor)
+            elif action == "cancel":
+                p = await operations.cancel(sessions, gateway, payment_id, actor=operator.actor)
+            elif isinstance(body, ReauthorizeRequest):
+                p = await operations.reauthorize(
+                    sessions,
+                    gateway,
+                    payment_id,
+                    operations.ReauthRequest(
+                        amount=body.amount, tax=body.tax, shipping=body.shipping
+                    ),
+                    actor=operator.actor,
+                )
+            else:
+                assert isinstance(body, ResolveRequest)
+                p = await operations.resolve(
+                    sessions,
+                    payment_id,
+                    Status(body.status),
+                    reason=body.reason,
+                    gid=body.gid,
+                    actor=operator.actor,
+                )
+        except AppError as exc:
+            return _confirm(
+                request,
+                settings,
+                lang,
+                operator,
+                detail,
+                action,
+                form,
+                problem=_problem_text(lang, exc),
+                status_code=exc.status,
+            )
+        return done(p.id)
+
+    async def resume(bound: Bound) -> Resumed | None:
+        # A re-authorization whose answer was lost: its new payment answers (settled from
+        # the charges search first if still open); re_auth is never sent again.
+        new = await refresh(sessions, gateway, bound.id)
+        return None if new is None else Resumed(done(new.id))
+
+    # The request's identity: the same key with other values is refused (422).
+    payload = urlencode([(k, form.get(k, "")) for k in _ACTION_FIELDS])
+    return await run_idempotent(
+        request,
+        sessions,
+        principal=operator.actor,
+        key=form.get("idem") or None,
+        payload=payload.encode(),
+        handler=handler,
+        resume=resume if action == "reauthorize" else None,
+        required=True,
+    )

@@ -1,0 +1,73 @@
+"""What the console's pages read: each function takes the session factory and runs its own
+short, read-only transaction (the router never queries)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import utcnow
+from app.events import gauges as event_gauges
+from app.kickbacks import gauges as kickback_gauges
+from app.payments import gauges as payment_gauges
+from app.payments import service as payments
+from app.payments.models import Payment
+from app.payments.schemas import PaymentDetail
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The home page: the same figures /metrics shows (one reading of each)."""
+
+    payments: payment_gauges.PaymentFigures
+    kickbacks: kickback_gauges.KickbackFigures
+    events: event_gauges.EventFigures
+
+    @property
+    def needs_someone(self) -> bool:
+        p = self.payments
+        return bool(
+            p.needs_attention
+            or p.by_status.get("unknown")
+            or p.stale_pending
+            or self.kickbacks.backlog
+            or self.events.failing_endpoints
+        )
+
+
+async def overview(sessions: async_sessionmaker[AsyncSession]) -> Overview:
+    now = utcnow()
+    async with sessions() as session:
+        return Overview(
+            await payment_gauges.figures(session, now),
+            await kickback_gauges.figures(session, now),
+            await event_gauges.figures(session, now),
+        )
+
+
+async def payments_page(
+    sessions: async_sessionmaker[AsyncSession],
+    f: payments.PaymentFilter,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Payment], str | None]:
+    """One page of the list, newest first (the API's keyset pages). ValueError: a cursor
+    that is not one of ours."""
+    decoded = payments.decode_cursor(cursor) if cursor else None
+    async with sessions() as session:
+        rows, next_cursor = await payments.list_payments(session, f, limit=limit, cursor=decoded)
+        return list(rows), next_cursor
+
+
+async def payment_detail(
+    sessions: async_sessionmaker[AsyncSession], payment_id: str
+) -> PaymentDetail | None:
+    """A payment with its trail, exactly as `GET /v1/payments/{id}` shows it."""
+    async with sessions() as session:
+        payment = await payments.find_payment(session, payment_id)
+        if payment is None:
+            return None
+        events, calls = await payments.payment_trail(session, payment_id)
+        return PaymentDetail.build(payment, events, calls)

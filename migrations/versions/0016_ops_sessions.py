@@ -1,0 +1,33 @@
+"""ops console sessions (issue 21)
+
+Revision ID: 0016_ops_sessions
+Revises: 0015_webhooks
+Create Date: 2026-12-04
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0016_ops_sessions"
+down_revision: str | None = "0015_webhooks"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "ops_sessions",
+        sa.Column("token_digest", sa.String(length=64), nullable=False),
+        sa.Column("key_label", sa.String(length=64), nullable=False),
+        sa.Column("csrf_token", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("token_digest", name=op.f("pk_ops_sessions")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("ops_sessions")

@@ -1,0 +1,145 @@
+"""The ops console in Chromium (issue 21, first part): sign in with an ops key, find a payment
+by its order number, capture it, cancel another, resolve a flagged one; a merchant key and an
+ended session are refused; axe finds no serious violation on any console page, in both
+languages, on a desktop and a phone (screenshots in artifacts/e2e/states/)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from playwright.async_api import Browser, Page, expect
+
+from app.sandbox.testing import make_token
+from tests.e2e.conftest import ARTIFACTS, MERCHANT_KEY, OPS_KEY, Server, create_session
+from tests.e2e.test_accessibility import (  # noqa: F401  (fixtures)
+    Opener,
+    axe_contexts,
+    axe_script,
+    check_every_combination,
+    with_lang,
+)
+from tests.support.db import dsn
+
+THREE_DS = {"am": "1000", "tx": "100", "sf": "480", "em": "hanako@example.com"}
+
+
+async def _paid(server: Server, order_id: str) -> dict[str, Any]:
+    cs = await create_session(server, order_id=order_id)
+    token = await make_token(server.sim, three_ds=THREE_DS)
+    r = await server.merchant.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def _flag(server: Server, payment_id: str) -> None:
+    conn = await asyncpg.connect(dsn(server.db_url))
+    try:
+        await conn.execute("UPDATE payments SET needs_attention = true WHERE id = $1", payment_id)
+    finally:
+        await conn.close()
+
+
+async def _sign_in(page: Page, server: Server, key: str = OPS_KEY, lang: str = "ja") -> None:
+    await page.goto(with_lang(f"{server.url}/ops", lang))
+    await page.wait_for_url("**/ops/login**")
+    await page.fill("#api_key", key)
+    await page.click("#sign-in")
+
+
+async def _open(page: Page, server: Server, order_id: str) -> None:
+    await page.click("nav >> text=決済")
+    await page.fill("#f-order", order_id)
+    await page.click("#filter")
+    rows = page.locator("#payments tbody tr")
+    await expect(rows).to_have_count(1)
+    await rows.locator("a").click()
+    await expect(page.locator("#payment-title")).to_be_visible()
+
+
+async def test_ops_find_capture_cancel_and_resolve(server: Server, page: Page) -> None:
+    first = await _paid(server, "e2eops1")
+    second = await _paid(server, "e2eops2")
+    flagged = await _paid(server, "e2eops3")
+    await _flag(server, flagged["id"])
+
+    await _sign_in(page, server)
+    await expect(page.locator("#home-title")).to_have_text("対応が必要なもの")
+    await expect(page.locator("#tile-attention .ops-tile__count")).not_to_have_text("0")
+    await page.screenshot(path=str(ARTIFACTS / "ops-home-ja.png"), full_page=True)
+
+    await _open(page, server, "e2eops1")
+    await page.click("#action-capture")
+    await expect(page.locator("#confirm-title")).to_have_text("売上を確定する")
+    await page.click("#confirm")
+    await expect(page.locator("#notice")).to_have_text("売上を確定しました。")
+    await expect(page.locator("#payment-status")).to_have_text("売上確定")
+    await expect(page.locator("#timeline")).to_contain_text("ops:")
+    await page.screenshot(path=str(ARTIFACTS / "ops-payment-captured-ja.png"), full_page=True)
+
+    await _open(page, server, "e2eops2")
+    await page.click("#action-cancel")
+    await page.click("#confirm")
+    await expect(page.locator("#payment-status")).to_have_text("取消")
+
+    await _open(page, server, "e2eops3")
+    await expect(page.locator("#attention")).to_be_visible()
+    await page.click("#action-resolve")
+    await page.select_option("#status", "authorized")
+    await page.click("#confirm")  # the reason is required: the browser stops it
+    await expect(page.locator("#confirm-title")).to_be_visible()
+    await page.fill("#reason", "checked the gateway's control panel")
+    await page.click("#confirm")
+    await expect(page.locator("#notice")).to_have_text("手動で確定しました。")
+    await expect(page.locator("#attention")).to_have_count(0)
+
+    for p, status in ((first, "captured"), (second, "canceled"), (flagged, "authorized")):
+        r = await server.ops.get(f"/v1/payments/{p['id']}")
+        assert r.json()["status"] == status
+
+    await page.click("#sign-out")
+    await page.wait_for_url("**/ops/login**")
+    await page.goto(f"{server.url}/ops/payments")
+    await page.wait_for_url("**/ops/login**")
+
+
+async def test_a_merchant_key_cannot_sign_in(server: Server, page: Page) -> None:
+    await _sign_in(page, server, MERCHANT_KEY)
+    await expect(page.locator("#login-problem")).to_contain_text("ops ロール")
+    await page.screenshot(path=str(ARTIFACTS / "ops-login-refused-ja.png"), full_page=True)
+
+
+# --- every console page, checked by axe in both languages and sizes ---------------------------
+
+
+def _signed_in(server: Server, path: str) -> Opener:
+    async def opener(page: Page, lang: str) -> None:
+        await _sign_in(page, server, lang=lang)
+        await page.wait_for_url("**/ops?**")
+        await page.goto(with_lang(f"{server.url}{path}", lang))
+
+    return opener
+
+
+async def test_no_serious_accessibility_violation_in_the_console(
+    server: Server,
+    browser: Browser,
+    axe_contexts: Callable[[str], Awaitable[Page]],  # noqa: F811
+    axe_script: str,  # noqa: F811
+) -> None:
+    p = await _paid(server, "e2eopsaxe")
+    states: dict[str, Opener] = {
+        "ops-home": _signed_in(server, "/ops"),
+        "ops-payments": _signed_in(server, "/ops/payments"),
+        "ops-payment": _signed_in(server, f"/ops/payments/{p['id']}"),
+        "ops-confirm-reauthorize": _signed_in(server, f"/ops/payments/{p['id']}/reauthorize"),
+    }
+
+    async def login(page: Page, lang: str) -> None:
+        await page.goto(with_lang(f"{server.url}/ops/login", lang))
+
+    states["ops-login"] = login
+    for name, opener in states.items():
+        await check_every_combination(name, opener, axe_contexts, axe_script)

@@ -1,0 +1,238 @@
+"""The ops console over real HTTP: sign-in with an ops key (merchant keys refused), CSRF on
+every form, sessions that end, the payments list and a payment's actions going through the
+same services as the API (the trail names the key's label)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import utcnow
+from app.ops.models import OpsSession
+from app.payments.models import Payment
+from app.sandbox.testing import make_token
+from tests.integration.test_checkout import SESSION, new_session, three_ds_of
+from tests.support.fixtures import MERCHANT_KEY, OPS_KEY, AppFactory, RunningApp
+
+pytestmark = pytest.mark.integration
+
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+
+
+async def sign_in(app: RunningApp, key: str = OPS_KEY) -> httpx.Response:
+    return await app.client.post(
+        "/ops/login", data={"api_key": key, "lang": "ja"}, headers=SAME_ORIGIN
+    )
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page carries its CSRF token"
+    return found.group(1)
+
+
+def idem_of(html: str) -> str:
+    found = re.search(r'name="idem" value="([^"]+)"', html)
+    assert found
+    return found.group(1)
+
+
+async def paid(app: RunningApp, sim: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
+    cs = await new_session(app, order_id=order_id)
+    token = await make_token(sim, three_ds=three_ds_of(SESSION))
+    r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def test_only_an_ops_key_signs_in_and_the_pages_need_the_session(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app()
+    for path in ("/ops", "/ops/payments", "/ops/payments/pay_x", "/ops/payments/pay_x/capture"):
+        r = await app.client.get(path)
+        assert r.status_code == 303 and r.headers["location"].startswith("/ops/login"), path
+    bad = await sign_in(app, "sk_wrong_key_0000000")
+    assert bad.status_code == 401 and "API キーが正しくありません" in bad.text
+    merchant = await sign_in(app, MERCHANT_KEY)
+    assert merchant.status_code == 403 and "ops ロール" in merchant.text
+    assert "set-cookie" not in merchant.headers
+    ok = await sign_in(app)
+    assert ok.status_code == 303 and ok.headers["location"] == "/ops?lang=ja"
+    cookie = ok.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ops" in cookie
+    assert OPS_KEY not in cookie
+    home = await app.client.get("/ops")
+    assert home.status_code == 200 and "対応が必要なもの" in home.text
+    csp = home.headers["content-security-policy"]
+    assert "script-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    # Another site cannot post the sign-in (nor any console form).
+    cross = await app.client.post(
+        "/ops/login", data={"api_key": OPS_KEY}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert cross.status_code == 403
+
+
+async def test_a_session_ends_and_sign_out_needs_its_csrf_token(
+    make_app: AppFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app()
+    await sign_in(app)
+    home = await app.client.get("/ops")
+    refused = await app.client.post("/ops/logout", data={"lang": "ja"}, headers=SAME_ORIGIN)
+    assert refused.status_code == 403 and "フォームの有効期限" in refused.text
+    assert (await app.client.get("/ops")).status_code == 200, "still signed in"
+    async with sessions() as session:
+        await session.execute(update(OpsSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        await session.commit()
+    ended = await app.client.get("/ops/payments")
+    assert ended.status_code == 303 and ended.headers["location"] == "/ops/login?lang=ja&ended=1"
+    login = await app.client.get(ended.headers["location"])
+    assert "有効期限が切れました" in login.text
+    # Signed in again, signing out ends it for good.
+    await sign_in(app)
+    home = await app.client.get("/ops")
+    out = await app.client.post(
+        "/ops/logout", data={"csrf": csrf_of(home.text), "lang": "ja"}, headers=SAME_ORIGIN
+    )
+    assert out.status_code == 303
+    assert (await app.client.get("/ops")).status_code == 303
+
+
+async def test_find_a_payment_by_order_id_and_capture_it_once(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    app = await make_app()
+    payment = await paid(app, sim, "ops1001")
+    await paid(app, sim, "ops1002")
+    await sign_in(app)
+    found = await app.client.get("/ops/payments", params={"order_id": "ops1001"})
+    assert found.status_code == 200
+    assert found.text.count("data-payment=") == 1 and payment["id"] in found.text
+    page = await app.client.get(f"/ops/payments/{payment['id']}")
+    assert 'id="action-capture"' in page.text and "仮売上" in page.text
+    confirm = await app.client.get(f"/ops/payments/{payment['id']}/capture")
+    assert "¥1,580 の売上を確定します" in confirm.text
+    form = {"csrf": csrf_of(confirm.text), "idem": idem_of(confirm.text), "lang": "ja"}
+    no_csrf = await app.client.post(
+        f"/ops/payments/{payment['id']}/capture",
+        data={**form, "csrf": "forged"},
+        headers=SAME_ORIGIN,
+    )
+    assert no_csrf.status_code == 403
+    done = await app.client.post(
+        f"/ops/payments/{payment['id']}/capture", data=form, headers=SAME_ORIGIN
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/ops/payments/{payment['id']}?lang=ja&done=capture"
+    # The same confirmation posted again (a double click, a reload): done once, same answer.
+    again = await app.client.post(
+        f"/ops/payments/{payment['id']}/capture", data=form, headers=SAME_ORIGIN
+    )
+    assert again.status_code == 303 and again.headers.get("idempotent-replayed") == "true"
+    shown = await app.client.get(done.headers["location"])
+    assert "売上を確定しました" in shown.text and "売上確定" in shown.text
+    trail = (await app.ops.get(f"/v1/payments/{payment['id']}")).json()
+    captures = [e for e in trail["events"] if e["to_status"] == "captured"]
+    assert len(captures) == 1 and captures[0]["actor"].startswith("ops:")
+    sales = [c for c in trail["gateway_calls"] if c["operation"] == "capture"]
+    assert len(sales) == 1, "one SALES call"
+    # A second capture from a fresh confirmation is refused with a readable reason.
+    fresh = await app.client.get(f"/ops/payments/{payment['id']}/capture")
+    refused = await app.client.post(
+        f"/ops/payments/{payment['id']}/capture",
+        data={"csrf": csrf_of(fresh.text), "idem": idem_of(fresh.text), "lang": "ja"},
+        headers=SAME_ORIGIN,
+    )
+    assert refused.status_code == 409 and 'id="problem"' in refused.text
+
+
+async def test_resolve_needs_a_reason_and_is_recorded_with_it(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app()
+    payment = await paid(app, sim, "ops2001")
+    async with sessions() as session:
+        await session.execute(
+            update(Payment).where(Payment.id == payment["id"]).values(needs_attention=True)
+        )
+        await session.commit()
+    await sign_in(app)
+    home = await app.client.get("/ops")
+    assert re.search(r'id="tile-attention".*?>1<', home.text, re.S)
+    listed = await app.client.get("/ops/payments", params={"needs_attention": "1"})
+    assert listed.text.count("data-payment=") == 1
+    confirm = await app.client.get(f"/ops/payments/{payment['id']}/resolve")
+    form = {
+        "csrf": csrf_of(confirm.text),
+        "idem": idem_of(confirm.text),
+        "lang": "en",
+        "status": "authorized",
+        "reason": "",
+    }
+    short = await app.client.post(
+        f"/ops/payments/{payment['id']}/resolve", data=form, headers=SAME_ORIGIN
+    )
+    assert short.status_code == 422 and "reason" in short.text
+    form["reason"] = "checked the control panel: authorized"
+    done = await app.client.post(
+        f"/ops/payments/{payment['id']}/resolve", data=form, headers=SAME_ORIGIN
+    )
+    assert done.status_code == 303, done.text
+    trail = (await app.ops.get(f"/v1/payments/{payment['id']}")).json()
+    assert trail["needs_attention"] is False
+    assert any(e["reason"] == form["reason"] for e in trail["events"])
+
+
+async def test_the_list_exports_csv_without_formulas(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    app = await make_app()
+    await paid(app, sim, "ops3001")
+    await sign_in(app)
+    r = await app.client.get("/ops/payments.csv", params={"order_id": "ops3001"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    lines = r.text.lstrip("\ufeff").splitlines()
+    assert lines[0].startswith("id,created_at,status,order_id") and len(lines) == 2
+    bad = await app.client.get("/ops/payments", params={"created_from": "2026-13-45"})
+    assert bad.status_code == 422 and "YYYY-MM-DD" in bad.text
+
+
+async def test_every_console_route_needs_a_session_and_every_form_its_csrf(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    """The security walk over the console: every route the app has under /ops, found from
+    the app itself (a new page cannot slip by)."""
+    app = await make_app()
+    payment = await paid(app, sim, "ops4001")
+    routes = [
+        (method, str(c.path).replace("{payment_id}", payment["id"]).replace("{action}", "cancel"))
+        for c in iter_route_contexts(app.app.routes)  # included routers' routes too
+        if isinstance(c.original_route, APIRoute) and str(c.path).startswith("/ops")
+        for method in sorted((c.original_route.methods or set()) - {"HEAD"})
+    ]
+    assert len(routes) >= 8, routes
+    public = {("GET", "/ops/login"), ("POST", "/ops/login")}
+    for method, path in routes:
+        r = await app.client.request(method, path, headers=SAME_ORIGIN)
+        if (method, path) in public:
+            assert r.status_code in (200, 401), (method, path, r.status_code)
+        else:
+            assert r.status_code == 303, (method, path, r.status_code)
+            assert r.headers["location"].startswith("/ops/login"), (method, path)
+    await sign_in(app)
+    for method, path in routes:
+        if method != "POST" or (method, path) in public:
+            continue
+        r = await app.client.post(path, data={"lang": "ja", "idem": "k1"}, headers=SAME_ORIGIN)
+        assert r.status_code == 403, (path, r.status_code)
+    trail = (await app.ops.get(f"/v1/payments/{payment['id']}")).json()
+    assert trail["status"] == "authorized", "nothing was done without a CSRF token"
