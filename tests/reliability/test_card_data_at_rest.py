@@ -172,6 +172,8 @@ def _logged_requests(written: str) -> list[tuple[str, str, dict[str, str]]]:
         ("GET", f"/v1/payments?order_id={q}", {}),
         ("GET", f"/kickback?gid=1&memo={q}&cvv=987", {}),
         ("GET", f"/checkout/{q}", {}),
+        ("GET", f"/ops/payments?order_id={q}", {}),  # the console (not signed in: a redirect)
+        ("GET", f"/ops/payments/{q}/capture", {}),
         ("GET", f"/no/such/{q}", {}),
         ("GET", "/healthz", {"X-Request-ID": written}),
     ]
