@@ -21,7 +21,11 @@ from app.auth import principal_for
 from app.config import Settings
 from app.deps import GatewayDep, SessionFactoryDep, SettingsDep
 from app.errors import AppError
+from app.events import service as events
+from app.events.outbox import EVENT_TYPES
+from app.events.schemas import EventDetailOut
 from app.idempotency import Bound, Resumed, run_idempotent
+from app.kickbacks.models import KICKBACK_STATUSES
 from app.ops import service, signin
 from app.ops.signin import Operator
 from app.ops.texts import texts
@@ -528,5 +532,210 @@ async def act(
         payload=payload.encode(),
         handler=handler,
         resume=resume if action == "reauthorize" else None,
+        required=True,
+    )
+
+
+# --- kickbacks ---------------------------------------------------------------------------------
+
+
+@router.get("/kickbacks", response_class=HTMLResponse)
+async def kickbacks_list(
+    request: Request, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    status = request.query_params.get("status") or ""
+    status = status if status in KICKBACK_STATUSES else ""
+    before_raw = request.query_params.get("before") or ""
+    before = int(before_raw) if before_raw.isdigit() and len(before_raw) < 19 else None
+    rows, next_before = await service.kickbacks_page(
+        sessions, status=status or None, before=before, limit=PAGE_SIZE
+    )
+    next_url = None
+    if next_before is not None:
+        next_url = "/ops/kickbacks?" + urlencode(
+            [("status", status), ("before", str(next_before)), ("lang", lang)]
+        )
+    return _page(
+        request,
+        settings,
+        "kickbacks.html",
+        lang,
+        operator=operator,
+        rows=rows,
+        status=status,
+        statuses=KICKBACK_STATUSES,
+        next_url=next_url,
+    )
+
+
+@router.get("/kickbacks/{kickback_id}", response_class=HTMLResponse)
+async def kickback_page(
+    request: Request, kickback_id: int, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    kb = await service.kickback(sessions, kickback_id) if 0 < kickback_id < 2**62 else None
+    if kb is None:
+        t = texts(lang)
+        return _page(
+            request,
+            settings,
+            "message.html",
+            lang,
+            status_code=404,
+            operator=operator,
+            title=t["kickback_title"],
+            message=t["not_found_kickback"],
+        )
+    return _page(
+        request,
+        settings,
+        "kickback.html",
+        lang,
+        operator=operator,
+        kb=kb,
+        query=service.decoded_pairs(kb.raw_query),
+        body=service.decoded_pairs(kb.raw_body) if kb.raw_body else [],
+    )
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+@router.get("/events", response_class=HTMLResponse)
+async def events_list(
+    request: Request, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    event_type = request.query_params.get("type") or ""
+    event_type = event_type if event_type in EVENT_TYPES else ""
+    object_id = (request.query_params.get("object_id") or "").strip()[:80]
+    cursor = request.query_params.get("cursor") or ""
+    try:
+        before = events.decode_cursor(cursor) if cursor else None
+    except ValueError:
+        before = None
+    rows, next_cursor = await events.list_events(
+        sessions,
+        events.EventFilter(
+            type=event_type or None, object_id=object_id or None, before=before, limit=PAGE_SIZE
+        ),
+    )
+    next_url = None
+    if next_cursor:
+        next_url = "/ops/events?" + urlencode(
+            [
+                ("type", event_type),
+                ("object_id", object_id),
+                ("cursor", next_cursor),
+                ("lang", lang),
+            ]
+        )
+    return _page(
+        request,
+        settings,
+        "events.html",
+        lang,
+        operator=operator,
+        rows=rows,
+        event_type=event_type,
+        object_id=object_id,
+        types=EVENT_TYPES,
+        next_url=next_url,
+    )
+
+
+async def _event_or_none(sessions: SessionFactoryDep, event_id: str) -> EventDetailOut | None:
+    try:
+        return await events.event_detail(sessions, event_id[:40])
+    except AppError:
+        return None
+
+
+@router.get("/events/{event_id}", response_class=HTMLResponse)
+async def event_page(
+    request: Request, event_id: str, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    t = texts(lang)
+    detail = await _event_or_none(sessions, event_id)
+    if detail is None:
+        return _page(
+            request,
+            settings,
+            "message.html",
+            lang,
+            status_code=404,
+            operator=operator,
+            title=t["event_title"],
+            message=t["not_found_event"],
+        )
+    queued = request.query_params.get("queued")
+    return _page(
+        request,
+        settings,
+        "event.html",
+        lang,
+        operator=operator,
+        e=detail,
+        idem=secrets.token_urlsafe(18),
+        notice=t["done_redeliver"].replace("{count}", queued)
+        if queued and queued.isdigit()
+        else None,
+    )
+
+
+@router.post("/events/{event_id}/redeliver")
+async def redeliver_event(
+    request: Request, event_id: str, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    if (refused := cross_site_refusal(request, settings)) is not None:
+        return refused
+    raw = await request.form()
+    form = {k: v for k, v in raw.items() if isinstance(v, str)}
+    lang = "en" if form.get("lang") == "en" else "ja"
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    if not operator.csrf_ok(form.get("csrf")):
+        return _refused_form(request, settings, lang)
+
+    async def handler() -> Response:
+        try:
+            queued = await events.redeliver(sessions, event_id[:40])
+        except AppError as exc:
+            t = texts(lang)
+            return _page(
+                request,
+                settings,
+                "message.html",
+                lang,
+                status_code=exc.status,
+                operator=operator,
+                title=t["refused"],
+                message=_problem_text(lang, exc),
+            )
+        url = f"/ops/events/{event_id}?" + urlencode([("lang", lang), ("queued", str(queued))])
+        return RedirectResponse(url, status_code=303)
+
+    return await run_idempotent(
+        request,
+        sessions,
+        principal=operator.actor,
+        key=form.get("idem") or None,
+        payload=b"",
+        handler=handler,
         required=True,
     )

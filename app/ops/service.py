@@ -4,12 +4,16 @@ short, read-only transaction (the router never queries)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.events import gauges as event_gauges
+from app.gateway.text import decode_bytes
 from app.kickbacks import gauges as kickback_gauges
+from app.kickbacks.models import Kickback
 from app.payments import gauges as payment_gauges
 from app.payments import service as payments
 from app.payments.models import Payment
@@ -71,3 +75,48 @@ async def payment_detail(
             return None
         events, calls = await payments.payment_trail(session, payment_id)
         return PaymentDetail.build(payment, events, calls)
+
+
+# --- kickbacks ---------------------------------------------------------------------------------
+
+
+def decoded_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """A stored query string or form body as (name, value) pairs, each percent-decoded to
+    bytes first and read as the gateway writes text (UTF-8, else CP932)."""
+    pairs: list[tuple[str, str]] = []
+    for part in raw.split(b"&"):
+        if not part:
+            continue
+        name, _, value = part.partition(b"=")
+        pairs.append(
+            (
+                decode_bytes(unquote_to_bytes(name.replace(b"+", b" "))),
+                decode_bytes(unquote_to_bytes(value.replace(b"+", b" "))),
+            )
+        )
+    return pairs
+
+
+async def kickbacks_page(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    status: str | None,
+    before: int | None,
+    limit: int,
+) -> tuple[list[Kickback], int | None]:
+    """Newest first; the next page's `before` (an id), or None on the last page."""
+    stmt = select(Kickback).order_by(Kickback.id.desc()).limit(limit + 1)
+    if status:
+        stmt = stmt.where(Kickback.status == status)
+    if before is not None:
+        stmt = stmt.where(Kickback.id < before)
+    async with sessions() as session:
+        rows = list((await session.execute(stmt)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1].id if more and rows else None
+
+
+async def kickback(sessions: async_sessionmaker[AsyncSession], kickback_id: int) -> Kickback | None:
+    async with sessions() as session:
+        return await session.get(Kickback, kickback_id)

@@ -105,6 +105,35 @@ async def test_ops_find_capture_cancel_and_resolve(server: Server, page: Page) -
     await page.wait_for_url("**/ops/login**")
 
 
+async def test_ops_read_an_unmatched_kickback_and_send_an_event_again(
+    server: Server, page: Page
+) -> None:
+    payment = await _paid(server, "e2eops4")
+    # The sandbox's trusted kickback path, for a charge nobody here made.
+    r = await server.ops.get(
+        "/kickback/sandbox-kickback-secret?gid=999999777&rst=1&ap=X1&cod=e2enobody"
+    )
+    assert r.status_code == 200
+    await _sign_in(page, server)
+    await page.click("nav >> text=結果通知")
+    await page.select_option("#f-status", "unmatched")
+    await page.click("#filter")
+    row = page.locator("#kickbacks tbody tr", has_text="999999777")
+    await expect(row).to_have_count(1, timeout=10000)
+    await row.locator("a").click()
+    await expect(page.locator("#kickback-status")).to_have_text("該当なし")
+    await expect(page.locator("#kickback-query")).to_contain_text("e2enobody")
+    await page.screenshot(path=str(ARTIFACTS / "ops-kickback-unmatched-ja.png"), full_page=True)
+
+    await page.click("nav >> text=イベント")
+    await page.fill("#f-object", payment["id"])
+    await page.click("#filter")
+    await page.locator("#events tbody tr a").first.click()
+    await page.click("#redeliver")
+    await expect(page.locator("#notice")).to_contain_text("件の配信を予約しました")
+    await page.screenshot(path=str(ARTIFACTS / "ops-event-redelivered-ja.png"), full_page=True)
+
+
 async def test_a_merchant_key_cannot_sign_in(server: Server, page: Page) -> None:
     await _sign_in(page, server, MERCHANT_KEY)
     await expect(page.locator("#login-problem")).to_contain_text("ops ロール")
@@ -135,7 +164,12 @@ async def test_no_serious_accessibility_violation_in_the_console(
         "ops-payments": _signed_in(server, "/ops/payments"),
         "ops-payment": _signed_in(server, f"/ops/payments/{p['id']}"),
         "ops-confirm-reauthorize": _signed_in(server, f"/ops/payments/{p['id']}/reauthorize"),
+        "ops-kickbacks": _signed_in(server, "/ops/kickbacks"),
+        "ops-events": _signed_in(server, "/ops/events"),
     }
+    listed = await server.merchant.get("/v1/events", params={"object_id": p["id"]})
+    event_id = listed.json()["data"][0]["id"]
+    states["ops-event"] = _signed_in(server, f"/ops/events/{event_id}")
 
     async def login(page: Page, lang: str) -> None:
         await page.goto(with_lang(f"{server.url}/ops/login", lang))

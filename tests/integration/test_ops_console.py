@@ -4,22 +4,25 @@ same services as the API (the trail names the key's label)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import httpx
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
+from app.kickbacks.models import UNPROCESSED, Kickback
 from app.ops.models import OpsSession
 from app.payments.models import Payment
 from app.sandbox.testing import make_token
 from tests.integration.test_checkout import SESSION, new_session, three_ds_of
-from tests.support.fixtures import MERCHANT_KEY, OPS_KEY, AppFactory, RunningApp
+from tests.support.fixtures import KICKBACK_SECRET, MERCHANT_KEY, OPS_KEY, AppFactory, RunningApp
 
 pytestmark = pytest.mark.integration
 
@@ -206,6 +209,18 @@ async def test_the_list_exports_csv_without_formulas(
     assert bad.status_code == 422 and "YYYY-MM-DD" in bad.text
 
 
+def _filled(path: str, payment_id: str) -> str:
+    for name, value in (
+        ("{payment_id}", payment_id),
+        ("{action}", "cancel"),
+        ("{kickback_id}", "1"),
+        ("{event_id}", "evt_x"),
+    ):
+        path = path.replace(name, value)
+    assert "{" not in path, f"a route parameter the walk does not know: {path}"
+    return path
+
+
 async def test_every_console_route_needs_a_session_and_every_form_its_csrf(
     make_app: AppFactory, sim: httpx.AsyncClient
 ) -> None:
@@ -214,7 +229,7 @@ async def test_every_console_route_needs_a_session_and_every_form_its_csrf(
     app = await make_app()
     payment = await paid(app, sim, "ops4001")
     routes = [
-        (method, str(c.path).replace("{payment_id}", payment["id"]).replace("{action}", "cancel"))
+        (method, _filled(str(c.path), payment["id"]))
         for c in iter_route_contexts(app.app.routes)  # included routers' routes too
         if isinstance(c.original_route, APIRoute) and str(c.path).startswith("/ops")
         for method in sorted((c.original_route.methods or set()) - {"HEAD"})
@@ -236,3 +251,48 @@ async def test_every_console_route_needs_a_session_and_every_form_its_csrf(
         assert r.status_code == 403, (path, r.status_code)
     trail = (await app.ops.get(f"/v1/payments/{payment['id']}")).json()
     assert trail["status"] == "authorized", "nothing was done without a CSRF token"
+
+
+async def test_the_kickback_inbox_shows_an_unmatched_one_decoded(
+    make_app: AppFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app()
+    memo = "テスト".encode("cp932")
+    query = f"gid=999999123&rst=1&ap=X1&cod=nomatch1&memo={quote_from_bytes(memo)}"
+    r = await app.client.get(f"/kickback/{KICKBACK_SECRET}?{query}")
+    assert r.status_code == 200
+    async with sessions() as session:
+        for _ in range(100):
+            kb = (await session.execute(select(Kickback))).scalar_one()
+            if kb.status not in UNPROCESSED:
+                break
+            await asyncio.sleep(0.05)
+            session.expire_all()
+    assert kb.status == "unmatched", kb.status
+    await sign_in(app)
+    inbox = await app.client.get("/ops/kickbacks", params={"status": "unmatched"})
+    assert inbox.status_code == 200 and inbox.text.count("data-kickback=") == 1
+    page = await app.client.get(f"/ops/kickbacks/{kb.id}")
+    assert "該当なし" in page.text and "nomatch1" in page.text
+    assert "テスト" in page.text, "the CP932 value is decoded"
+    assert (await app.client.get("/ops/kickbacks/999999")).status_code == 404
+
+
+async def test_an_event_is_sent_again_from_its_page(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    app = await make_app()
+    payment = await paid(app, sim, "ops5001")
+    await sign_in(app)
+    listed = await app.client.get("/ops/events", params={"object_id": payment["id"]})
+    found = re.search(r'data-event="(evt_[^"]+)"', listed.text)
+    assert found, listed.text
+    page = await app.client.get(f"/ops/events/{found.group(1)}")
+    assert page.status_code == 200 and payment["id"] in page.text
+    form = {"csrf": csrf_of(page.text), "idem": idem_of(page.text), "lang": "ja"}
+    r = await app.client.post(
+        f"/ops/events/{found.group(1)}/redeliver", data=form, headers=SAME_ORIGIN
+    )
+    assert r.status_code == 303 and "queued=0" in r.headers["location"]
+    shown = await app.client.get(r.headers["location"])
+    assert "0 件の配信を予約しました" in shown.text
