@@ -187,6 +187,7 @@ def test_card_save_answer() -> None:
     info = answer.pay_method_info
     assert info is not None
     assert (info.payinfo_key, info.cardbrand_code) == ("payinfo-key-1", "J")
+    assert "payinfo-key-1" not in repr(answer)
 
 
 def test_unknown_leaves_are_kept_by_path() -> None:

@@ -183,7 +183,9 @@ class PayMethodInfo:
     recognized_no: str | None = None  # the card company's approval number
     commit_status: str | None = None  # lookup: 0 not committed, 1 committed
     payment_status: str | None = None  # lookup: 1 authorized ... 3 refunded
-    payinfo_key: str | None = None  # res_payinfo_key, after saving a card
+    # res_payinfo_key, after saving a card: a handle on the stored card, kept out of reprs
+    # (and so out of logs) as ROBOT PAYMENT's user key is.
+    payinfo_key: str | None = field(default=None, repr=False)
     cc_number: str | None = None  # always masked (a clear number is masked here)
     cc_expiration: str | None = None
     dealings_type: str | None = None
