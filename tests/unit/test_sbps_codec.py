@@ -221,7 +221,7 @@ def test_an_answer_to_another_request_is_refused() -> None:
         b"<sps-api-response><res_result>OK</res_result></sps-api-response><x/>",
         b'<?xml version="1.0" encoding="EBCDIC-XX"?><sps-api-response/>',
         _DECL + b"<sps-api-response><res_result>\x82</res_result></sps-api-response>",
-        b"<a>" * 20 + b"</a>" * 20,
+        b"<sps-api-response>" + b"<a>" * 20 + b"</a>" * 20 + b"</sps-api-response>",
         b"<sps-api-response><res_result>OK</res_result>"
         + b" " * MAX_RESPONSE_BYTES
         + b"</sps-api-response>",

@@ -9,10 +9,12 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.gateway.sbps import apis
-from app.gateway.sbps.chars import SbpsValueError
-from app.gateway.sbps.codec import parse_document
+from app.gateway.sbps.chars import FieldKind, SbpsValueError, kind_of
+from app.gateway.sbps.codec import Node, decode_multibyte, parse_document
 from app.gateway.sbps.credentials import Credentials
 from app.gateway.sbps.elements import Block, Leaf
 from app.gateway.sbps.hashcode import (
@@ -199,3 +201,47 @@ def test_the_secret_appears_in_no_repr_or_str() -> None:
     assert "bad" not in str(refused.value)
     assert HashKey(SECRET) == KEY
     assert HashKey(SECRET + "x") != KEY
+
+
+_HALF = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20)
+_TEXT = st.text(st.characters(blacklist_characters="\t\r\n"), max_size=20)
+
+
+def _sent_values(raw: bytes) -> list[tuple[str, str]]:
+    """(name, value) of every leaf as SBPS reads it: M values Base64-decoded."""
+
+    def walk(node: Node) -> list[tuple[str, str]]:
+        if not node.children:
+            value = node.text
+            if kind_of(node.name) is FieldKind.MULTIBYTE:
+                value = decode_multibyte(value)
+            return [(node.name, value)]
+        return [pair for child in node.children for pair in walk(child)]
+
+    return walk(parse_document(raw))
+
+
+@given(_HALF, _TEXT, _TEXT, st.integers(min_value=0, max_value=10**9))
+def test_the_hash_covers_exactly_what_is_sent(
+    order_id: str, item_name: str, dtl_name: str, amount: int
+) -> None:
+    values = {
+        "merchant_id": "30132",
+        "service_id": "001",
+        "order_id": order_id,
+        "item_name": item_name,
+        "amount": amount,
+        "dtls": [{"dtl_rowno": "1", "dtl_item_name": dtl_name}],
+    }
+    document = apis.build_request(apis.CREDIT_AUTHORIZE, values, key=KEY, now=NOW)
+    sent = _sent_values(document)
+    assert sent[-1][0] == "sps_hashcode"
+    material = "".join(value.strip(" ") for _, value in sent[:-1]) + SECRET
+    assert sent[-1][1] == hashlib.sha1(material.encode("cp932")).hexdigest()
+    assert SECRET.encode() not in document
+
+
+def test_an_error_about_a_request_never_carries_the_key() -> None:
+    with pytest.raises(SbpsValueError) as refused:
+        apis.build_request(apis.CREDIT_AUTHORIZE, {"amount": "1 0"}, key=KEY, now=NOW)
+    assert SECRET not in str(refused.value) and SECRET not in repr(refused.value)
