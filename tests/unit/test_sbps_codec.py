@@ -190,6 +190,21 @@ def test_card_save_answer() -> None:
     assert "payinfo-key-1" not in repr(answer)
 
 
+def test_a_field_repeated_with_the_same_value_is_read() -> None:
+    raw = LOOKUP_OK.replace(
+        b"<commit_status>1", b"<dealings_type>10</dealings_type><commit_status>1"
+    )
+    info = parse_response(raw).pay_method_info
+    assert info is not None and info.dealings_type == "10"
+    with pytest.raises(SbpsCodecError):
+        parse_response(
+            raw.replace(
+                b"<dealings_type>10</dealings_type><commit",
+                b"<dealings_type>61</dealings_type><commit",
+            )
+        )
+
+
 def test_unknown_leaves_are_kept_by_path() -> None:
     raw = NG.replace(b"<res_date>", b"<res_x><res_y>v</res_y></res_x><res_date>")
     assert parse_response(raw).other == {"res_x/res_y": "v"}

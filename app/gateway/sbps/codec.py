@@ -293,8 +293,8 @@ def parse_response(raw: bytes, *, expected_id: str | None = None) -> SbpsRespons
         else:
             other.setdefault(path, value)
             continue
-        if key in target:
-            # Two values for one field we act on (two res_result...): ambiguous.
+        if key in target and target[key] != value:
+            # Two values for one field we act on (OK and NG...): ambiguous.
             _refuse(f"{path} given twice")
         target[key] = value
     result = top.get("result")

@@ -20,11 +20,11 @@ CODE = re.compile(r"([0-9]{3})([0-9A-Z]{2})([0-9A-Z]{3})")
 
 # One answer per card brand's centre in maintenance (the notes): nothing was processed.
 MAINTENANCE_CODES = frozenset({"10121999", "10123999", "10128999", "10136999"})
-NO_CARD_REGISTERED = "10195999"
+NO_CARD_REGISTERED = "10195999"  # MG02-00104-101 on a cust_code without a card (the notes)
 # Failures without an SBPS answer, described as for every provider.
 SYNTHETIC_CODES = frozenset(
     {shared.TIMEOUT_CODE, shared.CONNECT_ERROR, shared.HTTP_ERROR, shared.BAD_RESPONSE}
-)  # MG02-00104-101 on a cust_code without a card (the notes)
+)
 
 # (stable code, http status, retryable, English, Japanese)
 _Row = tuple[str, int, bool, str, str]
@@ -45,7 +45,7 @@ _UNKNOWN_JA = (
     "二重決済を防ぐため、再度のお支払いはお控えください。"
 )
 _STATE_EN = "The payment is not in a state that allows this. Confirm its status before acting."
-_STATE_JA = "現在の決済の状態ではこの操作はできません。状態をご確認ください。"
+_STATE_JA = "決済の状態をご確認のうえ操作してください。"
 
 # Types of every payment method (the gem's TYPE_COMMON_DEFINITIONS). 03-07 and 13 are
 # completed with the item's name (see _item_info).
@@ -75,8 +75,8 @@ _COMMON: dict[str, _Row] = {
         "hash_mismatch",
         MISCONFIGURED,
         False,
-        "SBPS rejected the request's checksum (sps_hashcode): check the hash key "
-        "(SBPS_HASH_KEY) and the request encoding.",
+        "SBPS rejected the request's checksum (sps_hashcode): check the configured "
+        "hash key and the request encoding.",
         "チェックサム(sps_hashcode)が一致しません。ハッシュキーの設定をご確認ください。",
     ),
     # Retryable: a new send carries a new request_date; if it persists, this server's
@@ -241,14 +241,14 @@ _STATES: dict[str, tuple[str, str, str, ErrorKind]] = {
         (
             "already_canceled",
             "The authorization is already canceled. " + _STATE_EN,
-            "与信取消済みのため、処理を中止しました。",
+            "与信取消済みのため、処理を中止しました。" + _STATE_JA,
             ErrorKind.STALE_VIEW,
         ),
     ),
     "41": (
         "already_captured",
         "The charge is already sold (captured). " + _STATE_EN,
-        "売上処理が完了済みのため、処理を中止しました。",
+        "売上処理が完了済みのため、処理を中止しました。" + _STATE_JA,
         ErrorKind.STALE_VIEW,
     ),
     "42": (
@@ -260,13 +260,13 @@ _STATES: dict[str, tuple[str, str, str, ErrorKind]] = {
     "46": (
         "already_refunded",
         "The charge is already refunded. " + _STATE_EN,
-        "返金処理済みのため、返金処理を中止しました。",
+        "返金処理済みのため、返金処理を中止しました。" + _STATE_JA,
         ErrorKind.STALE_VIEW,
     ),
     "60": (
         "already_completed",
         "The transaction is already completed. " + _STATE_EN,
-        "既に処理が完了しているため、コミット(取消)を実施できません。",
+        "既に処理が完了しているため、コミット(取消)を実施できません。" + _STATE_JA,
         ErrorKind.STALE_VIEW,
     ),
     **dict.fromkeys(
@@ -302,7 +302,7 @@ _STATES: dict[str, tuple[str, str, str, ErrorKind]] = {
     "K5": (
         "already_authorized",
         "The authorization already succeeded. " + _STATE_EN,
-        "正常与信済みのため、処理を中止しました。",
+        "正常与信済みのため、処理を中止しました。" + _STATE_JA,
         ErrorKind.CONFLICT,
     ),
 }
@@ -539,7 +539,8 @@ UNKNOWN_TYPES = frozenset({"80", "83", "84", "85", "86", "90", "92"})
 
 
 def outcome_for(code: str) -> Outcome:
-    """What an NG answer carrying `code` means for the money."""
+    """What an NG answer carrying `code` means for the money (failures without an answer,
+    such as a timeout, are the client's to judge)."""
     normalized = code.strip().upper()
     if normalized in MAINTENANCE_CODES:
         return Outcome.UNAVAILABLE
