@@ -95,6 +95,9 @@ def test_numeric_values_round_trip(amount: int) -> None:
         ("\ue000", REPLACEMENT),  # private use: CP932's user-defined area
         ("\x00\x1b", REPLACEMENT * 2),
         ("😀", REPLACEMENT),
+        ("\ud800", REPLACEMENT),  # a lone surrogate
+        ("a\u200db\ufeffc\u200e", "abc"),  # zero-width joiner, BOM, LRM: dropped
+        ("❤\ufe0f", REPLACEMENT),  # the variation selector is dropped, the heart replaced
     ],
 )
 def test_replacements(text: str, expected: str) -> None:

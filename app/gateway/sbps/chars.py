@@ -132,10 +132,21 @@ def _all_direct(text: str) -> str | None:
     return None if any(p is None for p in parts) else "".join(p or "" for p in parts)
 
 
+def _invisible(char: str) -> bool:
+    """Zero-width and format characters (ZWJ, BOM, direction marks) and variation selectors:
+    they show nothing, so they are dropped rather than shown as a replacement."""
+    code = ord(char)
+    return (
+        unicodedata.category(char) == "Cf" or 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF
+    )
+
+
 def _replace_char(char: str) -> str:
     direct = _direct(char)
     if direct is not None:
         return direct
+    if _invisible(char):
+        return ""
     # ① -> 1, ㈱ -> (株), Ⅲ -> III, full-width ＂ -> " -> ”: the compatibility form.
     compat = unicodedata.normalize("NFKC", char)
     if compat != char and (mapped := _all_direct(compat)) is not None:
@@ -154,7 +165,8 @@ def check_no_line_breaks(name: str, value: str) -> None:
 
 def replace_text(value: str) -> str:
     """A multibyte (M) value made sendable: NFC first (a decomposed が is one character in
-    Shift_JIS), then each character kept, or replaced as above. Idempotent. Tab/CR/LF are
+    Shift_JIS), then each character kept, dropped if invisible, or replaced as above.
+    Idempotent. Tab/CR/LF are
     not replaced but refused (SbpsValueError): they change what the text says."""
     check_no_line_breaks("text", value)
     return "".join(_replace_char(c) for c in unicodedata.normalize("NFC", value))

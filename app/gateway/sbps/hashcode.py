@@ -71,7 +71,7 @@ def _strip(value: str) -> str:
     return value.strip(" ")
 
 
-def hash_material(elements: Iterable[Element], key: HashKey) -> bytes:
+def _hash_material(elements: Iterable[Element], key: HashKey) -> bytes:
     """What SHA-1 is taken of. Contains the key: never log it."""
     text = "".join(_strip(v) for v in hash_values(elements)) + key.reveal()
     return text.encode(ENCODING)
@@ -79,7 +79,7 @@ def hash_material(elements: Iterable[Element], key: HashKey) -> bytes:
 
 def sps_hashcode(elements: Iterable[Element], key: HashKey) -> str:
     """40 lowercase hex characters."""
-    return hashlib.sha1(hash_material(elements, key), usedforsecurity=True).hexdigest()
+    return hashlib.sha1(_hash_material(elements, key), usedforsecurity=True).hexdigest()
 
 
 def request_date(now: datetime) -> str:
