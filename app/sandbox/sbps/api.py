@@ -57,28 +57,29 @@ def _authorized(request: Request, sim: SbpsState) -> bool:
     return user_ok & hmac.compare_digest(password, config.hash_key.encode())
 
 
-def _xml(body: bytes) -> Response:
+def _xml(body: bytes, root_path: str = "") -> Response:
+    session = secrets.token_hex(16).upper()
     headers = {
         "Cache-Control": "no-store",
-        "Set-Cookie": f"JSESSIONID={secrets.token_hex(16).upper()}; Path=/api; HttpOnly",
+        "Set-Cookie": f"JSESSIONID={session}; Path={root_path.rstrip('/')}/api; HttpOnly",
     }
     return Response(content=body, media_type=MEDIA_TYPE, headers=headers)
 
 
-def ng(sim: SbpsState, code: str) -> Response:
+def ng(sim: SbpsState, code: str, root_path: str = "") -> Response:
     """NG: no id on the root (notes), the code and the date."""
     items = [("res_result", "NG"), ("res_err_code", code), ("res_date", sim.now_stamp())]
-    return _xml(render(RESPONSE_ROOT, items))
+    return _xml(render(RESPONSE_ROOT, items), root_path)
 
 
-def ok(sim: SbpsState, request_id: str, answer: Answer) -> Response:
+def ok(sim: SbpsState, request_id: str, answer: Answer, root_path: str = "") -> Response:
     items = [
         ("res_result", "OK"),
         *answer.items,
         ("res_err_code", ""),
         ("res_date", sim.now_stamp()),
     ]
-    return _xml(render(RESPONSE_ROOT, items, id_=request_id))
+    return _xml(render(RESPONSE_ROOT, items, id_=request_id), root_path)
 
 
 def _checked(sim: SbpsState, body: bytes) -> fields.Request:
@@ -96,6 +97,7 @@ def _checked(sim: SbpsState, body: bytes) -> fields.Request:
 @router.post(PATH)
 async def xmlapi(request: Request) -> Response:
     sim = state_of(request)
+    root = str(request.scope.get("root_path", ""))
     if not _authorized(request, sim):
         return PlainTextResponse(
             "Unauthorized", status_code=401, headers={"WWW-Authenticate": 'Basic realm="SPS"'}
@@ -124,14 +126,14 @@ async def xmlapi(request: Request) -> Response:
         async with sim.lock:
             answer = op.handler(Call(sim, req, base_url(request)))
     except codes.SbpsError as exc:
-        return ng(sim, exc.code)
+        return ng(sim, exc.code, root)
     except Exception:
         log.exception("SBPS simulator failure")
-        return ng(sim, codes.code(codes.SYSTEM))
+        return ng(sim, codes.code(codes.SYSTEM), root)
     if answer.slow:
         await asyncio.sleep(sim.config.slow_seconds)
     if answer.hang or plan.timeout:
         await asyncio.sleep(sim.config.hang_seconds)  # recorded; the answer comes too late
     if plan.garbage:
         return Response(content=GARBAGE_BODY, media_type=MEDIA_TYPE)
-    return ok(sim, req.id, answer)
+    return ok(sim, req.id, answer, root)
