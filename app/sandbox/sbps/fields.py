@@ -11,7 +11,7 @@ import hmac
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from app.sandbox.clock import JST
@@ -205,7 +205,3 @@ def check_request_date(
 
 def jst_stamp(value: datetime) -> str:
     return value.astimezone(JST).strftime("%Y%m%d%H%M%S")
-
-
-def within(start: datetime, seconds: float, now: datetime) -> bool:
-    return now - start <= timedelta(seconds=seconds)
