@@ -587,6 +587,12 @@ async def test_http_500_and_garbage(api: SbpsApi) -> None:
     with pytest.raises(UnicodeDecodeError):
         response.content.decode("shift_jis")
     assert [r["order_id"] for r in await ledger(api.http)] == ["ord-500"]
+    # A decline's answer can be lost as well: the attempt is recorded, the body is garbage.
+    declined = await make_token(api.http, card=CARD_DECLINE_G12)
+    response = await api.post(build(AUTHORIZE, order("ord-500-d", token=declined)))
+    assert b"<sps-api-response" not in response.content
+    rows = {r["order_id"]: r for r in await ledger(api.http)}
+    assert (rows["ord-500-d"]["approved"], rows["ord-500-d"]["err_code"]) == (False, "10108G12")
 
 
 async def test_the_ledger_is_what_happened(api: SbpsApi) -> None:

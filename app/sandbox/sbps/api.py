@@ -1,9 +1,10 @@
 """`POST /api/xmlapi.do`, the API type's one endpoint. In order: HTTP Basic auth (401: the only
 answer that is not HTTP 200), the body (Shift_JIS XML), the request id, faults (money-moving
-ids), maintenance, the values' characters, sps_hashcode (09), request_date (10), types, lengths
-and required elements, the merchant and service ids, then the operation under the lock. Every
-other answer is HTTP 200 `text/xml;charset=Shift_JIS`, OK or NG; an unexpected exception is
-type 99 in an NG document, never a traceback."""
+ids: a 500 now; a timeout or garbage after the operation, an NG from it too), maintenance, the
+values' characters, sps_hashcode (09), request_date (10), types, lengths and required elements,
+the merchant and service ids, then the operation under the lock. Every other answer is HTTP 200
+`text/xml;charset=Shift_JIS`, OK or NG; an unexpected exception is type 99 in an NG document,
+never a traceback."""
 
 from __future__ import annotations
 
@@ -124,16 +125,21 @@ async def xmlapi(request: Request) -> Response:
         if req.get("service_id") != sim.config.service_id:
             raise codes.field_error(codes.DEFINED, "service_id")
         async with sim.lock:
-            answer = op.handler(Call(sim, req, base_url(request)))
+            try:
+                result: Answer | codes.SbpsError = op.handler(Call(sim, req, base_url(request)))
+            except codes.SbpsError as exc:
+                result = exc  # a decline is recorded too: the faults below still apply
     except codes.SbpsError as exc:
         return ng(sim, exc.code, root)
     except Exception:
         log.exception("SBPS simulator failure")
         return ng(sim, codes.code(codes.SYSTEM), root)
-    if answer.slow:
+    if isinstance(result, Answer) and result.slow:
         await asyncio.sleep(sim.config.slow_seconds)
-    if answer.hang or plan.timeout:
+    if plan.timeout or (isinstance(result, Answer) and result.hang):
         await asyncio.sleep(sim.config.hang_seconds)  # recorded; the answer comes too late
     if plan.garbage:
         return Response(content=GARBAGE_BODY, media_type=MEDIA_TYPE)
-    return ok(sim, req.id, answer, root)
+    if isinstance(result, codes.SbpsError):
+        return ng(sim, result.code, root)
+    return ok(sim, req.id, result, root)
