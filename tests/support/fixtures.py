@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app
+from tests.support import sbps
 from tests.support.db import alembic, create_database
 from tests.support.http import wait_http
 from tests.support.logs import log_file, mirror_app_log
@@ -73,6 +74,44 @@ async def sim(simulator_url: str) -> AsyncIterator[httpx.AsyncClient]:
         r.raise_for_status()
         yield client
         await client.post("/_sandbox/reset")
+
+
+@pytest.fixture(scope="session")
+def sbps_simulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m app.sandbox.sbps` as its own process, with the test merchant's ids and hash
+    key (tests/support/sbps.py) and short waits for the slow and timeout cards."""
+    port = free_port()
+    log = log_file("sbps-simulator", tmp_path_factory.mktemp("sbps")).open("w")
+    env = {
+        **os.environ,
+        "SBPS_SANDBOX_MERCHANT_ID": sbps.MERCHANT_ID,
+        "SBPS_SANDBOX_SERVICE_ID": sbps.SERVICE_ID,
+        "SBPS_SANDBOX_HASH_KEY": sbps.HASH_KEY,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.sandbox.sbps", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/_sandbox/ledger")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+@pytest.fixture
+async def sbps_sim(sbps_simulator_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on the SBPS simulator, reset to a clean state for each test."""
+    async with httpx.AsyncClient(base_url=f"{sbps_simulator_url}/", timeout=10) as client:
+        (await client.post("_sandbox/reset")).raise_for_status()
+        yield client
+        await client.post("_sandbox/reset")
 
 
 @pytest.fixture(scope="session")
