@@ -34,6 +34,7 @@ from app.payments.refresh import RefreshDep
 from app.payments.schemas import PaymentOut, ReauthorizeRequest, ResolveRequest
 from app.payments.service import PaymentFilter
 from app.payments.states import Status
+from app.reconcile import passes
 from app.security_headers import console_headers
 from app.web import cross_site_refusal, keep_lang, lang_of, render
 from app.web.pages import JST
@@ -729,6 +730,75 @@ async def redeliver_event(
             )
         url = f"/ops/events/{event_id}?" + urlencode([("lang", lang), ("queued", str(queued))])
         return RedirectResponse(url, status_code=303)
+
+    return await run_idempotent(
+        request,
+        sessions,
+        principal=operator.actor,
+        key=form.get("idem") or None,
+        payload=b"",
+        handler=handler,
+        required=True,
+    )
+
+
+# --- reconciliation ------------------------------------------------------------------------------
+
+_PASS_FIGURES = ("checked", "settled", "confirmed", "rescheduled", "flagged", "skipped", "errors")
+
+
+@router.get("/reconcile", response_class=HTMLResponse)
+async def reconcile_page(
+    request: Request, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    q = request.query_params
+    # The last pass's figures come back in the redirect's query (nothing else is kept).
+    figures = (
+        {name: int(q[name]) for name in _PASS_FIGURES if q.get(name, "").isdigit()}
+        if q.get("done")
+        else None
+    )
+    overview = await service.overview(sessions)
+    return _page(
+        request,
+        settings,
+        "reconcile.html",
+        lang,
+        operator=operator,
+        figures=figures,
+        names=_PASS_FIGURES,
+        overview=overview,
+        idem=secrets.token_urlsafe(18),
+    )
+
+
+@router.post("/reconcile")
+async def reconcile_now(
+    request: Request,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> Response:
+    if (refused := cross_site_refusal(request, settings)) is not None:
+        return refused
+    raw = await request.form()
+    form = {k: v for k, v in raw.items() if isinstance(v, str)}
+    lang = "en" if form.get("lang") == "en" else "ja"
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    if not operator.csrf_ok(form.get("csrf")):
+        return _refused_form(request, settings, lang)
+
+    async def handler() -> Response:
+        done = await passes.run_now(sessions, gateway, settings, all_open=True, limit=500)
+        shown = done.summary.as_dict()
+        query = [("lang", lang), ("done", "1")] + [(n, str(shown[n])) for n in _PASS_FIGURES]
+        return RedirectResponse("/ops/reconcile?" + urlencode(query), status_code=303)
 
     return await run_idempotent(
         request,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.auth import OpsDep
 from app.deps import GatewayDep, SessionFactoryDep, SettingsDep
 from app.errors import Problem
-from app.reconcile import orphans, service
+from app.reconcile import passes
 
 router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliation"])
 
@@ -69,17 +69,12 @@ async def run_reconciliation(
     body: ReconcileRequest | None = None,
 ) -> ReconcileSummaryOut:
     body = body or ReconcileRequest()
-    summary = await service.reconcile_due(
-        sessions,
-        gateway,
-        limit=body.limit,
-        all_open=body.scope == "open",
-        pay_claim=settings.pay_claim,
+    done = await passes.run_now(
+        sessions, gateway, settings, all_open=body.scope == "open", limit=body.limit
     )
-    out = ReconcileSummaryOut.model_validate(summary.as_dict())
-    sweep = orphans.SweepSettings.of(settings)
-    if body.scope == "open" and sweep is not None:
-        swept = await orphans.sweep(sessions, gateway, sweep)
+    out = ReconcileSummaryOut.model_validate(done.summary.as_dict())
+    if done.sweep is not None:
+        swept = done.sweep
         out.orphan_sweep = OrphanSweepOut(
             ran=swept.ran, windows=swept.windows, charges=swept.charges, orphans=swept.orphans
         )

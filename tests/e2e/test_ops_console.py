@@ -166,6 +166,7 @@ async def test_no_serious_accessibility_violation_in_the_console(
         "ops-confirm-reauthorize": _signed_in(server, f"/ops/payments/{p['id']}/reauthorize"),
         "ops-kickbacks": _signed_in(server, "/ops/kickbacks"),
         "ops-events": _signed_in(server, "/ops/events"),
+        "ops-reconcile": _signed_in(server, "/ops/reconcile?done=1&checked=2&settled=1"),
     }
     listed = await server.merchant.get("/v1/events", params={"object_id": p["id"]})
     event_id = listed.json()["data"][0]["id"]

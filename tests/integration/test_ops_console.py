@@ -296,3 +296,27 @@ async def test_an_event_is_sent_again_from_its_page(
     assert r.status_code == 303 and "queued=0" in r.headers["location"]
     shown = await app.client.get(r.headers["location"])
     assert "0 件の配信を予約しました" in shown.text
+
+
+async def test_a_pass_run_from_the_console_settles_an_unknown_payment(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    app = await make_app()
+    cs = await new_session(app, order_id="ops6001")
+    token = await make_token(sim, three_ds=three_ds_of(SESSION))
+    (await sim.post("/_sandbox/faults", json={"garbage_after_charge": 1.0})).raise_for_status()
+    try:
+        r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": token})
+    finally:
+        await sim.post("/_sandbox/faults", json={})
+    assert r.json()["status"] == "unknown", r.text
+    await sign_in(app)
+    page = await app.client.get("/ops/reconcile")
+    assert re.search(r'id="open-count">1<', page.text)
+    form = {"csrf": csrf_of(page.text), "idem": idem_of(page.text), "lang": "ja"}
+    done = await app.client.post("/ops/reconcile", data=form, headers=SAME_ORIGIN)
+    assert done.status_code == 303
+    shown = await app.client.get(done.headers["location"])
+    assert re.search(r'data-figure="settled">1<', shown.text), shown.text
+    settled = (await app.ops.get(f"/v1/payments/{r.json()['id']}")).json()
+    assert settled["status"] == "authorized"
