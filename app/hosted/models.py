@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, CheckConstraint, Integer, String, false
+from sqlalchemy import JSON, CheckConstraint, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -37,6 +37,8 @@ class CheckoutSession(Base):
             "AND shipping IS NOT NULL AND save_card IS NOT NULL AND offer_save_card IS NOT NULL)",
             name="payment_terms",
         ),
+        # The ops console's list: newest first, keyset pages on (created_at, id).
+        Index("ix_checkout_sessions_created", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -24,6 +24,7 @@ from app.errors import AppError
 from app.events import service as events
 from app.events.outbox import EVENT_TYPES
 from app.events.schemas import EventDetailOut
+from app.hosted.models import SESSION_STATUSES
 from app.idempotency import Bound, Resumed, run_idempotent
 from app.kickbacks.models import KICKBACK_STATUSES
 from app.ops import service, signin
@@ -808,4 +809,85 @@ async def reconcile_now(
         payload=b"",
         handler=handler,
         required=True,
+    )
+
+
+# --- checkout sessions -------------------------------------------------------------------------
+
+
+@router.get("/sessions", response_class=HTMLResponse)
+async def sessions_list(
+    request: Request, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    q = request.query_params
+    status = q.get("status") if q.get("status") in SESSION_STATUSES else ""
+    order_id = (q.get("order_id") or "").strip()[:64]
+    cursor = (q.get("cursor") or "")[:120] or None
+    try:
+        rows, next_cursor = await service.sessions_page(
+            sessions,
+            status=status or None,
+            order_id=order_id or None,
+            cursor=cursor,
+            limit=PAGE_SIZE,
+        )
+    except ValueError:  # not one of our cursors: the first page
+        rows, next_cursor = await service.sessions_page(
+            sessions,
+            status=status or None,
+            order_id=order_id or None,
+            cursor=None,
+            limit=PAGE_SIZE,
+        )
+    next_url = None
+    if next_cursor:
+        next_url = "/ops/sessions?" + urlencode(
+            [
+                ("status", status or ""),
+                ("order_id", order_id),
+                ("cursor", next_cursor),
+                ("lang", lang),
+            ]
+        )
+    return _page(
+        request,
+        settings,
+        "sessions.html",
+        lang,
+        operator=operator,
+        rows=rows,
+        status=status,
+        order_id=order_id,
+        statuses=SESSION_STATUSES,
+        next_url=next_url,
+    )
+
+
+@router.get("/sessions/{session_id}", response_class=HTMLResponse)
+async def session_page(
+    request: Request, session_id: str, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    cs, payments = await service.session_detail(sessions, session_id[:40])
+    if cs is None:
+        t = texts(lang)
+        return _page(
+            request,
+            settings,
+            "message.html",
+            lang,
+            status_code=404,
+            operator=operator,
+            title=t["session_title"],
+            message=t["not_found_session"],
+        )
+    return _page(
+        request, settings, "session.html", lang, operator=operator, cs=cs, payments=payments
     )

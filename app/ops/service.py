@@ -4,14 +4,16 @@ short, read-only transaction (the router never queries)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import unquote_to_bytes
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.events import gauges as event_gauges
 from app.gateway.text import decode_bytes
+from app.hosted.models import CheckoutSession
 from app.kickbacks import gauges as kickback_gauges
 from app.kickbacks.models import Kickback
 from app.payments import gauges as payment_gauges
@@ -120,3 +122,61 @@ async def kickbacks_page(
 async def kickback(sessions: async_sessionmaker[AsyncSession], kickback_id: int) -> Kickback | None:
     async with sessions() as session:
         return await session.get(Kickback, kickback_id)
+
+
+# --- checkout sessions -------------------------------------------------------------------------
+
+
+def session_cursor(cs: CheckoutSession) -> str:
+    return f"{cs.created_at.isoformat()}|{cs.id}"
+
+
+def _session_before(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError on anything that is not a cursor of session_cursor's."""
+    created, sep, cs_id = cursor.partition("|")
+    if not sep or not cs_id.startswith("cs_") or len(cs_id) > 40:
+        raise ValueError("bad cursor")
+    return datetime.fromisoformat(created), cs_id
+
+
+async def sessions_page(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    status: str | None,
+    order_id: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[CheckoutSession], str | None]:
+    """Newest first, keyset pages on (created_at, id). ValueError: not one of our cursors."""
+    stmt = select(CheckoutSession)
+    if status:
+        stmt = stmt.where(CheckoutSession.status == status)
+    if order_id:
+        stmt = stmt.where(CheckoutSession.order_id == order_id)
+    if cursor:
+        created, cs_id = _session_before(cursor)
+        stmt = stmt.where(
+            tuple_(CheckoutSession.created_at, CheckoutSession.id) < tuple_(created, cs_id)
+        )
+    stmt = stmt.order_by(CheckoutSession.created_at.desc(), CheckoutSession.id.desc())
+    async with sessions() as session:
+        rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, session_cursor(rows[-1]) if more and rows else None
+
+
+async def session_detail(
+    sessions: async_sessionmaker[AsyncSession], cs_id: str
+) -> tuple[CheckoutSession | None, list[Payment]]:
+    """A checkout session and its payments, oldest first."""
+    async with sessions() as session:
+        cs = await session.get(CheckoutSession, cs_id)
+        if cs is None:
+            return None, []
+        stmt = (
+            select(Payment)
+            .where(Payment.checkout_session_id == cs_id)
+            .order_by(Payment.created_at, Payment.id)
+        )
+        return cs, list((await session.execute(stmt)).scalars())

@@ -1,4 +1,4 @@
-"""ops console sessions (issue 21)
+"""ops console sessions; checkout sessions listed newest first (issue 21)
 
 Revision ID: 0016_ops_sessions
 Revises: 0015_webhooks
@@ -27,7 +27,9 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("token_digest", name=op.f("pk_ops_sessions")),
     )
+    op.create_index("ix_checkout_sessions_created", "checkout_sessions", ["created_at", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_checkout_sessions_created", table_name="checkout_sessions")
     op.drop_table("ops_sessions")

@@ -167,6 +167,8 @@ async def test_no_serious_accessibility_violation_in_the_console(
         "ops-kickbacks": _signed_in(server, "/ops/kickbacks"),
         "ops-events": _signed_in(server, "/ops/events"),
         "ops-reconcile": _signed_in(server, "/ops/reconcile?done=1&checked=2&settled=1"),
+        "ops-sessions": _signed_in(server, "/ops/sessions"),
+        "ops-session": _signed_in(server, f"/ops/sessions/{p['checkout_session_id']}"),
     }
     listed = await server.merchant.get("/v1/events", params={"object_id": p["id"]})
     event_id = listed.json()["data"][0]["id"]

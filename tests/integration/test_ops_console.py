@@ -215,6 +215,7 @@ def _filled(path: str, payment_id: str) -> str:
         ("{action}", "cancel"),
         ("{kickback_id}", "1"),
         ("{event_id}", "evt_x"),
+        ("{session_id}", "cs_x"),
     ):
         path = path.replace(name, value)
     assert "{" not in path, f"a route parameter the walk does not know: {path}"
@@ -320,3 +321,23 @@ async def test_a_pass_run_from_the_console_settles_an_unknown_payment(
     assert re.search(r'data-figure="settled">1<', shown.text), shown.text
     settled = (await app.ops.get(f"/v1/payments/{r.json()['id']}")).json()
     assert settled["status"] == "authorized"
+
+
+async def test_checkout_sessions_are_listed_with_their_payments(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    app = await make_app()
+    payment = await paid(app, sim, "ops7001")
+    await new_session(app, order_id="ops7002")
+    await sign_in(app)
+    listed = await app.client.get("/ops/sessions")
+    assert listed.status_code == 200 and listed.text.count("data-session=") == 2
+    done = await app.client.get("/ops/sessions", params={"status": "completed"})
+    assert done.text.count("data-session=") == 1
+    cs_id = payment["checkout_session_id"]
+    page = await app.client.get(f"/ops/sessions/{cs_id}")
+    assert page.status_code == 200 and payment["id"] in page.text and "完了" in page.text
+    assert (await app.client.get("/ops/sessions/cs_nope")).status_code == 404
+    # Keyset pages: a cursor that is not ours is the first page, not an error.
+    odd = await app.client.get("/ops/sessions", params={"cursor": "junk"})
+    assert odd.status_code == 200 and odd.text.count("data-session=") == 2
