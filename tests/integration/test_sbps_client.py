@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from app.gateway.base import (
+    ChargeQuery,
     ChargeStatus,
     ErrorKind,
     GatewayCall,
@@ -369,3 +370,45 @@ async def test_no_search_but_the_lookup(gateway: SbpsGateway) -> None:
         await gateway.search_charges(created_from=datetime.now(UTC), created_to=datetime.now(UTC))
     assert info.value.error.kind is ErrorKind.INVALID
     assert await gateway.search_charges(charge_id=99999999999999) == []
+
+
+async def test_charges_page_is_the_lookup(
+    gateway: SbpsGateway, sbps_sim: httpx.AsyncClient
+) -> None:
+    auth = await gateway.charge_token(charge(await make_token(sbps_sim)))
+    assert auth.charge_id is not None
+    page = await gateway.search_charges_page(ChargeQuery(charge_id=auth.charge_id))
+    assert [r.charge_id for r in page.rows] == [auth.charge_id] and page.total == 1
+    with pytest.raises(SearchError) as info:
+        await gateway.search_charges_page(ChargeQuery(jobs=("AUTH",)))
+    assert info.value.error.kind is ErrorKind.INVALID and info.value.error.fields == ("jobs",)
+
+
+async def test_messages_in_both_languages(
+    gateway: SbpsGateway, sbps_sim: httpx.AsyncClient
+) -> None:
+    r = await sbps_sim.post("_sandbox/maintenance", json={"on": True, "code": "10121999"})
+    r.raise_for_status()
+    result = await gateway.charge_token(charge(await make_token(sbps_sim)))
+    assert result.error is not None
+    assert "maintenance" in result.error.message_en and "メンテナンス" in result.error.message_ja
+    assert result.error.retryable
+
+
+async def test_wrong_hash_key_is_refused_not_unknown(
+    sbps_simulator_url: str, sbps_sim: httpx.AsyncClient, calls: Calls
+) -> None:
+    async with make_http_client(connect_timeout=1.0, read_timeout=2.0) as http:
+        wrong = SbpsGateway(
+            http=http,
+            base_url=sbps_simulator_url,
+            merchant_id=sbps.MERCHANT_ID,
+            service_id=sbps.SERVICE_ID,
+            hash_key=HashKey("not-the-key"),
+            recorder=calls,
+        )
+        result = await wrong.charge_token(charge(await make_token(sbps_sim)))
+    # Basic auth carries the key: SBPS answers 401 before reading anything.
+    assert result.outcome is Outcome.FAILED and calls[0].http_status == 401
+    assert await ledger(sbps_sim) == []
+    assert "not-the-key" not in repr(list(calls))
