@@ -10,7 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.gateway.audit import DbCallRecorder, GatewayCallLog
 from app.gateway.base import (
     ChargeQuery,
     ChargeStatus,
@@ -412,3 +415,34 @@ async def test_wrong_hash_key_is_refused_not_unknown(
     assert result.outcome is Outcome.FAILED and calls[0].http_status == 401
     assert await ledger(sbps_sim) == []
     assert "not-the-key" not in repr(list(calls))
+
+
+async def test_audit_rows_in_postgresql(
+    sbps_simulator_url: str,
+    sbps_sim: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The real recorder: every exchange a row, readable ids, nothing secret."""
+    async with make_http_client(connect_timeout=1.0, read_timeout=2.0) as http:
+        client = SbpsGateway(
+            http=http,
+            base_url=sbps_simulator_url,
+            merchant_id=sbps.MERCHANT_ID,
+            service_id=sbps.SERVICE_ID,
+            hash_key=HashKey(sbps.HASH_KEY),
+            recorder=DbCallRecorder(sessions),
+        )
+        pair = await make_token(sbps_sim)
+        result = await client.charge_token(charge(pair, job="CAPTURE"), ref="pay_db")
+        assert result.outcome is Outcome.SUCCESS and result.charge_id is not None
+        assert (await client.cancel(result.charge_id, ref="pay_db")).outcome is Outcome.SUCCESS
+    async with sessions() as session:
+        rows = list(await session.scalars(select(GatewayCallLog).order_by(GatewayCallLog.id)))
+    assert [r.operation for r in rows] == ["charge_token", "commit", "sales", "lookup", "refund"]
+    assert all(r.ref == "pay_db" for r in rows)
+    assert rows[1].request["tracking_id"] == str(result.charge_id)
+    for row in rows:
+        text = json.dumps(row.request, ensure_ascii=False) + (row.response_body or "")
+        assert find_card_data(text) == []
+        for secret in (sbps.HASH_KEY, pair.token, pair.token_key):
+            assert secret not in text
