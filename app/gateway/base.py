@@ -267,6 +267,9 @@ class TokenCharge:
 
     job: TokenJob
     token: str
+    # The key the browser's token script hands out with some providers' tokens (SBPS's
+    # tokenKey); None where the token alone is enough (ROBOT PAYMENT ignores it).
+    token_key: str | None = None
     amount: int | None = None
     tax: int | None = None
     shipping: int | None = None
@@ -275,6 +278,10 @@ class TokenCharge:
     email: str | None = None
     phone: str | None = None
     customer_id: str | None = None
+    # How the shopper pays, as OnetouchCharge has it: 10 lump sum, 61 installments, 80
+    # revolving (None: lump sum); ROBOT PAYMENT's token charge takes neither.
+    method: str | None = None
+    installments: int | None = None  # with method 61
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -242,9 +242,9 @@ async def test_the_same_order_again_is_96_and_charges_nothing(api: SbpsApi) -> N
 @pytest.mark.parametrize(
     ("card", "code"),
     [
-        (CARD_DECLINE_G12, "10108G12"),
-        (CARD_DECLINE_G55, "10108G55"),
-        (CARD_DECLINE_G83, "10108G83"),
+        (CARD_DECLINE_G12, "10126G12"),
+        (CARD_DECLINE_G55, "10122G55"),
+        (CARD_DECLINE_G83, "10127G83"),
     ],
 )
 async def test_decline_cards(api: SbpsApi, card: str, code: str) -> None:
@@ -453,7 +453,7 @@ async def test_stored_card_save_lookup_pay_and_delete(api: SbpsApi) -> None:
     declined = await make_token(api.http, card=CARD_DECLINE_G12)
     items = [("cust_code", "cust-11"), *items[1:]]
     items[1] = ("pay_option_manage", [("token", declined.token), ("token_key", declined.token_key)])
-    assert (await api.call(SAVE_CARD, items)).code == "10108G12"
+    assert (await api.call(SAVE_CARD, items)).code == "10126G12"
 
 
 # --- 3-D Secure ------------------------------------------------------------------------------
@@ -592,7 +592,7 @@ async def test_http_500_and_garbage(api: SbpsApi) -> None:
     response = await api.post(build(AUTHORIZE, order("ord-500-d", token=declined)))
     assert b"<sps-api-response" not in response.content
     rows = {r["order_id"]: r for r in await ledger(api.http)}
-    assert (rows["ord-500-d"]["approved"], rows["ord-500-d"]["err_code"]) == (False, "10108G12")
+    assert (rows["ord-500-d"]["approved"], rows["ord-500-d"]["err_code"]) == (False, "10126G12")
 
 
 async def test_the_ledger_is_what_happened(api: SbpsApi) -> None:

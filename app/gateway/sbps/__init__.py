@@ -1,8 +1,9 @@
 """SBPS (SoftBank Payment Service), API type: the wire codec, sps_hashcode, error codes and
-request layouts (issue 20). Pure: the HTTP client is built on these."""
+request layouts (issue 20), pure; and SbpsGateway (client.py), the HTTP client built on them."""
 
 from app.gateway.sbps.apis import LAYOUTS, build_elements, build_request
 from app.gateway.sbps.chars import SbpsValueError, replace_text
+from app.gateway.sbps.client import SbpsGateway
 from app.gateway.sbps.codec import (
     PayMethodInfo,
     SbpsCodecError,
@@ -27,6 +28,7 @@ __all__ = [
     "Leaf",
     "PayMethodInfo",
     "SbpsCodecError",
+    "SbpsGateway",
     "SbpsResponse",
     "SbpsValueError",
     "TokenErrorMessage",

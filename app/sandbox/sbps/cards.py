@@ -34,8 +34,8 @@ class MagicCard:
     outcome: str = ""
 
 
-def _declined(reason: str) -> str:
-    return codes.code(codes.DECLINED, reason)
+def _declined(type_: str, reason: str) -> str:
+    return codes.code(type_, reason)
 
 
 MAGIC_CARDS: dict[str, MagicCard] = {
@@ -45,20 +45,20 @@ MAGIC_CARDS: dict[str, MagicCard] = {
         MagicCard(
             "CARD_DECLINE_G12",
             CARD_DECLINE_G12,
-            decline=_declined("G12"),
-            outcome="declined 10108G12 (card not accepted)",
+            decline=_declined(codes.DECLINED_NOT_ACCEPTED, "G12"),
+            outcome="declined 10126G12 (card not accepted)",
         ),
         MagicCard(
             "CARD_DECLINE_G55",
             CARD_DECLINE_G55,
-            decline=_declined("G55"),
-            outcome="declined 10108G55 (over the credit limit)",
+            decline=_declined(codes.DECLINED_OVER_LIMIT, "G55"),
+            outcome="declined 10122G55 (over the credit limit)",
         ),
         MagicCard(
             "CARD_DECLINE_G83",
             CARD_DECLINE_G83,
-            decline=_declined("G83"),
-            outcome="declined 10108G83 (expiry date)",
+            decline=_declined(codes.DECLINED_NUMBER_OR_EXPIRY, "G83"),
+            outcome="declined 10127G83 (expiry date)",
         ),
         MagicCard(
             "CARD_3DS_CHALLENGE",

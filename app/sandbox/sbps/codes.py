@@ -26,8 +26,12 @@ PARTIAL_STATE = "K1"
 TOKEN_INVALID = "T1"
 TOKEN_EXPIRED = "T2"
 MAINTENANCE_CODES = ("10121999", "10123999", "10128999", "10136999")
+# Credit declines, as the Ruby gem's TYPE_DEFINITIONS name them (type 08 is an unused code
+# there); the item is ours: the card company's reason (G12, G55, G83).
+DECLINED_NOT_ACCEPTED = "26"  # クレジットカード取扱不可
+DECLINED_OVER_LIMIT = "22"  # クレジットカード利用限度額超過
+DECLINED_NUMBER_OR_EXPIRY = "27"  # クレジットカード番号・有効期限誤り
 # Ours.
-DECLINED = "08"  # item = the card company's reason (G12, G55, G83)
 UNKNOWN_TRANSACTION = "11"
 WRONG_STATE = "40"
 THREE_DS_FAILED = "90"

@@ -91,7 +91,9 @@ def decline_of(sim: SbpsState, card: Card) -> str:
     magic = cards.lookup(card.number)
     if magic.decline:
         return magic.decline
-    return codes.code(codes.DECLINED, "G83") if card.expired(sim.clock.now()) else ""
+    if card.expired(sim.clock.now()):
+        return codes.code(codes.DECLINED_NUMBER_OR_EXPIRY, "G83")
+    return ""
 
 
 def authorize(call: Call, order: Order, card: Card, via: str, *, reauth_of: str = "") -> Answer:
