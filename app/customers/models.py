@@ -23,7 +23,11 @@ from app.db import Base, utcnow
 
 class Customer(Base):
     __tablename__ = "customers"
-    __table_args__ = (CheckConstraint("status IN ('active', 'deleted')", name="status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'deleted')", name="status"),
+        # The ops console's list: newest first, keyset pages on (created_at, uid).
+        Index("ix_customers_created", "created_at", "uid"),
+    )
 
     uid: Mapped[str] = mapped_column(String(50), primary_key=True)
     # The gateway-issued id that, with uid, authorizes stored-card operations.

@@ -891,3 +891,68 @@ async def session_page(
     return _page(
         request, settings, "session.html", lang, operator=operator, cs=cs, payments=payments
     )
+
+
+# --- customers and cards -------------------------------------------------------------------------
+
+
+@router.get("/customers", response_class=HTMLResponse)
+async def customers_list(
+    request: Request, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    q = request.query_params
+    uid = (q.get("uid") or "").strip()[:50]
+    email = (q.get("email") or "").strip()[:100]
+    cursor = (q.get("cursor") or "")[:120] or None
+    try:
+        rows, next_cursor = await service.customers_page(
+            sessions, uid=uid or None, email=email or None, cursor=cursor, limit=PAGE_SIZE
+        )
+    except ValueError:  # not one of our cursors: the first page
+        rows, next_cursor = await service.customers_page(
+            sessions, uid=uid or None, email=email or None, cursor=None, limit=PAGE_SIZE
+        )
+    next_url = None
+    if next_cursor:
+        next_url = "/ops/customers?" + urlencode(
+            [("uid", uid), ("email", email), ("cursor", next_cursor), ("lang", lang)]
+        )
+    return _page(
+        request,
+        settings,
+        "customers.html",
+        lang,
+        operator=operator,
+        rows=rows,
+        uid=uid,
+        email=email,
+        next_url=next_url,
+    )
+
+
+@router.get("/customers/{uid}", response_class=HTMLResponse)
+async def customer_page(
+    request: Request, uid: str, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    view = await service.customer_detail(sessions, uid[:50])
+    if view is None:
+        t = texts(lang)
+        return _page(
+            request,
+            settings,
+            "message.html",
+            lang,
+            status_code=404,
+            operator=operator,
+            title=t["customer_title"],
+            message=t["not_found_customer"],
+        )
+    return _page(request, settings, "customer.html", lang, operator=operator, view=view)

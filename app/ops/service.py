@@ -10,6 +10,8 @@ from urllib.parse import unquote_to_bytes
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.customers import service as customers
+from app.customers.models import Card, Customer, CustomerEvent
 from app.db import utcnow
 from app.events import gauges as event_gauges
 from app.gateway.text import decode_bytes
@@ -180,3 +182,62 @@ async def session_detail(
             .order_by(Payment.created_at, Payment.id)
         )
         return cs, list((await session.execute(stmt)).scalars())
+
+
+# --- customers -----------------------------------------------------------------------------------
+
+
+def customer_cursor(c: Customer) -> str:
+    return f"{c.created_at.isoformat()}|{c.uid}"
+
+
+async def customers_page(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    uid: str | None,
+    email: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Customer], str | None]:
+    """Newest first, keyset pages on (created_at, uid). ValueError: not one of our cursors."""
+    stmt = select(Customer)
+    if uid:
+        stmt = stmt.where(Customer.uid == uid)
+    if email:
+        stmt = stmt.where(Customer.email == email)
+    if cursor:
+        created, sep, after_uid = cursor.partition("|")
+        if not sep or not after_uid:
+            raise ValueError("bad cursor")
+        stmt = stmt.where(
+            tuple_(Customer.created_at, Customer.uid)
+            < tuple_(datetime.fromisoformat(created), after_uid)
+        )
+    stmt = stmt.order_by(Customer.created_at.desc(), Customer.uid.desc()).limit(limit + 1)
+    async with sessions() as session:
+        rows = list((await session.execute(stmt)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, customer_cursor(rows[-1]) if more and rows else None
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    customer: Customer
+    cards: list[Card]
+    events: list[CustomerEvent]
+
+
+async def customer_detail(
+    sessions: async_sessionmaker[AsyncSession], uid: str
+) -> CustomerView | None:
+    """A customer, every card it had (deleted ones too) and its latest events."""
+    async with sessions() as session:
+        found = await session.get(Customer, uid)
+        if found is None:
+            return None
+        return CustomerView(
+            found,
+            await customers.cards_of(session, uid, active_only=False),
+            await customers.events_of(session, uid),
+        )

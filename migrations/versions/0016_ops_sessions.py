@@ -1,4 +1,4 @@
-"""ops console sessions; checkout sessions listed newest first (issue 21)
+"""ops console sessions; checkout sessions and customers listed newest first (issue 21)
 
 Revision ID: 0016_ops_sessions
 Revises: 0015_webhooks
@@ -28,8 +28,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("token_digest", name=op.f("pk_ops_sessions")),
     )
     op.create_index("ix_checkout_sessions_created", "checkout_sessions", ["created_at", "id"])
+    op.create_index("ix_customers_created", "customers", ["created_at", "uid"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_customers_created", table_name="customers")
     op.drop_index("ix_checkout_sessions_created", table_name="checkout_sessions")
     op.drop_table("ops_sessions")

@@ -168,6 +168,7 @@ async def test_no_serious_accessibility_violation_in_the_console(
         "ops-events": _signed_in(server, "/ops/events"),
         "ops-reconcile": _signed_in(server, "/ops/reconcile?done=1&checked=2&settled=1"),
         "ops-sessions": _signed_in(server, "/ops/sessions"),
+        "ops-customers": _signed_in(server, "/ops/customers"),
         "ops-session": _signed_in(server, f"/ops/sessions/{p['checkout_session_id']}"),
     }
     listed = await server.merchant.get("/v1/events", params={"object_id": p["id"]})

@@ -22,6 +22,7 @@ from app.ops.models import OpsSession
 from app.payments.models import Payment
 from app.sandbox.testing import make_token
 from tests.integration.test_checkout import SESSION, new_session, three_ds_of
+from tests.integration.test_customers import new_card, new_customer
 from tests.support.fixtures import KICKBACK_SECRET, MERCHANT_KEY, OPS_KEY, AppFactory, RunningApp
 
 pytestmark = pytest.mark.integration
@@ -216,6 +217,7 @@ def _filled(path: str, payment_id: str) -> str:
         ("{kickback_id}", "1"),
         ("{event_id}", "evt_x"),
         ("{session_id}", "cs_x"),
+        ("{uid}", "nobody"),
     ):
         path = path.replace(name, value)
     assert "{" not in path, f"a route parameter the walk does not know: {path}"
@@ -341,3 +343,21 @@ async def test_checkout_sessions_are_listed_with_their_payments(
     # Keyset pages: a cursor that is not ours is the first page, not an error.
     odd = await app.client.get("/ops/sessions", params={"cursor": "junk"})
     assert odd.status_code == 200 and odd.text.count("data-session=") == 2
+
+
+async def test_customers_and_their_cards_are_shown_masked(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    app = await make_app()
+    await new_customer(app, "opscust1")
+    await new_card(app, sim, "opscust1")
+    await new_customer(app, "opscust2")
+    await sign_in(app)
+    listed = await app.client.get("/ops/customers")
+    assert listed.text.count("data-customer=") == 2
+    one = await app.client.get("/ops/customers", params={"uid": "opscust1"})
+    assert one.text.count("data-customer=") == 1
+    page = await app.client.get("/ops/customers/opscust1")
+    assert page.status_code == 200 and "•••• 1111" in page.text
+    assert 'data-card="1"' in page.text
+    assert (await app.client.get("/ops/customers/nobody")).status_code == 404
