@@ -27,7 +27,7 @@ from app.events.schemas import EventDetailOut
 from app.hosted.models import SESSION_STATUSES
 from app.idempotency import Bound, Resumed, run_idempotent
 from app.kickbacks.models import KICKBACK_STATUSES
-from app.ops import service, signin
+from app.ops import charts, service, signin
 from app.ops.signin import Operator
 from app.ops.texts import texts
 from app.payments import operations
@@ -179,7 +179,19 @@ async def home(request: Request, settings: SettingsDep, sessions: SessionFactory
     if operator is None:
         return _to_login(request, lang)
     overview = await service.overview(sessions)
-    return _page(request, settings, "home.html", lang, operator=operator, overview=overview)
+    window = request.query_params.get("window") or "24h"
+    window = window if window in charts.WINDOWS else "24h"
+    return _page(
+        request,
+        settings,
+        "home.html",
+        lang,
+        operator=operator,
+        overview=overview,
+        charts=await charts.read(sessions, window),
+        windows=tuple(charts.WINDOWS),
+        outcomes=charts.OUTCOMES,
+    )
 
 
 # --- payments ------------------------------------------------------------------------------------

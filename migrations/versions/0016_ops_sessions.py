@@ -1,4 +1,5 @@
-"""ops console sessions; checkout sessions and customers listed newest first (issue 21)
+"""ops console: its sessions; indexes for its lists (checkout sessions, customers, newest
+first) and its charts (gateway calls and card-testing failures by time) (issue 21)
 
 Revision ID: 0016_ops_sessions
 Revises: 0015_webhooks
@@ -29,9 +30,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_checkout_sessions_created", "checkout_sessions", ["created_at", "id"])
     op.create_index("ix_customers_created", "customers", ["created_at", "uid"])
+    op.create_index("ix_gateway_calls_started", "gateway_calls", ["started_at"])
+    op.create_index("ix_velocity_failures_created", "velocity_failures", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_velocity_failures_created", table_name="velocity_failures")
+    op.drop_index("ix_gateway_calls_started", table_name="gateway_calls")
     op.drop_index("ix_customers_created", table_name="customers")
     op.drop_index("ix_checkout_sessions_created", table_name="checkout_sessions")
     op.drop_table("ops_sessions")

@@ -20,6 +20,7 @@ from app.db import utcnow
 from app.kickbacks.models import UNPROCESSED, Kickback
 from app.ops.models import OpsSession
 from app.payments.models import Payment
+from app.sandbox import cards
 from app.sandbox.testing import make_token
 from tests.integration.test_checkout import SESSION, new_session, three_ds_of
 from tests.integration.test_customers import new_card, new_customer
@@ -361,3 +362,24 @@ async def test_customers_and_their_cards_are_shown_masked(
     assert page.status_code == 200 and "•••• 1111" in page.text
     assert 'data-card="1"' in page.text
     assert (await app.client.get("/ops/customers/nobody")).status_code == 404
+
+
+async def test_the_home_charts_count_the_windows_payments(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    app = await make_app()
+    await paid(app, sim, "ops8001")
+    cs = await new_session(app, order_id="ops8002")
+    declined = await make_token(sim, card=cards.CARD_DECLINE_G12, three_ds=three_ds_of(SESSION))
+    r = await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json={"token": declined})
+    assert r.status_code == 402, r.text
+    code = r.json()["gateway_code"]
+    await sign_in(app)
+    for window, bars in (("24h", 24), ("7d", 7), ("30d", 30), ("junk", 24)):
+        home = await app.client.get("/ops", params={"window": window})
+        assert home.status_code == 200
+        assert re.search(r'id="approval-rate">50\.0%<', home.text), window
+        assert f">{code}</dt>" in home.text, "the decline's code is listed"
+        rows = re.findall(r"<tr><td>\d{4}-\d\d-\d\d", home.text)
+        assert bars <= len(rows) <= bars + 1, (window, len(rows))
+        assert home.text.count('class="ops-bar ops-bar--succeeded"') == 1
