@@ -24,9 +24,10 @@ from app.errors import AppError
 from app.events import service as events
 from app.events.outbox import EVENT_TYPES
 from app.events.schemas import EventDetailOut
+from app.gateway.base import ChargeRecord, SearchError
 from app.hosted.models import SESSION_STATUSES
 from app.idempotency import Bound, Resumed, run_idempotent
-from app.kickbacks.models import KICKBACK_STATUSES
+from app.kickbacks.models import KICKBACK_STATUSES, Kickback
 from app.ops import charts, service, signin
 from app.ops.signin import Operator
 from app.ops.texts import texts
@@ -607,6 +608,19 @@ async def kickback_page(
             title=t["kickback_title"],
             message=t["not_found_kickback"],
         )
+    return _kickback(request, settings, lang, operator, kb)
+
+
+def _kickback(
+    request: Request,
+    settings: Settings,
+    lang: str,
+    operator: Operator,
+    kb: Kickback,
+    *,
+    verified: list[ChargeRecord] | None = None,
+    problem: str | None = None,
+) -> HTMLResponse:
     return _page(
         request,
         settings,
@@ -616,7 +630,52 @@ async def kickback_page(
         kb=kb,
         query=service.decoded_pairs(kb.raw_query),
         body=service.decoded_pairs(kb.raw_body) if kb.raw_body else [],
+        verified=verified,
+        problem=problem,
     )
+
+
+@router.post("/kickbacks/{kickback_id}/verify", response_class=HTMLResponse)
+async def verify_kickback(
+    request: Request,
+    kickback_id: int,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+) -> Response:
+    """What the gateway's charges search says of the charge a kickback names (read-only:
+    nothing changes here; a kickback the search confirms is applied by the kickback loop)."""
+    if (refused := cross_site_refusal(request, settings)) is not None:
+        return refused
+    form = await request.form()
+    lang = "en" if form.get("lang") == "en" else "ja"
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    csrf = form.get("csrf")
+    if not operator.csrf_ok(csrf if isinstance(csrf, str) else None):
+        return _refused_form(request, settings, lang)
+    kb = await service.kickback(sessions, kickback_id) if 0 < kickback_id < 2**62 else None
+    t = texts(lang)
+    if kb is None:
+        return _page(
+            request,
+            settings,
+            "message.html",
+            lang,
+            status_code=404,
+            operator=operator,
+            title=t["kickback_title"],
+            message=t["not_found_kickback"],
+        )
+    if kb.gid is None:
+        return _kickback(request, settings, lang, operator, kb, problem=t["verify_no_gid"])
+    try:
+        found = await gateway.search_charges(charge_id=kb.gid)
+    except SearchError as exc:
+        message = exc.error.message_ja if lang == "ja" else exc.error.message_en
+        return _kickback(request, settings, lang, operator, kb, problem=message)
+    return _kickback(request, settings, lang, operator, kb, verified=found)
 
 
 # --- events --------------------------------------------------------------------------------------

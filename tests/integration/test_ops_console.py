@@ -383,3 +383,35 @@ async def test_the_home_charts_count_the_windows_payments(
         rows = re.findall(r"<tr><td>\d{4}-\d\d-\d\d", home.text)
         assert bars <= len(rows) <= bars + 1, (window, len(rows))
         assert home.text.count('class="ops-bar ops-bar--succeeded"') == 1
+
+
+async def test_an_unmatched_kickback_is_verified_against_the_gateway_read_only(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app()
+    payment = await paid(app, sim, "ops9001")
+    gid = (await app.ops.get(f"/v1/payments/{payment['id']}")).json()["gid"]
+    # A kickback for a real charge, but with an order number nobody has (cod): unmatched.
+    await app.client.get(f"/kickback/{KICKBACK_SECRET}?gid=999999321&rst=1&ap=X1&cod=nobody9")
+    async with sessions() as session:
+        for _ in range(100):
+            kb = (await session.execute(select(Kickback))).scalar_one()
+            if kb.status not in UNPROCESSED:
+                break
+            await asyncio.sleep(0.05)
+            session.expire_all()
+    await sign_in(app)
+    page = await app.client.get(f"/ops/kickbacks/{kb.id}")
+    assert 'id="verify"' in page.text
+    form = {"csrf": csrf_of(page.text), "lang": "ja"}
+    none = await app.client.post(f"/ops/kickbacks/{kb.id}/verify", data=form, headers=SAME_ORIGIN)
+    assert none.status_code == 200 and "決済システムにありません" in none.text
+    # The same page for a kickback naming a real charge shows the gateway's row.
+    async with sessions() as session:
+        await session.execute(update(Kickback).where(Kickback.id == kb.id).values(gid=gid))
+        await session.commit()
+    found = await app.client.post(f"/ops/kickbacks/{kb.id}/verify", data=form, headers=SAME_ORIGIN)
+    assert f">{gid}<" in found.text and "¥1,580" in found.text
+    async with sessions() as session:
+        again = await session.get(Kickback, kb.id)
+        assert again is not None and again.status == kb.status, "verifying changes nothing"
