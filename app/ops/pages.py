@@ -1027,3 +1027,19 @@ async def customer_page(
             message=t["not_found_customer"],
         )
     return _page(request, settings, "customer.html", lang, operator=operator, view=view)
+
+
+# --- webhook endpoints ---------------------------------------------------------------------------
+
+
+@router.get("/webhooks", response_class=HTMLResponse)
+async def webhooks_list(
+    request: Request, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    """The shop's endpoints (never their secrets) and whether they are failing."""
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    endpoints = await events.list_endpoints(sessions)
+    return _page(request, settings, "webhooks.html", lang, operator=operator, rows=endpoints)

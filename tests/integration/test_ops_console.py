@@ -415,3 +415,16 @@ async def test_an_unmatched_kickback_is_verified_against_the_gateway_read_only(
     async with sessions() as session:
         again = await session.get(Kickback, kb.id)
         assert again is not None and again.status == kb.status, "verifying changes nothing"
+
+
+async def test_webhook_endpoints_are_listed_without_their_secrets(make_app: AppFactory) -> None:
+    app = await make_app()
+    r = await app.merchant.post(
+        "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/hook", "description": "shop"}
+    )
+    assert r.status_code == 201, r.text
+    secret = r.json()["secret"]
+    await sign_in(app)
+    page = await app.client.get("/ops/webhooks")
+    assert page.status_code == 200 and "http://127.0.0.1:9/hook" in page.text
+    assert secret not in page.text and "whsec_" not in page.text
