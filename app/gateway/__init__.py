@@ -93,7 +93,10 @@ def build_gateway(
     base_url: str,
     search_url: str,
 ) -> PaymentGateway:
-    """The one payment gateway client of a process (ROBOT PAYMENT, the only provider)."""
+    """The one payment gateway client of a process: ROBOT PAYMENT, or SBPS with
+    GATEWAY_PROVIDER=sbps (`base_url`: then SBPS's API root; `search_url` is not used)."""
+    if settings.gateway_provider == "sbps":
+        return _build_sbps(settings, http, recorder=recorder, base_url=base_url)
     from app.gateway.robotpayment import RobotPaymentClient
 
     return RobotPaymentClient(
@@ -107,6 +110,23 @@ def build_gateway(
         recorder=recorder,
         deadline_seconds=_deadline(settings),
         connection_auth_code=settings.gateway_connection_auth_code.get_secret_value(),
+    )
+
+
+def _build_sbps(
+    settings: Settings, http: httpx.AsyncClient, *, recorder: CallRecorder | None, base_url: str
+) -> PaymentGateway:
+    from app.gateway.sbps import HashKey, SbpsGateway
+
+    return SbpsGateway(
+        http=http,
+        base_url=base_url,
+        merchant_id=settings.sbps_merchant_id,
+        service_id=settings.sbps_service_id,
+        hash_key=HashKey(settings.sbps_hash_key.get_secret_value()),
+        recorder=recorder,
+        deadline_seconds=_deadline(settings),
+        item_id=settings.sbps_item_id,
     )
 
 
