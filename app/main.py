@@ -43,7 +43,7 @@ from app.events import outbox
 from app.events import router as events_router
 from app.events.dispatch import Dispatcher, DispatchSettings
 from app.events.secrets import SecretBox
-from app.gateway import build_billing_robo, build_gateway, make_http_client
+from app.gateway import build_billing_robo, build_gateway, make_http_client, page_messages
 from app.gateway.audit import DbCallRecorder
 from app.gateway.base import BillingRobo, GatewayCall, PaymentGateway
 from app.input_guard import NulGuardMiddleware
@@ -380,6 +380,8 @@ def _lifespan(
 def _install_state(app: FastAPI, settings: Settings) -> None:
     """What the requests read from `app.state` before the lifespan has run."""
     app.state.settings = settings
+    # The provider's page-script messages (hosted.pages.card_form merges them per language).
+    app.state.page_messages = page_messages(settings)
     # payments.refresh: what an idempotent retry runs to re-check its payment (payments sits
     # below reconcile, so the composition root hands it the judgement).
     app.state.refresh_payment = _refresher(settings)

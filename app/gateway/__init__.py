@@ -63,6 +63,7 @@ __all__ = [
     "build_billing_robo",
     "build_gateway",
     "make_http_client",
+    "page_messages",
 ]
 
 
@@ -128,6 +129,27 @@ def _build_sbps(
         deadline_seconds=_deadline(settings),
         item_id=settings.sbps_item_id,
     )
+
+
+def page_messages(settings: Settings) -> dict[str, dict[str, str]]:
+    """What the provider's page script must be able to say, per language, as `js_` keys of
+    app/web/i18n.py (the composition root hands them to the pages): with SBPS, a readable
+    message for every error code of com_sbps_system_token.js (`js_err_sbps_<code>`, and
+    `js_err_sbps_unknown` with a {code} placeholder); ROBOT PAYMENT's are in i18n already."""
+    if settings.gateway_provider != "sbps":
+        return {}
+    from app.gateway.sbps.token_errors import KNOWN_CODES, message_for
+
+    ja: dict[str, str] = {}
+    en: dict[str, str] = {}
+    for code, message in KNOWN_CODES.items():
+        ja[f"js_err_sbps_{code}"] = message.message_ja
+        en[f"js_err_sbps_{code}"] = message.message_en
+    # An unknown code's message names it: the script fills in {code}.
+    unknown = message_for("{code}")
+    ja["js_err_sbps_unknown"] = unknown.message_ja
+    en["js_err_sbps_unknown"] = unknown.message_en
+    return {"ja": ja, "en": en}
 
 
 def build_billing_robo(

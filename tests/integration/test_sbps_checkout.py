@@ -181,3 +181,30 @@ async def test_timeout_after_the_charge_is_unknown_and_never_resent(
     )
     assert again.status_code == 409, again.text
     assert len(await ledger(sbps_sim)) == 1
+
+
+async def test_pay_via_form_post_lands_on_the_payment_page(
+    sbps_app: RunningApp, sbps_sim: httpx.AsyncClient
+) -> None:
+    cs = await new_session(sbps_app)
+    page = await sbps_app.client.get(f"/checkout/{cs['id']}")
+    assert page.status_code == 200
+    assert "com_sbps_system_token.js" in page.text and "CPToken.js" not in page.text
+    assert 'id="tkn_key"' in page.text and "EMV3DSAdapter.js" not in page.text
+    # Honest about 3-D Secure: it is not run with SBPS yet.
+    assert "3-Dセキュア" in page.text and "未対応" in page.text
+    # The token script is the standalone simulator's: the CSP lets in that origin only.
+    origin = sbps_app.settings.sbps_api_root
+    assert f"script-src 'self' {origin};" in page.headers["content-security-policy"]
+    pair = await make_token(sbps_sim)
+    r = await sbps_app.client.post(
+        f"/checkout/{cs['id']}",
+        data={"tkn": pair.token, "tkn_key": pair.token_key},
+        headers={"Sec-Fetch-Mode": "navigate"},
+    )
+    assert r.status_code == 303, r.text
+    assert f"/checkout/{cs['id']}/payments/" in r.headers["location"]
+    result = await sbps_app.client.get(r.headers["location"])
+    assert result.status_code == 200 and "https://shop.example/thanks" in result.text
+    [row] = await ledger(sbps_sim)
+    assert row["approved"] is True
