@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -321,10 +322,18 @@ async def _background(
                 interval=settings.reconcile_interval_seconds,
                 batch_size=settings.reconcile_batch_size,
                 pay_claim=settings.pay_claim,
-                sweep=orphans.SweepSettings.of(settings),
+                sweep=_sweep_settings(settings, app.state.gateway),
             )
         )
     await asyncio.gather(*loops)
+
+
+def _sweep_settings(settings: Settings, gateway: PaymentGateway) -> orphans.SweepSettings | None:
+    """The orphan sweep searches time windows: a gateway with no range search (SBPS looks
+    charges up one by one) has nothing to sweep with, so it is off rather than failing."""
+    if gateway.charge_search_limits.max_range <= timedelta(0):
+        return None
+    return orphans.SweepSettings.of(settings)
 
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
