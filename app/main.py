@@ -148,6 +148,11 @@ def _banner(settings: Settings) -> None:
     sandbox = (
         f"{base}{SANDBOX_MOUNT}/" if settings.sandbox_in_process else settings.gateway_base_url
     )
+    if settings.gateway_provider == "sbps":
+        # The simulator the payments go to: SBPS's (in-process, or SBPS_API_URL's).
+        sandbox = (
+            f"{base}{SANDBOX_SBPS_MOUNT}/" if settings.sbps_in_process else (settings.sbps_api_root)
+        )
     log.warning(
         "SANDBOX mode: payments go to the built-in simulator, nothing is charged. "
         "Demo shop %s/ | API docs %s/docs | simulator %s",
