@@ -118,3 +118,19 @@ def test_bad_shapes_are_refused_naming_the_setting(field: str, value: str, name:
         overrides: dict[str, Any] = {field: value}
         Settings(_env_file=None, gateway_provider="sbps", **overrides)
     assert name in str(info.value)
+
+
+def test_the_page_gets_a_readable_message_for_every_token_error_code() -> None:
+    from app.gateway import page_messages
+    from app.gateway.sbps.token_errors import KNOWN_CODES
+
+    assert page_messages(Settings(_env_file=None)) == {}
+    by_lang = page_messages(Settings(_env_file=None, gateway_provider="sbps"))
+    assert set(by_lang) == {"ja", "en"}
+    for lang, texts in by_lang.items():
+        assert all(key.startswith("js_err_sbps_") for key in texts)
+        assert {f"js_err_sbps_{code}" for code in KNOWN_CODES} <= set(texts)
+        # The unknown code's message names it through the script's {code} placeholder.
+        assert "{code}" in texts["js_err_sbps_unknown"], lang
+    assert by_lang["ja"]["js_err_sbps_05003"] == "カード番号の桁数が正しくありません。"
+    assert by_lang["en"]["js_err_sbps_03005"] == "Please enter the security code."
