@@ -134,3 +134,26 @@ def test_the_page_gets_a_readable_message_for_every_token_error_code() -> None:
         assert "{code}" in texts["js_err_sbps_unknown"], lang
     assert by_lang["ja"]["js_err_sbps_05003"] == "カード番号の桁数が正しくありません。"
     assert by_lang["en"]["js_err_sbps_03005"] == "Please enter the security code."
+
+
+async def test_build_gateway_builds_sbps_and_no_orphan_sweep_for_it() -> None:
+    import httpx
+
+    from app.gateway import build_gateway
+    from app.gateway.sbps import SbpsGateway
+    from app.main import _sweep_settings
+
+    sbps_settings = Settings(_env_file=None, gateway_provider="sbps")
+    async with httpx.AsyncClient() as http:
+        gateway = build_gateway(
+            sbps_settings, http, recorder=None, base_url="http://sbps.internal/", search_url=""
+        )
+        assert isinstance(gateway, SbpsGateway)
+        # SBPS has no range search: the sweep is off rather than failing every interval.
+        assert _sweep_settings(sbps_settings, gateway) is None
+        rp_settings = Settings(_env_file=None)
+        rp = build_gateway(
+            rp_settings, http, recorder=None, base_url="http://x/", search_url="http://x/api"
+        )
+        assert not isinstance(rp, SbpsGateway)
+        assert _sweep_settings(rp_settings, rp) is not None
