@@ -79,11 +79,12 @@ async def _resources(settings: Settings, *, gateway: bool) -> AsyncIterator[_Res
     try:
         sessions = make_sessionmaker(engine)
         client = None
-        if gateway and not settings.sandbox_in_process:
+        sbps = settings.gateway_provider == "sbps"
+        in_process = settings.sbps_in_process if sbps else settings.sandbox_in_process
+        if gateway and not in_process:
             http = make_http_client(settings)
-            client = make_gateway(
-                settings, http, sessions, settings.gateway_base_url, settings.search_api_url
-            )
+            base_url = settings.sbps_api_root if sbps else settings.gateway_base_url
+            client = make_gateway(settings, http, sessions, base_url, settings.search_api_url)
         yield _Resources(sessions, client)
     finally:
         if http is not None:

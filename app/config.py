@@ -25,6 +25,23 @@ SANDBOX_AID = "100001"
 SANDBOX_API_KEYS = "sk_test_merchant_0001:merchant,sk_test_ops_0001:ops"
 SANDBOX_SEARCH_API_KEY = "sandbox-search-key"
 SANDBOX_MOUNT = "/sandbox"
+# The SBPS simulator's mount in sandbox mode with GATEWAY_PROVIDER=sbps, and the ids and hash
+# key the app and that simulator share there (live refuses them).
+SANDBOX_SBPS_MOUNT = "/sandbox-sbps"
+SANDBOX_SBPS_MERCHANT_ID = "30132"
+SANDBOX_SBPS_SERVICE_ID = "002"
+SANDBOX_SBPS_HASH_KEY = "sandbox-sbps-hash-key-not-for-live-000000"
+SBPS_TOKEN_JS = "com_sbps_system_token.js"
+# Where the SBPS simulator serves the token script (app/sandbox/sbps/browser.py).
+SANDBOX_SBPS_TOKEN_JS_PATH = f"/sbpstoken/{SBPS_TOKEN_JS}"
+# research/sbps-notes.md "Transport": the connection-test and production API endpoints.
+SBPS_API_PATH = "/api/xmlapi.do"
+SBPS_TEST_API_URL = "https://stbfep.sps-system.com/api/xmlapi.do"
+SBPS_PRODUCTION_API_URL = "https://api.sps-system.com/api/xmlapi.do"
+_SBPS_MERCHANT_ID = re.compile(r"[0-9]{5}")
+_SBPS_SERVICE_ID = re.compile(r"[0-9]{3}")
+# SBPS item_id: up to 32 half-width characters (sent on every authorization).
+_SBPS_ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 # The simulator's billing-robo login (the standalone simulator defaults to the same).
 SANDBOX_BILLING_ROBO_USER_ID = "sandbox@billing-robo.example"
 SANDBOX_BILLING_ROBO_ACCESS_KEY = "sandbox-billing-robo-key"
@@ -96,6 +113,8 @@ class Settings(BaseSettings):
 
     # --- gateway ---------------------------------------------------------------------------
     gateway_mode: Literal["sandbox", "live"] = "sandbox"
+    # Which payment service the checkout charges through (README "SBPS").
+    gateway_provider: Literal["robotpayment", "sbps"] = "robotpayment"
     # Where .../gateway/*.aspx and .../gateway/js/*.js live. Empty in sandbox = in-process.
     gateway_base_url: str = ""
     # Where the shopper's browser loads the gateway JS from, when it differs from the server's
@@ -121,6 +140,16 @@ class Settings(BaseSettings):
     billing_robo_base_url: str = ""
     billing_robo_user_id: str = SANDBOX_BILLING_ROBO_USER_ID
     billing_robo_access_key: SecretStr = SecretStr(SANDBOX_BILLING_ROBO_ACCESS_KEY)
+
+    # SBPS (GATEWAY_PROVIDER=sbps). SBPS_API_URL: the xmlapi.do endpoint (empty in sandbox =
+    # the in-process SBPS simulator); SBPS_TOKEN_JS_URL: com_sbps_system_token.js as SBPS
+    # gives it at the start of service (empty in sandbox = the in-process simulator's).
+    sbps_merchant_id: str = SANDBOX_SBPS_MERCHANT_ID
+    sbps_service_id: str = SANDBOX_SBPS_SERVICE_ID
+    sbps_hash_key: SecretStr = SecretStr(SANDBOX_SBPS_HASH_KEY)
+    sbps_api_url: str = ""
+    sbps_token_js_url: str = ""
+    sbps_item_id: str = "item"
 
     # --- our HTTP surface -------------------------------------------------------------------
     api_keys: SecretStr = SecretStr(SANDBOX_API_KEYS)
@@ -234,6 +263,62 @@ class Settings(BaseSettings):
             return int(value)
         return value
 
+    @field_validator("sbps_merchant_id")
+    @classmethod
+    def _sbps_merchant_id(cls, value: str) -> str:
+        if not _SBPS_MERCHANT_ID.fullmatch(value.strip()):
+            raise ValueError(f"SBPS_MERCHANT_ID must be 5 digits (got {value!r})")
+        return value.strip()
+
+    @field_validator("sbps_service_id")
+    @classmethod
+    def _sbps_service_id(cls, value: str) -> str:
+        if not _SBPS_SERVICE_ID.fullmatch(value.strip()):
+            raise ValueError(f"SBPS_SERVICE_ID must be 3 digits (got {value!r})")
+        return value.strip()
+
+    @field_validator("sbps_hash_key")
+    @classmethod
+    def _sbps_hash_key(cls, value: SecretStr) -> SecretStr:
+        key = value.get_secret_value()
+        if not key or not key.isascii() or not key.isprintable() or key != key.strip():
+            # Not echoed: the message must not carry the secret.
+            raise ValueError("SBPS_HASH_KEY must be printable ASCII without spaces at the ends")
+        return value
+
+    @field_validator("sbps_item_id")
+    @classmethod
+    def _sbps_item_id(cls, value: str) -> str:
+        if not _SBPS_ITEM_ID.fullmatch(value.strip()):
+            raise ValueError(f"SBPS_ITEM_ID must be 1-32 of A-Z a-z 0-9 _ - (got {value!r})")
+        return value.strip()
+
+    @field_validator("sbps_api_url")
+    @classmethod
+    def _sbps_api_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and (
+            urlsplit(value).scheme not in ("http", "https") or not value.endswith(SBPS_API_PATH)
+        ):
+            raise ValueError(
+                f"SBPS_API_URL must be the http(s) URL of {SBPS_API_PATH}, e.g. "
+                f"{SBPS_TEST_API_URL} (got {value!r})"
+            )
+        return value
+
+    @field_validator("sbps_token_js_url")
+    @classmethod
+    def _sbps_token_js_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and (
+            urlsplit(value).scheme not in ("http", "https")
+            or not urlsplit(value).path.endswith(SBPS_TOKEN_JS)
+        ):
+            raise ValueError(
+                f"SBPS_TOKEN_JS_URL must be the http(s) URL of {SBPS_TOKEN_JS} (got {value!r})"
+            )
+        return value
+
     @field_validator("kickback_secret")
     @classmethod
     def _kickback_secret_is_a_path_segment(cls, value: SecretStr) -> SecretStr:
@@ -275,6 +360,8 @@ class Settings(BaseSettings):
         if self.gateway_mode != "live":
             return self
         missing = self._live_gateway_gaps() + self._live_billing_robo_gaps()
+        if self.gateway_provider == "sbps":
+            missing += self._live_sbps_gaps()
         if self.shop_logo_url.startswith("http://"):
             # A shopper's payment page must not load anything over plain http.
             missing.append("SHOP_LOGO_URL (https://..., or a path on this server: /static/...)")
@@ -285,17 +372,11 @@ class Settings(BaseSettings):
     def _live_gateway_gaps(self) -> list[str]:
         """What live mode lacks for the gateway, the API and kickbacks (sandbox values too)."""
         missing: list[str] = []
-        if not re.fullmatch(r"\d{6}", self.gateway_aid) or self.gateway_aid == SANDBOX_AID:
-            missing.append("GATEWAY_AID (your 6-digit shop id)")
         keys = self.api_keys.get_secret_value()
         if not keys.strip() or keys == SANDBOX_API_KEYS:
             missing.append("API_KEYS (your own 'secret:role' pairs, not the sandbox keys)")
-        if not self.gateway_base_url.startswith("https://"):
-            missing.append("GATEWAY_BASE_URL (the real gateway, https://...)")
-        if not self.search_api_base_url.startswith("https://"):
-            missing.append("SEARCH_API_BASE_URL (the charges search API, https://...)")
-        if self.search_api_key.get_secret_value() in ("", SANDBOX_SEARCH_API_KEY):
-            missing.append("SEARCH_API_KEY (issued in the control panel)")
+        if self.gateway_provider == "robotpayment":
+            missing += self._live_robotpayment_gaps()
         secret = self.kickback_secret.get_secret_value()
         if secret == SANDBOX_KICKBACK_SECRET or len(secret) < KICKBACK_SECRET_MIN_LIVE:
             missing.append(
@@ -310,6 +391,35 @@ class Settings(BaseSettings):
                 f"WEBHOOK_SECRET_KEY (at least {WEBHOOK_SECRET_KEY_MIN_LIVE} random characters; "
                 "it encrypts the webhook signing secrets)"
             )
+        return missing
+
+    def _live_robotpayment_gaps(self) -> list[str]:
+        missing: list[str] = []
+        if not re.fullmatch(r"\d{6}", self.gateway_aid) or self.gateway_aid == SANDBOX_AID:
+            missing.append("GATEWAY_AID (your 6-digit shop id)")
+        if not self.gateway_base_url.startswith("https://"):
+            missing.append("GATEWAY_BASE_URL (the real gateway, https://...)")
+        if not self.search_api_base_url.startswith("https://"):
+            missing.append("SEARCH_API_BASE_URL (the charges search API, https://...)")
+        if self.search_api_key.get_secret_value() in ("", SANDBOX_SEARCH_API_KEY):
+            missing.append("SEARCH_API_KEY (issued in the control panel)")
+        return missing
+
+    def _live_sbps_gaps(self) -> list[str]:
+        """What live mode with GATEWAY_PROVIDER=sbps lacks (the sandbox values count as unset)."""
+        missing: list[str] = []
+        if self.sbps_merchant_id == SANDBOX_SBPS_MERCHANT_ID:
+            missing.append("SBPS_MERCHANT_ID (your 5-digit merchant id from SBPS)")
+        if self.sbps_service_id == SANDBOX_SBPS_SERVICE_ID:
+            missing.append("SBPS_SERVICE_ID (your 3-digit service id from SBPS)")
+        if self.sbps_hash_key.get_secret_value() == SANDBOX_SBPS_HASH_KEY:
+            missing.append("SBPS_HASH_KEY (the hash key SBPS issued)")
+        if not self.sbps_api_url.startswith("https://"):
+            missing.append(
+                f"SBPS_API_URL ({SBPS_PRODUCTION_API_URL}, or {SBPS_TEST_API_URL} to test)"
+            )
+        if not self.sbps_token_js_url.startswith("https://"):
+            missing.append(f"SBPS_TOKEN_JS_URL (the https URL of {SBPS_TOKEN_JS} SBPS gave you)")
         return missing
 
     def _live_billing_robo_gaps(self) -> list[str]:
@@ -330,6 +440,36 @@ class Settings(BaseSettings):
     @property
     def sandbox_in_process(self) -> bool:
         return self.gateway_mode == "sandbox" and not self.gateway_base_url
+
+    @property
+    def sbps_in_process(self) -> bool:
+        """Sandbox with SBPS and no SBPS_API_URL: the SBPS simulator mounted in this process."""
+        return (
+            self.gateway_mode == "sandbox"
+            and self.gateway_provider == "sbps"
+            and not self.sbps_api_url
+        )
+
+    @property
+    def sbps_token_js(self) -> str:
+        """Where the shopper's browser loads com_sbps_system_token.js from."""
+        if self.sbps_token_js_url:
+            return self.sbps_token_js_url
+        if self.sbps_in_process:
+            return SANDBOX_SBPS_MOUNT + SANDBOX_SBPS_TOKEN_JS_PATH
+        # A standalone simulator (sandbox, SBPS_API_URL = its xmlapi.do) serves it itself.
+        return self.sbps_api_root + SANDBOX_SBPS_TOKEN_JS_PATH
+
+    @property
+    def sbps_api_root(self) -> str:
+        """SBPS_API_URL without its /api/xmlapi.do (the client adds it); "" = in-process."""
+        return self.sbps_api_url.removesuffix(SBPS_API_PATH)
+
+    @property
+    def page_script_base(self) -> str:
+        """The URL (or our own path) whose origin the payment pages' CSP lets scripts from:
+        the gateway's JS base, or SBPS's token script."""
+        return self.sbps_token_js if self.gateway_provider == "sbps" else self.gateway_public_base
 
     @property
     def search_api_url(self) -> str:

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -25,7 +26,14 @@ from app.checkout import pages as checkout_pages
 from app.checkout import pay_api as checkout_pay_api
 from app.checkout import service as checkout_service
 from app.checkout.kickback_cards import KickbackCards
-from app.config import ROOT, SANDBOX_API_KEYS, SANDBOX_MOUNT, Settings, get_settings
+from app.config import (
+    ROOT,
+    SANDBOX_API_KEYS,
+    SANDBOX_MOUNT,
+    SANDBOX_SBPS_MOUNT,
+    Settings,
+    get_settings,
+)
 from app.customers import onetouch_router
 from app.customers import router as customers_router
 from app.db import make_engine, make_sessionmaker
@@ -36,7 +44,7 @@ from app.events import outbox
 from app.events import router as events_router
 from app.events.dispatch import Dispatcher, DispatchSettings
 from app.events.secrets import SecretBox
-from app.gateway import build_billing_robo, build_gateway, make_http_client
+from app.gateway import build_billing_robo, build_gateway, make_http_client, page_messages
 from app.gateway.audit import DbCallRecorder
 from app.gateway.base import BillingRobo, GatewayCall, PaymentGateway
 from app.input_guard import NulGuardMiddleware
@@ -65,6 +73,8 @@ log = logging.getLogger("app")
 # Host name used for in-process (ASGI) traffic between the app and the mounted simulator.
 _INTERNAL_SANDBOX = "http://sandbox.internal"
 _INTERNAL_APP = "http://app.internal"
+# ... and between the app and the mounted SBPS simulator (GATEWAY_PROVIDER=sbps).
+_INTERNAL_SBPS = "http://sbps.internal"
 
 
 def load_settings() -> Settings:
@@ -138,6 +148,11 @@ def _banner(settings: Settings) -> None:
     sandbox = (
         f"{base}{SANDBOX_MOUNT}/" if settings.sandbox_in_process else settings.gateway_base_url
     )
+    if settings.gateway_provider == "sbps":
+        # The simulator the payments go to: SBPS's (in-process, or SBPS_API_URL's).
+        sandbox = (
+            f"{base}{SANDBOX_SBPS_MOUNT}/" if settings.sbps_in_process else (settings.sbps_api_root)
+        )
     log.warning(
         "SANDBOX mode: payments go to the built-in simulator, nothing is charged. "
         "Demo shop %s/ | API docs %s/docs | simulator %s",
@@ -181,6 +196,38 @@ def _sandbox_app(settings: Settings) -> FastAPI | None:
     )
 
 
+def _sbps_sandbox_app(settings: Settings) -> FastAPI | None:
+    """The SBPS simulator, mounted in this process in sandbox mode with SBPS (else None);
+    it knows the merchant by the same ids and hash key the app sends."""
+    if not settings.sbps_in_process:
+        return None
+    from app.sandbox.sbps import SbpsConfig, create_sbps_app
+
+    return create_sbps_app(
+        SbpsConfig(
+            merchant_id=settings.sbps_merchant_id,
+            service_id=settings.sbps_service_id,
+            hash_key=settings.sbps_hash_key.get_secret_value(),
+        )
+    )
+
+
+class _ByHost(httpx.AsyncBaseTransport):
+    """In sandbox mode: each in-process simulator by its internal host name, anything else
+    (a standalone simulator, the network) through the ordinary transport."""
+
+    def __init__(self, routes: dict[str, httpx.AsyncBaseTransport]) -> None:
+        self._routes = routes
+        self._default = httpx.AsyncHTTPTransport(trust_env=False)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        transport = self._routes.get(request.url.host, self._default)
+        return await transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._default.aclose()
+
+
 def _acquire_instance(settings: Settings) -> None:
     try:
         instance.acquire(settings.database_url)
@@ -189,10 +236,21 @@ def _acquire_instance(settings: Settings) -> None:
         raise
 
 
-def _gateway_http(settings: Settings, sandbox_app: FastAPI | None) -> httpx.AsyncClient:
+def _gateway_http(
+    settings: Settings, sandbox_app: FastAPI | None, sbps_app: FastAPI | None = None
+) -> httpx.AsyncClient:
     """The one HTTP client of the gateway clients (in sandbox mode it reaches the mounted
-    simulator in process)."""
-    transport = httpx.ASGITransport(app=sandbox_app) if sandbox_app is not None else None
+    simulators in process)."""
+    transport: httpx.AsyncBaseTransport | None = None
+    if sbps_app is not None:
+        routes: dict[str, httpx.AsyncBaseTransport] = {
+            httpx.URL(_INTERNAL_SBPS).host: httpx.ASGITransport(app=sbps_app)
+        }
+        if sandbox_app is not None:
+            routes[httpx.URL(_INTERNAL_SANDBOX).host] = httpx.ASGITransport(app=sandbox_app)
+        transport = _ByHost(routes)
+    elif sandbox_app is not None:
+        transport = httpx.ASGITransport(app=sandbox_app)
     return make_http_client(settings, transport)
 
 
@@ -225,6 +283,9 @@ def _connect_gateways(
     billing_url = settings.billing_robo_url or (
         f"{_INTERNAL_SANDBOX}/" if sandbox_app is not None else ""
     )
+    if settings.gateway_provider == "sbps":
+        base_url = f"{_INTERNAL_SBPS}/" if settings.sbps_in_process else settings.sbps_api_root
+        search_url = ""  # SBPS has no charges search: the client looks charges up one by one
     app.state.gateway = make_gateway(settings, http, sessions, base_url, search_url)
     app.state.billing_robo = make_billing_robo(settings, http, sessions, billing_url)
 
@@ -266,17 +327,28 @@ async def _background(
                 interval=settings.reconcile_interval_seconds,
                 batch_size=settings.reconcile_batch_size,
                 pay_claim=settings.pay_claim,
-                sweep=orphans.SweepSettings.of(settings),
+                sweep=_sweep_settings(settings, app.state.gateway),
             )
         )
     await asyncio.gather(*loops)
+
+
+def _sweep_settings(settings: Settings, gateway: PaymentGateway) -> orphans.SweepSettings | None:
+    """The orphan sweep searches time windows: a gateway with no range search (SBPS looks
+    charges up one by one) has nothing to sweep with, so it is off rather than failing."""
+    if gateway.charge_search_limits.max_range <= timedelta(0):
+        return None
+    return orphans.SweepSettings.of(settings)
 
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 def _lifespan(
-    settings: Settings, sandbox_app: FastAPI | None, tracer_provider: TracerProvider | None
+    settings: Settings,
+    sandbox_app: FastAPI | None,
+    tracer_provider: TracerProvider | None,
+    sbps_app: FastAPI | None = None,
 ) -> Lifespan:
     """Start: the instance lock, the database, the gateway clients, the background loops;
     stop: the same, in reverse."""
@@ -286,7 +358,7 @@ def _lifespan(
         _acquire_instance(settings)
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
         sessions = make_sessionmaker(engine)
-        http = _gateway_http(settings, sandbox_app)
+        http = _gateway_http(settings, sandbox_app, sbps_app)
         if tracer_provider is not None:
             tracing.instrument_resources(tracer_provider, engine, http)
         app.state.engine = engine
@@ -322,6 +394,8 @@ def _lifespan(
 def _install_state(app: FastAPI, settings: Settings) -> None:
     """What the requests read from `app.state` before the lifespan has run."""
     app.state.settings = settings
+    # The provider's page-script messages (hosted.pages.card_form merges them per language).
+    app.state.page_messages = page_messages(settings)
     # payments.refresh: what an idempotent retry runs to re-check its payment (payments sits
     # below reconcile, so the composition root hands it the judgement).
     app.state.refresh_payment = _refresher(settings)
@@ -357,7 +431,12 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(RequestIdMiddleware)
 
 
-def _install_routes(app: FastAPI, settings: Settings, sandbox_app: FastAPI | None) -> None:
+def _install_routes(
+    app: FastAPI,
+    settings: Settings,
+    sandbox_app: FastAPI | None,
+    sbps_app: FastAPI | None = None,
+) -> None:
     app.include_router(health.router)
     app.include_router(checkout_api.router)
     app.include_router(checkout_pages.router)
@@ -378,6 +457,9 @@ def _install_routes(app: FastAPI, settings: Settings, sandbox_app: FastAPI | Non
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     if sandbox_app is not None:
         app.mount(SANDBOX_MOUNT, sandbox_app, name="sandbox")
+    if sbps_app is not None:
+        # Serves com_sbps_system_token.js and its token endpoint from our own origin.
+        app.mount(SANDBOX_SBPS_MOUNT, sbps_app, name="sandbox-sbps")
 
 
 def create_app(
@@ -389,11 +471,12 @@ def create_app(
     crash.arm(settings.gateway_mode)
     tracer_provider = tracer_provider or tracing.make_provider()
     sandbox_app = _sandbox_app(settings)
+    sbps_app = _sbps_sandbox_app(settings)
     app = FastAPI(
         title="ROBOT PAYMENT merchant service",
         version="0.1.0",
         summary="Checkout, stored cards and payment operations on the ROBOT PAYMENT gateway.",
-        lifespan=_lifespan(settings, sandbox_app, tracer_provider),
+        lifespan=_lifespan(settings, sandbox_app, tracer_provider, sbps_app),
         docs_url=None,  # app/docs.py serves them from our origin, not a CDN
         redoc_url=None,
     )
@@ -402,7 +485,7 @@ def create_app(
     install_openapi(app)
     install_docs(app)
     _install_middleware(app, settings)
-    _install_routes(app, settings, sandbox_app)
+    _install_routes(app, settings, sandbox_app, sbps_app)
     if tracer_provider is not None:
         tracing.instrument_app(app, tracer_provider)
     return app

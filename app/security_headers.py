@@ -28,7 +28,7 @@ API_HEADERS = {
 def page_headers(settings: Settings) -> dict[str, str]:
     """Strict CSP for our HTML pages: scripts and XHR only from us and the gateway, images
     from us and the shop's logo origin (SHOP_LOGO_URL's, when not ours); never framed."""
-    gw = settings.gateway_public_base
+    gw = settings.page_script_base
     origin = "" if gw.startswith("/") else "{0.scheme}://{0.netloc}".format(urlsplit(gw))
     src = f"'self' {origin}".strip()
     img = f"'self' data: {settings.shop_logo_origin}".strip()

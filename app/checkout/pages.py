@@ -65,7 +65,14 @@ _FORM_BODY = {
                 "schema": {
                     "type": "object",
                     "properties": {
-                        "tkn": {"type": "string", "description": "CPToken.js token"},
+                        "tkn": {
+                            "type": "string",
+                            "description": "CPToken.js token (SBPS: com_sbps_system_token.js's)",
+                        },
+                        "tkn_key": {
+                            "type": "string",
+                            "description": "SBPS: the token's tokenKey (required with tkn)",
+                        },
                         "card_num": {"type": "string", "description": "a saved card's num"},
                         "num": {"type": "string", "description": "same as card_num"},
                         "save_card": {"type": "string", "enum": ["1"]},

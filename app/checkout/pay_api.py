@@ -12,7 +12,9 @@ from app.checkout.api import PROBLEMS
 from app.checkout.schemas import PayRequest
 from app.deps import GatewayDep, SessionFactoryDep, SettingsDep
 from app.errors import (
+    FieldError,
     Problem,
+    Unprocessable,
     failed_problem,
     problem_from_error,
 )
@@ -41,11 +43,25 @@ async def pay_session(
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
 ) -> JSONResponse:
+    if settings.gateway_provider == "sbps" and body.token and not body.token_key:
+        # Refused before any claim: nothing is charged and the session stays payable.
+        raise Unprocessable(
+            "token_key: required with a token when the gateway is SBPS",
+            code="token_key_missing",
+            errors=[
+                FieldError(
+                    field="token_key",
+                    message="required with a token: the tokenKey com_sbps_system_token.js "
+                    "returned with it",
+                )
+            ],
+        )
     result = await service.pay(
         sessions,
         gateway,
         session_id,
         token=body.token,
+        token_key=body.token_key,
         card_num=body.card_num,
         result_mode=settings.gateway_result_mode,
         save_card=body.save_card,

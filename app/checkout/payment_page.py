@@ -176,6 +176,7 @@ def _pay_request(form: Form) -> PayRequest | None:
     try:
         return PayRequest(
             token=form.get("tkn") or None,
+            token_key=form.get("tkn_key") or None,
             card_num=int(card_num_raw) if card_num_raw else None,
             save_card=form.get("save_card") == "1",
             method=md or None,
@@ -192,12 +193,17 @@ async def submit(page: PageRequest, form: Form) -> Response:
     if req is None:
         message = t.get("error_no_token", "No card token was received; please try again.")
         return error_page(settings, lang, 422, message, page.back)
+    if settings.gateway_provider == "sbps" and req.token and not req.token_key:
+        # SBPS charges need the token's key too: refused before anything is claimed or sent.
+        message = t.get("error_no_token", "No card token was received; please try again.")
+        return error_page(settings, lang, 422, message, page.back)
     try:
         result = await service.pay(
             page.sessions,
             page.gateway,
             page.cs_id,
             token=req.token,
+            token_key=req.token_key,
             card_num=req.card_num,
             result_mode=settings.gateway_result_mode,
             save_card=req.save_card,

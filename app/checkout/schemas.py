@@ -81,7 +81,8 @@ class CheckoutSessionCreate(BaseModel):
 
 
 class PayRequest(BaseModel):
-    """Exactly one of `token` (from CPToken.js) or `card_num` (a saved card)."""
+    """Exactly one of `token` (from CPToken.js, or com_sbps_system_token.js with its
+    `token_key`) or `card_num` (a saved card)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -89,6 +90,14 @@ class PayRequest(BaseModel):
     )
 
     token: str | None = Field(None, min_length=8, max_length=512, pattern=r"^[A-Za-z0-9+/=_-]+$")
+    token_key: str | None = Field(
+        None,
+        min_length=8,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9+/=_-]+$",
+        description="SBPS: the tokenKey com_sbps_system_token.js returned with the token "
+        "(required with a token when the gateway is SBPS)",
+    )
     card_num: int | None = Field(
         None, ge=0, le=9, description="a saved card's num (one digit: seed 000 p.12)"
     )

@@ -138,6 +138,7 @@ async def pay(
     token: str | None,
     card_num: int | None,
     result_mode: int,
+    token_key: str | None = None,
     actor: str = "shopper",
     save_card: bool = False,
     client_ip: str | None = None,
@@ -180,6 +181,7 @@ async def pay(
             gateway,
             claim,
             token=token,
+            token_key=token_key,
             card_num=card_num,
             after=settle,
             kickback_expected=kickback_expected,
@@ -346,6 +348,7 @@ async def _attempt(
     token: str | None,
     card_num: int | None,
     after: Callable[[ChargeResult], Awaitable[None]],
+    token_key: str | None = None,
     kickback_expected: timedelta,
 ) -> calls.Sent:
     """2. The gateway calls of a claimed pay and 3. their answer recorded: the card's
@@ -363,7 +366,7 @@ async def _attempt(
         card_num = registered_num = registered
 
     def send() -> Awaitable[ChargeResult]:
-        return _send(gateway, claim, token=token, card_num=card_num)
+        return _send(gateway, claim, token=token, token_key=token_key, card_num=card_num)
 
     # Our payment id goes as a free parameter (echoed in the kickback: it names this
     # attempt), and, without its "_", as cod when the merchant gave no order id.
@@ -379,7 +382,12 @@ async def _attempt(
 
 
 async def _send(
-    gateway: PaymentGateway, claim: _Claim, *, token: str | None, card_num: int | None
+    gateway: PaymentGateway,
+    claim: _Claim,
+    *,
+    token: str | None,
+    card_num: int | None,
+    token_key: str | None = None,
 ) -> ChargeResult:
     cs, payment_id, customer = claim.cs, claim.payment_id, claim.customer
     amounts: dict[str, Any] = {
@@ -411,6 +419,8 @@ async def _send(
     charge = TokenCharge(
         job=cs.job,  # type: ignore[arg-type]
         token=token,
+        # SBPS's tokenKey (None with ROBOT PAYMENT, which has none).
+        token_key=token_key,
         customer_id=claim.charge_uid,
         **amounts,
     )

@@ -63,6 +63,7 @@ __all__ = [
     "build_billing_robo",
     "build_gateway",
     "make_http_client",
+    "page_messages",
 ]
 
 
@@ -93,7 +94,10 @@ def build_gateway(
     base_url: str,
     search_url: str,
 ) -> PaymentGateway:
-    """The one payment gateway client of a process (ROBOT PAYMENT, the only provider)."""
+    """The one payment gateway client of a process: ROBOT PAYMENT, or SBPS with
+    GATEWAY_PROVIDER=sbps (`base_url`: then SBPS's API root; `search_url` is not used)."""
+    if settings.gateway_provider == "sbps":
+        return _build_sbps(settings, http, recorder=recorder, base_url=base_url)
     from app.gateway.robotpayment import RobotPaymentClient
 
     return RobotPaymentClient(
@@ -108,6 +112,44 @@ def build_gateway(
         deadline_seconds=_deadline(settings),
         connection_auth_code=settings.gateway_connection_auth_code.get_secret_value(),
     )
+
+
+def _build_sbps(
+    settings: Settings, http: httpx.AsyncClient, *, recorder: CallRecorder | None, base_url: str
+) -> PaymentGateway:
+    from app.gateway.sbps import HashKey, SbpsGateway
+
+    return SbpsGateway(
+        http=http,
+        base_url=base_url,
+        merchant_id=settings.sbps_merchant_id,
+        service_id=settings.sbps_service_id,
+        hash_key=HashKey(settings.sbps_hash_key.get_secret_value()),
+        recorder=recorder,
+        deadline_seconds=_deadline(settings),
+        item_id=settings.sbps_item_id,
+    )
+
+
+def page_messages(settings: Settings) -> dict[str, dict[str, str]]:
+    """What the provider's page script must be able to say, per language, as `js_` keys of
+    app/web/i18n.py (the composition root hands them to the pages): with SBPS, a readable
+    message for every error code of com_sbps_system_token.js (`js_err_sbps_<code>`, and
+    `js_err_sbps_unknown` with a {code} placeholder); ROBOT PAYMENT's are in i18n already."""
+    if settings.gateway_provider != "sbps":
+        return {}
+    from app.gateway.sbps.token_errors import KNOWN_CODES, message_for
+
+    ja: dict[str, str] = {}
+    en: dict[str, str] = {}
+    for code, message in KNOWN_CODES.items():
+        ja[f"js_err_sbps_{code}"] = message.message_ja
+        en[f"js_err_sbps_{code}"] = message.message_en
+    # An unknown code's message names it: the script fills in {code}.
+    unknown = message_for("{code}")
+    ja["js_err_sbps_unknown"] = unknown.message_ja
+    en["js_err_sbps_unknown"] = unknown.message_en
+    return {"ja": ja, "en": en}
 
 
 def build_billing_robo(

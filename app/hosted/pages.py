@@ -131,13 +131,28 @@ def card_form(
         "saves_card": False,
         "pay_options": [],
     }
+    sbps = settings.gateway_provider == "sbps"
+    if sbps:
+        # SBPS's token-script messages (app.main hands them in) and its notes for the page.
+        extra = getattr(page.request.app.state, "page_messages", {}).get(page.lang, {})
+        t = {
+            **t,
+            **extra,
+            "secure_note": t["secure_note_sbps"],
+            "three_ds_note": t["sbps_no_3ds_note"],
+        }
     return render(
         settings,
         "checkout.html",
         lang=page.lang,
         t=t,
         session=cs,
-        mode=settings.checkout_mode,
+        provider=settings.gateway_provider,
+        sbps_token_js=settings.sbps_token_js if sbps else "",
+        sbps_merchant_id=settings.sbps_merchant_id if sbps else "",
+        sbps_service_id=settings.sbps_service_id if sbps else "",
+        # SBPS has no popup card form of its own: its pages are always custom mode.
+        mode="custom" if sbps else settings.checkout_mode,
         aid=settings.gateway_aid,
         gateway_js_base=f"{settings.gateway_public_base}/gateway/js",
         post_url=f"/checkout/{cs.id}",

@@ -64,6 +64,14 @@ _JA: Final[dict[str, str]] = {
     "three_ds_note": (
         "カード会社の本人認証（3-Dセキュア）画面が表示された場合は、画面の案内に従ってください。"
     ),
+    # GATEWAY_PROVIDER=sbps: this integration does not run 3-D Secure with SBPS yet.
+    "sbps_no_3ds_note": (
+        "このお支払いでは本人認証（3-Dセキュア）は行われません（SBPS の3-Dセキュアは未対応です）。"
+    ),
+    "secure_note_sbps": (
+        "カード情報はお使いのブラウザから決済代行会社（SBペイメントサービス）へ直接送信されます。"
+        "当店のサーバーがカード番号やセキュリティコードを受け取ったり保存したりすることはありません。"
+    ),
     "pay_button": "{amount} を支払う",
     # --- card registration page -------------------------------------------------------------
     "register_title": "カードの登録",
@@ -315,6 +323,13 @@ _EN: Final[dict[str, str]] = {
     "popup_note": "When you press Pay, our payment provider's card form opens.",
     "three_ds_note": (
         "Your card issuer may ask you to verify the payment (3-D Secure); follow its instructions."
+    ),
+    "sbps_no_3ds_note": (
+        "This payment is made without 3-D Secure verification (not yet supported with SBPS)."
+    ),
+    "secure_note_sbps": (
+        "Your card details go straight from your browser to our payment provider (SB Payment "
+        "Service). Our servers never receive or store your card number or security code."
     ),
     "pay_button": "Pay {amount}",
     # --- card registration page -------------------------------------------------------------

@@ -1,5 +1,6 @@
 /*
  * Checkout page: card token (CPToken.js) -> 3-D Secure 2.0 (EMV3DSAdapter.js) -> post tkn.
+ * With data-provider="sbps": com_sbps_system_token.js's token -> post tkn + tkn_key.
  *
  * Everything comes from data-* attributes of #mainform (the page is served with a strict CSP,
  * so there is no inline script):
@@ -32,6 +33,10 @@
   var choices = Array.prototype.slice.call(form.querySelectorAll('input[name="card_choice"]'));
 
   var aid = form.dataset.aid || '';
+  // GATEWAY_PROVIDER=sbps: com_sbps_system_token.js makes the token (and its key) instead of
+  // CPToken.js, and there is no 3-D Secure step yet (README "SBPS").
+  var sbps = form.dataset.provider === 'sbps';
+  var tokenKeyInput = document.getElementById('tkn_key');
   var mode = form.dataset.mode === 'popup' ? 'popup' : 'custom';
   var lang = form.dataset.lang === 'en' ? 'en' : 'ja';
   var messages = parseJson(form.dataset.messages);
@@ -502,6 +507,11 @@
         return;
       }
     }
+    if (sbps) {
+      sbpsToken(card);
+      card = null;
+      return;
+    }
     var method = mode === 'popup' ? 'CardInfo' : 'TokenCreate';
     if (!vendorReady('CPToken', method)) {
       showAlert(msg('err_script'));
@@ -524,6 +534,55 @@
       fail(msg('err_generic'));
     }
     card = null;
+  }
+
+  // SBPS: the token script's 5-character error code -> text for the shopper (the messages
+  // come from the server's table; an unknown code is named).
+  function sbpsErrorText(code) {
+    var key = 'err_sbps_' + code;
+    if (/^\d{5}$/.test(code) && Object.prototype.hasOwnProperty.call(messages, key)) {
+      return messages[key];
+    }
+    return msg('err_sbps_unknown', { code: code || '-' });
+  }
+
+  function sbpsToken(card) {
+    if (!vendorReady('com_sbps_system', 'generateToken') || !tokenKeyInput) {
+      showAlert(msg('err_script'));
+      return;
+    }
+    setBusy(true);
+    flow += 1;
+    var myFlow = flow;
+    tokenInput.value = '';
+    tokenKeyInput.value = '';
+    var request = {
+      merchantId: form.dataset.sbpsMerchantId || '',
+      serviceId: form.dataset.sbpsServiceId || '',
+      ccNumber: card.cn,
+      ccExpiration: '20' + card.ed.slice(0, 2) + card.ed.slice(2, 4), // YYMM -> YYYYMM
+      securityCode: card.cvv
+    };
+    try {
+      window.com_sbps_system.generateToken(request, function (response) {
+        if (myFlow !== flow) {
+          return;
+        }
+        var answer = response && response.result === 'OK' ? response.tokenResponse : null;
+        if (!answer || !answer.token || !answer.tokenKey) {
+          tokenKeyInput.value = '';
+          fail(sbpsErrorText(String((response && response.errorCode) || '').trim()));
+          return;
+        }
+        tokenInput.value = answer.token;
+        tokenKeyInput.value = answer.tokenKey;
+        clearCardFields();
+        submitOnly(['tkn', 'tkn_key', 'lang', 'save_card', 'pay_option']);
+      });
+    } catch (e) {
+      fail(msg('err_generic'));
+    }
+    request = null;
   }
 
   // Popup mode: the gateway's card form has a close button that may never call back. When its
@@ -701,6 +760,9 @@
       cardNumInput.disabled = true;
     }
     tokenInput.value = '';
+    if (tokenKeyInput) {
+      tokenKeyInput.value = '';
+    }
     clearCardFields();
     flow += 1;
     progress.stop();
@@ -732,8 +794,9 @@
 
   // The gateway scripts are loaded before this file: if they are missing, say so now (unless a
   // saved card is chosen, which needs no gateway script).
-  if (!vendorReady('CPToken', mode === 'popup' ? 'CardInfo' : 'TokenCreate') && !expired &&
-      selectedChoice() === 'new') {
+  var scriptReady = sbps ? vendorReady('com_sbps_system', 'generateToken')
+    : vendorReady('CPToken', mode === 'popup' ? 'CardInfo' : 'TokenCreate');
+  if (!scriptReady && !expired && selectedChoice() === 'new') {
     showAlert(msg('err_script'));
   }
 })();
