@@ -43,7 +43,7 @@ async def pay_session(
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
 ) -> JSONResponse:
-    if settings.gateway_provider == "sbps" and body.token and not body.token_key:
+    if service.lacks_token_key(settings.gateway_provider, body.token, body.token_key):
         # Refused before any claim: nothing is charged and the session stays payable.
         raise Unprocessable(
             "token_key: required with a token when the gateway is SBPS",

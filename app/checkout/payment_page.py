@@ -193,7 +193,7 @@ async def submit(page: PageRequest, form: Form) -> Response:
     if req is None:
         message = t.get("error_no_token", "No card token was received; please try again.")
         return error_page(settings, lang, 422, message, page.back)
-    if settings.gateway_provider == "sbps" and req.token and not req.token_key:
+    if service.lacks_token_key(settings.gateway_provider, req.token, req.token_key):
         # SBPS charges need the token's key too: refused before anything is claimed or sent.
         message = t.get("error_no_token", "No card token was received; please try again.")
         return error_page(settings, lang, 422, message, page.back)

@@ -130,6 +130,13 @@ class _Claim:
     recorded_session: CheckoutSession | None = None
 
 
+def lacks_token_key(provider: str, token: str | None, token_key: str | None) -> bool:
+    """SBPS charges a token only with its tokenKey (com_sbps_system_token.js returns both):
+    a pay without it is refused before anything is claimed or sent. The JSON pay and the
+    form post both ask here."""
+    return provider == "sbps" and bool(token) and not token_key
+
+
 async def pay(
     sessions: async_sessionmaker[AsyncSession],
     gateway: PaymentGateway,

@@ -135,12 +135,7 @@ def card_form(
     if sbps:
         # SBPS's token-script messages (app.main hands them in) and its notes for the page.
         extra = getattr(page.request.app.state, "page_messages", {}).get(page.lang, {})
-        t = {
-            **t,
-            **extra,
-            "secure_note": t["secure_note_sbps"],
-            "three_ds_note": t["sbps_no_3ds_note"],
-        }
+        t = {**t, **extra, "three_ds_note": t["sbps_no_3ds_note"]}
     return render(
         settings,
         "checkout.html",

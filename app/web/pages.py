@@ -100,8 +100,12 @@ def form_lang(form: Any) -> str:
 
 def render(settings: Settings, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """The page `name` with `context`, and `shop` (the merchant's name, logo and theme from
-    the settings: app/web/theme.py) for the layout."""
+    the settings: app/web/theme.py) for the layout. With SBPS, the footer names SBPS."""
     context.setdefault("shop", branding(settings))
+    t = context.get("t")
+    if settings.gateway_provider == "sbps" and isinstance(t, dict) and "secure_note_sbps" in t:
+        # Every page's footer names the gateway the card actually goes to.
+        context["t"] = {**t, "secure_note": t["secure_note_sbps"]}
     html = _templates.get_template(name).render(**context)
     return HTMLResponse(html, status_code=status_code, headers=page_headers(settings))
 

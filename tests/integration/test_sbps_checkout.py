@@ -206,5 +206,8 @@ async def test_pay_via_form_post_lands_on_the_payment_page(
     assert f"/checkout/{cs['id']}/payments/" in r.headers["location"]
     result = await sbps_app.client.get(r.headers["location"])
     assert result.status_code == 200 and "https://shop.example/thanks" in result.text
+    # Every page's footer names the gateway the card went to, the result page's too.
+    for shown in (page, result):
+        assert "SBペイメントサービス" in shown.text and "ROBOT PAYMENT" not in shown.text
     [row] = await ledger(sbps_sim)
     assert row["approved"] is True
