@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -44,6 +44,8 @@ class BillingCardRegistration(Base):
         CheckConstraint(
             "status IN ('processing', 'succeeded', 'failed', 'unknown')", name="status"
         ),
+        # The ops console's list: newest first, keyset pages on (created_at, id).
+        Index("ix_billing_card_registrations_created", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -1043,3 +1043,60 @@ async def webhooks_list(
         return _to_login(request, lang)
     endpoints = await events.list_endpoints(sessions)
     return _page(request, settings, "webhooks.html", lang, operator=operator, rows=endpoints)
+
+
+# --- billing-robo card registrations -------------------------------------------------------------
+
+REGISTRATION_STATUSES = ("processing", "succeeded", "failed", "unknown")
+
+
+@router.get("/billing", response_class=HTMLResponse)
+async def registrations_list(
+    request: Request, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    q = request.query_params
+    status = q.get("status") if q.get("status") in REGISTRATION_STATUSES else ""
+    code = (q.get("billing_code") or "").strip()[:20]
+    cursor = (q.get("cursor") or "")[:120] or None
+    try:
+        rows, next_cursor = await service.registrations_page(
+            sessions,
+            status=status or None,
+            billing_code=code or None,
+            cursor=cursor,
+            limit=PAGE_SIZE,
+        )
+    except ValueError:  # not one of our cursors: the first page
+        rows, next_cursor = await service.registrations_page(
+            sessions,
+            status=status or None,
+            billing_code=code or None,
+            cursor=None,
+            limit=PAGE_SIZE,
+        )
+    next_url = None
+    if next_cursor:
+        next_url = "/ops/billing?" + urlencode(
+            [
+                ("status", status or ""),
+                ("billing_code", code),
+                ("cursor", next_cursor),
+                ("lang", lang),
+            ]
+        )
+    return _page(
+        request,
+        settings,
+        "billing.html",
+        lang,
+        operator=operator,
+        rows=rows,
+        status=status,
+        billing_code=code,
+        statuses=REGISTRATION_STATUSES,
+        next_url=next_url,
+    )

@@ -10,6 +10,7 @@ from urllib.parse import unquote_to_bytes
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.billing.models import BillingCardRegistration
 from app.customers import service as customers
 from app.customers.models import Card, Customer, CustomerEvent
 from app.db import utcnow
@@ -241,3 +242,37 @@ async def customer_detail(
             await customers.cards_of(session, uid, active_only=False),
             await customers.events_of(session, uid),
         )
+
+
+# --- billing-robo card registrations -------------------------------------------------------------
+
+
+async def registrations_page(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    status: str | None,
+    billing_code: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[BillingCardRegistration], str | None]:
+    """Newest first, keyset pages on (created_at, id). ValueError: not one of our cursors."""
+    row = BillingCardRegistration
+    stmt = select(row)
+    if status:
+        stmt = stmt.where(row.status == status)
+    if billing_code:
+        stmt = stmt.where(row.billing_code == billing_code)
+    if cursor:
+        created, sep, after_id = cursor.partition("|")
+        if not sep or not after_id:
+            raise ValueError("bad cursor")
+        stmt = stmt.where(
+            tuple_(row.created_at, row.id) < tuple_(datetime.fromisoformat(created), after_id)
+        )
+    stmt = stmt.order_by(row.created_at.desc(), row.id.desc()).limit(limit + 1)
+    async with sessions() as session:
+        rows = list((await session.execute(stmt)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if more and rows else None
+    return rows, f"{last.created_at.isoformat()}|{last.id}" if last else None

@@ -1,5 +1,5 @@
 """ops console: its sessions; indexes for its lists (checkout sessions, customers, newest
-first) and its charts (gateway calls and card-testing failures by time) (issue 21)
+first; billing registrations too) and its charts (gateway calls and card-testing failures by time) (issue 21)
 
 Revision ID: 0016_ops_sessions
 Revises: 0015_webhooks
@@ -32,9 +32,17 @@ def upgrade() -> None:
     op.create_index("ix_customers_created", "customers", ["created_at", "uid"])
     op.create_index("ix_gateway_calls_started", "gateway_calls", ["started_at"])
     op.create_index("ix_velocity_failures_created", "velocity_failures", ["created_at"])
+    op.create_index(
+        "ix_billing_card_registrations_created",
+        "billing_card_registrations",
+        ["created_at", "id"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(
+        "ix_billing_card_registrations_created", table_name="billing_card_registrations"
+    )
     op.drop_index("ix_velocity_failures_created", table_name="velocity_failures")
     op.drop_index("ix_gateway_calls_started", table_name="gateway_calls")
     op.drop_index("ix_customers_created", table_name="customers")

@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.billing.models import BillingCardRegistration
 from app.db import utcnow
 from app.kickbacks.models import UNPROCESSED, Kickback
 from app.ops.models import OpsSession
@@ -428,3 +429,26 @@ async def test_webhook_endpoints_are_listed_without_their_secrets(make_app: AppF
     page = await app.client.get("/ops/webhooks")
     assert page.status_code == 200 and "http://127.0.0.1:9/hook" in page.text
     assert secret not in page.text and "whsec_" not in page.text
+
+
+async def test_billing_registrations_are_listed_by_status(
+    make_app: AppFactory, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app()
+    async with sessions() as session:
+        for i, status in enumerate(("succeeded", "failed")):
+            session.add(
+                BillingCardRegistration(
+                    id=f"bcr_ops{i}",
+                    billing_code=f"B00{i}",
+                    status=status,
+                    error_code="E1" if status == "failed" else None,
+                    created_by="merchant:key_x",
+                )
+            )
+        await session.commit()
+    await sign_in(app)
+    every = await app.client.get("/ops/billing")
+    assert every.status_code == 200 and every.text.count("data-registration=") == 2
+    failed = await app.client.get("/ops/billing", params={"status": "failed"})
+    assert failed.text.count("data-registration=") == 1 and "B001" in failed.text
