@@ -63,11 +63,17 @@ def _page(
     *,
     status_code: int = 200,
     operator: Operator | None = None,
+    switch_path: str | None = None,
     **context: Any,
 ) -> HTMLResponse:
+    """`switch_path`: where the language switch goes when it is not this URL (a page drawn
+    as a form post's answer whose URL only takes posts)."""
     other = "ja" if lang == "en" else "en"
     query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("lang", "done")]
-    switch = request.url.path + "?" + urlencode([*query, ("lang", other)])
+    if switch_path is None:
+        # A post's answer: its URL may take posts only; the home takes a GET.
+        switch_path = request.url.path if request.method == "GET" else "/ops"
+    switch = switch_path + "?" + urlencode([*query, ("lang", other)])
     response = render(
         settings,
         f"ops/{name}",
@@ -90,7 +96,13 @@ def _idle(settings: Settings) -> timedelta:
 async def _operator(
     request: Request, settings: Settings, sessions: SessionFactoryDep
 ) -> Operator | None:
-    return await signin.current(sessions, request.cookies.get(COOKIE), idle=_idle(settings))
+    """Who is signed in, while their session lasts and their key is still an ops key of
+    API_KEYS (a key taken out of the settings ends its console sessions at once)."""
+    operator = await signin.current(sessions, request.cookies.get(COOKIE), idle=_idle(settings))
+    keys = request.app.state.api_keys
+    if operator is None or not any(k.label == operator.label and k.role == "ops" for k in keys):
+        return None
+    return operator
 
 
 def _to_login(request: Request, lang: str) -> RedirectResponse:
@@ -138,7 +150,15 @@ async def login(request: Request, settings: SettingsDep, sessions: SessionFactor
         problem, code = (
             (t["login_bad_key"], 401) if principal is None else (t["login_not_ops"], 403)
         )
-        return _page(request, settings, "login.html", lang, status_code=code, problem=problem)
+        return _page(
+            request,
+            settings,
+            "login.html",
+            lang,
+            status_code=code,
+            problem=problem,
+            switch_path="/ops/login",
+        )
     token, _ = await signin.sign_in(sessions, principal.label, idle=_idle(settings))
     response = RedirectResponse(f"/ops?lang={lang}", status_code=303)
     response.set_cookie(
@@ -414,6 +434,7 @@ def _confirm(
         lang,
         status_code=status_code,
         operator=operator,
+        switch_path=f"/ops/payments/{p.id}/{action}",
         p=p,
         action=action,
         values=values,
@@ -627,6 +648,7 @@ def _kickback(
         "kickback.html",
         lang,
         operator=operator,
+        switch_path=f"/ops/kickbacks/{kb.id}",
         kb=kb,
         query=service.decoded_pairs(kb.raw_query),
         body=service.decoded_pairs(kb.raw_body) if kb.raw_body else [],

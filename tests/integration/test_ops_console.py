@@ -452,3 +452,15 @@ async def test_billing_registrations_are_listed_by_status(
     assert every.status_code == 200 and every.text.count("data-registration=") == 2
     failed = await app.client.get("/ops/billing", params={"status": "failed"})
     assert failed.text.count("data-registration=") == 1 and "B001" in failed.text
+
+
+async def test_a_key_taken_out_of_the_settings_ends_its_console_sessions(
+    make_app: AppFactory,
+) -> None:
+    app = await make_app()
+    await sign_in(app)
+    assert (await app.client.get("/ops")).status_code == 200
+    # The operator rotates API_KEYS: the old ops key is gone (its label with it).
+    app.app.state.api_keys = [k for k in app.app.state.api_keys if k.role != "ops"]
+    r = await app.client.get("/ops")
+    assert r.status_code == 303 and r.headers["location"].startswith("/ops/login")
