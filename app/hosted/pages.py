@@ -70,7 +70,7 @@ class PageRequest:
         t = messages(self.lang)
         if text := t.get(f"problem_{code}"):
             return text
-        if code[0].isupper():  # the gateway's code
+        if not code.islower():  # the gateway's code (ER584, SBPS's 10121999): not ours
             info = self.gateway.describe_error(code)
             return info.message_ja if self.lang == "ja" else info.message_en
         return t["problem_not_processed"]

@@ -112,6 +112,8 @@ async def test_a_paid_sessions_post_goes_to_its_receipt(
     ("problem", "expected"),
     [
         ("ER584", "トークン"),  # the gateway's code: its own message
+        ("ZZ99", "ZZ99"),  # a code the gateway's table lacks: its generic words, with the code
+        ("10121999", "10121999"),  # an all-digit code (SBPS's shape) is the gateway's too
         ("too_many_failures", "しばらく"),
         ("some_new_code", "ご請求は発生していません"),
         ("<script>", ""),
