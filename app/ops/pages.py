@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import secrets
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -38,7 +39,7 @@ from app.payments.service import PaymentFilter
 from app.payments.states import Status
 from app.reconcile import passes
 from app.security_headers import console_headers
-from app.web import cross_site_refusal, keep_lang, lang_of, render
+from app.web import cross_site_refusal, form_lang, keep_lang, lang_of, render
 from app.web.pages import JST
 
 router = APIRouter(prefix="/ops", include_in_schema=False)
@@ -126,6 +127,48 @@ def _refused_form(request: Request, settings: Settings, lang: str) -> HTMLRespon
     )
 
 
+@dataclass(frozen=True)
+class _SignedPost:
+    operator: Operator
+    form: dict[str, str]
+    lang: str
+
+
+async def _signed_post(
+    request: Request, settings: Settings, sessions: SessionFactoryDep
+) -> _SignedPost | Response:
+    """Every console form post's checks, in order: posted from our own site, by someone
+    signed in, with their session's CSRF token. A Response: the refusal to answer with."""
+    if (refused := cross_site_refusal(request, settings)) is not None:
+        return refused
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    lang = form_lang(form)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    if not operator.csrf_ok(form.get("csrf")):
+        return _refused_form(request, settings, lang)
+    return _SignedPost(operator, form, lang)
+
+
+def _not_found(
+    request: Request, settings: Settings, lang: str, operator: Operator, what: str
+) -> HTMLResponse:
+    """The 404 page for `what` ("payment", "kickback"...): its texts are `<what>_title`
+    and `not_found_<what>`."""
+    t = texts(lang)
+    return _page(
+        request,
+        settings,
+        "message.html",
+        lang,
+        status_code=404,
+        operator=operator,
+        title=t[f"{what}_title"],
+        message=t[f"not_found_{what}"],
+    )
+
+
 # --- sign-in -----------------------------------------------------------------------------------
 
 
@@ -174,18 +217,11 @@ async def login(request: Request, settings: SettingsDep, sessions: SessionFactor
 
 @router.post("/logout")
 async def logout(request: Request, settings: SettingsDep, sessions: SessionFactoryDep) -> Response:
-    if (refused := cross_site_refusal(request, settings)) is not None:
-        return refused
-    form = await request.form()
-    lang = "en" if form.get("lang") == "en" else "ja"
-    operator = await _operator(request, settings, sessions)
-    if operator is None:
-        return _to_login(request, lang)
-    csrf = form.get("csrf")
-    if not operator.csrf_ok(csrf if isinstance(csrf, str) else None):
-        return _refused_form(request, settings, lang)
+    signed = await _signed_post(request, settings, sessions)
+    if isinstance(signed, Response):
+        return signed
     await signin.sign_out(sessions, request.cookies.get(COOKIE))
-    response = RedirectResponse(f"/ops/login?lang={lang}", status_code=303)
+    response = RedirectResponse(f"/ops/login?lang={signed.lang}", status_code=303)
     response.delete_cookie(COOKIE, path="/ops")
     return response
 
@@ -273,12 +309,9 @@ async def payments_list(
         return _to_login(request, lang)
     shown, f, bad_date = _filters(request)
     cursor = request.query_params.get("cursor") or None
-    try:
-        rows, next_cursor = await service.payments_page(
-            sessions, f, cursor=cursor[:200] if cursor else None, limit=PAGE_SIZE
-        )
-    except (ValueError, TypeError):  # a cursor that is not ours: the first page
-        rows, next_cursor = await service.payments_page(sessions, f, cursor=None, limit=PAGE_SIZE)
+    rows, next_cursor = await service.payments_page(
+        sessions, f, cursor=cursor[:200] if cursor else None, limit=PAGE_SIZE
+    )
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     return _page(
         request,
@@ -362,16 +395,7 @@ async def payment_page(
     t = texts(lang)
     detail = await service.payment_detail(sessions, payment_id[:80])
     if detail is None:
-        return _page(
-            request,
-            settings,
-            "message.html",
-            lang,
-            status_code=404,
-            operator=operator,
-            title=t["payment_title"],
-            message=t["not_found"],
-        )
+        return _not_found(request, settings, lang, operator, "payment")
     done = request.query_params.get("done")
     return _page(
         request,
@@ -399,17 +423,7 @@ async def confirm_page(
         return _to_login(request, lang)
     detail = await service.payment_detail(sessions, payment_id[:80])
     if detail is None:
-        t = texts(lang)
-        return _page(
-            request,
-            settings,
-            "message.html",
-            lang,
-            status_code=404,
-            operator=operator,
-            title=t["payment_title"],
-            message=t["not_found"],
-        )
+        return _not_found(request, settings, lang, operator, "payment")
     return _confirm(request, settings, lang, operator, detail, action, {})
 
 
@@ -466,29 +480,13 @@ async def act(
     gateway: GatewayDep,
     refresh: RefreshDep,
 ) -> Response:
-    if (refused := cross_site_refusal(request, settings)) is not None:
-        return refused
-    raw = await request.form()
-    form = {k: v for k, v in raw.items() if isinstance(v, str)}
-    lang = "en" if form.get("lang") == "en" else "ja"
-    operator = await _operator(request, settings, sessions)
-    if operator is None:
-        return _to_login(request, lang)
-    if not operator.csrf_ok(form.get("csrf")):
-        return _refused_form(request, settings, lang)
+    signed = await _signed_post(request, settings, sessions)
+    if isinstance(signed, Response):
+        return signed
+    operator, form, lang = signed.operator, signed.form, signed.lang
     detail = await service.payment_detail(sessions, payment_id[:80])
     if detail is None:
-        t = texts(lang)
-        return _page(
-            request,
-            settings,
-            "message.html",
-            lang,
-            status_code=404,
-            operator=operator,
-            title=t["payment_title"],
-            message=t["not_found"],
-        )
+        return _not_found(request, settings, lang, operator, "payment")
     body: BaseModel | None = None
     try:
         if action == "reauthorize":
@@ -618,17 +616,7 @@ async def kickback_page(
         return _to_login(request, lang)
     kb = await service.kickback(sessions, kickback_id) if 0 < kickback_id < 2**62 else None
     if kb is None:
-        t = texts(lang)
-        return _page(
-            request,
-            settings,
-            "message.html",
-            lang,
-            status_code=404,
-            operator=operator,
-            title=t["kickback_title"],
-            message=t["not_found_kickback"],
-        )
+        return _not_found(request, settings, lang, operator, "kickback")
     return _kickback(request, settings, lang, operator, kb)
 
 
@@ -667,29 +655,14 @@ async def verify_kickback(
 ) -> Response:
     """What the gateway's charges search says of the charge a kickback names (read-only:
     nothing changes here; a kickback the search confirms is applied by the kickback loop)."""
-    if (refused := cross_site_refusal(request, settings)) is not None:
-        return refused
-    form = await request.form()
-    lang = "en" if form.get("lang") == "en" else "ja"
-    operator = await _operator(request, settings, sessions)
-    if operator is None:
-        return _to_login(request, lang)
-    csrf = form.get("csrf")
-    if not operator.csrf_ok(csrf if isinstance(csrf, str) else None):
-        return _refused_form(request, settings, lang)
+    signed = await _signed_post(request, settings, sessions)
+    if isinstance(signed, Response):
+        return signed
+    operator, lang = signed.operator, signed.lang
     kb = await service.kickback(sessions, kickback_id) if 0 < kickback_id < 2**62 else None
     t = texts(lang)
     if kb is None:
-        return _page(
-            request,
-            settings,
-            "message.html",
-            lang,
-            status_code=404,
-            operator=operator,
-            title=t["kickback_title"],
-            message=t["not_found_kickback"],
-        )
+        return _not_found(request, settings, lang, operator, "kickback")
     if kb.gid is None:
         return _kickback(request, settings, lang, operator, kb, problem=t["verify_no_gid"])
     try:
@@ -767,16 +740,7 @@ async def event_page(
     t = texts(lang)
     detail = await _event_or_none(sessions, event_id)
     if detail is None:
-        return _page(
-            request,
-            settings,
-            "message.html",
-            lang,
-            status_code=404,
-            operator=operator,
-            title=t["event_title"],
-            message=t["not_found_event"],
-        )
+        return _not_found(request, settings, lang, operator, "event")
     queued = request.query_params.get("queued")
     return _page(
         request,
@@ -796,16 +760,10 @@ async def event_page(
 async def redeliver_event(
     request: Request, event_id: str, settings: SettingsDep, sessions: SessionFactoryDep
 ) -> Response:
-    if (refused := cross_site_refusal(request, settings)) is not None:
-        return refused
-    raw = await request.form()
-    form = {k: v for k, v in raw.items() if isinstance(v, str)}
-    lang = "en" if form.get("lang") == "en" else "ja"
-    operator = await _operator(request, settings, sessions)
-    if operator is None:
-        return _to_login(request, lang)
-    if not operator.csrf_ok(form.get("csrf")):
-        return _refused_form(request, settings, lang)
+    signed = await _signed_post(request, settings, sessions)
+    if isinstance(signed, Response):
+        return signed
+    operator, form, lang = signed.operator, signed.form, signed.lang
 
     async def handler() -> Response:
         try:
@@ -877,16 +835,10 @@ async def reconcile_now(
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
 ) -> Response:
-    if (refused := cross_site_refusal(request, settings)) is not None:
-        return refused
-    raw = await request.form()
-    form = {k: v for k, v in raw.items() if isinstance(v, str)}
-    lang = "en" if form.get("lang") == "en" else "ja"
-    operator = await _operator(request, settings, sessions)
-    if operator is None:
-        return _to_login(request, lang)
-    if not operator.csrf_ok(form.get("csrf")):
-        return _refused_form(request, settings, lang)
+    signed = await _signed_post(request, settings, sessions)
+    if isinstance(signed, Response):
+        return signed
+    operator, form, lang = signed.operator, signed.form, signed.lang
 
     async def handler() -> Response:
         done = await passes.run_now(sessions, gateway, settings, all_open=True, limit=500)
@@ -920,22 +872,13 @@ async def sessions_list(
     status = q.get("status") if q.get("status") in SESSION_STATUSES else ""
     order_id = (q.get("order_id") or "").strip()[:64]
     cursor = (q.get("cursor") or "")[:120] or None
-    try:
-        rows, next_cursor = await service.sessions_page(
-            sessions,
-            status=status or None,
-            order_id=order_id or None,
-            cursor=cursor,
-            limit=PAGE_SIZE,
-        )
-    except ValueError:  # not one of our cursors: the first page
-        rows, next_cursor = await service.sessions_page(
-            sessions,
-            status=status or None,
-            order_id=order_id or None,
-            cursor=None,
-            limit=PAGE_SIZE,
-        )
+    rows, next_cursor = await service.sessions_page(
+        sessions,
+        status=status or None,
+        order_id=order_id or None,
+        cursor=cursor,
+        limit=PAGE_SIZE,
+    )
     next_url = None
     if next_cursor:
         next_url = "/ops/sessions?" + urlencode(
@@ -970,17 +913,7 @@ async def session_page(
         return _to_login(request, lang)
     cs, payments = await service.session_detail(sessions, session_id[:40])
     if cs is None:
-        t = texts(lang)
-        return _page(
-            request,
-            settings,
-            "message.html",
-            lang,
-            status_code=404,
-            operator=operator,
-            title=t["session_title"],
-            message=t["not_found_session"],
-        )
+        return _not_found(request, settings, lang, operator, "session")
     return _page(
         request, settings, "session.html", lang, operator=operator, cs=cs, payments=payments
     )
@@ -1001,14 +934,9 @@ async def customers_list(
     uid = (q.get("uid") or "").strip()[:50]
     email = (q.get("email") or "").strip()[:100]
     cursor = (q.get("cursor") or "")[:120] or None
-    try:
-        rows, next_cursor = await service.customers_page(
-            sessions, uid=uid or None, email=email or None, cursor=cursor, limit=PAGE_SIZE
-        )
-    except ValueError:  # not one of our cursors: the first page
-        rows, next_cursor = await service.customers_page(
-            sessions, uid=uid or None, email=email or None, cursor=None, limit=PAGE_SIZE
-        )
+    rows, next_cursor = await service.customers_page(
+        sessions, uid=uid or None, email=email or None, cursor=cursor, limit=PAGE_SIZE
+    )
     next_url = None
     if next_cursor:
         next_url = "/ops/customers?" + urlencode(
@@ -1037,17 +965,7 @@ async def customer_page(
         return _to_login(request, lang)
     view = await service.customer_detail(sessions, uid[:50])
     if view is None:
-        t = texts(lang)
-        return _page(
-            request,
-            settings,
-            "message.html",
-            lang,
-            status_code=404,
-            operator=operator,
-            title=t["customer_title"],
-            message=t["not_found_customer"],
-        )
+        return _not_found(request, settings, lang, operator, "customer")
     return _page(request, settings, "customer.html", lang, operator=operator, view=view)
 
 
@@ -1084,22 +1002,13 @@ async def registrations_list(
     status = q.get("status") if q.get("status") in REGISTRATION_STATUSES else ""
     code = (q.get("billing_code") or "").strip()[:20]
     cursor = (q.get("cursor") or "")[:120] or None
-    try:
-        rows, next_cursor = await service.registrations_page(
-            sessions,
-            status=status or None,
-            billing_code=code or None,
-            cursor=cursor,
-            limit=PAGE_SIZE,
-        )
-    except ValueError:  # not one of our cursors: the first page
-        rows, next_cursor = await service.registrations_page(
-            sessions,
-            status=status or None,
-            billing_code=code or None,
-            cursor=None,
-            limit=PAGE_SIZE,
-        )
+    rows, next_cursor = await service.registrations_page(
+        sessions,
+        status=status or None,
+        billing_code=code or None,
+        cursor=cursor,
+        limit=PAGE_SIZE,
+    )
     next_url = None
     if next_cursor:
         next_url = "/ops/billing?" + urlencode(

@@ -3,12 +3,15 @@ short, read-only transaction (the router never queries)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 from urllib.parse import unquote_to_bytes
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.billing.models import BillingCardRegistration
 from app.customers import service as customers
@@ -23,6 +26,8 @@ from app.payments import gauges as payment_gauges
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.payments.schemas import PaymentDetail
+
+_Row = TypeVar("_Row")
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,12 @@ async def payments_page(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Payment], str | None]:
-    """One page of the list, newest first (the API's keyset pages). ValueError: a cursor
-    that is not one of ours."""
-    decoded = payments.decode_cursor(cursor) if cursor else None
+    """One page of the list, newest first (the API's keyset pages); a cursor that is not
+    one of ours gives the first page."""
+    try:
+        decoded = payments.decode_cursor(cursor) if cursor else None
+    except (ValueError, TypeError):
+        decoded = None
     async with sessions() as session:
         rows, next_cursor = await payments.list_payments(session, f, limit=limit, cursor=decoded)
         return list(rows), next_cursor
@@ -80,6 +88,44 @@ async def payment_detail(
             return None
         events, calls = await payments.payment_trail(session, payment_id)
         return PaymentDetail.build(payment, events, calls)
+
+
+# --- keyset pages --------------------------------------------------------------------------------
+
+
+def _after(cursor: str | None, key_ok: Callable[[str], bool]) -> tuple[datetime, str] | None:
+    """The (created, key) a list cursor names; None for no cursor or one that is not ours (a
+    link from before, an edited URL: the list's first page, not an error)."""
+    created_at, sep, key = (cursor or "").partition("|")
+    if not sep or not key_ok(key):
+        return None
+    try:
+        return datetime.fromisoformat(created_at), key
+    except ValueError:
+        return None
+
+
+async def _newest_first(
+    sessions: async_sessionmaker[AsyncSession],
+    stmt: Select[_Row],
+    created: InstrumentedAttribute[datetime],
+    key: InstrumentedAttribute[str],
+    cursor: str | None,
+    limit: int,
+    *,
+    key_ok: Callable[[str], bool] = bool,
+) -> tuple[list[_Row], str | None]:
+    """One page of `stmt`, newest first, keyset-paginated on (created, key): the cursor is
+    "<created ISO>|<key>" of the page's last row; one not of this shape gives the first page."""
+    if (after := _after(cursor, key_ok)) is not None:
+        stmt = stmt.where(tuple_(created, key) < tuple_(*after))
+    stmt = stmt.order_by(created.desc(), key.desc()).limit(limit + 1)
+    async with sessions() as session:
+        rows = list((await session.execute(stmt)).scalars())
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], f"{getattr(last, created.key).isoformat()}|{getattr(last, key.key)}"
 
 
 # --- kickbacks ---------------------------------------------------------------------------------
@@ -130,18 +176,6 @@ async def kickback(sessions: async_sessionmaker[AsyncSession], kickback_id: int)
 # --- checkout sessions -------------------------------------------------------------------------
 
 
-def session_cursor(cs: CheckoutSession) -> str:
-    return f"{cs.created_at.isoformat()}|{cs.id}"
-
-
-def _session_before(cursor: str) -> tuple[datetime, str]:
-    """Raises ValueError on anything that is not a cursor of session_cursor's."""
-    created, sep, cs_id = cursor.partition("|")
-    if not sep or not cs_id.startswith("cs_") or len(cs_id) > 40:
-        raise ValueError("bad cursor")
-    return datetime.fromisoformat(created), cs_id
-
-
 async def sessions_page(
     sessions: async_sessionmaker[AsyncSession],
     *,
@@ -150,23 +184,21 @@ async def sessions_page(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[CheckoutSession], str | None]:
-    """Newest first, keyset pages on (created_at, id). ValueError: not one of our cursors."""
+    """Newest first, keyset pages on (created_at, id)."""
     stmt = select(CheckoutSession)
     if status:
         stmt = stmt.where(CheckoutSession.status == status)
     if order_id:
         stmt = stmt.where(CheckoutSession.order_id == order_id)
-    if cursor:
-        created, cs_id = _session_before(cursor)
-        stmt = stmt.where(
-            tuple_(CheckoutSession.created_at, CheckoutSession.id) < tuple_(created, cs_id)
-        )
-    stmt = stmt.order_by(CheckoutSession.created_at.desc(), CheckoutSession.id.desc())
-    async with sessions() as session:
-        rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, session_cursor(rows[-1]) if more and rows else None
+    return await _newest_first(
+        sessions,
+        stmt,
+        CheckoutSession.created_at,
+        CheckoutSession.id,
+        cursor,
+        limit,
+        key_ok=lambda key: key.startswith("cs_") and len(key) <= 40,
+    )
 
 
 async def session_detail(
@@ -188,10 +220,6 @@ async def session_detail(
 # --- customers -----------------------------------------------------------------------------------
 
 
-def customer_cursor(c: Customer) -> str:
-    return f"{c.created_at.isoformat()}|{c.uid}"
-
-
 async def customers_page(
     sessions: async_sessionmaker[AsyncSession],
     *,
@@ -200,26 +228,13 @@ async def customers_page(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Customer], str | None]:
-    """Newest first, keyset pages on (created_at, uid). ValueError: not one of our cursors."""
+    """Newest first, keyset pages on (created_at, uid)."""
     stmt = select(Customer)
     if uid:
         stmt = stmt.where(Customer.uid == uid)
     if email:
         stmt = stmt.where(Customer.email == email)
-    if cursor:
-        created, sep, after_uid = cursor.partition("|")
-        if not sep or not after_uid:
-            raise ValueError("bad cursor")
-        stmt = stmt.where(
-            tuple_(Customer.created_at, Customer.uid)
-            < tuple_(datetime.fromisoformat(created), after_uid)
-        )
-    stmt = stmt.order_by(Customer.created_at.desc(), Customer.uid.desc()).limit(limit + 1)
-    async with sessions() as session:
-        rows = list((await session.execute(stmt)).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, customer_cursor(rows[-1]) if more and rows else None
+    return await _newest_first(sessions, stmt, Customer.created_at, Customer.uid, cursor, limit)
 
 
 @dataclass(frozen=True)
@@ -255,24 +270,11 @@ async def registrations_page(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[BillingCardRegistration], str | None]:
-    """Newest first, keyset pages on (created_at, id). ValueError: not one of our cursors."""
+    """Newest first, keyset pages on (created_at, id)."""
     row = BillingCardRegistration
     stmt = select(row)
     if status:
         stmt = stmt.where(row.status == status)
     if billing_code:
         stmt = stmt.where(row.billing_code == billing_code)
-    if cursor:
-        created, sep, after_id = cursor.partition("|")
-        if not sep or not after_id:
-            raise ValueError("bad cursor")
-        stmt = stmt.where(
-            tuple_(row.created_at, row.id) < tuple_(datetime.fromisoformat(created), after_id)
-        )
-    stmt = stmt.order_by(row.created_at.desc(), row.id.desc()).limit(limit + 1)
-    async with sessions() as session:
-        rows = list((await session.execute(stmt)).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if more and rows else None
-    return rows, f"{last.created_at.isoformat()}|{last.id}" if last else None
+    return await _newest_first(sessions, stmt, row.created_at, row.id, cursor, limit)
