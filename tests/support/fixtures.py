@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,27 +44,33 @@ TABLES = (
 )
 
 
+@contextmanager
+def _simulator_process(module: str, log: Path, env: dict[str, str]) -> Iterator[str]:
+    """`python -m <module>` on a free port, as operators run it; its URL once it answers."""
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(f"{url}/_sandbox/ledger")
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
 @pytest.fixture(scope="session")
 def simulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m app.sandbox` as its own process, as operators run it."""
-    port = free_port()
-    log = log_file("simulator", tmp_path_factory.mktemp("sim")).open("w")
-    env = {**os.environ, "SANDBOX_AID": "100001"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.sandbox", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/_sandbox/ledger")
+    log = log_file("simulator", tmp_path_factory.mktemp("sim"))
+    with _simulator_process("app.sandbox", log, {"SANDBOX_AID": "100001"}) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
 
 
 @pytest.fixture
@@ -80,29 +87,14 @@ async def sim(simulator_url: str) -> AsyncIterator[httpx.AsyncClient]:
 def sbps_simulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m app.sandbox.sbps` as its own process, with the test merchant's ids and hash
     key (tests/support/sbps.py) and short waits for the slow and timeout cards."""
-    port = free_port()
-    log = log_file("sbps-simulator", tmp_path_factory.mktemp("sbps")).open("w")
+    log = log_file("sbps-simulator", tmp_path_factory.mktemp("sbps"))
     env = {
-        **os.environ,
         "SBPS_SANDBOX_MERCHANT_ID": sbps.MERCHANT_ID,
         "SBPS_SANDBOX_SERVICE_ID": sbps.SERVICE_ID,
         "SBPS_SANDBOX_HASH_KEY": sbps.HASH_KEY,
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.sandbox.sbps", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/_sandbox/ledger")
+    with _simulator_process("app.sandbox.sbps", log, env) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
 
 
 @pytest.fixture
