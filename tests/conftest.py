@@ -6,8 +6,14 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.support import pg
+
+# Hypothesis's per-example deadline is a timed assertion: on a machine whose two cores run
+# three tiers at once it fails examples that are merely slow. Speed is the benchmarks' job.
+settings.register_profile("rp", deadline=None)
+settings.load_profile("rp")
 
 
 @pytest.fixture(scope="session")
