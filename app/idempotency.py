@@ -62,6 +62,8 @@ class IdempotencyKey(Base):
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[str | None] = mapped_column(Text)
     response_content_type: Mapped[str | None] = mapped_column(String(100))
+    # A redirect's target (the console's post/redirect/get answers): replayed with it.
+    response_location: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # An in-flight claim older than this is considered abandoned (the process died); None:
     # released by a request that failed after binding (its resource answers the next one).
@@ -363,7 +365,8 @@ def _replay_or_refuse(existing: IdempotencyKey, ask: _Ask, now: datetime) -> Res
             content=existing.response_body or "",
             status_code=existing.response_status or 200,
             media_type=existing.response_content_type,
-            headers={"Idempotent-Replayed": "true", "Idempotency-Key": ask.key},
+            headers={"Idempotent-Replayed": "true", "Idempotency-Key": ask.key}
+            | ({"Location": existing.response_location} if existing.response_location else {}),
         )
     if existing.locked_until is not None and existing.locked_until > now:
         IDEMPOTENCY.labels("conflict").inc()
@@ -465,6 +468,7 @@ async def _finish(
                 response_status=response.status_code,
                 response_body=bytes(response.body).decode(),
                 response_content_type=response.media_type or response.headers.get("content-type"),
+                response_location=response.headers.get("location"),
                 locked_until=None,
             )
         )

@@ -62,6 +62,7 @@ from app.payments import router as payments_router
 from app.payments.models import Payment
 from app.payments.refresh import Refresh
 from app.reconcile import charges_router, orphans
+from app.reconcile import passes as reconcile_passes
 from app.reconcile import router as reconcile_router
 from app.reconcile import service as reconcile
 from app.security_headers import SecurityHeadersMiddleware
@@ -321,7 +322,7 @@ async def _background(
     loops.append(app.state.dispatcher.loop())
     if settings.reconcile_interval_seconds > 0:
         loops.append(
-            reconcile.background_loop(
+            reconcile_passes.background_loop(
                 sessions,
                 app.state.gateway,
                 interval=settings.reconcile_interval_seconds,

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 
 from app.sandbox.testing import make_token
+from app.web.pages import JST
 from bench.harness import (
     AID,
     MERCHANT_KEY,
@@ -297,9 +299,20 @@ async def event_delivery(b: Bench) -> Figure:
 _STATUSES = "ARRAY['authorized','captured','failed','canceled']"
 
 
-async def _grow(db: str, start: int, stop: int) -> None:
+def _created(recent: int) -> str:
+    return (
+        f"(CASE WHEN g < {recent} THEN now() - g * interval '1 second' ELSE now() - "
+        f"interval '25 hours' - (g - {recent}) * interval '30 seconds' END)"
+    )
+
+
+async def _grow(db: str, start: int, stop: int, *, recent: int) -> None:
     """Payments `start..stop-1` (newest first by number), each with two events and a gateway
-    call, written straight in SQL: loading a million rows through the API would take hours."""
+    call, written straight in SQL: loading a million rows through the API would take hours.
+    The first `recent` are the last day's traffic (one a second); the rest are history, one
+    every 30 s before that, so a bigger table has a longer past, not a busier day (what the
+    console's 24 h home must not notice). One in 100,000 needs a person."""
+    at = _created(recent)
     conn = await asyncpg.connect(dsn(db))
     try:
         step = 100_000
@@ -313,8 +326,8 @@ async def _grow(db: str, start: int, stop: int) -> None:
                 SELECT 'pay_b' || lpad(g::text, 9, '0'), 'checkout', ({_STATUSES})[1 + g % 4],
                     'AUTH', 'order' || g, 'order' || g, 1000 + g % 5000, 80, 500,
                     'cust' || (g % 200),
-                    100000000000 + g, 1, 0, false,
-                    now() - g * interval '1 second', now()
+                    100000000000 + g, 1, 0, g % 100000 = 7,
+                    {at}, now()
                 FROM generate_series({lo}, {hi}) g
                 """
             )
@@ -322,8 +335,7 @@ async def _grow(db: str, start: int, stop: int) -> None:
                 f"""
                 INSERT INTO payment_events (payment_id, type, from_status, to_status, actor,
                     created_at)
-                SELECT 'pay_b' || lpad(g::text, 9, '0'), t.type, t.f, t.s, 'bench',
-                    now() - g * interval '1 second'
+                SELECT 'pay_b' || lpad(g::text, 9, '0'), t.type, t.f, t.s, 'bench', {at}
                 FROM generate_series({lo}, {hi}) g,
                     (VALUES ('created', NULL, 'pending'),
                             ('status_changed', 'pending', 'authorized')) AS t(type, f, s)
@@ -336,7 +348,7 @@ async def _grow(db: str, start: int, stop: int) -> None:
                 SELECT 'pay_b' || lpad(g::text, 9, '0'), 'charge_token',
                     'gateway/gateway_token.aspx',
                     '{{"aid": "100001", "jb": "AUTH", "tkn": "***"}}'::json, 200,
-                    (100000000000 + g)::text || ',1,000001,,', 12.5, 'success', now(), now()
+                    (100000000000 + g)::text || ',1,000001,,', 12.5, 'success', {at}, {at}
                 FROM generate_series({lo}, {hi}) g
                 """
             )
@@ -376,18 +388,59 @@ async def _read_set(app_url: str, rows: int, samples: int) -> dict[str, Load]:
     }
 
 
+async def _console_set(app_url: str, samples: int) -> dict[str, Load]:
+    """The ops console as a person uses it: the home (24 h) and the payment list filtered
+    by status, by needs-attention and by a date range, signed in with a session cookie."""
+    rng = random.Random(13)
+    async with httpx.AsyncClient(base_url=app_url, timeout=30) as c:
+        signed = await c.post("/ops/login", data={"api_key": OPS_KEY, "lang": "ja"})
+        if signed.status_code != 303:
+            raise RuntimeError(f"ops sign-in answered {signed.status_code}")
+        cookie = "; ".join(f"{k}={v}" for k, v in c.cookies.items())
+    lists = [
+        rng.choice(
+            (
+                "/ops/payments?status=captured",
+                "/ops/payments?needs_attention=1",
+                f"/ops/payments?status=failed&created_from={_days_ago(1 + rng.randrange(5))}",
+            )
+        )
+        for _ in range(samples)
+    ]
+
+    def get(path: str) -> Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]:
+        return lambda c: c.get(path)
+
+    async def run(paths: list[str]) -> Load:
+        return await drive(
+            [get(p) for p in paths],
+            concurrency=1,
+            base_url=app_url,
+            headers={"Cookie": cookie},
+            ok=lambda r: r.status_code == 200 and b"<main" in r.content,
+        )
+
+    await run(["/ops"] * (samples // 8) + lists[: samples // 8])  # warm
+    return {"ops home": await run(["/ops"] * samples), "ops filtered list": await run(lists)}
+
+
+def _days_ago(days: int) -> str:
+    return (datetime.now(JST) - timedelta(days=days)).strftime("%Y-%m-%d")
+
+
 async def reads_and_memory(b: Bench) -> list[Figure]:
     db = await new_database(b.pg, "bench_rows")
     small, big, samples = b.sizes.small_rows, b.sizes.big_rows, b.sizes.latency_samples
     figures: list[Figure] = []
     with b.simulator() as sim, b.app(db, sim.url) as app:
-        await _grow(db, 0, small)
-        at_small = await _read_set(app.url, small, samples)
-        await _grow(db, small, big)
-        at_big = await _read_set(app.url, big, samples)
+        await _grow(db, 0, small, recent=small)
+        at_small = await _read_set(app.url, small, samples) | await _console_set(app.url, samples)
+        await _grow(db, small, big, recent=small)
+        at_big = await _read_set(app.url, big, samples) | await _console_set(app.url, samples)
         for kind in at_small:
             s, g = at_small[kind], at_big[kind]
             ratio = g.p50 / s.p50
+            target = 1.5 if kind.startswith("ops") else 1.2
             figures.append(
                 Figure(
                     f"{kind} p50 at {big:,} vs {small:,} payments",
@@ -395,8 +448,8 @@ async def reads_and_memory(b: Bench) -> list[Figure]:
                     s.p50,
                     "ms",
                     ratio,
-                    "<= 1.2",
-                    ratio <= 1.2,
+                    f"<= {target}",
+                    ratio <= target,
                     {
                         "p50_ms": g.p50,
                         "p99_ms": g.p99,

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.gateway.audit import GatewayCallLog
-from app.payments.models import Payment
+from app.payments.models import PAYMENT_STATUSES, Payment
 from app.velocity import PayFailure
 from app.web.pages import JST
 
@@ -56,6 +56,7 @@ class Charts:
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     declines: list[tuple[str, int]]  # (error code, count), most first
+    by_status: dict[str, int]  # the window's payments by their status now
     velocity_failures: int
 
     @property
@@ -94,10 +95,12 @@ async def read(sessions: async_sessionmaker[AsyncSession], window: str) -> Chart
                 select(Payment.created_at, Payment.status).where(Payment.created_at >= first)
             )
         ).all()
+        by_status = dict.fromkeys(PAYMENT_STATUSES, 0)
         for created, status in rows:
             at = int((created.astimezone(JST) - first) / step)
             if 0 <= at < len(bars):
                 bars[at].counts[_OUTCOME_OF.get(status, "open")] += 1
+                by_status[status] = by_status.get(status, 0) + 1
         declines = (
             await session.execute(
                 select(Payment.error_code, func.count())
@@ -133,5 +136,6 @@ async def read(sessions: async_sessionmaker[AsyncSession], window: str) -> Chart
         latency_p50_ms=_percentile(latencies, 0.5),
         latency_p99_ms=_percentile(latencies, 0.99),
         declines=[(str(code), int(n)) for code, n in declines],
+        by_status=by_status,
         velocity_failures=failures or 0,
     )

@@ -37,7 +37,7 @@ from app.payments.refresh import RefreshDep
 from app.payments.schemas import PaymentOut, ReauthorizeRequest, ResolveRequest
 from app.payments.service import PaymentFilter
 from app.payments.states import Status
-from app.reconcile import passes
+from app.reconcile import history, passes
 from app.security_headers import console_headers
 from app.web import cross_site_refusal, form_lang, keep_lang, lang_of, render
 from app.web.pages import JST
@@ -796,7 +796,9 @@ async def redeliver_event(
 
 # --- reconciliation ------------------------------------------------------------------------------
 
-_PASS_FIGURES = ("checked", "settled", "confirmed", "rescheduled", "flagged", "skipped", "errors")
+# While a pass runs its page reloads itself this often (no script: a Refresh header), unless
+# the person turned that off (?follow=0, WCAG 2.2.1).
+_FOLLOW_SECONDS = 2
 
 
 @router.get("/reconcile", response_class=HTMLResponse)
@@ -807,23 +809,14 @@ async def reconcile_page(
     operator = await _operator(request, settings, sessions)
     if operator is None:
         return _to_login(request, lang)
-    q = request.query_params
-    # The last pass's figures come back in the redirect's query (nothing else is kept).
-    figures = (
-        {name: int(q[name]) for name in _PASS_FIGURES if q.get(name, "").isdigit()}
-        if q.get("done")
-        else None
-    )
-    overview = await service.overview(sessions)
     return _page(
         request,
         settings,
         "reconcile.html",
         lang,
         operator=operator,
-        figures=figures,
-        names=_PASS_FIGURES,
-        overview=overview,
+        overview=await service.overview(sessions),
+        passes=await history.recent(sessions),
         idem=secrets.token_urlsafe(18),
     )
 
@@ -835,16 +828,18 @@ async def reconcile_now(
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
 ) -> Response:
+    """Starts a pass (every open payment, then the orphan sweep) and shows its page, which
+    follows its progress; the same form posted twice is the same pass."""
     signed = await _signed_post(request, settings, sessions)
     if isinstance(signed, Response):
         return signed
     operator, form, lang = signed.operator, signed.form, signed.lang
 
     async def handler() -> Response:
-        done = await passes.run_now(sessions, gateway, settings, all_open=True, limit=500)
-        shown = done.summary.as_dict()
-        query = [("lang", lang), ("done", "1")] + [(n, str(shown[n])) for n in _PASS_FIGURES]
-        return RedirectResponse("/ops/reconcile?" + urlencode(query), status_code=303)
+        pass_id = await passes.start_in_background(
+            sessions, gateway, settings, limit=500, trigger="console", actor=operator.actor
+        )
+        return RedirectResponse(f"/ops/reconcile/passes/{pass_id}?lang={lang}", status_code=303)
 
     return await run_idempotent(
         request,
@@ -855,6 +850,34 @@ async def reconcile_now(
         handler=handler,
         required=True,
     )
+
+
+@router.get("/reconcile/passes/{pass_id}", response_class=HTMLResponse)
+async def reconcile_pass_page(
+    request: Request, pass_id: str, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    found = await history.get(sessions, int(pass_id)) if pass_id.isdigit() else None
+    if found is None:
+        return _not_found(request, settings, lang, operator, "pass")
+    follow = found.running and request.query_params.get("follow") != "0"
+    response = _page(
+        request,
+        settings,
+        "reconcile_pass.html",
+        lang,
+        operator=operator,
+        p=found,
+        figures=history.FIGURES,
+        follow=follow,
+        follow_seconds=_FOLLOW_SECONDS,
+    )
+    if follow:
+        response.headers["Refresh"] = str(_FOLLOW_SECONDS)
+    return response
 
 
 # --- checkout sessions -------------------------------------------------------------------------

@@ -32,7 +32,8 @@ _Row = TypeVar("_Row")
 
 @dataclass(frozen=True)
 class Overview:
-    """The home page: the same figures /metrics shows (one reading of each)."""
+    """The home page: the same figures /metrics shows (one reading of each), payments
+    counted only in their open statuses (the home's cost must not grow with the table)."""
 
     payments: payment_gauges.PaymentFigures
     kickbacks: kickback_gauges.KickbackFigures
@@ -54,7 +55,7 @@ async def overview(sessions: async_sessionmaker[AsyncSession]) -> Overview:
     now = utcnow()
     async with sessions() as session:
         return Overview(
-            await payment_gauges.figures(session, now),
+            await payment_gauges.figures(session, now, payment_gauges.OPEN_STATUSES),
             await kickback_gauges.figures(session, now),
             await event_gauges.figures(session, now),
         )

@@ -47,6 +47,14 @@ class Payment(Base):
         Index("ix_payments_customer_created", "customer_uid", "created_at", "id"),
         Index("ix_payments_status_created", "status", "created_at", "id"),
         Index("ix_payments_status_next_check", "status", "next_check_at"),
+        # The few that need a person: counted on the console's home and listed by it.
+        Index(
+            "ix_payments_needs_attention",
+            "created_at",
+            "id",
+            postgresql_where=text("needs_attention"),
+            sqlite_where=text("needs_attention"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -164,7 +164,10 @@ def _filtered(f: PaymentFilter) -> Select[Payment]:
     if f.amount_max is not None:
         stmt = stmt.where(total <= f.amount_max)
     if f.needs_attention is not None:
-        stmt = stmt.where(Payment.needs_attention.is_(f.needs_attention))
+        # The bare column (not IS TRUE): PostgreSQL then uses the partial index on it.
+        stmt = stmt.where(
+            Payment.needs_attention if f.needs_attention else ~Payment.needs_attention
+        )
     return stmt
 
 

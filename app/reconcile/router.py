@@ -42,6 +42,7 @@ class OrphanSweepOut(BaseModel):
 
 
 class ReconcileSummaryOut(BaseModel):
+    pass_id: int = Field(description="the pass in the history (the ops console's reconciliation)")
     checked: int
     settled: int
     confirmed: int
@@ -62,7 +63,7 @@ class ReconcileSummaryOut(BaseModel):
     summary="Reconcile unknown/pending payments against the charges search now",
 )
 async def run_reconciliation(
-    _: OpsDep,
+    principal: OpsDep,
     sessions: SessionFactoryDep,
     gateway: GatewayDep,
     settings: SettingsDep,
@@ -70,9 +71,15 @@ async def run_reconciliation(
 ) -> ReconcileSummaryOut:
     body = body or ReconcileRequest()
     done = await passes.run_now(
-        sessions, gateway, settings, all_open=body.scope == "open", limit=body.limit
+        sessions,
+        gateway,
+        settings,
+        all_open=body.scope == "open",
+        limit=body.limit,
+        trigger="api",
+        actor=principal.id,
     )
-    out = ReconcileSummaryOut.model_validate(done.summary.as_dict())
+    out = ReconcileSummaryOut.model_validate({**done.summary.as_dict(), "pass_id": done.pass_id})
     if done.sweep is not None:
         swept = done.sweep
         out.orphan_sweep = OrphanSweepOut(

@@ -16,10 +16,8 @@ that created it), without counting as one of the scheduled checks.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -37,7 +35,6 @@ from app.payments.evidence import apply as apply_evidence
 from app.payments.models import Payment
 from app.payments.operations import running_until
 from app.payments.states import Status
-from app.reconcile import orphans
 from app.reconcile.matching import Wanted, find, search_range, status_of
 
 log = logging.getLogger(__name__)
@@ -408,13 +405,17 @@ async def reconcile_due(
     limit: int = 100,
     all_open: bool = False,
     on_check: Callable[[PaymentCheck], None] | None = None,
+    on_leased: Callable[[int], None] | None = None,
     pay_claim: timedelta = payments.PAY_CLAIM,
 ) -> ReconcileSummary:
     """One pass. `all_open` checks every unknown/pending (and scheduled) payment now,
-    not only those that are due (what ops ask for by hand). `pay_claim`: PAY_CLAIM_SECONDS."""
+    not only those that are due (what ops ask for by hand). `pay_claim`: PAY_CLAIM_SECONDS.
+    `on_leased` hears how many payments the pass took, `on_check` each one's result."""
     now = now or utcnow()
     summary = ReconcileSummary()
     leases = await _lease(sessions, now=now, limit=limit, all_open=all_open, pay_claim=pay_claim)
+    if on_leased is not None:
+        on_leased(len(leases))
     for cluster in clusters(leases):
         found = await _search_cluster(gateway, cluster)
         for lease in cluster:
@@ -490,7 +491,7 @@ async def settled(
 PEEK = 5.0
 
 
-async def _check_due(sessions: async_sessionmaker[AsyncSession]) -> bool:
+async def check_due(sessions: async_sessionmaker[AsyncSession]) -> bool:
     """Whether a scheduled check is due now (leased rows are scheduled LEASE ahead). A
     database that does not answer is left to the next pass to report."""
     try:
@@ -499,33 +500,3 @@ async def _check_due(sessions: async_sessionmaker[AsyncSession]) -> bool:
     except Exception:
         return False
     return due is not None
-
-
-async def background_loop(
-    sessions: async_sessionmaker[AsyncSession],
-    gateway: PaymentGateway,
-    *,
-    interval: float,
-    batch_size: int,
-    pay_claim: timedelta = payments.PAY_CLAIM,
-    sweep: orphans.SweepSettings | None = None,
-) -> None:
-    """Runs a pass every `interval` seconds, and sooner when a scheduled check falls due
-    (looking every PEEK seconds), forever; each replica may run one. With `sweep`,
-    the orphan sweep runs too, every `sweep.interval` (one replica at a time: it is leased)."""
-    last_sweep = -1e18
-    next_pass = time.monotonic() + interval
-    while True:
-        # Between passes, peek at the schedule: a check due before the next pass (an rt=0
-        # payment whose kickback is late after 30 s) runs then, not a whole interval later.
-        await asyncio.sleep(min(PEEK, max(0.0, next_pass - time.monotonic())))
-        if time.monotonic() < next_pass and not await _check_due(sessions):
-            continue
-        try:
-            next_pass = time.monotonic() + interval
-            await reconcile_due(sessions, gateway, limit=batch_size, pay_claim=pay_claim)
-            if sweep is not None and time.monotonic() - last_sweep >= sweep.interval:
-                last_sweep = time.monotonic()
-                await orphans.sweep(sessions, gateway, sweep)
-        except Exception as exc:  # the database may be down: try again next round
-            log.warning("reconciliation deferred: %s", exc)

@@ -21,6 +21,7 @@ from app.db import utcnow
 from app.kickbacks.models import UNPROCESSED, Kickback
 from app.ops.models import OpsSession
 from app.payments.models import Payment
+from app.reconcile.models import ReconcilePass
 from app.sandbox import cards
 from app.sandbox.testing import make_token
 from tests.integration.test_checkout import SESSION, new_session, three_ds_of
@@ -144,6 +145,7 @@ async def test_find_a_payment_by_order_id_and_capture_it_once(
         f"/ops/payments/{payment['id']}/capture", data=form, headers=SAME_ORIGIN
     )
     assert again.status_code == 303 and again.headers.get("idempotent-replayed") == "true"
+    assert again.headers.get("location") == done.headers["location"], "the replay goes there too"
     shown = await app.client.get(done.headers["location"])
     assert "売上を確定しました" in shown.text and "売上確定" in shown.text
     trail = (await app.ops.get(f"/v1/payments/{payment['id']}")).json()
@@ -220,6 +222,7 @@ def _filled(path: str, payment_id: str) -> str:
         ("{event_id}", "evt_x"),
         ("{session_id}", "cs_x"),
         ("{uid}", "nobody"),
+        ("{pass_id}", "1"),
     ):
         path = path.replace(name, value)
     assert "{" not in path, f"a route parameter the walk does not know: {path}"
@@ -304,7 +307,7 @@ async def test_an_event_is_sent_again_from_its_page(
 
 
 async def test_a_pass_run_from_the_console_settles_an_unknown_payment(
-    make_app: AppFactory, sim: httpx.AsyncClient
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     app = await make_app()
     cs = await new_session(app, order_id="ops6001")
@@ -318,13 +321,57 @@ async def test_a_pass_run_from_the_console_settles_an_unknown_payment(
     await sign_in(app)
     page = await app.client.get("/ops/reconcile")
     assert re.search(r'id="open-count">1<', page.text)
+    assert "まだ照合の記録はありません" in page.text
     form = {"csrf": csrf_of(page.text), "idem": idem_of(page.text), "lang": "ja"}
-    done = await app.client.post("/ops/reconcile", data=form, headers=SAME_ORIGIN)
-    assert done.status_code == 303
-    shown = await app.client.get(done.headers["location"])
+    # A slow charges search: the pass is still running when its page first shows.
+    await sim.post("/_sandbox/config", json={"search_slow_seconds": 1.5})
+    try:
+        started = await app.client.post("/ops/reconcile", data=form, headers=SAME_ORIGIN)
+        assert started.status_code == 303
+        where = started.headers["location"]
+        assert re.fullmatch(r"/ops/reconcile/passes/\d+\?lang=ja", where), where
+        # The same form posted again (a double click) is the same pass, not a second one.
+        again = await app.client.post("/ops/reconcile", data=form, headers=SAME_ORIGIN)
+        assert again.headers.get("location") == where
+        running = await app.client.get(where)
+        assert 'data-state="running"' in running.text and running.headers["refresh"] == "2"
+        assert "実行中" in running.text and 'id="follow-stop"' in running.text
+        still = await app.client.get(where + "&follow=0")
+        assert "refresh" not in still.headers and 'id="follow-start"' in still.text
+        for _ in range(100):
+            shown = await app.client.get(where)
+            if 'data-state="done"' in shown.text:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await sim.post("/_sandbox/config", json={"search_slow_seconds": 0})
+    assert 'data-state="done"' in shown.text and "refresh" not in shown.headers, shown.text
     assert re.search(r'data-figure="settled">1<', shown.text), shown.text
-    settled = (await app.ops.get(f"/v1/payments/{r.json()['id']}")).json()
+    assert re.search(r'data-figure="checked">1<', shown.text)
+    payment_id = r.json()["id"]
+    assert f'data-payment="{payment_id}" data-result="settled"' in shown.text
+    assert "結果不明 → " in shown.text
+    settled = (await app.ops.get(f"/v1/payments/{payment_id}")).json()
     assert settled["status"] == "authorized"
+    # The API's pass joins the history too, with who ran it.
+    api = await app.ops.post("/v1/reconciliations", json={})
+    assert api.status_code == 200 and api.json()["pass_id"] > 0
+    listed = await app.client.get("/ops/reconcile?lang=en")
+    rows = re.findall(r'<tr data-pass="(\d+)" data-state="(\w+)">', listed.text)
+    assert [state for _, state in rows] == ["done", "done"], listed.text
+    assert "Console" in listed.text and "API" in listed.text and "ops:" in listed.text
+    # A pass whose process stopped (no heartbeat for a minute) shows as interrupted.
+    pass_id = int(where.split("/")[-1].split("?")[0])
+    async with sessions.begin() as session:
+        await session.execute(
+            update(ReconcilePass)
+            .where(ReconcilePass.id == pass_id)
+            .values(status="running", heartbeat_at=utcnow() - timedelta(minutes=2))
+        )
+    stopped = await app.client.get(where)
+    assert 'data-state="interrupted"' in stopped.text and "refresh" not in stopped.headers
+    assert (await app.client.get("/ops/reconcile/passes/999999")).status_code == 404
+    assert (await app.client.get("/ops/reconcile/passes/abc")).status_code == 404
 
 
 async def test_checkout_sessions_are_listed_with_their_payments(
