@@ -152,6 +152,32 @@ async def test_a_pass_started_in_the_console_is_followed_to_its_end(
     await page.screenshot(path=str(ARTIFACTS / "ops-reconcile-history-ja.png"), full_page=True)
 
 
+async def test_a_form_without_its_csrf_token_and_an_expired_cookie_are_refused(
+    server: Server, page: Page
+) -> None:
+    p = await _paid(server, "e2eopscsrf")
+    await _sign_in(page, server)
+    await _open(page, server, "e2eopscsrf")
+    await page.click("#action-capture")
+    # A forged form: the same post without the session's token (DevTools edits the page; the
+    # page itself runs no script).
+    await page.locator("main input[name=csrf]").evaluate("e => e.remove()")
+    await page.click("#confirm")
+    await expect(page.locator("main")).to_contain_text("フォームの有効期限が切れたか")
+    await page.screenshot(path=str(ARTIFACTS / "ops-csrf-refused-ja.png"), full_page=True)
+    assert (await server.ops.get(f"/v1/payments/{p['id']}")).json()["status"] == "authorized"
+    # The session's cookie outlives its session: the next page is the sign-in, saying why.
+    conn = await asyncpg.connect(dsn(server.db_url))
+    try:
+        await conn.execute("UPDATE ops_sessions SET expires_at = now() - interval '1 second'")
+    finally:
+        await conn.close()
+    await page.goto(f"{server.url}/ops/payments")
+    await page.wait_for_url("**/ops/login?**ended=1")
+    await expect(page.locator("#login-problem")).to_contain_text("有効期限が切れました")
+    await page.screenshot(path=str(ARTIFACTS / "ops-session-ended-ja.png"), full_page=True)
+
+
 async def test_a_merchant_key_cannot_sign_in(server: Server, page: Page) -> None:
     await _sign_in(page, server, MERCHANT_KEY)
     await expect(page.locator("#login-problem")).to_contain_text("ops ロール")
