@@ -135,7 +135,9 @@ def card_form(
     if sbps:
         # SBPS's token-script messages (app.main hands them in) and its notes for the page.
         extra = getattr(page.request.app.state, "page_messages", {}).get(page.lang, {})
-        t = {**t, **extra, "three_ds_note": t["sbps_no_3ds_note"]}
+        t = {**t, **extra}
+        if not settings.sbps_three_ds:
+            t["three_ds_note"] = t["sbps_no_3ds_note"]
     return render(
         settings,
         "checkout.html",
@@ -144,6 +146,8 @@ def card_form(
         session=cs,
         provider=settings.gateway_provider,
         sbps_token_js=settings.sbps_token_js if sbps else "",
+        # 3-D Secure 2.0's info token script (empty: SBPS_THREE_DS off, no 3-D Secure).
+        sbps_tds2_js=settings.sbps_tds2_js if sbps and settings.sbps_three_ds else "",
         sbps_merchant_id=settings.sbps_merchant_id if sbps else "",
         sbps_service_id=settings.sbps_service_id if sbps else "",
         # SBPS has no popup card form of its own: its pages are always custom mode.
