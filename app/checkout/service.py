@@ -458,7 +458,7 @@ async def _attempt(
     if claim.register_first:
         assert claim.customer is not None and token is not None
         registered = await _register_first(
-            sessions, gateway, claim.cs.id, claim.payment_id, claim.customer, token
+            sessions, gateway, claim.cs.id, claim.payment_id, claim.customer, token, token_key
         )
         if isinstance(registered, ChargeResult):
             await after(registered)
@@ -576,10 +576,13 @@ async def _register_first(
     payment_id: str,
     customer: Customer,
     token: str,
+    token_key: str | None = None,
 ) -> int | ChargeResult:
     """Registers the token's card on the existing customer; its num, or (nothing charged) a
     failed ChargeResult carrying the gateway's error for the payment."""
-    result = await gateway.register_card(customer.uid, customer.key, token, ref=payment_id)
+    result = await gateway.register_card(
+        customer.uid, customer.key, token, ref=payment_id, token_key=token_key
+    )
     if result.outcome != Outcome.SUCCESS or result.card_seq is None:
         # No charge was attempted, whatever happened to the registration (a lost answer may
         # have registered the card: the customer's next sync finds it).

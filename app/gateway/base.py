@@ -477,6 +477,8 @@ class PaymentGateway(Protocol):
         card_seq: int | None = None,
         *,
         ref: str | None = None,
+        # The key that came with the token (SBPS's tokenKey; required there, ignored else).
+        token_key: str | None = None,
     ) -> CardResult: ...
 
     async def get_card(

@@ -132,6 +132,7 @@ def card_form(
         "pay_options": [],
     }
     sbps = settings.gateway_provider == "sbps"
+    tds2 = sbps and settings.sbps_three_ds and not context.get("registration", True)
     if sbps:
         # SBPS's token-script messages (app.main hands them in) and its notes for the page.
         extra = getattr(page.request.app.state, "page_messages", {}).get(page.lang, {})
@@ -147,7 +148,8 @@ def card_form(
         provider=settings.gateway_provider,
         sbps_token_js=settings.sbps_token_js if sbps else "",
         # 3-D Secure 2.0's info token script (empty: SBPS_THREE_DS off, no 3-D Secure).
-        sbps_tds2_js=settings.sbps_tds2_js if sbps and settings.sbps_three_ds else "",
+        # Payment pages only: a card registration (MG02-00131-101) runs no 3-D Secure.
+        sbps_tds2_js=settings.sbps_tds2_js if tds2 else "",
         sbps_merchant_id=settings.sbps_merchant_id if sbps else "",
         sbps_service_id=settings.sbps_service_id if sbps else "",
         # SBPS has no popup card form of its own: its pages are always custom mode.

@@ -337,6 +337,7 @@ class RobotPaymentClient:
         card_seq: int | None = None,
         *,
         ref: str | None = None,
+        token_key: str | None = None,  # SBPS's; a CPToken.js token needs none
     ) -> CardResult:
         # Same endpoint and cmd for both; `card_seq` turns a registration into an update.
         form = self._carduser_form("4", uid=customer_id, key=customer_key, num=card_seq, tkn=token)

@@ -470,8 +470,8 @@ class SbpsGateway:
         token_key: str | None = None,
     ) -> CardResult:
         """MG02-00131-101 (it replaces a card already stored, so `card_seq` changes
-        nothing). `token_key` is SBPS's: the neutral protocol does not pass it yet (left
-        for the wiring step); without it nothing is sent."""
+        nothing). `token_key`: the token's key (the customer card API, the card page and a
+        checkout's register-first pass it); without it nothing is sent."""
         if not token_key:
             error = _refusal(
                 "sbps_token_key_missing",
@@ -517,7 +517,7 @@ class SbpsGateway:
             customer_key=customer_id,
             card_seq=1,
             masked_number=info.cc_number if info else None,
-            expiry=info.cc_expiration if info else None,  # YYYYMM, as SBPS gives it
+            expiry=_yymm(info.cc_expiration) if info else None,
             call=call,
         )
 
@@ -662,6 +662,14 @@ class SbpsGateway:
             ref=ref,
             started_at=datetime.now(UTC),
         )
+
+
+def _yymm(expiration: str | None) -> str | None:
+    """SBPS's YYYYMM as the neutral CardResult's YYMM (what our cards.expiry holds, as
+    ROBOT PAYMENT gives it); anything else is kept out (None) rather than stored wrong."""
+    if expiration and len(expiration) == 6 and expiration.isdigit():
+        return expiration[2:]
+    return None
 
 
 def _no_search(fields: tuple[str, ...]) -> GatewayErrorInfo:
