@@ -113,3 +113,25 @@ async def test_checkout_saves_a_new_card_on_a_known_customer_first(
     assert row["approved"] is True and row["via"] == "stored"
     listed = (await tds_app.merchant.get(f"/v1/customers/{UID}/cards")).json()["data"]
     assert [c["num"] for c in listed] == [1]
+
+
+async def test_the_card_page_registers_with_the_token_key(
+    tds_app: RunningApp,  # noqa: F811
+    sbps_sim: httpx.AsyncClient,
+) -> None:
+    """The card-registration page posts tkn + tkn_key (no 3-D Secure info token: SBPS's card
+    save takes none); the card is kept at SBPS and in our copy."""
+    r = await tds_app.merchant.post("/v1/customers", json={"uid": UID, "email": "taro@example.com"})
+    assert r.status_code == 201, r.text
+    page = (await tds_app.merchant.post(f"/v1/customers/{UID}/card-sessions", json={})).json()
+    shown = await tds_app.client.get(f"/checkout/{page['id']}")
+    assert 'id="tkn_key"' in shown.text and "com_sbps_system_tds2infotoken.js" not in shown.text
+    pair = await make_token(sbps_sim)
+    posted = await tds_app.client.post(
+        f"/checkout/{page['id']}", data={"tkn": pair.token, "tkn_key": pair.token_key}
+    )
+    assert posted.status_code == 200, posted.text
+    [stored] = (await sbps_sim.get("_sandbox/cards")).json()
+    assert stored["cust_code"] == UID
+    listed = (await tds_app.merchant.get(f"/v1/customers/{UID}/cards")).json()["data"]
+    assert [c["num"] for c in listed] == [1]
