@@ -32,6 +32,7 @@ SANDBOX_SBPS_MERCHANT_ID = "30132"
 SANDBOX_SBPS_SERVICE_ID = "002"
 SANDBOX_SBPS_HASH_KEY = "sandbox-sbps-hash-key-not-for-live-000000"
 SBPS_TOKEN_JS = "com_sbps_system_token.js"
+SBPS_TDS2_JS = "com_sbps_system_tds2infotoken.js"
 # Where the SBPS simulator serves the token script (app/sandbox/sbps/browser.py).
 SANDBOX_SBPS_TOKEN_JS_PATH = f"/sbpstoken/{SBPS_TOKEN_JS}"
 # research/sbps-notes.md "Transport": the connection-test and production API endpoints.
@@ -150,6 +151,12 @@ class Settings(BaseSettings):
     sbps_api_url: str = ""
     sbps_token_js_url: str = ""
     sbps_item_id: str = "item"
+    # SBPS token pays run 3-D Secure 2.0 first (TA02-00101-101, the shopper's redirect, then
+    # ST01-00118-101): mandatory for Japanese EC since 2025-03. Off only for a shop whose SBPS
+    # contract has no 3-D Secure (the page then charges the token directly).
+    sbps_three_ds: bool = True
+    # com_sbps_system_tds2infotoken.js as SBPS issues it (empty in sandbox: the simulator's).
+    sbps_tds2_js_url: str = ""
 
     # --- our HTTP surface -------------------------------------------------------------------
     api_keys: SecretStr = SecretStr(SANDBOX_API_KEYS)
@@ -459,6 +466,14 @@ class Settings(BaseSettings):
             return SANDBOX_SBPS_MOUNT + SANDBOX_SBPS_TOKEN_JS_PATH
         # A standalone simulator (sandbox, SBPS_API_URL = its xmlapi.do) serves it itself.
         return self.sbps_api_root + SANDBOX_SBPS_TOKEN_JS_PATH
+
+    @property
+    def sbps_tds2_js(self) -> str:
+        """Where the browser loads com_sbps_system_tds2infotoken.js from: SBPS_TDS2_JS_URL,
+        else beside the token script (the simulator serves both from /sbpstoken/)."""
+        if self.sbps_tds2_js_url:
+            return self.sbps_tds2_js_url
+        return self.sbps_token_js.removesuffix(SBPS_TOKEN_JS) + SBPS_TDS2_JS
 
     @property
     def sbps_api_root(self) -> str:

@@ -11,6 +11,9 @@ live mode they are never armed, whatever the environment says. The points (each
 - `onetouch.before_send`: the same for a one-touch charge (`POST /v1/payments`);
 - `idempotency.before_answer`: a request with an Idempotency-Key has done its work (what it
   created is committed) and its answer is not stored yet;
+- `checkout.before_3ds_authorize` / `checkout.after_3ds_authorize`: a shopper back from 3-D
+  Secure (SBPS) has claimed the one authorization call (committed) and is about to make it, or
+  it has answered and is not recorded yet;
 - `kickback.before_card_read`: a kickback that settled a pay with registration has committed
   the customer's key and the card's number and is about to read the card back (cmd 6).
 """

@@ -209,6 +209,8 @@ def _sbps_sandbox_app(settings: Settings) -> FastAPI | None:
             merchant_id=settings.sbps_merchant_id,
             service_id=settings.sbps_service_id,
             hash_key=settings.sbps_hash_key.get_secret_value(),
+            # Its 3-D Secure page as the shopper's browser reaches it (TA02's redirect_url).
+            public_base_url=settings.public_base_url.rstrip("/") + SANDBOX_SBPS_MOUNT,
         )
     )
 

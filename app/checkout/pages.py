@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from app.billing import page as billing_page
 from app.checkout import payment_page
+from app.checkout import service as checkout
 from app.customers import page as customer_page
 from app.deps import GatewayDep, SessionFactoryDep, SettingsDep
 from app.errors import DATABASE_DOWN_NOT_CHARGED, AppError, NotFound, Problem, database_guard
@@ -153,6 +154,38 @@ async def payment_result_page(
     response = await payment_page.show_result(page, payment_id)
     keep_lang(request, response, settings)
     return response
+
+
+@router.get(
+    "/checkout/{session_id}/payments/{payment_id}/3ds",
+    response_class=HTMLResponse,
+    responses={
+        303: {"description": "To the payment's result page, after our authorization call"},
+        404: {"description": "No 3-D Secure step of this session has that payment", **_PAGE},
+        422: {"description": "The return names another authentication", **_PAGE},
+    },
+    summary="Where the shopper comes back from 3-D Secure (SBPS's ok/ng return URL)",
+)
+async def three_ds_return(
+    request: Request,
+    session_id: str,
+    payment_id: str,
+    settings: SettingsDep,
+    sessions: SessionFactoryDep,
+    gateway: GatewayDep,
+    res_tds_authentication_id: str | None = None,
+) -> Response:
+    """The query (result=ok|ng, SBPS's res_result) is a hint only: this makes our own
+    authorization call, once per payment whatever comes back how often, and shows its
+    answer. `res_tds_authentication_id`, when given, must be the payment's."""
+    page = PageRequest(request, settings, sessions, gateway, session_id, lang_of(request))
+    try:
+        p = await checkout.complete_three_ds(
+            sessions, gateway, session_id, payment_id, returned_id=res_tds_authentication_id
+        )
+    except AppError as exc:
+        return error_page(settings, page.lang, exc.status, problem_text(page.lang, exc))
+    return page.see_other(payment_page.result_url(page, p))
 
 
 @router.get(

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from app import velocity
 from app.checkout import service
 from app.checkout.api import PROBLEMS
+from app.checkout.payment_page import three_ds_info
 from app.checkout.schemas import PayRequest
 from app.deps import GatewayDep, SessionFactoryDep, SettingsDep
 from app.errors import (
@@ -19,6 +20,7 @@ from app.errors import (
     problem_from_error,
 )
 from app.payments.schemas import ShopperPaymentOut
+from app.web import lang_of
 
 router = APIRouter(tags=["checkout"])
 
@@ -56,6 +58,21 @@ async def pay_session(
                 )
             ],
         )
+    tds_info = (body.tds_info_token, body.tds_info_token_key)
+    if service.lacks_three_ds(
+        settings.gateway_provider, settings.sbps_three_ds, body.token, tds_info
+    ):
+        raise Unprocessable(
+            "tds_info_token: required with a token when the gateway is SBPS (3-D Secure)",
+            code="tds_info_token_missing",
+            errors=[
+                FieldError(
+                    field="tds_info_token",
+                    message="required with a token, with tds_info_token_key: what "
+                    "com_sbps_system_tds2infotoken.js returned",
+                )
+            ],
+        )
     result = await service.pay(
         sessions,
         gateway,
@@ -71,6 +88,7 @@ async def pay_session(
         limits=velocity.Limits.of(settings),
         pay_claim=settings.pay_claim,
         kickback_expected=settings.kickback_expected,
+        tds=three_ds_info(settings, body, lang_of(request)),
     )
     out = ShopperPaymentOut.of(result.payment).model_dump(mode="json")
     status = service.page_status(result.payment)

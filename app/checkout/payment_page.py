@@ -12,11 +12,13 @@ from fastapi.responses import HTMLResponse
 from app import velocity
 from app.checkout import page_view, service
 from app.checkout.schemas import PayRequest
+from app.config import Settings
 from app.db import database_unavailable
 from app.errors import AppError
 from app.hosted import service as hosted
 from app.hosted.models import CheckoutSession
 from app.hosted.pages import Form, PageHandler, PageRequest, card_form, zero_three_ds
+from app.payments import three_ds as tds
 from app.payments.models import Payment
 from app.web import error_page, messages, problem_text, render
 
@@ -102,6 +104,8 @@ def _failure_message(page: PageRequest, code: str | None) -> str:
     lang = page.lang
     if not code:
         return messages(lang).get("result_failed", "The payment failed.")
+    if code == tds.ABANDONED:  # ours, not the gateway's
+        return messages(lang)["three_ds_abandoned"]
     info = page.gateway.describe_error(code)
     return info.message_ja if lang == "ja" else info.message_en
 
@@ -146,6 +150,11 @@ def result_page(
     if status == "failed":
         message = _failure_message(page, payment.error_code)
     retry = f"/checkout/{cs.id}?lang={lang}" if status == "failed" and cs.status == "open" else None
+    # Pending at 3-D Secure: the page sends the shopper on (static/checkout/three_ds.js, and a
+    # plain link without script); a reload or a second pay lands here too.
+    three_ds_url = tds.waiting_url(payment)
+    if three_ds_url is not None:
+        message = t["three_ds_continue_message"]
     return render(
         page.settings,
         "result.html",
@@ -162,8 +171,21 @@ def result_page(
         redirect_url=redirect_for(cs, status),
         status_url=f"/checkout/{cs.id}/status",
         retry_url=retry,
+        three_ds_url=three_ds_url,
         # The payment's own page in the other language (it is where a browser's post lands).
         switch_lang_url=f"/checkout/{cs.id}/payments/{payment.id}?lang={_other(lang)}",
+    )
+
+
+def three_ds_info(settings: Settings, req: PayRequest, lang: str) -> service.ThreeDSInfo | None:
+    """The pay's redirect 3-D Secure (SBPS with SBPS_THREE_DS): its info token and where
+    the shopper comes back (PUBLIC_BASE_URL, in the page's language)."""
+    if settings.gateway_provider != "sbps" or not settings.sbps_three_ds:
+        return None
+    if not (req.token and req.tds_info_token and req.tds_info_token_key):
+        return None
+    return service.ThreeDSInfo(
+        req.tds_info_token, req.tds_info_token_key, settings.public_base_url, lang=lang
     )
 
 
@@ -177,6 +199,8 @@ def _pay_request(form: Form) -> PayRequest | None:
         return PayRequest(
             token=form.get("tkn") or None,
             token_key=form.get("tkn_key") or None,
+            tds_info_token=form.get("tds_tkn") or None,
+            tds_info_token_key=form.get("tds_tkn_key") or None,
             card_num=int(card_num_raw) if card_num_raw else None,
             save_card=form.get("save_card") == "1",
             method=md or None,
@@ -197,6 +221,12 @@ async def submit(page: PageRequest, form: Form) -> Response:
         # SBPS charges need the token's key too: refused before anything is claimed or sent.
         message = t.get("error_no_token", "No card token was received; please try again.")
         return error_page(settings, lang, 422, message, page.back)
+    tds_info = (req.tds_info_token, req.tds_info_token_key)
+    if service.lacks_three_ds(
+        settings.gateway_provider, settings.sbps_three_ds, req.token, tds_info
+    ):
+        message = t.get("error_no_token", "No card token was received; please try again.")
+        return error_page(settings, lang, 422, message, page.back)
     try:
         result = await service.pay(
             page.sessions,
@@ -213,6 +243,7 @@ async def submit(page: PageRequest, form: Form) -> Response:
             limits=velocity.Limits.of(settings),
             pay_claim=settings.pay_claim,
             kickback_expected=settings.kickback_expected,
+            tds=three_ds_info(settings, req, lang),
         )
     except AppError as exc:
         return await _refused(page, exc)

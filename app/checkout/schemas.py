@@ -98,6 +98,21 @@ class PayRequest(BaseModel):
         description="SBPS: the tokenKey com_sbps_system_token.js returned with the token "
         "(required with a token when the gateway is SBPS)",
     )
+    tds_info_token: str | None = Field(
+        None,
+        min_length=8,
+        max_length=1024,
+        pattern=r"^[A-Za-z0-9+/=_-]+$",
+        description="SBPS: the 3-D Secure info token com_sbps_system_tds2infotoken.js returned "
+        "(with its key; required with a token unless SBPS_THREE_DS is off)",
+    )
+    tds_info_token_key: str | None = Field(
+        None,
+        min_length=8,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9+/=_-]+$",
+        description="SBPS: the tokenKey that came with tds_info_token",
+    )
     card_num: int | None = Field(
         None, ge=0, le=9, description="a saved card's num (one digit: seed 000 p.12)"
     )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import velocity
 from app.checkout.schemas import CheckoutSessionCreate
+from app.crash import crash_point
 from app.customers import service as customers
 from app.customers.models import Card, Customer
 from app.db import new_id, utcnow
@@ -22,17 +23,20 @@ from app.errors import (
     DATABASE_DOWN_NOT_CHARGED,
     Conflict,
     FieldError,
+    NotFound,
     TooManyRequests,
     Unprocessable,
     database_guard,
 )
 from app.events import outbox
 from app.gateway.base import (
+    AuthenticatedCharge,
     ChargeResult,
     ErrorKind,
     OnetouchCharge,
     Outcome,
     PaymentGateway,
+    ThreeDSStart,
     TokenCharge,
     payment_ref,
 )
@@ -40,7 +44,7 @@ from app.hosted import service as hosted
 from app.hosted.models import CheckoutSession, Kind
 from app.hosted.service import ensure_payable
 from app.metrics import VELOCITY_REJECTIONS
-from app.payments import calls
+from app.payments import calls, three_ds
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.payments.rows import KICKBACK_EXPECTED
@@ -114,6 +118,34 @@ class PayResult:
     result: ChargeResult | None
 
 
+@dataclass(frozen=True)
+class ThreeDSInfo:
+    """A token pay's redirect 3-D Secure (SBPS): the browser's info token and its key
+    (com_sbps_system_tds2infotoken.js), and our public base URL for the return."""
+
+    token: str
+    token_key: str
+    return_base: str
+    lang: str = "ja"  # the page's language, kept across the issuer's page
+
+    def start(self, cs_id: str, payment_id: str) -> ThreeDSStart:
+        # One return URL per payment (the payment id in the path names the attempt); the
+        # ok/ng split is SBPS's and only a hint to us.
+        url = return_path(cs_id, payment_id)
+        base = self.return_base.rstrip("/")
+        return ThreeDSStart(
+            info_token=self.token,
+            info_token_key=self.token_key,
+            ok_url=f"{base}{url}?result=ok&lang={self.lang}",
+            ng_url=f"{base}{url}?result=ng&lang={self.lang}",
+        )
+
+
+def return_path(cs_id: str, payment_id: str) -> str:
+    """Where the shopper's browser comes back from 3-D Secure (app/checkout/pages.py)."""
+    return f"/checkout/{cs_id}/payments/{payment_id}/3ds"
+
+
 @dataclass
 class _Claim:
     """A pay's claim on its session, committed: the pending payment it will charge. Not
@@ -128,6 +160,7 @@ class _Claim:
     method: str | None = None  # md the shopper chose (None: lump sum), for one-touch charges
     installments: int | None = None  # pt with md=61
     recorded_session: CheckoutSession | None = None
+    three_ds: ThreeDSInfo | None = None
 
 
 def lacks_token_key(provider: str, token: str | None, token_key: str | None) -> bool:
@@ -135,6 +168,15 @@ def lacks_token_key(provider: str, token: str | None, token_key: str | None) -> 
     a pay without it is refused before anything is claimed or sent. The JSON pay and the
     form post both ask here."""
     return provider == "sbps" and bool(token) and not token_key
+
+
+def lacks_three_ds(
+    provider: str, required: bool, token: str | None, info: tuple[str | None, str | None]
+) -> bool:
+    """SBPS token pays run 3-D Secure 2.0 (mandatory for Japanese EC since 2025-03) unless
+    SBPS_THREE_DS is off: a token pay without the info token and its key is refused before
+    anything is claimed."""
+    return provider == "sbps" and required and bool(token) and not (info[0] and info[1])
 
 
 async def pay(
@@ -154,14 +196,18 @@ async def pay(
     method: str | None = None,
     installments: int | None = None,
     kickback_expected: timedelta = KICKBACK_EXPECTED,
+    tds: ThreeDSInfo | None = None,
 ) -> PayResult:
-    """`save_card`: the shopper asked to save the card (honoured where the session offers it;
-    a session with save_card saves it whatever the shopper says). `client_ip` and `limits`:
-    card-testing limits (app/velocity.py). `pay_claim`: how long an earlier pay's
-    payment may stay pending without its "about to send" mark before it counts as abandoned
-    (failed, and the session paid again). `method`/`installments`: the shopper's choice of the
-    session's payment methods (md/pt; a token carries md itself, a saved card's one-touch
-    charge sends them). `kickback_expected`: when an rt=0 pay's kickback is late."""
+    """`tds`: run the gateway's redirect 3-D Secure first (SBPS): the payment then stays
+    pending with where the shopper goes (`three_ds.waiting_url`) and is charged by
+    `complete_three_ds` once they are back. `save_card`: the shopper asked to save the card
+    (honoured where the session offers it; a session with save_card saves it whatever the
+    shopper says). `client_ip` and `limits`: card-testing limits (app/velocity.py).
+    `pay_claim`: how long an earlier pay's payment may stay pending without its "about to
+    send" mark before it counts as abandoned (failed, and the session paid again).
+    `method`/`installments`: the shopper's choice of the session's payment methods (md/pt; a
+    token carries md itself, a saved card's one-touch charge sends them).
+    `kickback_expected`: when an rt=0 pay's kickback is late."""
     claim = await _claim(
         sessions,
         cs_id,
@@ -175,6 +221,8 @@ async def pay(
         method=method,
         installments=installments,
     )
+    if tds is not None and token is not None and card_num is None and not claim.register_first:
+        claim.three_ds = tds
     settled = False
 
     async def settle(result: ChargeResult | None) -> None:
@@ -210,6 +258,51 @@ async def pay(
             cs_row = await session.get(CheckoutSession, cs_id)
             assert cs_row is not None
     return PayResult(payment=p, session=cs_row, result=sent.result if sent.recorded else None)
+
+
+async def complete_three_ds(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: PaymentGateway,
+    cs_id: str,
+    payment_id: str,
+    *,
+    returned_id: str | None,
+) -> Payment:
+    """The shopper is back from 3-D Secure (our return URL): the one authorization call
+    (SBPS ST01-00118-101), whatever the return's query says (hints only). A return for a
+    payment of another session, or naming another authentication than the payment's, is
+    refused with no call; a replayed or concurrent return finds the step claimed and only
+    gets the payment as it stands."""
+    async with database_guard(DATABASE_DOWN_NOT_CHARGED), sessions() as session:
+        p = await session.get(Payment, payment_id)
+        if p is None or p.checkout_session_id != cs_id or p.tds_authentication_id is None:
+            raise NotFound("No 3-D Secure step of this checkout session has that payment.")
+        if returned_id and returned_id != p.tds_authentication_id:
+            raise Unprocessable(
+                "This 3-D Secure return names another authentication than its payment's.",
+                code="three_ds_return_mismatch",
+            )
+        charge = AuthenticatedCharge(
+            job=p.job,  # type: ignore[arg-type]
+            authentication_id=p.tds_authentication_id,
+            order_id=p.cod,  # what TA02 was sent (cod_for), checked again by SBPS
+            amount=p.amount,
+            tax=p.tax,
+            shipping=p.shipping,
+        )
+    async with database_guard(DATABASE_DOWN_NOT_CHARGED):
+        claimed = await three_ds.claim_authorization(sessions, payment_id)
+    if not claimed:
+        async with sessions() as session:
+            current = await session.get(Payment, payment_id)
+            assert current is not None
+            return current
+    crash_point("checkout.before_3ds_authorize")
+    result = await gateway.complete_authentication(charge, ref=payment_id)
+    crash_point("checkout.after_3ds_authorize")
+    sent = await calls.record_answer(sessions, payment_id, result)
+    log.info("checkout %s payment %s after 3-D Secure: %s", cs_id, payment_id, sent.payment.status)
+    return sent.payment
 
 
 async def _claim(
@@ -365,7 +458,7 @@ async def _attempt(
     if claim.register_first:
         assert claim.customer is not None and token is not None
         registered = await _register_first(
-            sessions, gateway, claim.cs.id, claim.payment_id, claim.customer, token
+            sessions, gateway, claim.cs.id, claim.payment_id, claim.customer, token, token_key
         )
         if isinstance(registered, ChargeResult):
             await after(registered)
@@ -429,6 +522,7 @@ async def _send(
         # SBPS's tokenKey (None with ROBOT PAYMENT, which has none).
         token_key=token_key,
         customer_id=claim.charge_uid,
+        three_ds=claim.three_ds.start(cs.id, payment_id) if claim.three_ds else None,
         **amounts,
     )
     return await gateway.charge_token(charge, ref=payment_id)
@@ -442,6 +536,7 @@ def _recorder(claim: _Claim, card_num: int | None) -> calls.Recorder:
 
     async def record(session: AsyncSession, p: Payment, result: ChargeResult) -> None:
         claim.recorded_session = await session.get(CheckoutSession, cs.id)
+        three_ds.note_redirect(p, result)
         if card_num is not None and p.card_num is None:
             p.card_num = card_num
         if (
@@ -481,10 +576,13 @@ async def _register_first(
     payment_id: str,
     customer: Customer,
     token: str,
+    token_key: str | None = None,
 ) -> int | ChargeResult:
     """Registers the token's card on the existing customer; its num, or (nothing charged) a
     failed ChargeResult carrying the gateway's error for the payment."""
-    result = await gateway.register_card(customer.uid, customer.key, token, ref=payment_id)
+    result = await gateway.register_card(
+        customer.uid, customer.key, token, ref=payment_id, token_key=token_key
+    )
     if result.outcome != Outcome.SUCCESS or result.card_seq is None:
         # No charge was attempted, whatever happened to the registration (a lost answer may
         # have registered the card: the customer's next sync finds it).

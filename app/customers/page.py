@@ -66,6 +66,7 @@ async def submit(page: PageRequest, form: Form) -> Response:
             token,
             client_ip=page.client_ip,
             limits=velocity.Limits.of(settings),
+            token_key=form.get("tkn_key") or None,  # SBPS's (the page posts it with tkn)
         )
     except AppError as exc:
         known = await hosted.find(page.sessions, page.cs_id)

@@ -63,6 +63,7 @@ async def register(
     *,
     client_ip: str | None = None,
     limits: velocity.Limits | None = None,
+    token_key: str | None = None,
 ) -> tuple[CheckoutSession, Card | None]:
     """Registers the card of `token` on the session's customer (the card row is None if our
     copy could not be written); raises AppError otherwise (the session is open again).
@@ -73,7 +74,7 @@ async def register(
     result = None
     try:
         key = await _customer_key(sessions, gateway, cs)
-        result = await gateway.register_card(uid, key, token, ref=uid)
+        result = await gateway.register_card(uid, key, token, ref=uid, token_key=token_key)
         await velocity.settle(sessions, reservation, result)
         service.raise_for(result, uid=uid)
         assert result.card_seq is not None

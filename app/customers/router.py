@@ -158,7 +158,9 @@ async def add_card(
     replays the answer instead of sending the single-use token again."""
 
     async def handler() -> Response:
-        card = await service.register_card(sessions, gateway, uid, body.token, actor=principal.id)
+        card = await service.register_card(
+            sessions, gateway, uid, body.token, actor=principal.id, token_key=body.token_key
+        )
         return JSONResponse(CardOut.of(card).model_dump(mode="json"), status_code=201)
 
     async def resume(bound: Bound) -> Resumed:
@@ -207,7 +209,7 @@ async def replace_card(
 ) -> CardOut:
     """carduser_token cmd 4 with `num`: the card number keeps its place, the card changes."""
     card = await service.register_card(
-        sessions, gateway, uid, body.token, actor=principal.id, num=num
+        sessions, gateway, uid, body.token, actor=principal.id, num=num, token_key=body.token_key
     )
     return CardOut.of(card)
 

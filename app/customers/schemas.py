@@ -52,6 +52,14 @@ class CardCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: str = TOKEN_FIELD
+    token_key: str | None = Field(
+        None,
+        min_length=8,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9+/=_-]+$",
+        description="SBPS: the tokenKey com_sbps_system_token.js returned with the token "
+        "(required with SBPS)",
+    )
 
     _no_card_data = model_validator(mode="before")(_no_card_data)
 

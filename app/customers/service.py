@@ -428,14 +428,16 @@ async def register_card(
     *,
     actor: str,
     num: int | None = None,
+    token_key: str | None = None,
 ) -> Card:
-    """Registers a card by token (carduser_token cmd 4), or replaces card `num` with it."""
+    """Registers a card by token (carduser_token cmd 4), or replaces card `num` with it.
+    `token_key`: SBPS's key of the token (MG02-00131-101 needs it)."""
     async with sessions() as session:
         if num is None:
             key = (await active_customer(session, uid)).key
         else:
             key = (await active_card(session, uid, num))[0].key
-    result = await gateway.register_card(uid, key, token, num, ref=uid)
+    result = await gateway.register_card(uid, key, token, num, ref=uid, token_key=token_key)
     raise_for(result, uid=uid, num=num)
     registered = result.card_seq if result.card_seq is not None else num
     assert registered is not None

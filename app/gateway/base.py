@@ -44,6 +44,9 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"
     # Provably never processed (connection refused, maintenance): safe to retry later.
     UNAVAILABLE = "unavailable"
+    # The shopper must pass 3-D Secure at `redirect_url` first (SBPS TA02-00101-101): nothing
+    # is charged yet; `complete_authentication` makes the charge once they are back.
+    REDIRECT = "redirect"
 
 
 class ErrorKind(StrEnum):
@@ -151,6 +154,10 @@ class ChargeResult:
     customer_key: str | None = None  # that customer's gateway key
     card_seq: int | None = None  # the stored card's number for that customer
     extra: dict[str, str] = field(default_factory=dict)  # the echoed free parameters
+    # With Outcome.REDIRECT: where the shopper's browser goes for 3-D Secure, and the id that
+    # names that authentication for `complete_authentication`.
+    redirect_url: str | None = None
+    authentication_id: str | None = None
     error: GatewayErrorInfo | None = None
     call: GatewayCall
 
@@ -283,6 +290,32 @@ class TokenCharge:
     method: str | None = None
     installments: int | None = None  # with method 61
     extra: dict[str, str] = field(default_factory=dict)
+    # 3-D Secure run by the server through a redirect (SBPS): the answer is then REDIRECT.
+    three_ds: ThreeDSStart | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreeDSStart:
+    """What a redirect 3-D Secure needs: the browser's 3-D Secure info token and its key
+    (SBPS com_sbps_system_tds2infotoken.js) and where the shopper comes back to."""
+
+    info_token: str
+    info_token_key: str
+    ok_url: str  # authenticated
+    ng_url: str  # not authenticated (both are hints: the authorization call decides)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthenticatedCharge:
+    """The charge of a token pay whose 3-D Secure ran (Outcome.REDIRECT earlier): the same
+    job, order and total as the first call, so the gateway can check they match."""
+
+    job: TokenJob
+    authentication_id: str
+    order_id: str
+    amount: int
+    tax: int = 0
+    shipping: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -396,6 +429,13 @@ class PaymentGateway(Protocol):
         self, charge: OnetouchCharge, *, ref: str | None = None
     ) -> ChargeResult: ...
 
+    async def complete_authentication(
+        self, charge: AuthenticatedCharge, *, ref: str | None = None
+    ) -> ChargeResult:
+        """The charge after a REDIRECT answer's 3-D Secure. A provider without a redirect
+        step answers FAILED (nothing sent)."""
+        ...
+
     async def capture(self, charge_id: int, *, ref: str | None = None) -> ChargeResult: ...
 
     async def cancel(self, charge_id: int, *, ref: str | None = None) -> ChargeResult: ...
@@ -437,6 +477,8 @@ class PaymentGateway(Protocol):
         card_seq: int | None = None,
         *,
         ref: str | None = None,
+        # The key that came with the token (SBPS's tokenKey; required there, ignored else).
+        token_key: str | None = None,
     ) -> CardResult: ...
 
     async def get_card(

@@ -132,10 +132,13 @@ def card_form(
         "pay_options": [],
     }
     sbps = settings.gateway_provider == "sbps"
+    tds2 = sbps and settings.sbps_three_ds and not context.get("registration", True)
     if sbps:
         # SBPS's token-script messages (app.main hands them in) and its notes for the page.
         extra = getattr(page.request.app.state, "page_messages", {}).get(page.lang, {})
-        t = {**t, **extra, "three_ds_note": t["sbps_no_3ds_note"]}
+        t = {**t, **extra}
+        if not settings.sbps_three_ds:
+            t["three_ds_note"] = t["sbps_no_3ds_note"]
     return render(
         settings,
         "checkout.html",
@@ -144,6 +147,9 @@ def card_form(
         session=cs,
         provider=settings.gateway_provider,
         sbps_token_js=settings.sbps_token_js if sbps else "",
+        # 3-D Secure 2.0's info token script (empty: SBPS_THREE_DS off, no 3-D Secure).
+        # Payment pages only: a card registration (MG02-00131-101) runs no 3-D Secure.
+        sbps_tds2_js=settings.sbps_tds2_js if tds2 else "",
         sbps_merchant_id=settings.sbps_merchant_id if sbps else "",
         sbps_service_id=settings.sbps_service_id if sbps else "",
         # SBPS has no popup card form of its own: its pages are always custom mode.

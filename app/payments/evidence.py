@@ -290,7 +290,8 @@ def claim_of(outcome: Outcome, success: Claim = Claim.SUCCEEDED) -> Claim:
             return success
         case Outcome.DECLINED | Outcome.FAILED | Outcome.UNAVAILABLE:
             return Claim.FAILED  # definitively not charged
-        case Outcome.PENDING:
+        case Outcome.PENDING | Outcome.REDIRECT:
+            # REDIRECT: the shopper authenticates first (3-D Secure); nothing charged yet.
             return Claim.PENDING
         case _:
             return Claim.UNKNOWN  # may have been charged: never failed on this alone

@@ -24,6 +24,10 @@ PAYMENT_STATUSES = ("pending", "authorized", "captured", "canceled", "failed", "
 _STATUS_SQL = ", ".join(f"'{s}'" for s in PAYMENT_STATUSES)
 
 
+# payments.tds_state while the shopper may still come back from 3-D Secure (three_ds.py).
+TDS_REDIRECTED = "redirected"
+
+
 class Payment(Base):
     __tablename__ = "payments"
     __table_args__ = (
@@ -98,12 +102,27 @@ class Payment(Base):
     # The merchant's metadata as sent in the gateway's free parameters (その他データ); the
     # gateway's echo stays in the audit (gateway_calls) and the stored kickback.
     metadata_: Mapped[dict[str, str] | None] = mapped_column("metadata", JSON)
+    # A token pay that needs 3-D Secure first (SBPS TA02-00101-101): the gateway's
+    # authentication id, where the shopper is sent, and the step's state: 'redirected' (the
+    # shopper may come back; nothing charged), 'authorizing' (our authorization call was
+    # claimed: never sent again), 'expired' (never came back; failed). docs/gateway.md.
+    tds_authentication_id: Mapped[str | None] = mapped_column(String(64))
+    tds_redirect_url: Mapped[str | None] = mapped_column(String(1000))
+    tds_state: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     @property
     def total(self) -> int:
         return self.amount + self.tax + self.shipping
+
+    @property
+    def three_ds_url(self) -> str | None:
+        """Where the shopper still has to go for 3-D Secure (None once the step is claimed,
+        over, or there is none): app/payments/three_ds.py."""
+        if self.status == "pending" and self.tds_state == TDS_REDIRECTED:
+            return self.tds_redirect_url
+        return None
 
 
 class PaymentEvent(Base):

@@ -49,6 +49,11 @@ class ShopperPaymentOut(BaseModel):
     error_message: str | None
     reauth_of: str | None
     needs_attention: bool
+    three_ds_url: str | None = Field(
+        None,
+        description="while pending at 3-D Secure (SBPS): where the shopper's browser must go "
+        "now; it comes back to the checkout's result page",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -81,6 +86,7 @@ class ShopperPaymentOut(BaseModel):
             "error_message": p.error_message,
             "reauth_of": p.reauth_of_id,
             "needs_attention": p.needs_attention,
+            "three_ds_url": p.three_ds_url,
             "created_at": p.created_at,
             "updated_at": p.updated_at,
             "metadata": p.metadata_ or {},

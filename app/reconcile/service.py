@@ -30,6 +30,7 @@ from app.db import utcnow
 from app.gateway.base import ChargeRecord, PaymentGateway, SearchError
 from app.metrics import RECONCILE_RESULTS
 from app.payments import service as payments
+from app.payments import three_ds
 from app.payments.evidence import Amounts, Claim, ErrorNote, Evidence, Source, claim_for
 from app.payments.evidence import apply as apply_evidence
 from app.payments.models import Payment
@@ -256,6 +257,11 @@ async def _judge(
     if payments.never_sent(p, claim=pay_claim, now=now):
         await payments.fail_if_never_sent(session, p, claim=pay_claim, actor=ACTOR, now=now)
         return "settled", "never sent"
+    # Waiting for its shopper at 3-D Secure: nothing charged unless we authorize it, and
+    # failed (under the same fence as the return) once the window has passed.
+    waiting = await three_ds.expire_if_abandoned(session, p, now=now, actor=ACTOR)
+    if waiting is not None:
+        return ("settled", "3-D Secure abandoned") if waiting else ("rescheduled", "at 3-D Secure")
     if rows is None:
         return _reschedule(session, p, now, "the charges search failed", on_demand=on_demand)
     found = await _from_search(session, p, rows, now)

@@ -64,9 +64,16 @@ _JA: Final[dict[str, str]] = {
     "three_ds_note": (
         "カード会社の本人認証（3-Dセキュア）画面が表示された場合は、画面の案内に従ってください。"
     ),
-    # GATEWAY_PROVIDER=sbps: this integration does not run 3-D Secure with SBPS yet.
-    "sbps_no_3ds_note": (
-        "このお支払いでは本人認証（3-Dセキュア）は行われません（SBPS の3-Dセキュアは未対応です）。"
+    # GATEWAY_PROVIDER=sbps with SBPS_THREE_DS off: no 3-D Secure with this shop's contract.
+    "sbps_no_3ds_note": ("このお支払いでは本人認証（3-Dセキュア）は行われません。"),
+    # The result page while the shopper still has to pass 3-D Secure (SBPS's redirect).
+    "three_ds_continue_message": (
+        "カード会社の本人認証（3-Dセキュア）画面へ移動します。移動しない場合は下のボタンを押してください。"
+    ),
+    "three_ds_continue_button": "本人認証へ進む",
+    "three_ds_abandoned": (
+        "本人認証（3-Dセキュア）が時間内に完了しなかったため、お支払いできませんでした"
+        "（課金はされていません）。"
     ),
     "secure_note_sbps": (
         "カード情報はお使いのブラウザから決済代行会社（SBペイメントサービス）へ直接送信されます。"
@@ -324,8 +331,14 @@ _EN: Final[dict[str, str]] = {
     "three_ds_note": (
         "Your card issuer may ask you to verify the payment (3-D Secure); follow its instructions."
     ),
-    "sbps_no_3ds_note": (
-        "This payment is made without 3-D Secure verification (not yet supported with SBPS)."
+    "sbps_no_3ds_note": "This payment is made without 3-D Secure verification.",
+    "three_ds_continue_message": (
+        "Taking you to your card issuer's verification (3-D Secure). If nothing happens, press "
+        "the button below."
+    ),
+    "three_ds_continue_button": "Continue to verification",
+    "three_ds_abandoned": (
+        "The card's verification (3-D Secure) was not completed in time, so nothing was charged."
     ),
     "secure_note_sbps": (
         "Your card details go straight from your browser to our payment provider (SB Payment "

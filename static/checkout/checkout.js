@@ -34,9 +34,13 @@
 
   var aid = form.dataset.aid || '';
   // GATEWAY_PROVIDER=sbps: com_sbps_system_token.js makes the token (and its key) instead of
-  // CPToken.js, and there is no 3-D Secure step yet (README "SBPS").
+  // CPToken.js; with data-sbps-three-ds, com_sbps_system_tds2infotoken.js then makes the 3-D
+  // Secure info token, and the server sends the shopper to 3-D Secure (README "SBPS").
   var sbps = form.dataset.provider === 'sbps';
   var tokenKeyInput = document.getElementById('tkn_key');
+  var sbpsThreeDs = sbps && form.dataset.sbpsThreeDs === '1';
+  var tdsTokenInput = document.getElementById('tds_tkn');
+  var tdsTokenKeyInput = document.getElementById('tds_tkn_key');
   var mode = form.dataset.mode === 'popup' ? 'popup' : 'custom';
   var lang = form.dataset.lang === 'en' ? 'en' : 'ja';
   var messages = parseJson(form.dataset.messages);
@@ -577,12 +581,53 @@
         tokenInput.value = answer.token;
         tokenKeyInput.value = answer.tokenKey;
         clearCardFields();
+        if (sbpsThreeDs) {
+          sbpsThreeDsToken(myFlow);
+          return;
+        }
         submitOnly(['tkn', 'tkn_key', 'lang', 'save_card', 'pay_option']);
       });
     } catch (e) {
       fail(msg('err_generic'));
     }
     request = null;
+  }
+
+  // SBPS 3-D Secure 2.0: the info token (the order's e-mail or phone, and the browser's
+  // details the script adds), posted with the card token; the server answers with the way to
+  // the card issuer's page.
+  function sbpsThreeDsToken(myFlow) {
+    if (!vendorReady('com_sbps_system_tds2', 'generateToken') || !tdsTokenInput || !tdsTokenKeyInput) {
+      fail(msg('err_script'));
+      return;
+    }
+    tdsTokenInput.value = '';
+    tdsTokenKeyInput.value = '';
+    var request = {
+      merchantId: form.dataset.sbpsMerchantId || '',
+      serviceId: form.dataset.sbpsServiceId || '',
+      email: threeDs.em || '',
+      mobilePhone: threeDs.pn || ''
+    };
+    try {
+      window.com_sbps_system_tds2.generateToken(request, function (response) {
+        if (myFlow !== flow) {
+          return;
+        }
+        var answer = response && response.result === 'OK' ? response.tokenResponse : null;
+        if (!answer || !answer.token || !answer.tokenKey) {
+          tokenInput.value = '';
+          tokenKeyInput.value = '';
+          fail(sbpsErrorText(String((response && response.errorCode) || '').trim()));
+          return;
+        }
+        tdsTokenInput.value = answer.token;
+        tdsTokenKeyInput.value = answer.tokenKey;
+        submitOnly(['tkn', 'tkn_key', 'tds_tkn', 'tds_tkn_key', 'lang', 'save_card', 'pay_option']);
+      });
+    } catch (e) {
+      fail(msg('err_generic'));
+    }
   }
 
   // Popup mode: the gateway's card form has a close button that may never call back. When its

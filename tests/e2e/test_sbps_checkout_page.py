@@ -13,7 +13,12 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from app.sandbox.sbps.cards import CARD_DECLINE_G12, CARD_OK
+from app.sandbox.sbps.cards import (
+    CARD_3DS_CHALLENGE,
+    CARD_DECLINE_G12,
+    CARD_OK,
+    CHALLENGE_CODE,
+)
 from tests.e2e.conftest import ARTIFACTS, Server, _server, create_session
 from tests.e2e.test_checkout_page import fill_card, payment_of, record_posts
 
@@ -89,3 +94,62 @@ async def test_sbps_token_error_code_is_readable_and_nothing_is_posted(
     await expect(page.locator("#form-alert")).to_contain_text("カード番号の桁数が正しくありません")
     assert posts == []
     await expect(page.locator("#purchase")).to_be_enabled()
+
+
+async def test_sbps_three_ds_challenge_passed_lands_authorized(
+    sbps_server: Server, sbps_sim: httpx.AsyncClient, page: Page
+) -> None:
+    """The page makes both tokens; our result page sends the browser to the simulator's 3-D
+    Secure page (three_ds.js); the shopper passes the challenge and comes back to our return
+    URL, whose one authorization call decides the payment."""
+    cs = await create_session(sbps_server)
+    await page.goto(cs["url"])
+    posts = record_posts(page, f"/checkout/{cs['id']}")
+    await fill_card(page, CARD_3DS_CHALLENGE)
+    await page.click("#purchase")
+    await expect(page.locator("#code")).to_be_visible(timeout=15000)
+    assert "/sandbox-sbps/tds2/authenticate/" in page.url
+    assert len(posts) == 1 and "tds_tkn=" in posts[0] and "tds_tkn_key=" in posts[0]
+    assert CARD_3DS_CHALLENGE not in posts[0]
+    await page.screenshot(path=str(ARTIFACTS / "sbps-3ds-challenge.png"), full_page=True)
+    await page.fill("#code", CHALLENGE_CODE)
+    await page.click('button[value="complete"]')
+    await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible(timeout=15000)
+    assert re.search(rf"/checkout/{cs['id']}/payments/[^/?]+", page.url), page.url
+    p = await payment_of(sbps_server, cs["id"])
+    assert p is not None and p["status"] == "authorized"
+    rows = [r for r in await ledger(sbps_sim) if r["order_id"] == p["cod"]]
+    assert [r["approved"] for r in rows] == [True]
+
+
+async def test_sbps_three_ds_challenge_failed_is_a_readable_decline(
+    sbps_server: Server, sbps_sim: httpx.AsyncClient, page: Page
+) -> None:
+    cs = await create_session(sbps_server)
+    await page.goto(cs["url"])
+    await fill_card(page, CARD_3DS_CHALLENGE)
+    await page.click("#purchase")
+    await expect(page.locator("#code")).to_be_visible(timeout=15000)
+    await page.fill("#code", "0000")  # the wrong one-time code
+    await page.click('button[value="complete"]')
+    failed = page.locator('#result[data-status="failed"]')
+    await expect(failed).to_be_visible(timeout=15000)
+    await expect(failed).to_contain_text("本人認証")
+    await page.screenshot(path=str(ARTIFACTS / "sbps-3ds-failed.png"), full_page=True)
+    p = await payment_of(sbps_server, cs["id"])
+    assert p is not None and p["status"] == "failed"
+    assert [r for r in await ledger(sbps_sim) if r["order_id"] == p["cod"]] == []
+
+
+async def test_sbps_three_ds_double_click_makes_one_payment(
+    sbps_server: Server, sbps_sim: httpx.AsyncClient, page: Page
+) -> None:
+    cs = await create_session(sbps_server, order_id="e2esbpsdouble")
+    await page.goto(cs["url"])
+    posts = record_posts(page, f"/checkout/{cs['id']}")
+    await fill_card(page, CARD_OK)
+    await page.dblclick("#purchase")
+    await expect(page.locator('#result[data-status="succeeded"]')).to_be_visible(timeout=15000)
+    assert len(posts) == 1
+    rows = [r for r in await ledger(sbps_sim) if r["order_id"] == "e2esbpsdouble"]
+    assert [r["approved"] for r in rows] == [True]

@@ -40,6 +40,8 @@ async def sbps_app(make_app: AppFactory, sbps_simulator_url: str) -> RunningApp:
         sbps_merchant_id=sbps.MERCHANT_ID,
         sbps_service_id=sbps.SERVICE_ID,
         sbps_hash_key=sbps.HASH_KEY,
+        # These tests charge the token directly (test_sbps_three_ds.py has 3-D Secure).
+        sbps_three_ds=False,
         # A lost answer must stay unknown here: no janitor settles it behind the test's back.
         reconcile_interval_seconds=0,
         orphan_sweep_interval_seconds=0,
@@ -191,8 +193,9 @@ async def test_pay_via_form_post_lands_on_the_payment_page(
     assert page.status_code == 200
     assert "com_sbps_system_token.js" in page.text and "CPToken.js" not in page.text
     assert 'id="tkn_key"' in page.text and "EMV3DSAdapter.js" not in page.text
-    # Honest about 3-D Secure: it is not run with SBPS yet.
-    assert "3-Dセキュア" in page.text and "未対応" in page.text
+    # Honest about 3-D Secure: SBPS_THREE_DS is off here, so it is not run.
+    assert "3-Dセキュア" in page.text and "行われません" in page.text
+    assert "com_sbps_system_tds2infotoken.js" not in page.text
     # The token script is the standalone simulator's: the CSP lets in that origin only.
     origin = sbps_app.settings.sbps_api_root
     assert f"script-src 'self' {origin};" in page.headers["content-security-policy"]

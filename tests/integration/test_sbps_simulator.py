@@ -515,7 +515,7 @@ async def test_3ds_challenge_passed_failed_and_canceled(api: SbpsApi) -> None:
     assert page.status_code == 200 and "<form" in page.text and "<script" not in page.text
     csp = page.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "https://shop.example" in csp
-    assert (await tds_authorize(api, started)).code == "10190999"  # not authenticated yet
+    assert (await tds_authorize(api, started)).code == "101D1999"  # not authenticated yet
     url, query = returned(
         await api.http.post(started["redirect_url"], data={"action": "complete", "code": "1234"})
     )
@@ -528,7 +528,7 @@ async def test_3ds_challenge_passed_failed_and_canceled(api: SbpsApi) -> None:
         await api.http.post(wrong["redirect_url"], data={"action": "complete", "code": "0000"})
     )
     assert url == f"{RETURN}/ng" and query["res_result"] == ["NG"]
-    assert (await tds_authorize(api, wrong)).code == "10190999"
+    assert (await tds_authorize(api, wrong)).code == "101D1999"
     url, _ = returned(await api.http.get(wrong["redirect_url"]))  # a reload: the same answer
     assert url == f"{RETURN}/ng"
 
@@ -543,7 +543,7 @@ async def test_3ds_fail_card_and_unknown_authentication(api: SbpsApi) -> None:
     started = await tds_start(api, "ord-3ds-5", CARD_3DS_FAIL)
     url, query = returned(await api.http.get(started["redirect_url"]))
     assert url == f"{RETURN}/ng" and query["res_result"] == ["NG"]
-    assert (await tds_authorize(api, started)).code == "10190999"
+    assert (await tds_authorize(api, started)).code == "101D1999"
     unknown = [("pay_option_manage", [("tds_authentication_id", "0" * 32)])]
     assert (await api.call(TDS_AUTHORIZE, unknown)).code == "10111037"
     assert (await api.http.get("tds2/authenticate/nope")).status_code == 404

@@ -5,6 +5,8 @@ from tests.support.fixtures import (  # noqa: F401 (pytest finds fixtures by nam
     db_url,
     engine,
     make_app,
+    sbps_sim,
+    sbps_simulator_url,
     sessions,
     sim,
     simulator_url,

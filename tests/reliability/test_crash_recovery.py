@@ -12,7 +12,9 @@ standalone simulator; money is counted in the simulator's ledger.
   session can be paid on the other replica as soon as the claim has expired;
 - killed after a kickback settled an rt=0 pay with registration (key and card number
   committed) and before the card was read back: the other replica reads it back, the card
-  pays in one touch, and the charge is never repeated.
+  pays in one touch, and the charge is never repeated;
+- SBPS: killed right after ST01-00118-101 (3-D Secure's authorization) answered, before it was
+  recorded: the shopper's return replayed on the other replica sends nothing more.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -37,11 +40,14 @@ from app.idempotency import IdempotencyKey
 from app.kickbacks.models import Kickback
 from app.payments.models import Payment
 from app.sandbox import cards
+from app.sandbox.sbps.testing import make_tds_info_token
+from app.sandbox.sbps.testing import make_token as make_sbps_token
 from app.sandbox.testing import make_token
 from tests.integration.test_checkout import SESSION, three_ds_of
 from tests.integration.test_customers import ZERO_3DS
 from tests.reliability.support_chaos import AppProcess, app_processes
 from tests.reliability.test_db_outage import OwnDatabase, own_db  # noqa: F401 (a fixture)
+from tests.support import sbps
 from tests.support.fixtures import KICKBACK_PATH, AppFactory
 
 pytestmark = pytest.mark.reliability
@@ -467,3 +473,66 @@ async def test_kill_between_the_registration_kickback_and_the_card_read_back(
     assert inbox == ["applied"] and len(rows) == 1
     assert again.status_code == 202 and again.json()["status"] == "pending", again.text
     assert [(row["status"], row["num"]) for row in touched] == [("captured", card.num)]
+
+
+# --- SBPS 3-D Secure: killed after ST01-00118-101 answered, before it was recorded ----------
+
+
+async def test_kill_after_the_3ds_authorization_never_charges_twice(
+    db_url: str,
+    simulator_url: str,
+    sbps_simulator_url: str,
+    sbps_sim: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A is killed (SIGKILL) right after its one ST01-00118-101 answered. The shopper's return,
+    replayed on B, finds the step claimed and sends nothing: one charge in the ledger, the
+    payment left pending for reconciliation (never failed: it may be charged)."""
+    sbps_env = {
+        "GATEWAY_PROVIDER": "sbps",
+        "SBPS_API_URL": f"{sbps_simulator_url}/api/xmlapi.do",
+        "SBPS_MERCHANT_ID": sbps.MERCHANT_ID,
+        "SBPS_SERVICE_ID": sbps.SERVICE_ID,
+        "SBPS_HASH_KEY": sbps.HASH_KEY,
+    }
+    armed = {**sbps_env, "SANDBOX_CRASH_POINTS": "checkout.after_3ds_authorize"}
+    async with _replicas(db_url, simulator_url, tmp_path, armed, sbps_env) as (a, b):
+        body = {**SESSION, "order_id": "crash3ds1"}
+        cs = (await b.merchant.post("/v1/checkout/sessions", json=body)).json()
+        pair = await make_sbps_token(sbps_sim)
+        info = await make_tds_info_token(sbps_sim)
+        paid = await a.client.post(
+            f"/v1/checkout/sessions/{cs['id']}/pay",
+            json={
+                "token": pair.token,
+                "token_key": pair.token_key,
+                "tds_info_token": info.token,
+                "tds_info_token_key": info.token_key,
+            },
+        )
+        assert paid.status_code == 202, paid.text
+        issuer = await sbps_sim.get(paid.json()["three_ds_url"])
+        back = urlsplit(issuer.headers["location"])
+        path = f"{back.path}?{back.query}"
+        assert await _swallow(a.client.get(path)) is None
+        assert a.proc is not None and a.proc.wait(10) == -9
+        replayed = await b.client.get(path)
+        status = (await b.client.get(f"/checkout/{cs['id']}/status")).json()["status"]
+        rows = [
+            r
+            for r in (await sbps_sim.get("_sandbox/ledger")).json()
+            if r["order_id"] == "crash3ds1"
+        ]
+        async with sessions() as session:
+            p = await session.get(Payment, paid.json()["id"])
+    FIGURES.append(
+        f"killed after ST01-00118: the replayed return answered {replayed.status_code}, "
+        f"{len(rows)} charge, payment {p.status if p else None}/{p.tds_state if p else None}"
+    )
+    _report(capsys, FIGURES[-1])
+    assert replayed.status_code == 303
+    assert [r["approved"] for r in rows] == [True]
+    assert p is not None and p.status == "pending" and p.tds_state == "authorizing"
+    assert status == "pending"

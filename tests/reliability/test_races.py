@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -16,10 +17,13 @@ from app.gateway.audit import GatewayCallLog
 from app.hosted.models import CheckoutSession
 from app.payments.models import Payment
 from app.sandbox import cards
+from app.sandbox.sbps.testing import make_tds_info_token
+from app.sandbox.sbps.testing import make_token as make_sbps_token
 from app.sandbox.testing import make_token
 from tests.integration.test_checkout import SESSION, three_ds_of
 from tests.integration.test_customers import new_card, new_customer
 from tests.reliability.support_chaos import ShopperAnswers
+from tests.support import sbps
 from tests.support.fixtures import AppFactory, RunningApp
 
 pytestmark = pytest.mark.reliability
@@ -196,3 +200,60 @@ async def test_fifty_identical_idempotent_requests_act_once(
             ).scalars()
         )
     assert rows == list(ids)
+
+
+async def test_fifty_pays_and_fifty_returns_of_one_sbps_session_charge_once(
+    make_app: AppFactory,
+    sbps_simulator_url: str,
+    sbps_sim: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same race with SBPS and its 3-D Secure: fifty pays make one TA02-00101-101, and
+    fifty returns from the issuer's page at once (reloads, a replayed link) make one
+    ST01-00118-101 and one charge in the simulator's ledger."""
+    app = await make_app(
+        gateway_provider="sbps",
+        sbps_api_url=f"{sbps_simulator_url}/api/xmlapi.do",
+        sbps_merchant_id=sbps.MERCHANT_ID,
+        sbps_service_id=sbps.SERVICE_ID,
+        sbps_hash_key=sbps.HASH_KEY,
+        reconcile_interval_seconds=0,
+        orphan_sweep_interval_seconds=0,
+    )
+    cs = await _new_session(app, "racesbps")
+    pairs = await asyncio.gather(*[make_sbps_token(sbps_sim) for _ in range(N)])
+    infos = await asyncio.gather(*[make_tds_info_token(sbps_sim) for _ in range(N)])
+
+    async def pay(i: int) -> httpx.Response:
+        body = {
+            "token": pairs[i].token,
+            "token_key": pairs[i].token_key,
+            "tds_info_token": infos[i].token,
+            "tds_info_token_key": infos[i].token_key,
+        }
+        return await app.client.post(f"/v1/checkout/sessions/{cs['id']}/pay", json=body)
+
+    results = await asyncio.gather(*[pay(i) for i in range(N)])
+    codes = Counter(r.status_code for r in results)
+    _report(capsys, "SBPS pay one session (3-D Secure)", codes)
+    assert set(codes) <= {202, 409}, codes
+    async with sessions() as session:
+        [p] = (
+            await session.execute(select(Payment).where(Payment.checkout_session_id == cs["id"]))
+        ).scalars()
+    assert p.tds_redirect_url and await _calls(sessions, "three_ds_start") == [p.id]
+    issuer = await sbps_sim.get(p.tds_redirect_url)
+    assert issuer.status_code == 303
+    back = urlsplit(issuer.headers["location"])
+    returns = await asyncio.gather(*[app.client.get(f"{back.path}?{back.query}") for _ in range(N)])
+    _report(capsys, "SBPS 3-D Secure returns", Counter(r.status_code for r in returns))
+    assert {r.status_code for r in returns} == {303}
+    assert await _calls(sessions, "three_ds_authorize") == [p.id]
+    rows = [
+        r for r in (await sbps_sim.get("_sandbox/ledger")).json() if r["order_id"] == "racesbps"
+    ]
+    assert [r["approved"] for r in rows] == [True]
+    async with sessions() as session:
+        settled = await session.get(Payment, p.id)
+    assert settled is not None and settled.status == "authorized"

@@ -61,6 +61,7 @@ def test_maintenance_codes_are_not_processed(code: str) -> None:
         ("10122999", "insufficient_limit", ErrorKind.DECLINED, Outcome.DECLINED),
         ("10161999", "incorrect_cvv", ErrorKind.DECLINED, Outcome.DECLINED),
         ("10190999", "gateway_system_error", ErrorKind.UNKNOWN, Outcome.UNKNOWN),
+        ("101D1999", "three_ds_failed", ErrorKind.THREE_DS_FAILED, Outcome.DECLINED),
         ("10195999", "card_not_found", ErrorKind.CARD_UNKNOWN, Outcome.FAILED),
         ("10105202", "invalid_length", ErrorKind.INVALID, Outcome.FAILED),
         ("10103001", "missing_parameter", ErrorKind.MISCONFIGURED, Outcome.FAILED),

@@ -12,12 +12,13 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 
 from app.gateway import codes as errors
 from app.gateway.base import (
+    AuthenticatedCharge,
     CallRecorder,
     CardResult,
     ChargePage,
@@ -25,10 +26,12 @@ from app.gateway.base import (
     ChargeRecord,
     ChargeResult,
     ChargeSearchLimits,
+    ErrorKind,
     GatewayCall,
     GatewayErrorInfo,
     GatewayEvent,
     OnetouchCharge,
+    Outcome,
     Reauthorization,
     TokenCharge,
     UserResult,
@@ -211,6 +214,34 @@ class RobotPaymentClient:
         _free(form, charge.extra)
         return await self._charge("charge_onetouch", ONETOUCH_PATH, form, ref=ref)
 
+    async def complete_authentication(
+        self, charge: AuthenticatedCharge, *, ref: str | None = None
+    ) -> ChargeResult:
+        """ROBOT PAYMENT runs 3-D Secure in the browser before the token charge (its token
+        is bound to it): it never answers REDIRECT, so there is nothing to complete."""
+        error = GatewayErrorInfo(
+            "three_ds_redirect_not_supported",
+            "three_ds_redirect_not_supported",
+            "ROBOT PAYMENT has no server-side 3-D Secure step.",
+            "ROBOT PAYMENTにはサーバー側の3Dセキュア手順がありません。",
+            False,
+            422,
+            ErrorKind.INVALID,
+        )
+        call = GatewayCall(
+            operation="complete_authentication",
+            endpoint="(none)",
+            request={},
+            http_status=None,
+            response_body=None,
+            latency_ms=0.0,
+            outcome=Outcome.FAILED,
+            error_code=error.code,
+            ref=ref,
+            started_at=datetime.now(UTC),
+        )
+        return ChargeResult(outcome=Outcome.FAILED, error=error, call=call)
+
     async def capture(self, charge_id: int, *, ref: str | None = None) -> ChargeResult:
         return await self._sales_or_cancel("capture", "SALES", charge_id, ref)
 
@@ -306,6 +337,7 @@ class RobotPaymentClient:
         card_seq: int | None = None,
         *,
         ref: str | None = None,
+        token_key: str | None = None,  # SBPS's; a CPToken.js token needs none
     ) -> CardResult:
         # Same endpoint and cmd for both; `card_seq` turns a registration into an update.
         form = self._carduser_form("4", uid=customer_id, key=customer_key, num=card_seq, tkn=token)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from app.gateway.base import (
+    AuthenticatedCharge,
     CallRecorder,
     CardResult,
     ChargePage,
@@ -33,6 +34,7 @@ from app.gateway.base import (
     Outcome,
     Reauthorization,
     SearchError,
+    ThreeDSStart,
     TokenCharge,
     UserResult,
     record_call,
@@ -118,6 +120,8 @@ class SbpsGateway:
                 "token_key",
             )
             return await self._refused("charge_token", error, ref)
+        if charge.three_ds is not None:
+            return await self._start_three_ds(charge, charge.three_ds, ref=ref)
         manage = {
             "token": charge.token,
             "token_key": charge.token_key,
@@ -134,6 +138,81 @@ class SbpsGateway:
             ref=ref,
             saving=charge.customer_id,
         )
+
+    async def _start_three_ds(
+        self, charge: TokenCharge, tds: ThreeDSStart, *, ref: str | None
+    ) -> ChargeResult:
+        """TA02-00101-101 (notes [S]): both tokens and the two return URLs; the answer says
+        where the shopper authenticates. Nothing is charged by it (the simulator keeps no
+        transaction for it), so a lost answer is UNKNOWN only in name: no charge can follow
+        without our ST01-00118-101. An OK without redirect_url is taken as frictionless
+        (ours [?]: the notes do not say): the authorization follows at once."""
+        amounts = (charge.amount, charge.tax, charge.shipping, charge.item_code)
+        order = self._order(
+            charge.job,
+            charge.order_id,
+            charge.customer_id,
+            amounts,
+            (charge.method, charge.installments),
+        )
+        if isinstance(order, GatewayErrorInfo):
+            return await self._refused("three_ds_start", order, ref)
+        order["pay_option_manage"] = {
+            "token": charge.token,
+            "token_key": charge.token_key,
+            "tds_info_token": tds.info_token,
+            "tds_info_token_key": tds.info_token_key,
+            "ok_return_url": tds.ok_url,
+            "ng_return_url": tds.ng_url,
+        }
+        order["encrypted_flg"] = "0"
+        verdict, call = await self._send(
+            "three_ds_start", apis.TDS_START, order, ref=ref, required=("tds_authentication_id",)
+        )
+        if verdict.outcome is not Outcome.SUCCESS or verdict.parsed is None:
+            return charge_result(verdict, call)
+        auth_id = verdict.parsed.tds_authentication_id
+        assert auth_id is not None  # required above
+        if not verdict.parsed.redirect_url:
+            total = int(str(order["amount"]))
+            authenticated = AuthenticatedCharge(
+                job=charge.job,
+                authentication_id=auth_id,
+                order_id=str(order["order_id"]),
+                amount=total - (charge.tax or 0),
+                tax=charge.tax or 0,
+            )
+            return await self.complete_authentication(authenticated, ref=ref)
+        return ChargeResult(
+            outcome=Outcome.REDIRECT,
+            redirect_url=verdict.parsed.redirect_url,
+            authentication_id=auth_id,
+            call=call,
+        )
+
+    async def complete_authentication(
+        self, charge: AuthenticatedCharge, *, ref: str | None = None
+    ) -> ChargeResult:
+        """ST01-00118-101 on the authentication id (notes [S]), with the order id and total
+        of TA02 again (SBPS checks they match, the simulator does), then commit and, for
+        CAPTURE, sales as every authorization."""
+        if charge.job not in ("AUTH", "CAPTURE"):
+            return await self._refused(
+                "three_ds_authorize", _unsupported(f"the {charge.job} job", "job"), ref
+            )
+        total = charge.amount + charge.tax + charge.shipping
+        values: dict[str, object] = {
+            "order_id": charge.order_id,
+            "tax": charge.tax or None,
+            "amount": total,
+            "pay_option_manage": {"tds_authentication_id": charge.authentication_id},
+        }
+        verdict, call = await self._send(
+            "three_ds_authorize", apis.TDS_AUTHORIZE, values, ref=ref, required=_IDS
+        )
+        if verdict.outcome is not Outcome.SUCCESS or verdict.parsed is None:
+            return charge_result(verdict, call)
+        return await self._settle(verdict.parsed, call, charge.job, ref=ref, saving=None)
 
     async def charge_onetouch(
         self, charge: OnetouchCharge, *, ref: str | None = None
@@ -391,8 +470,8 @@ class SbpsGateway:
         token_key: str | None = None,
     ) -> CardResult:
         """MG02-00131-101 (it replaces a card already stored, so `card_seq` changes
-        nothing). `token_key` is SBPS's: the neutral protocol does not pass it yet (left
-        for the wiring step); without it nothing is sent."""
+        nothing). `token_key`: the token's key (the customer card API, the card page and a
+        checkout's register-first pass it); without it nothing is sent."""
         if not token_key:
             error = _refusal(
                 "sbps_token_key_missing",
@@ -438,7 +517,7 @@ class SbpsGateway:
             customer_key=customer_id,
             card_seq=1,
             masked_number=info.cc_number if info else None,
-            expiry=info.cc_expiration if info else None,  # YYYYMM, as SBPS gives it
+            expiry=_yymm(info.cc_expiration) if info else None,
             call=call,
         )
 
@@ -583,6 +662,14 @@ class SbpsGateway:
             ref=ref,
             started_at=datetime.now(UTC),
         )
+
+
+def _yymm(expiration: str | None) -> str | None:
+    """SBPS's YYYYMM as the neutral CardResult's YYMM (what our cards.expiry holds, as
+    ROBOT PAYMENT gives it); anything else is kept out (None) rather than stored wrong."""
+    if expiration and len(expiration) == 6 and expiration.isdigit():
+        return expiration[2:]
+    return None
 
 
 def _no_search(fields: tuple[str, ...]) -> GatewayErrorInfo:

@@ -16,6 +16,7 @@ from app.gateway.base import ErrorKind, GatewayErrorInfo, Outcome, kind_for_stat
 
 DECLINE, INVALID, CONFLICT, MISCONFIGURED, UNAVAILABLE = 402, 422, 409, 502, 503
 CREDIT = "101"
+THREE_DS_FAILED_TYPE = "D1"
 CODE = re.compile(r"([0-9]{3})([0-9A-Z]{2})([0-9A-Z]{3})")
 
 # One answer per card brand's centre in maintenance (the notes): nothing was processed.
@@ -308,6 +309,22 @@ _STATES: dict[str, tuple[str, str, str, ErrorKind]] = {
 }
 
 _CREDIT_OTHER: dict[str, tuple[_Row, ErrorKind]] = {
+    # 3-D Secure not passed (ST01-00118-101 on an authentication that failed, was canceled
+    # or expired). The notes give no code for it [?]: D1 is ours, shared with the simulator
+    # (type 90 is a system error in the gem's table, so it cannot be that). A decline: the
+    # shopper may try again with the card's authentication or another card.
+    THREE_DS_FAILED_TYPE: (
+        (
+            "three_ds_failed",
+            DECLINE,
+            False,
+            "The card's identity check (3-D Secure) was not completed, so nothing was charged. "
+            "Please try again or use another card.",
+            "カードの本人認証(3Dセキュア)が完了しなかったため、お支払いできませんでした"
+            "(課金はされていません)。もう一度お試しいただくか、別のカードをご利用ください。",
+        ),
+        ErrorKind.THREE_DS_FAILED,
+    ),
     "79": (
         (
             "amount_over_authorization",
@@ -549,6 +566,6 @@ def outcome_for(code: str) -> Outcome:
     # 96 on a re-send: the first one arrived, its result is what counts.
     if type_ in UNKNOWN_TYPES or type_ == "96":
         return Outcome.UNKNOWN
-    if lookup(normalized).kind is ErrorKind.DECLINED:
+    if lookup(normalized).kind in (ErrorKind.DECLINED, ErrorKind.THREE_DS_FAILED):
         return Outcome.DECLINED
     return Outcome.FAILED

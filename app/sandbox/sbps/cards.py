@@ -70,7 +70,7 @@ MAGIC_CARDS: dict[str, MagicCard] = {
             "CARD_3DS_FAIL",
             CARD_3DS_FAIL,
             three_ds="fail",
-            outcome="3-D Secure fails: back to ng_return_url, ST01-00118-101 answers 10190999",
+            outcome="3-D Secure fails: back to ng_return_url, ST01-00118-101 answers 101D1999",
         ),
         MagicCard("CARD_SLOW", CARD_SLOW, speed="slow", outcome="approved after slow_seconds"),
         MagicCard(

@@ -34,7 +34,7 @@ DECLINED_NUMBER_OR_EXPIRY = "27"  # クレジットカード番号・有効期�
 # Ours.
 UNKNOWN_TRANSACTION = "11"
 WRONG_STATE = "40"
-THREE_DS_FAILED = "90"
+THREE_DS_FAILED = "D1"  # the client's table has the same (docs/gateway.md)
 SYSTEM = "99"
 
 NO_ITEM = "999"
