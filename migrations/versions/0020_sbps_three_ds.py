@@ -1,8 +1,8 @@
 """payments: the 3-D Secure step of an SBPS token pay (TA02-00101-101's authentication id,
 where the shopper is sent, and the step's state) (issue 20)
 
-Revision ID: 0017_sbps_three_ds
-Revises: 0016_ops_sessions
+Revision ID: 0020_sbps_three_ds
+Revises: 0019_reconcile_passes
 Create Date: 2026-12-06
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0017_sbps_three_ds"
-down_revision: str | None = "0016_ops_sessions"
+revision: str = "0020_sbps_three_ds"
+down_revision: str | None = "0019_reconcile_passes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
