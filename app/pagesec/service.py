@@ -24,7 +24,12 @@ MAX_BY = 100
 
 
 class ApprovalRefused(ValueError):
-    """Why an approval was not recorded (a readable message)."""
+    """Why an approval was not recorded: `code` (the console's text for it) and a readable
+    message (the CLI's)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -149,18 +154,22 @@ async def approve(
     now = now or utcnow()
     known = {s.key: s for s in gateway_scripts(settings)}
     if key not in known:
-        raise ApprovalRefused(f"no gateway script {key!r}; known: {', '.join(sorted(known))}")
+        raise ApprovalRefused(
+            "unknown_key", f"no gateway script {key!r}; known: {', '.join(sorted(known))}"
+        )
     try:
         sha = parse_hash(sha384)
     except ValueError as exc:
-        raise ApprovalRefused(str(exc)) from None
+        raise ApprovalRefused("bad_hash", str(exc)) from None
     reason, by = reason.strip(), by.strip()
     if not reason:
-        raise ApprovalRefused("a reason is required (why these bytes may run on the pages)")
+        raise ApprovalRefused(
+            "no_reason", "a reason is required (why these bytes may run on the pages)"
+        )
     if len(reason) > MAX_REASON:
-        raise ApprovalRefused(f"the reason must be at most {MAX_REASON} characters")
+        raise ApprovalRefused("long_reason", f"the reason must be at most {MAX_REASON} characters")
     if not by or len(by) > MAX_BY:
-        raise ApprovalRefused(f"who approves must be named (1-{MAX_BY} characters)")
+        raise ApprovalRefused("no_by", f"who approves must be named (1-{MAX_BY} characters)")
     async with sessions() as session:
         state = await session.get(ScriptState, key, with_for_update=True)
         if state is None:
