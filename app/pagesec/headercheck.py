@@ -83,7 +83,11 @@ def compare_headers(
             problems.append(f"{name}: missing")
             continue
         if name == "Content-Security-Policy":
-            have_d, want_d = csp_directives(have), csp_directives(want)
+            # Several policies (several headers, which arrive comma-joined) all apply.
+            policies = have.split(",")
+            if len(policies) != 1:
+                problems.append(f"{name}: {len(policies)} policies (must be 1)")
+            have_d, want_d = csp_directives(policies[0]), csp_directives(want)
             for directive in sorted(set(have_d) | set(want_d)):
                 if have_d.get(directive) != want_d.get(directive):
                     shown = " ".join(have_d[directive]) if directive in have_d else "missing"

@@ -177,18 +177,18 @@ def _event_data(state: ScriptState) -> dict[str, Any]:
 outbox.register(ScriptState, "page.script", _event_data, lambda s: s.key)
 
 
-async def _state(session: AsyncSession, script: InventoryScript, url: str) -> ScriptState:
-    """The key's state row, locked (made on first sight; a racing insert is taken as it is)."""
-    state = await session.get(ScriptState, script.key, with_for_update=True)
-    if state is None:
+async def _ensure_state(
+    sessions: async_sessionmaker[AsyncSession], script: InventoryScript, url: str
+) -> None:
+    """The key's state row exists (made on first sight; a racing insert is as good)."""
+    async with sessions() as session:
+        if await session.get(ScriptState, script.key) is not None:
+            return
         session.add(ScriptState(key=script.key, url=url, status="pending", fetch_failures=0))
         try:
-            await session.flush()
+            await session.commit()
         except IntegrityError:
             await session.rollback()
-        state = await session.get(ScriptState, script.key, with_for_update=True)
-        assert state is not None
-    return state
 
 
 async def record(
@@ -203,8 +203,10 @@ async def record(
 ) -> ScriptResult:
     """One check's row, the key's new state, and the alert when the verdict is new."""
     now = now or utcnow()
+    await _ensure_state(sessions, script, url)
     async with sessions() as session:
-        state = await _state(session, script, url)
+        state = await session.get(ScriptState, script.key, with_for_update=True)
+        assert state is not None
         state.url, state.last_checked_at = url, now
         if sha384 is None:
             state.fetch_failures += 1

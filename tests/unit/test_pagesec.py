@@ -78,10 +78,11 @@ def test_each_changed_or_missing_header_is_a_problem() -> None:
 
 
 def test_csp_compare_ignores_nonces_order_and_case_of_directive_names() -> None:
-    want = {"Content-Security-Policy": "script-src 'self' 'nonce-abc' https://g.example; base-uri 'none'"}
-    got = {"content-security-policy": "BASE-URI 'none';  script-src https://g.example 'nonce-xyz' 'self'"}
+    csp = "Content-Security-Policy"
+    want = {csp: "script-src 'self' 'nonce-abc' https://g.example; base-uri 'none'"}
+    got = {csp.lower(): "BASE-URI 'none';  script-src https://g.example 'nonce-xyz' 'self'"}
     assert headercheck.compare_headers(got, want, https=False) == []
-    got = {"content-security-policy": "script-src https://g.example 'self' 'unsafe-inline'; base-uri 'none'"}
+    got = {csp: "script-src https://g.example 'self' 'unsafe-inline'; base-uri 'none'"}
     assert headercheck.compare_headers(got, want, https=False) != []
 
 
@@ -114,4 +115,12 @@ def test_page_scripts_and_their_compare() -> None:
     allowed = {"/static/checkout/checkout.js", "https://gw.example/gateway/js/CPToken.js"}
     assert headercheck.compare_scripts(srcs, allowed, "https://pay.example/checkout/cs_1") == [
         "script not in the inventory: https://evil.example/x.js"
+    ]
+
+
+def test_two_csp_policies_are_drift() -> None:
+    want = {"Content-Security-Policy": "default-src 'none'"}
+    got = {"Content-Security-Policy": "default-src 'none', default-src *"}
+    assert headercheck.compare_headers(got, want, https=False) == [
+        "Content-Security-Policy: 2 policies (must be 1)"
     ]
