@@ -220,6 +220,7 @@ def _filled(path: str, payment_id: str) -> str:
         ("{event_id}", "evt_x"),
         ("{session_id}", "cs_x"),
         ("{uid}", "nobody"),
+        ("{key}", "cptoken"),
     ):
         path = path.replace(name, value)
     assert "{" not in path, f"a route parameter the walk does not know: {path}"
