@@ -22,11 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.events.models import Event
-from app.pagesec import headercheck, report, watcher
+from app.pagesec import headercheck, report, service, watcher
 from app.pagesec.models import PageCheck, ScriptApproval, ScriptCheck, ScriptState
 from tests.integration.test_checkout import new_session
 from tests.integration.test_cli import run_cli
 from tests.integration.test_ops_console import SAME_ORIGIN, csrf_of, sign_in
+from tests.integration.test_sbps_checkout import SESSION as SBPS_SESSION
+from tests.support import sbps
 from tests.support.fixtures import MERCHANT_KEY, OPS_KEY, AppFactory, RunningApp
 from tests.support.pg import free_port
 
@@ -467,3 +469,48 @@ async def test_pci_report_writes_both_files(
         async with sessions() as session:
             await session.execute(text("DROP TABLE csp_reports"))
             await session.commit()
+
+
+async def test_on_sbps_an_unapproved_token_script_makes_card_payment_unavailable(
+    make_app: AppFactory,
+    sbps_sim: httpx.AsyncClient,
+    sbps_simulator_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """SBPS has no popup form: the fallback is no card form and none of SBPS's scripts. (The
+    served file stays the same; approving other bytes makes it differ from the approved.)"""
+    app = await make_app(
+        gateway_provider="sbps",
+        sbps_api_url=f"{sbps_simulator_url}/api/xmlapi.do",
+        sbps_merchant_id=sbps.MERCHANT_ID,
+        sbps_service_id=sbps.SERVICE_ID,
+        sbps_hash_key=sbps.HASH_KEY,
+    )
+    first = by_key(await run(app))
+    assert set(first) == {"sbps_token"} and first["sbps_token"].status == "ok"
+    r = await app.merchant.post("/v1/checkout/sessions", json=SBPS_SESSION)
+    assert r.status_code == 201, r.text
+    cs_id = r.json()["id"]
+    page = await card_page(app, cs_id)
+    assert "com_sbps_system_token.js" in page and 'id="card-unavailable"' not in page
+    other = watcher.sri_sha384(b"a release the served file is not")
+    await service.approve(sessions, app.settings, "sbps_token", other, by="t", reason="test")
+    page = await card_page(app, cs_id)
+    assert 'id="card-unavailable"' in page and "カードでのお支払いを受け付けられません" in page
+    for absent in ("com_sbps_system_token.js", 'id="mainform"', "checkout.js"):
+        assert absent not in page, absent
+    served = first["sbps_token"].sha384
+    assert served is not None
+    await service.approve(sessions, app.settings, "sbps_token", served, by="t", reason="test")
+    assert "com_sbps_system_token.js" in await card_page(app, cs_id)
+
+
+async def test_keep_only_alerts(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app(script_watch_on_change="keep")
+    await run(app)
+    (await sim.post("/_sandbox/scripts/CPToken.js", json={"append": TAMPERED})).raise_for_status()
+    assert by_key(await run(app))["cptoken"].alerted
+    cs = await new_session(app)
+    assert 'data-mode="custom"' in await card_page(app, cs["id"])
