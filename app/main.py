@@ -58,6 +58,7 @@ from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
 from app.openapi import install_openapi
 from app.ops import pages as ops_pages
 from app.ops import scripts as ops_scripts
+from app.pagesec import gauges as pagesec_gauges
 from app.pagesec import headercheck, watcher
 from app.payments import gauges as payment_gauges
 from app.payments import router as payments_router
@@ -428,7 +429,12 @@ def _install_state(app: FastAPI, settings: Settings) -> None:
     app.state.refresh_payment = _refresher(settings)
     app.state.api_keys = settings.parsed_api_keys
     app.state.db_gauges = DbGauges(
-        readers=(payment_gauges.read, kickback_gauges.read, event_gauges.read)
+        readers=(
+            payment_gauges.read,
+            kickback_gauges.read,
+            event_gauges.read,
+            pagesec_gauges.read,
+        )
     )
     # Per process and bounded (app/kickbacks/limits.py).
     app.state.kickback_intake = IntakeBudget(

@@ -137,6 +137,13 @@ DB_EVENT_LAG = Gauge(
 DB_WEBHOOKS_FAILING = Gauge(
     "rp_db_webhook_endpoints_failing", "Webhook endpoints marked failing (a delivery given up)"
 )
+DB_SCRIPTS_UNAPPROVED = Gauge(
+    "rp_db_scripts_unapproved", "Gateway scripts whose current hash no person approved"
+)
+DB_SCRIPT_WATCH_AGE = Gauge(
+    "rp_db_script_watch_age_seconds",
+    "Time since the last script watcher pass finished (any replica); 0 before the first",
+)
 DB_SCRAPE_ERRORS = Counter(
     "rp_db_metrics_errors_total", "Scrapes where the database gauges could not be refreshed"
 )

@@ -115,6 +115,10 @@ async def test_a_changed_vendor_script_alerts_falls_back_and_an_approval_restore
     assert by_key(again)["cptoken"].status == "changed" and not by_key(again)["cptoken"].alerted
     assert changes("cptoken") == before + 1
 
+    metrics = (await app.client.get("/metrics")).text
+    assert re.search(r"^rp_db_scripts_unapproved 1\.0$", metrics, re.M), metrics
+    age = re.search(r"^rp_db_script_watch_age_seconds (\S+)$", metrics, re.M)
+    assert age and 0 < float(age.group(1)) < 60
     # The card page falls back to the gateway's popup form: none of our card fields.
     page = await card_page(app, cs["id"])
     assert 'data-mode="popup"' in page and 'id="cn"' not in page
