@@ -3,11 +3,12 @@ fetched through PUBLIC_BASE_URL (so a proxy or CDN in front of us is in the path
 security-impacting headers compared with what app/security_headers.py says they must be and
 their `<script src>` list with the inventory's scripts for that page.
 
-Which pages: the card page's URL for a checkout session that does not exist. It renders our
-page template's error variant with the very same headers as every payment page (the one
-`page_headers` rule), needs no session, writes nothing and tells the shop nothing: the least
-intrusive probe. Its script list must be a subset of the card page's inventory (an injected
-script is drift); the card form's own script list is pinned by the tests and by the CSP.
+Which pages: the card page's URL for a checkout session that does not exist. It answers our
+error page (404) with the very same headers as every payment page (the one `page_headers`
+rule), needs no session, writes nothing and tells the shop nothing: the least intrusive
+probe. Its script list must be a subset of the card page's inventory (an injected
+script is drift); the card form's own scripts come from the same template, and the CSP lets
+no other origin's script run.
 
 A drift alerts once (when the page's last check was not already drift): `rp_page_drifts_total
 {page}`, an ERROR log line, the console's needs-attention tile until a check is clean again.
