@@ -17,6 +17,7 @@ from app.ops.pages import _operator, _page, _signed_post, _to_login
 from app.ops.signin import Operator
 from app.ops.texts import texts
 from app.pagesec import service
+from app.pagesec.inventory import inventory
 from app.web import lang_of
 
 router = APIRouter(prefix="/ops", include_in_schema=False)
@@ -41,6 +42,7 @@ async def _show(
         operator=operator,
         switch_path="/ops/scripts",
         rows=await service.scripts(sessions, settings),
+        first_party=[s for s in inventory(settings) if s.party == "first"],
         approvals=await service.approvals(sessions, limit=50),
         checks=await service.recent_checks(sessions, limit=30),
         pages=await service.last_page_checks(sessions),

@@ -134,6 +134,7 @@ async def test_a_changed_vendor_script_alerts_falls_back_and_an_approval_restore
     listing = (await app.client.get("/ops/scripts")).text
     assert 'data-key="cptoken" data-status="changed"' in listing
     assert 'data-fallback="popup"' in listing
+    assert 'data-key="checkout_js"' in listing  # our own scripts are listed too
     assert cptoken.sha384 and cptoken.sha384 in listing
 
     # Approved in the console (a signed post, recorded with the key's label).
