@@ -12,6 +12,9 @@ show-payment ID [--json]    a payment with its events and gateway calls
 events list|show|redeliver  the shop's events and their deliveries (webhooks); a redelivery
                             is sent by the running servers' dispatchers
 events rewrap-secrets       re-encrypt webhook secrets with WEBHOOK_SECRET_KEY's first key
+scripts check|list|approve  payment-page integrity: one watcher pass now (the gateway's
+                            scripts and our pages), where each script stands, approve a hash
+pci-report [--out DIR]      PCI DSS 6.4.3 / 11.6.1 evidence: pci-report-YYYY-MM-DD.md + .json
 """
 
 from __future__ import annotations
@@ -350,6 +353,89 @@ async def events(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _page_settings(settings: Settings) -> Settings:
+    """The settings with PUBLIC_BASE_URL as this machine's server names it (local_url)."""
+    return settings.model_copy(update={"public_base_url": local_url(settings)})
+
+
+async def _scripts_check(settings: Settings, res: _Resources) -> int:
+    from app.gateway import make_http_client
+    from app.pagesec import headercheck, watcher
+
+    settings = _page_settings(settings)
+    async with make_http_client(settings) as http, headercheck.page_client(settings) as pages:
+
+        async def check() -> list[watcher.PageResult]:
+            return await headercheck.check_pages(res.sessions, pages, settings)
+
+        done = await watcher.run_pass(res.sessions, http, settings, pages=check)
+    if not done.ran:
+        _print_err("scripts: another replica is running a pass now; try again in a minute")
+        return 3
+    for r in done.scripts:
+        shown = r.sha384 or r.error
+        _print(f"{r.key:16} {r.status:13} {shown}  {r.url}")
+    for p in done.pages:
+        _print(f"page {p.page:11} {p.status:13} {'; '.join(p.problems) or p.error or ''}  {p.url}")
+    bad = sum(r.status in watcher.BLOCKING for r in done.scripts)
+    bad += sum(p.status == "drift" for p in done.pages)
+    return 1 if bad else 0
+
+
+async def scripts(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    from app.pagesec import service
+
+    async with _resources(settings, gateway=False) as res:
+        match args.action:
+            case "check":
+                return await _scripts_check(settings, res)
+            case "list":
+                for row in await service.scripts(res.sessions, settings):
+                    st = row.state
+                    checked = (
+                        f"{st.last_checked_at:%Y-%m-%d %H:%M:%S}"
+                        if st and st.last_checked_at
+                        else "-"
+                    )
+                    _print(
+                        f"{row.script.key:16} {row.status:11} checked {checked}\n"
+                        f"  url      {st.url if st else row.script.url}\n"
+                        f"  current  {(st.current_sha384 if st else None) or '-'}\n"
+                        f"  approved {(st.approved_sha384 if st else None) or '-'}"
+                        + (
+                            f"\n  fetch failures {st.fetch_failures}: {st.fetch_error}"
+                            if st and st.fetch_failures
+                            else ""
+                        )
+                    )
+                return 0
+            case "approve":
+                by = args.by or f"cli:{getpass.getuser()}"
+                try:
+                    state = await service.approve(
+                        res.sessions, settings, args.key, args.sha384, by=by, reason=args.reason
+                    )
+                except service.ApprovalRefused as exc:
+                    _print_err(f"scripts: {exc}")
+                    return 1
+                _print(f"scripts: {args.key} approved by {by}; it is now {state.status}")
+                return 0
+    return 2
+
+
+async def pci_report(settings: Settings, out: str) -> int:
+    from pathlib import Path
+
+    from app.pagesec import report
+
+    async with _resources(settings, gateway=False) as res:
+        md, js = await report.write(res.sessions, _page_settings(settings), Path(out))
+    _print(f"pci-report: wrote {md} and {js}")
+    return 0
+
+
 # --- parsing -----------------------------------------------------------------------------------
 
 
@@ -394,6 +480,17 @@ def _parser() -> argparse.ArgumentParser:
     again.add_argument("event_id")
     again.add_argument("--endpoint", help="only to this endpoint (we_...)")
     actions.add_parser("rewrap-secrets", help="after putting a new WEBHOOK_SECRET_KEY first")
+    sc = commands.add_parser("scripts", help="payment-page integrity (the script watcher)")
+    sc_actions = sc.add_subparsers(dest="action", required=True, metavar="action")
+    sc_actions.add_parser("check", help="one pass now: fetch, hash, compare; exit 1 on a problem")
+    sc_actions.add_parser("list", help="each gateway script's current and approved hash")
+    ok = sc_actions.add_parser("approve", help="record that a person approved a script's hash")
+    ok.add_argument("key", help="the script's key (scripts list), e.g. cptoken")
+    ok.add_argument("sha384", help="sha384-<base64>, or 96 hex digits (sha384sum)")
+    ok.add_argument("--reason", required=True, help="why these bytes may run on the pages")
+    ok.add_argument("--by", help="who approves (default: cli:<login name>)")
+    report = commands.add_parser("pci-report", help="PCI DSS 6.4.3 / 11.6.1 evidence files")
+    report.add_argument("--out", default=".", help="the directory to write into (default: .)")
     return parser
 
 
@@ -422,6 +519,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(show_payment(settings, args.payment_id, as_json=args.json))
         case "events":
             return asyncio.run(events(settings, args))
+        case "scripts":
+            return asyncio.run(scripts(settings, args))
+        case "pci-report":
+            return asyncio.run(pci_report(settings, args.out))
     return 2
 
 

@@ -233,6 +233,15 @@ class Settings(BaseSettings):
     orphan_sweep_interval_seconds: float = Field(default=300.0, ge=0)
     orphan_sweep_window_seconds: float = Field(default=900.0, gt=0, le=7 * 86400)
     orphan_sweep_grace_seconds: float = Field(default=900.0, ge=0)
+    # Payment-page integrity (README "Payment-page integrity"): how often a pass fetches the
+    # gateway's scripts and our payment pages and compares them (one replica at a time, one
+    # pass per interval across replicas; 0 = off: run `python -m app scripts check` from a
+    # scheduler instead, at least weekly). On a gateway script whose hash is not approved:
+    # popup = the card pages stop offering our custom form (ROBOT PAYMENT: popup mode; SBPS,
+    # which has no popup: card payment unavailable) until a person approves the hash; keep =
+    # alert only.
+    script_watch_interval_seconds: float = Field(default=3600.0, ge=0)
+    script_watch_on_change: Literal["keep", "popup"] = "popup"
     # --- merchant events (webhooks) ----------------------------------------------------------
     # Encrypts the endpoints' signing secrets in the database (comma-separated: the first
     # encrypts, all decrypt, so the key can be rotated); live needs its own.

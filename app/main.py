@@ -57,6 +57,9 @@ from app.logging import RequestIdMiddleware, setup_logging
 from app.metrics import DbGauges, MetricsMiddleware, observe_gateway_call
 from app.openapi import install_openapi
 from app.ops import pages as ops_pages
+from app.ops import scripts as ops_scripts
+from app.pagesec import gauges as pagesec_gauges
+from app.pagesec import headercheck, watcher
 from app.payments import gauges as payment_gauges
 from app.payments import router as payments_router
 from app.payments.models import Payment
@@ -322,6 +325,16 @@ async def _background(
     loops.append(checkout_service.expiry_loop(sessions))
     # The shop's events to its endpoints.
     loops.append(app.state.dispatcher.loop())
+    if settings.script_watch_interval_seconds > 0:
+        # Payment-page integrity: the gateway's scripts and our pages, one replica at a time.
+        loops.append(
+            watcher.loop(
+                sessions,
+                app.state.script_http,
+                settings,
+                pages=_page_checker(app, settings, sessions),
+            )
+        )
     if settings.reconcile_interval_seconds > 0:
         loops.append(
             reconcile_passes.background_loop(
@@ -334,6 +347,15 @@ async def _background(
             )
         )
     await asyncio.gather(*loops)
+
+
+def _page_checker(
+    app: FastAPI, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> watcher.PageChecker:
+    async def check() -> list[watcher.PageResult]:
+        return await headercheck.check_pages(sessions, app.state.page_http, settings)
+
+    return check
 
 
 def _sweep_settings(settings: Settings, gateway: PaymentGateway) -> orphans.SweepSettings | None:
@@ -367,6 +389,10 @@ def _lifespan(
         app.state.engine = engine
         app.state.sessions = sessions
         app.state.http = http
+        # The watcher fetches the gateway's scripts through the gateway calls' egress (same
+        # proxy, timeouts, no environment proxies), and our own pages as a browser would.
+        app.state.script_http = make_http_client(settings)
+        app.state.page_http = headercheck.page_client(settings)
         _connect_gateways(app, settings, sandbox_app, http, sessions)
         webhook_http = _webhook_http(settings)
         dispatcher = Dispatcher(
@@ -386,6 +412,8 @@ def _lifespan(
                 await task
             outbox.off_commit(dispatcher.wake)
             await webhook_http.aclose()
+            await app.state.page_http.aclose()
+            await app.state.script_http.aclose()
             await http.aclose()
             await engine.dispose()
             if tracer_provider is not None:
@@ -404,7 +432,12 @@ def _install_state(app: FastAPI, settings: Settings) -> None:
     app.state.refresh_payment = _refresher(settings)
     app.state.api_keys = settings.parsed_api_keys
     app.state.db_gauges = DbGauges(
-        readers=(payment_gauges.read, kickback_gauges.read, event_gauges.read)
+        readers=(
+            payment_gauges.read,
+            kickback_gauges.read,
+            event_gauges.read,
+            pagesec_gauges.read,
+        )
     )
     # Per process and bounded (app/kickbacks/limits.py).
     app.state.kickback_intake = IntakeBudget(
@@ -455,6 +488,7 @@ def _install_routes(
     app.include_router(events_router.endpoints)
     app.include_router(events_router.events)
     app.include_router(ops_pages.router)
+    app.include_router(ops_scripts.router)
     # Before the /static mount, which would answer its path (404) first.
     app.include_router(web_theme.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")

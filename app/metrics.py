@@ -91,6 +91,26 @@ WEBHOOK_LATENCY = Histogram(
     "rp_webhook_delivery_seconds", "Time a shop's endpoint took to answer a delivery"
 )
 
+SCRIPT_CHECKS = Counter(
+    "rp_script_checks_total",
+    "Gateway script checks by script key and verdict (ok, changed, unapproved, fetch_failed)",
+    ["key", "status"],
+)
+SCRIPT_CHANGES = Counter(
+    "rp_script_changes_total",
+    "Gateway scripts seen with a new hash that is not approved (one per new hash), by key",
+    ["key"],
+)
+PAGE_CHECKS = Counter(
+    "rp_page_checks_total",
+    "Payment page header/script checks by page and result (ok, drift, fetch_failed)",
+    ["page", "status"],
+)
+PAGE_DRIFTS = Counter(
+    "rp_page_drifts_total",
+    "Payment pages found drifting from their required headers or scripts (one per new drift)",
+    ["page"],
+)
 DB_PAYMENTS = Gauge("rp_db_payments", "Payments in the database by status", ["status"])
 DB_UNKNOWN = Gauge("rp_db_payments_unknown", "Payments whose outcome is unknown")
 DB_STALE_PENDING = Gauge(
@@ -116,6 +136,13 @@ DB_EVENT_LAG = Gauge(
 )
 DB_WEBHOOKS_FAILING = Gauge(
     "rp_db_webhook_endpoints_failing", "Webhook endpoints marked failing (a delivery given up)"
+)
+DB_SCRIPTS_UNAPPROVED = Gauge(
+    "rp_db_scripts_unapproved", "Gateway scripts whose current hash no person approved"
+)
+DB_SCRIPT_WATCH_AGE = Gauge(
+    "rp_db_script_watch_age_seconds",
+    "Time since the last script watcher pass finished (any replica); 0 before the first",
 )
 DB_SCRAPE_ERRORS = Counter(
     "rp_db_metrics_errors_total", "Scrapes where the database gauges could not be refreshed"

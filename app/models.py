@@ -9,6 +9,7 @@ from app.hosted.models import CheckoutSession
 from app.idempotency import IdempotencyKey
 from app.kickbacks.models import Kickback
 from app.ops.models import OpsSession
+from app.pagesec.models import PageCheck, ScriptApproval, ScriptCheck, ScriptState, WatchLease
 from app.payments.models import Payment, PaymentEvent
 from app.reconcile.models import SweepCursor
 from app.velocity import PayFailure
@@ -28,9 +29,14 @@ __all__ = [
     "IdempotencyKey",
     "Kickback",
     "OpsSession",
+    "PageCheck",
     "PayFailure",
     "Payment",
     "PaymentEvent",
+    "ScriptApproval",
+    "ScriptCheck",
+    "ScriptState",
     "SweepCursor",
+    "WatchLease",
     "WebhookEndpoint",
 ]

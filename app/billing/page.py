@@ -76,7 +76,7 @@ async def show(page: PageRequest) -> HTMLResponse:
         return error_page(settings, lang, exc.status, problem_text(lang, exc), cs.cancel_url)
     # 3-D Secure with the payer's registered e-mail and phone, which the server also sends
     # (billing robo compares them with the payer's).
-    return card_form(page, cs, texts(lang), three_ds=zero_three_ds(cs), billing=target)
+    return await card_form(page, cs, texts(lang), three_ds=zero_three_ds(cs), billing=target)
 
 
 async def submit(page: PageRequest, form: Form) -> Response:

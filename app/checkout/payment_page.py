@@ -60,7 +60,7 @@ async def show(page: PageRequest) -> HTMLResponse:
     three_ds_save = None
     if view.save_registers_first is not None:
         three_ds_save = zero_three_ds(cs) if view.save_registers_first else three_ds(cs)
-    return card_form(
+    return await card_form(
         page,
         cs,
         messages(lang),

@@ -40,7 +40,7 @@ async def show(page: PageRequest) -> HTMLResponse:
             back = hosted.back_to_shop(cs, succeeded=exc.status == 409)
         return error_page(settings, lang, exc.status, problem_text(lang, exc), back)
     t = messages(lang)
-    return card_form(
+    return await card_form(
         page,
         cs,
         t,

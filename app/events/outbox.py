@@ -35,6 +35,7 @@ EventType = Literal[
     "customer.card.deleted",
     "billing.card.registered",
     "billing.card.failed",
+    "script.changed",
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 

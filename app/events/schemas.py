@@ -18,7 +18,9 @@ class EventOut(BaseModel):
 
     id: str = Field(description="evt_...: the same in every delivery; dedupe on it")
     type: EventType
-    object_type: str = Field(description="payment, checkout.session, customer.card, billing.card")
+    object_type: str = Field(
+        description="payment, checkout.session, customer.card, billing.card, page.script"
+    )
     object_id: str
     created_at: datetime
     data: dict[str, Any] = Field(description="the object as it was when the change committed")

@@ -21,6 +21,7 @@ from app.config import Settings
 from app.gateway.base import PaymentGateway
 from app.hosted.models import CheckoutSession
 from app.hosted.service import attempts_exhausted, back_to_shop
+from app.pagesec.service import page_fallback
 from app.security_headers import page_headers
 from app.web import error_page, messages, render
 
@@ -99,7 +100,7 @@ def zero_three_ds(cs: CheckoutSession) -> dict[str, str]:
     return values
 
 
-def card_form(
+async def card_form(
     page: PageRequest,
     cs: CheckoutSession,
     t: dict[str, str],
@@ -109,7 +110,9 @@ def card_form(
 ) -> HTMLResponse:
     """The page's form (checkout.html: CPToken.js, 3-D Secure with `three_ds`, then the token
     is posted back here). `context`: what this kind shows beyond a bare card registration.
-    A page out of attempts shows the limit instead, before the shopper types a card again."""
+    A page out of attempts shows the limit instead, before the shopper types a card again.
+    While a gateway script's hash is not approved (app/pagesec), the watcher's fallback:
+    ROBOT PAYMENT's popup form instead of ours, or (SBPS) no card form."""
     other = "ja" if page.lang == "en" else "en"
     settings = page.settings
     if attempts_exhausted(cs, settings.velocity_max_attempts_per_session):
@@ -133,6 +136,11 @@ def card_form(
     }
     sbps = settings.gateway_provider == "sbps"
     tds2 = sbps and settings.sbps_three_ds and not context.get("registration", True)
+    fallback = await page_fallback(page.sessions, settings)
+    # SBPS has no popup card form of its own: its pages are always custom mode.
+    mode: str = "custom" if sbps else settings.checkout_mode
+    if fallback is not None:
+        mode = fallback
     if sbps:
         # SBPS's token-script messages (app.main hands them in) and its notes for the page.
         extra = getattr(page.request.app.state, "page_messages", {}).get(page.lang, {})
@@ -152,8 +160,7 @@ def card_form(
         sbps_tds2_js=settings.sbps_tds2_js if tds2 else "",
         sbps_merchant_id=settings.sbps_merchant_id if sbps else "",
         sbps_service_id=settings.sbps_service_id if sbps else "",
-        # SBPS has no popup card form of its own: its pages are always custom mode.
-        mode="custom" if sbps else settings.checkout_mode,
+        mode=mode,
         aid=settings.gateway_aid,
         gateway_js_base=f"{settings.gateway_public_base}/gateway/js",
         post_url=f"/checkout/{cs.id}",

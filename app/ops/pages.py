@@ -32,6 +32,7 @@ from app.kickbacks.models import KICKBACK_STATUSES, Kickback
 from app.ops import charts, service, signin
 from app.ops.signin import Operator
 from app.ops.texts import texts
+from app.pagesec import service as pagesec
 from app.payments import operations
 from app.payments.refresh import RefreshDep
 from app.payments.schemas import PaymentOut, ReauthorizeRequest, ResolveRequest
@@ -245,6 +246,7 @@ async def home(request: Request, settings: SettingsDep, sessions: SessionFactory
         lang,
         operator=operator,
         overview=overview,
+        script_alerts=await pagesec.attention(sessions, settings),
         charts=await charts.read(sessions, window),
         windows=tuple(charts.WINDOWS),
         outcomes=charts.OUTCOMES,

@@ -52,22 +52,24 @@ CHALLENGE_PATH = "/gateway/3ds/challenge.aspx"
 Action = Callable[[SimState, Params], dict[str, Any]]
 
 
-def _script(name: str) -> Response:
+def _script(sim: SimState, name: str) -> Response:
+    if (status := sim.script_failures.get(name)) is not None:
+        return Response(status_code=status, headers={"Cache-Control": "no-store"})
     return Response(
-        content=SCRIPTS[name],
+        content=sim.script_overrides.get(name, SCRIPTS[name]),
         media_type="application/javascript; charset=utf-8",
         headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
     )
 
 
 @router.get("/gateway/js/CPToken.js")
-async def cptoken_js() -> Response:
-    return _script("CPToken.js")
+async def cptoken_js(request: Request) -> Response:
+    return _script(sim_of(request), "CPToken.js")
 
 
 @router.get("/gateway/js/EMV3DSAdapter.js")
-async def emv3ds_js() -> Response:
-    return _script("EMV3DSAdapter.js")
+async def emv3ds_js(request: Request) -> Response:
+    return _script(sim_of(request), "EMV3DSAdapter.js")
 
 
 async def _pairs(request: Request) -> list[tuple[str, str]]:

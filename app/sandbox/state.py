@@ -78,6 +78,11 @@ class SimState:
         self.kickbacks: list[dict[str, Any]] = []
         self.deliveries: list[KickbackDelivery] = []
         self.forced_errors: list[ForcedError] = []
+        # Vendor scripts served with other bytes (name -> bytes): a test of the merchant's
+        # script watcher (`POST _sandbox/scripts/{name}`).
+        self.script_overrides: dict[str, bytes] = {}
+        # ... or answered with an HTTP error status instead (name -> status).
+        self.script_failures: dict[str, int] = {}
         # Billing robo: payers by billing_code, and request times per source IP (rate limit).
         self.payers: dict[str, Payer] = {}
         self.billing_hits: dict[str, list[datetime]] = {}

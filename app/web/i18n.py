@@ -61,6 +61,10 @@ _JA: Final[dict[str, str]] = {
     "cvv_label": "セキュリティコード",
     "cvv_hint": "カード裏面の3桁の数字（American Express は表面の4桁）",
     "popup_note": "「支払う」ボタンを押すと、決済代行会社のカード情報入力画面が開きます。",
+    "card_unavailable": (
+        "ただいまカードでのお支払いを受け付けられません。しばらくしてからもう一度お試しいただくか、"
+        "ショップにお問い合わせください。"
+    ),
     "three_ds_note": (
         "カード会社の本人認証（3-Dセキュア）画面が表示された場合は、画面の案内に従ってください。"
     ),
@@ -328,6 +332,9 @@ _EN: Final[dict[str, str]] = {
     "cvv_label": "Security code",
     "cvv_hint": "3 digits on the back (4 digits on the front for American Express)",
     "popup_note": "When you press Pay, our payment provider's card form opens.",
+    "card_unavailable": (
+        "Card payment is not available at the moment. Please try again later or contact the shop."
+    ),
     "three_ds_note": (
         "Your card issuer may ask you to verify the payment (3-D Secure); follow its instructions."
     ),

@@ -3,7 +3,7 @@ reconciliation page, issue 21); an idempotent answer's redirect target, replayed
 the payments that need a person, indexed (the console's home counts them)
 
 Revision ID: 0019_reconcile_passes
-Revises: 0016_ops_sessions
+Revises: 0018_script_watch
 Create Date: 2026-12-06
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019_reconcile_passes"
-down_revision: str | None = "0016_ops_sessions"
+down_revision: str | None = "0018_script_watch"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

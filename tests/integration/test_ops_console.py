@@ -223,6 +223,7 @@ def _filled(path: str, payment_id: str) -> str:
         ("{session_id}", "cs_x"),
         ("{uid}", "nobody"),
         ("{pass_id}", "1"),
+        ("{key}", "cptoken"),
     ):
         path = path.replace(name, value)
     assert "{" not in path, f"a route parameter the walk does not know: {path}"

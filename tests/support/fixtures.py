@@ -40,7 +40,8 @@ TABLES = (
     "payment_events, gateway_calls, kickbacks, idempotency_keys, cards, payments, "
     "customer_events, "
     "customers, checkout_sessions, velocity_failures, sweep_cursors, "
-    "events, event_deliveries, delivery_attempts, webhook_endpoints, ops_sessions"
+    "events, event_deliveries, delivery_attempts, webhook_endpoints, ops_sessions, "
+    "script_checks, script_approvals, script_states, page_checks, watch_leases"
 )
 
 
@@ -164,6 +165,9 @@ async def make_app(
             # The tests play the proxy in front of the app: X-Forwarded-For from 127.0.0.1 is
             # believed, as `python -m app serve` does with FORWARDED_ALLOW_IPS=127.0.0.1.
             "forwarded_allow_ips": "127.0.0.1",
+            # The tests run the script watcher's passes themselves (tests/integration/
+            # test_script_watch.py); a pass at every app's start would only add noise.
+            "script_watch_interval_seconds": 0,
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)

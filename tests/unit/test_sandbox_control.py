@@ -306,3 +306,24 @@ def test_openapi_is_clean() -> None:
         paths = create_sandbox_app().openapi()["paths"]
     assert "post" in paths["/gateway/gateway_token.aspx"]
     assert "/api/v1.0/charges/search/order" in paths
+
+
+async def test_vendor_scripts_can_be_served_altered_or_failing_until_reset(
+    client: httpx.AsyncClient,
+) -> None:
+    original = (await client.get("/gateway/js/CPToken.js")).content
+    assert b"CPToken" in original
+    r = await client.post("_sandbox/scripts/CPToken.js", json={"append": "/* x */"})
+    assert r.status_code == 200 and r.json()["altered"] is True
+    assert (await client.get("/gateway/js/CPToken.js")).content == original + b"/* x */"
+    other = (await client.get("/gateway/js/EMV3DSAdapter.js")).content
+    await client.post("_sandbox/scripts/EMV3DSAdapter.js", json={"status": 503})
+    assert (await client.get("/gateway/js/EMV3DSAdapter.js")).status_code == 503
+    assert (await client.post("_sandbox/scripts/other.js", json={})).status_code == 422
+    assert (
+        await client.post("_sandbox/scripts/CPToken.js", json={"status": 200})
+    ).status_code == 422
+    assert (await client.delete("_sandbox/scripts/CPToken.js")).json()["altered"] is False
+    assert (await client.get("/gateway/js/CPToken.js")).content == original
+    await client.post("_sandbox/reset")
+    assert (await client.get("/gateway/js/EMV3DSAdapter.js")).content == other
