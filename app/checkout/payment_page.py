@@ -150,6 +150,7 @@ def result_page(
         page.settings,
         "result.html",
         status_code=status_code,
+        scripts=page.result_scripts(),
         lang=lang,
         t=t,
         status=status,

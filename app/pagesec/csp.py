@@ -1,0 +1,93 @@
+"""The payment pages' Content-Security-Policy, built per request from the script inventory.
+
+- script-src: a fresh nonce (every tag we render carries it) plus exactly the inventory's URLs
+  for that page (path-specific sources: another file on the same host does not match). No
+  'self', no 'unsafe-inline', no 'strict-dynamic': with 'strict-dynamic' a nonced script could
+  load any script at all and the URL list would be ignored, so what may run would no longer be
+  the inventory. A script the gateway's code inserts must be in the inventory too (else it is
+  blocked and reported: the alert 11.6.1 asks for).
+- frame-src on the ROBOT PAYMENT card pages: 'self', the gateway, and `https:`. EMV 3-D Secure
+  shows the issuer's ACS challenge in an iframe, and the ACS is the cardholder's issuer's (or
+  its processor's) server: any bank's origin, not a list anyone can write down. `https:` is
+  therefore as narrow as 3-D Secure allows (the protocol requires TLS); what runs inside that
+  frame is the issuer's, outside 6.4.3's scope, and cannot touch our page (other origin).
+  SBPS's pages run no 3-D Secure yet and the result page shows no frame: they keep theirs narrow.
+- Reports: `report-uri` (older browsers) and `report-to csp` with `Reporting-Endpoints`, both
+  to our own collector `POST /csp-reports` (app/pagesec/router.py), as HTTP headers (neither
+  works in a <meta>). Relative URLs: the browser resolves them against the page's own URL, so
+  reports never cross origins (no CORS preflight)."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlsplit
+
+from app.config import Settings
+from app.pagesec.inventory import InventoryScript, PageKind, scripts_for
+from app.security_headers import page_headers
+from app.web import PageScripts, ScriptTag
+
+REPORT_PATH = "/csp-reports"
+REPORT_GROUP = "csp"
+# Characters that would end a CSP source or directive: such a URL is listed by its origin.
+_NOT_IN_SOURCE = frozenset(" \t\r\n;,'\"")
+
+
+def new_nonce() -> str:
+    """128 bits from the OS's CSPRNG, base64url (a valid CSP nonce: no quotes or spaces)."""
+    return secrets.token_urlsafe(16)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _source(settings: Settings, url: str) -> str:
+    """The CSP source that matches exactly the script at `url` (our own paths are made
+    absolute with PUBLIC_BASE_URL, the origin the shopper's browser sees)."""
+    if url.startswith("/") and not url.startswith("//"):
+        url = _origin(settings.public_base_url) + url
+    if any(ch in _NOT_IN_SOURCE for ch in url):
+        return _origin(url)
+    return url
+
+
+def _tag(script: InventoryScript) -> ScriptTag:
+    cross = script.sri is not None and not script.url.startswith("/")
+    return ScriptTag(src=script.url, integrity=script.sri, crossorigin=cross)
+
+
+def policy(settings: Settings, page: PageKind, nonce: str) -> str:
+    """The CSP of payment page `page` whose script tags carry `nonce`."""
+    scripts = scripts_for(settings, page)
+    sources = " ".join(dict.fromkeys(_source(settings, s.url) for s in scripts))
+    gw = settings.page_script_base
+    gw_origin = "" if gw.startswith("/") else _origin(gw)
+    gateway = f"'self' {gw_origin}".strip()
+    img = f"'self' data: {settings.shop_logo_origin}".strip()
+    if page == "result":
+        frames = "'none'"
+    elif settings.gateway_provider == "sbps":
+        frames = gateway
+    else:
+        frames = f"{gateway} https:"  # the issuers' ACS challenge frames: see the docstring
+    return (
+        f"default-src 'none'; script-src 'nonce-{nonce}' {sources}; connect-src {gateway}; "
+        f"style-src 'self'; img-src {img}; font-src 'self'; frame-src {frames}; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; "
+        f"report-uri {REPORT_PATH}; report-to {REPORT_GROUP}"
+    )
+
+
+def page_scripts(settings: Settings, page: PageKind) -> PageScripts:
+    """What `render` needs for payment page `page`: its tags from the inventory, a new nonce
+    and the headers (the pages' usual ones with this CSP and its report endpoint)."""
+    nonce = new_nonce()
+    headers = {
+        **page_headers(settings),
+        "Content-Security-Policy": policy(settings, page, nonce),
+        "Reporting-Endpoints": f'{REPORT_GROUP}="{REPORT_PATH}"',
+    }
+    tags = tuple(_tag(s) for s in scripts_for(settings, page))
+    return PageScripts(nonce=nonce, tags=tags, headers=headers)
