@@ -9,6 +9,7 @@ from app.hosted.models import CheckoutSession
 from app.idempotency import IdempotencyKey
 from app.kickbacks.models import Kickback
 from app.ops.models import OpsSession
+from app.pagesec.models import CspReport
 from app.payments.models import Payment, PaymentEvent
 from app.reconcile.models import SweepCursor
 from app.velocity import PayFailure
@@ -19,6 +20,7 @@ __all__ = [
     "BillingCardSession",
     "Card",
     "CheckoutSession",
+    "CspReport",
     "Customer",
     "CustomerEvent",
     "DeliveryAttempt",

@@ -116,6 +116,20 @@ _JA: dict[str, str] = {
     "reg_status_unknown": "結果不明",
     "col_by": "依頼元",
     "nav_webhooks": "通知先",
+    "nav_csp_reports": "CSP 違反",
+    "home_csp_reports": "24時間以内の CSP 違反（決済ページ）",
+    "csp_reports_title": "決済ページの CSP 違反レポート",
+    "csp_reports_intro": (
+        "買い手のブラウザーが決済ページで読み込みを止めたもの（スクリプトの改ざん・注入の兆候）。"
+        "URL のクエリとカード番号らしき数字は保存していません。"
+    ),
+    "no_csp_reports": "CSP 違反の報告はありません。",
+    "col_directive": "ディレクティブ",
+    "col_blocked_uri": "ブロックされた URI",
+    "col_page": "ページ",
+    "col_first_seen": "初回",
+    "col_last_seen": "最終",
+    "col_count": "件数",
     "webhooks_title": "Webhook の通知先",
     "no_webhooks": "通知先は登録されていません。",
     "col_url": "URL",
@@ -354,6 +368,20 @@ _EN: dict[str, str] = {
     "reg_status_unknown": "unknown",
     "col_by": "Requested by",
     "nav_webhooks": "Webhooks",
+    "nav_csp_reports": "CSP reports",
+    "home_csp_reports": "CSP violations on the payment pages (24 h)",
+    "csp_reports_title": "CSP violation reports of the payment pages",
+    "csp_reports_intro": (
+        "What shoppers' browsers refused to load on the payment pages (a sign of tampered or "
+        "injected scripts). URL queries and card-like digits are never stored."
+    ),
+    "no_csp_reports": "No CSP violation has been reported.",
+    "col_directive": "Directive",
+    "col_blocked_uri": "Blocked URI",
+    "col_page": "Page",
+    "col_first_seen": "First seen",
+    "col_last_seen": "Last seen",
+    "col_count": "Count",
     "webhooks_title": "Webhook endpoints",
     "no_webhooks": "No endpoint is registered.",
     "col_url": "URL",

@@ -40,7 +40,7 @@ TABLES = (
     "payment_events, gateway_calls, kickbacks, idempotency_keys, cards, payments, "
     "customer_events, "
     "customers, checkout_sessions, velocity_failures, sweep_cursors, "
-    "events, event_deliveries, delivery_attempts, webhook_endpoints, ops_sessions"
+    "events, event_deliveries, delivery_attempts, webhook_endpoints, ops_sessions, csp_reports"
 )
 
 
