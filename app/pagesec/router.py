@@ -104,7 +104,7 @@ async def _body(request: Request) -> bytes:
         204: {"description": "Taken (counted, stored deduplicated)"},
         400: {"description": "Not a CSP violation report", **_PROBLEM},
         413: {"description": "Body over 16 KiB", **_PROBLEM},
-        415: {"description": "Not application/csp-report nor application/reports+json"},
+        415: {"description": "Not application/csp-report nor application/reports+json", **_PROBLEM},
         429: {"description": "Too many reports from this client; see Retry-After", **_PROBLEM},
     },
 )
