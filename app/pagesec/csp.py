@@ -12,10 +12,13 @@
   therefore as narrow as 3-D Secure allows (the protocol requires TLS); what runs inside that
   frame is the issuer's, outside 6.4.3's scope, and cannot touch our page (other origin).
   SBPS's pages run no 3-D Secure yet and the result page shows no frame: they keep theirs narrow.
-- Reports: `report-uri` (older browsers) and `report-to csp` with `Reporting-Endpoints`, both
-  to our own collector `POST /csp-reports` (app/pagesec/router.py), as HTTP headers (neither
-  works in a <meta>). Relative URLs: the browser resolves them against the page's own URL, so
-  reports never cross origins (no CORS preflight)."""
+- Reports go to our own collector `POST /csp-reports` (app/pagesec/router.py), as HTTP headers
+  (neither works in a <meta>): `report-uri /csp-reports` always (Firefox, Safari; resolved
+  against the page's own URL, so never cross-origin), and, when PUBLIC_BASE_URL is https,
+  `report-to csp` with `Reporting-Endpoints: csp="<PUBLIC_BASE_URL>/csp-reports"` (Chromium).
+  Only then: Chromium ignores report-uri once report-to is present, and it delivers Reporting
+  API reports to secure endpoints only, so over plain http (a developer's machine, the e2e
+  tests) report-to would silence every report."""
 
 from __future__ import annotations
 
@@ -58,6 +61,16 @@ def _tag(script: InventoryScript) -> ScriptTag:
     return ScriptTag(src=script.url, integrity=script.sri, crossorigin=cross)
 
 
+def _secure(settings: Settings) -> bool:
+    """Whether browsers deliver Reporting API reports to us (an https origin)."""
+    return settings.public_base_url.startswith("https://")
+
+
+def report_endpoint(settings: Settings) -> str:
+    """Where Reporting-Endpoints sends reports: our collector, absolute."""
+    return _origin(settings.public_base_url) + REPORT_PATH
+
+
 def policy(settings: Settings, page: PageKind, nonce: str) -> str:
     """The CSP of payment page `page` whose script tags carry `nonce`."""
     scripts = scripts_for(settings, page)
@@ -76,7 +89,7 @@ def policy(settings: Settings, page: PageKind, nonce: str) -> str:
         f"default-src 'none'; script-src 'nonce-{nonce}' {sources}; connect-src {gateway}; "
         f"style-src 'self'; img-src {img}; font-src 'self'; frame-src {frames}; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; "
-        f"report-uri {REPORT_PATH}; report-to {REPORT_GROUP}"
+        f"report-uri {REPORT_PATH}" + (f"; report-to {REPORT_GROUP}" if _secure(settings) else "")
     )
 
 
@@ -84,10 +97,9 @@ def page_scripts(settings: Settings, page: PageKind) -> PageScripts:
     """What `render` needs for payment page `page`: its tags from the inventory, a new nonce
     and the headers (the pages' usual ones with this CSP and its report endpoint)."""
     nonce = new_nonce()
-    headers = {
-        **page_headers(settings),
-        "Content-Security-Policy": policy(settings, page, nonce),
-        "Reporting-Endpoints": f'{REPORT_GROUP}="{REPORT_PATH}"',
-    }
+    headers = {**page_headers(settings), "Content-Security-Policy": policy(settings, page, nonce)}
+    if _secure(settings):
+        headers["Reporting-Endpoints"] = f'{REPORT_GROUP}="{report_endpoint(settings)}"'
+
     tags = tuple(_tag(s) for s in scripts_for(settings, page))
     return PageScripts(nonce=nonce, tags=tags, headers=headers)
