@@ -105,6 +105,8 @@ async def _body(request: Request) -> bytes:
         400: {"description": "Not a CSP violation report", **_PROBLEM},
         413: {"description": "Body over 16 KiB", **_PROBLEM},
         415: {"description": "Not application/csp-report nor application/reports+json", **_PROBLEM},
+        # The service's NUL guard answers before this route (app/input_guard.py).
+        422: {"description": "A NUL character in the body", **_PROBLEM},
         429: {"description": "Too many reports from this client; see Retry-After", **_PROBLEM},
     },
 )
