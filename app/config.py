@@ -202,6 +202,11 @@ class Settings(BaseSettings):
     velocity_max_failures_per_ip: int = Field(default=20, ge=0)
     velocity_window_seconds: int = Field(default=3600, ge=1)
 
+    # CSP violation reports (POST /csp-reports, from any browser): taken per minute per client
+    # address and in all (per process); beyond that 429 with Retry-After. 0 = no limit.
+    csp_reports_per_client_per_minute: int = Field(default=30, ge=0)
+    csp_reports_per_minute: int = Field(default=600, ge=0)
+
     # Request bodies: larger is a 413 before anything reads it; one that has not arrived this
     # many seconds after the request started is a 408 (kickbacks get their 200 regardless).
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)

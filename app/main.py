@@ -60,6 +60,7 @@ from app.ops import pages as ops_pages
 from app.ops import scripts as ops_scripts
 from app.pagesec import gauges as pagesec_gauges
 from app.pagesec import headercheck, watcher
+from app.pagesec import router as csp_reports_router
 from app.payments import gauges as payment_gauges
 from app.payments import router as payments_router
 from app.payments.models import Payment
@@ -444,6 +445,10 @@ def _install_state(app: FastAPI, settings: Settings) -> None:
         settings.kickback_untrusted_per_source_per_minute, settings.kickback_untrusted_per_minute
     )
     app.state.kickback_verifier = Verifier(settings.kickback_verify_searches_per_minute)
+    # CSP reports taken per client address and in all (app/pagesec/router.py).
+    app.state.csp_report_budget = IntakeBudget(
+        settings.csp_reports_per_client_per_minute, settings.csp_reports_per_minute
+    )
     # kickbacks sits below checkout: the card an rt=0 pay registered is kept by checkout.
     app.state.kickback_cards = KickbackCards(read_back_after=settings.card_read_back_after)
     # Webhook signing secrets are kept encrypted with WEBHOOK_SECRET_KEY.
@@ -489,6 +494,7 @@ def _install_routes(
     app.include_router(events_router.events)
     app.include_router(ops_pages.router)
     app.include_router(ops_scripts.router)
+    app.include_router(csp_reports_router.router)
     # Before the /static mount, which would answer its path (404) first.
     app.include_router(web_theme.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")

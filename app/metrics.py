@@ -71,6 +71,12 @@ BODY_REFUSED = Histogram(
 VELOCITY_REJECTIONS = Counter(
     "rp_velocity_rejections_total", "Pay attempts refused by card-testing limits", ["scope"]
 )
+CSP_REPORTS = Counter(
+    "rp_csp_reports_total",
+    "CSP violations reported by shoppers' browsers on the payment pages, by directive "
+    "(a fixed set of directive names, else other)",
+    ["directive"],
+)
 RECONCILE_RESULTS = Counter(
     "rp_reconcile_results_total", "Reconciliation checks by result", ["result"]
 )

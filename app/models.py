@@ -9,7 +9,14 @@ from app.hosted.models import CheckoutSession
 from app.idempotency import IdempotencyKey
 from app.kickbacks.models import Kickback
 from app.ops.models import OpsSession
-from app.pagesec.models import PageCheck, ScriptApproval, ScriptCheck, ScriptState, WatchLease
+from app.pagesec.models import (
+    CspReport,
+    PageCheck,
+    ScriptApproval,
+    ScriptCheck,
+    ScriptState,
+    WatchLease,
+)
 from app.payments.models import Payment, PaymentEvent
 from app.reconcile.models import SweepCursor
 from app.velocity import PayFailure
@@ -20,6 +27,7 @@ __all__ = [
     "BillingCardSession",
     "Card",
     "CheckoutSession",
+    "CspReport",
     "Customer",
     "CustomerEvent",
     "DeliveryAttempt",

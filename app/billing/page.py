@@ -150,6 +150,7 @@ def result(
         retry_url=f"/checkout/{cs.id}?lang={lang}"
         if status != "succeeded" and cs.status == "open"
         else None,
+        scripts=page.result_scripts(),
         status_code=code,
     )
 

@@ -159,6 +159,7 @@ def result_page(
         page.settings,
         "result.html",
         status_code=status_code,
+        scripts=page.result_scripts(three_ds=three_ds_url is not None),
         lang=lang,
         t=t,
         status=status,

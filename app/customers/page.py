@@ -108,6 +108,7 @@ def result(
         message=error or t["register_done"] + (f" ({card_label})" if card_label else ""),
         redirect_url=hosted.back_to_shop(cs, succeeded=status == "succeeded"),
         retry_url=f"/checkout/{cs.id}?lang={lang}" if error and cs.status == "open" else None,
+        scripts=page.result_scripts(),
         status_code=status_code,
     )
 

@@ -19,11 +19,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.gateway.base import PaymentGateway
-from app.hosted.models import CheckoutSession
+from app.hosted.models import CheckoutSession, Kind
 from app.hosted.service import attempts_exhausted, back_to_shop
+from app.pagesec.csp import page_scripts
+from app.pagesec.inventory import PageKind
 from app.pagesec.service import page_fallback
 from app.security_headers import page_headers
-from app.web import error_page, messages, render
+from app.web import PageScripts, error_page, messages, render
+
+# Which payment page of the script inventory each kind's card form is.
+PAGE_KINDS: dict[Kind, PageKind] = {
+    Kind.PAYMENT: "checkout",
+    Kind.CARD_REGISTRATION: "card",
+    Kind.BILLING_CARD: "billing_card",
+}
 
 # A refusal's code carried to the page a post redirects to: ours (snake_case) or the gateway's.
 _PROBLEM_CODE = re.compile(r"[a-z_]{1,40}|[A-Z0-9]{2,12}")
@@ -55,6 +64,11 @@ class PageRequest:
         redirect to a page of its own (post/redirect/get): Back and reload then never post the
         token again. A script's post (no fetch metadata) gets the page itself."""
         return self.request.headers.get("sec-fetch-mode") == "navigate"
+
+    def result_scripts(self, *, three_ds: bool = False) -> PageScripts:
+        """The result page's scripts and headers (a new nonce); `three_ds`: the page that
+        sends the shopper on to SBPS's 3-D Secure page."""
+        return page_scripts(self.settings, "tds_redirect" if three_ds else "result")
 
     def see_other(self, url: str) -> Response:
         return RedirectResponse(url, status_code=303, headers=page_headers(self.settings))
@@ -150,19 +164,19 @@ async def card_form(
     return render(
         settings,
         "checkout.html",
+        # No card form while a gateway script is unapproved (SBPS's fallback): no script.
+        scripts=page_scripts(settings, PAGE_KINDS[Kind(cs.kind)], none=mode == "unavailable"),
         lang=page.lang,
         t=t,
         session=cs,
         provider=settings.gateway_provider,
-        sbps_token_js=settings.sbps_token_js if sbps else "",
-        # 3-D Secure 2.0's info token script (empty: SBPS_THREE_DS off, no 3-D Secure).
-        # Payment pages only: a card registration (MG02-00131-101) runs no 3-D Secure.
-        sbps_tds2_js=settings.sbps_tds2_js if tds2 else "",
+        # 3-D Secure 2.0's info token (SBPS_THREE_DS; its script is the inventory's, on the
+        # payment page only: a card registration, MG02-00131-101, runs no 3-D Secure).
+        sbps_tds2=tds2,
         sbps_merchant_id=settings.sbps_merchant_id if sbps else "",
         sbps_service_id=settings.sbps_service_id if sbps else "",
         mode=mode,
         aid=settings.gateway_aid,
-        gateway_js_base=f"{settings.gateway_public_base}/gateway/js",
         post_url=f"/checkout/{cs.id}",
         three_ds=three_ds,
         switch_lang_url=f"/checkout/{cs.id}?lang={other}",

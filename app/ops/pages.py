@@ -1010,6 +1010,28 @@ async def webhooks_list(
     return _page(request, settings, "webhooks.html", lang, operator=operator, rows=endpoints)
 
 
+# --- payment-page integrity ----------------------------------------------------------------------
+
+
+@router.get("/csp-reports", response_class=HTMLResponse)
+async def csp_reports_list(
+    request: Request, settings: SettingsDep, sessions: SessionFactoryDep
+) -> Response:
+    """What the shoppers' browsers blocked on the payment pages (app/pagesec), deduplicated."""
+    lang = lang_of(request)
+    operator = await _operator(request, settings, sessions)
+    if operator is None:
+        return _to_login(request, lang)
+    cursor = (request.query_params.get("cursor") or "")[:120] or None
+    rows, next_cursor = await service.csp_reports_page(sessions, cursor=cursor, limit=PAGE_SIZE)
+    next_url = None
+    if next_cursor:
+        next_url = "/ops/csp-reports?" + urlencode([("cursor", next_cursor), ("lang", lang)])
+    return _page(
+        request, settings, "csp_reports.html", lang, operator=operator, rows=rows, next_url=next_url
+    )
+
+
 # --- billing-robo card registrations -------------------------------------------------------------
 
 REGISTRATION_STATUSES = ("processing", "succeeded", "failed", "unknown")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 from urllib.parse import unquote_to_bytes
 
@@ -22,6 +22,8 @@ from app.gateway.text import decode_bytes
 from app.hosted.models import CheckoutSession
 from app.kickbacks import gauges as kickback_gauges
 from app.kickbacks.models import Kickback
+from app.pagesec import reports as csp_reports
+from app.pagesec.models import CspReport
 from app.payments import gauges as payment_gauges
 from app.payments import service as payments
 from app.payments.models import Payment
@@ -38,6 +40,8 @@ class Overview:
     payments: payment_gauges.PaymentFigures
     kickbacks: kickback_gauges.KickbackFigures
     events: event_gauges.EventFigures
+    # Distinct CSP violations the payment pages reported in the last 24 hours.
+    csp_reports_24h: int = 0
 
     @property
     def needs_someone(self) -> bool:
@@ -48,6 +52,7 @@ class Overview:
             or p.stale_pending
             or self.kickbacks.backlog
             or self.events.failing_endpoints
+            or self.csp_reports_24h
         )
 
 
@@ -58,6 +63,7 @@ async def overview(sessions: async_sessionmaker[AsyncSession]) -> Overview:
             await payment_gauges.figures(session, now, payment_gauges.OPEN_STATUSES),
             await kickback_gauges.figures(session, now),
             await event_gauges.figures(session, now),
+            await csp_reports.seen_since(session, now - timedelta(hours=24)),
         )
 
 
@@ -167,6 +173,15 @@ async def kickbacks_page(
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, rows[-1].id if more and rows else None
+
+
+async def csp_reports_page(
+    sessions: async_sessionmaker[AsyncSession], *, cursor: str | None, limit: int
+) -> tuple[list[CspReport], str | None]:
+    """The payment pages' CSP violations, the most recently seen first."""
+    return await _newest_first(
+        sessions, select(CspReport), CspReport.last_seen, CspReport.fingerprint, cursor, limit
+    )
 
 
 async def kickback(sessions: async_sessionmaker[AsyncSession], kickback_id: int) -> Kickback | None:

@@ -1,5 +1,6 @@
-"""The watcher's tables: every check (the 11.6.1 evidence), the approvals (who and why), the
-current state of each script, the page (header) checks, and the lease one pass runs under."""
+"""The payment pages' integrity tables: the watcher's (every check, the 11.6.1 evidence; the
+approvals, who and why; the current state of each script; the page (header) checks; the lease
+one pass runs under) and the browsers' CSP violation reports."""
 
 from __future__ import annotations
 
@@ -94,3 +95,25 @@ class WatchLease(Base):
     lease_until: Mapped[datetime | None]
     lease_token: Mapped[str | None] = mapped_column(String(32))
     last_run_at: Mapped[datetime | None]
+
+
+class CspReport(Base):
+    """The CSP violations browsers reported, deduplicated: one row per (directive, blocked
+    URI, page), with when it was first and last seen and how often."""
+
+    __tablename__ = "csp_reports"
+    __table_args__ = (
+        # The console lists the newest first.
+        Index("ix_csp_reports_last_seen", "last_seen", "fingerprint"),
+    )
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    # SHA-256 hex of the three below: what a repeat is counted on (the URLs are too long for
+    # a unique index of their own).
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    directive: Mapped[str] = mapped_column(String(32))  # one of reports.DIRECTIVES or "other"
+    blocked_uri: Mapped[str] = mapped_column(String(512))  # no query, no fragment, no card data
+    page: Mapped[str] = mapped_column(String(512))  # the same; ids in its path as {id}
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    count: Mapped[int] = mapped_column(BigInteger, default=1)

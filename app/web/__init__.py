@@ -6,6 +6,8 @@ form posts. A platform package: it imports no domain package."""
 from app.web.cards import card_label
 from app.web.i18n import messages
 from app.web.pages import (
+    PageScripts,
+    ScriptTag,
     card_result_page,
     cross_site_refusal,
     error_page,
@@ -18,6 +20,8 @@ from app.web.pages import (
 )
 
 __all__ = [
+    "PageScripts",
+    "ScriptTag",
     "card_label",
     "card_result_page",
     "cross_site_refusal",

@@ -4,6 +4,7 @@ cross-site refusal of their form posts. Knows no domain: callers pass what a pag
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -98,16 +99,47 @@ def form_lang(form: Any) -> str:
     return "en" if form.get("lang") == "en" else "ja"
 
 
-def render(settings: Settings, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+@dataclass(frozen=True, slots=True)
+class ScriptTag:
+    """One `<script>` of a page: `integrity` ("sha384-...") pins our own files' bytes;
+    `crossorigin` is needed for SRI on a file from another origin."""
+
+    src: str
+    integrity: str | None = None
+    crossorigin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PageScripts:
+    """A page's scripts and the headers that let exactly them run: built per request by
+    app/pagesec/csp.py from the script inventory (every tag carries `nonce`)."""
+
+    nonce: str
+    tags: tuple[ScriptTag, ...]
+    headers: dict[str, str]
+
+
+def render(
+    settings: Settings,
+    name: str,
+    status_code: int = 200,
+    *,
+    scripts: PageScripts | None = None,
+    **context: Any,
+) -> HTMLResponse:
     """The page `name` with `context`, and `shop` (the merchant's name, logo and theme from
-    the settings: app/web/theme.py) for the layout. With SBPS, the footer names SBPS."""
+    the settings: app/web/theme.py) for the layout. With SBPS, the footer names SBPS.
+    `scripts`: the page's script tags and headers (a payment page's); None = no script, the
+    generic page headers."""
     context.setdefault("shop", branding(settings))
+    context["page_scripts"] = scripts
     t = context.get("t")
     if settings.gateway_provider == "sbps" and isinstance(t, dict) and "secure_note_sbps" in t:
         # Every page's footer names the gateway the card actually goes to.
         context["t"] = {**t, "secure_note": t["secure_note_sbps"]}
     html = _templates.get_template(name).render(**context)
-    return HTMLResponse(html, status_code=status_code, headers=page_headers(settings))
+    headers = scripts.headers if scripts is not None else page_headers(settings)
+    return HTMLResponse(html, status_code=status_code, headers=headers)
 
 
 class Problem(Protocol):
@@ -192,6 +224,7 @@ def card_result_page(
     message: str,
     redirect_url: str | None,
     retry_url: str | None,
+    scripts: PageScripts,
     status_code: int = 200,
 ) -> HTMLResponse:
     """The result page of a card page (a registration, no payment), worded for one: `t` is
@@ -205,6 +238,7 @@ def card_result_page(
         settings,
         "result.html",
         status_code=status_code,
+        scripts=scripts,
         lang=lang,
         t=t,
         status=status,

@@ -2,7 +2,7 @@
 header checks, and the watcher's lease (issue 22, PCI DSS 6.4.3 / 11.6.1)
 
 Revision ID: 0018_script_watch
-Revises: 0016_ops_sessions
+Revises: 0017_csp_reports
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018_script_watch"
-down_revision: str | None = "0016_ops_sessions"
+down_revision: str | None = "0017_csp_reports"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -218,6 +218,7 @@ async def test_no_serious_accessibility_violation_in_the_console(
         "ops-customers": _signed_in(server, "/ops/customers"),
         "ops-webhooks": _signed_in(server, "/ops/webhooks"),
         "ops-billing": _signed_in(server, "/ops/billing"),
+        "ops-csp-reports": _signed_in(server, "/ops/csp-reports"),
         "ops-session": _signed_in(server, f"/ops/sessions/{p['checkout_session_id']}"),
     }
     listed = await server.merchant.get("/v1/events", params={"object_id": p["id"]})

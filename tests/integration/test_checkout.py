@@ -250,7 +250,8 @@ async def test_form_post_renders_result_page(make_app: AppFactory, sim: httpx.As
     page = await app.client.get(f"/checkout/{cs['id']}")
     assert page.status_code == 200
     csp = page.headers["content-security-policy"]
-    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp and "script-src 'nonce-" in csp
+    assert "'unsafe-inline'" not in csp and "'self'" not in csp.split("script-src")[1].split(";")[0]
     assert page.headers["x-content-type-options"] == "nosniff"
     for element in ('id="cn"', 'id="tkn"', 'id="mainform"', 'id="purchase"', "EMV3DS_INPUT_FORM"):
         assert element in page.text

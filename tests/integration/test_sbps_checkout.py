@@ -196,9 +196,14 @@ async def test_pay_via_form_post_lands_on_the_payment_page(
     # Honest about 3-D Secure: SBPS_THREE_DS is off here, so it is not run.
     assert "3-Dセキュア" in page.text and "行われません" in page.text
     assert "com_sbps_system_tds2infotoken.js" not in page.text
-    # The token script is the standalone simulator's: the CSP lets in that origin only.
-    origin = sbps_app.settings.sbps_api_root
-    assert f"script-src 'self' {origin};" in page.headers["content-security-policy"]
+    # The token script is the standalone simulator's: the CSP lets in that one URL (and the
+    # page's nonce), not the whole origin.
+    csp = page.headers["content-security-policy"]
+    script_src = csp.split("script-src ")[1].split(";")[0].split()
+    assert script_src[0].startswith("'nonce-") and script_src[1:] == [
+        sbps_app.settings.sbps_token_js,
+        f"{sbps_app.settings.public_base_url}/static/checkout/checkout.js",
+    ]
     pair = await make_token(sbps_sim)
     r = await sbps_app.client.post(
         f"/checkout/{cs['id']}",

@@ -1,5 +1,7 @@
 """Hostile input: schemathesis over our own OpenAPI document against the app under a real
-uvicorn, and the kickback endpoint fed random bytes, encodings, sizes, methods and content types.
+uvicorn (the CSP report collector included), the kickback endpoint fed random bytes, encodings,
+sizes, methods and content types, and the CSP report collector fed random bodies, sizes and
+content types by hypothesis (never a 5xx) and flooded (rate limited, a pay goes through).
 
 Every answer must be documented (status code, content type, body schema) and none may be a 5xx.
 Generation is derandomized, so a run is reproducible and bounded."""
@@ -7,6 +9,7 @@ Generation is derandomized, so a run is reproducible and bounded."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import time
@@ -20,6 +23,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -359,3 +363,119 @@ async def test_kickback_other_methods_are_refused_as_problems(make_app: AppFacto
         r = await app.client.request(method, "/kickback?gid=1&rst=1", content=b"gid=1")
         assert r.status_code == 405, r.text
         assert r.headers["content-type"] == "application/problem+json"
+
+
+# --- the CSP report collector --------------------------------------------------------------
+
+_CSP_TYPES = [
+    "application/csp-report",
+    "application/reports+json",
+    "application/csp-report; charset=utf-8",
+    "application/json",
+    "text/plain",
+    "",
+    "application/reports+json\u00ff",
+]
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=50),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=20), inner),
+    max_leaves=20,
+)
+_report_like = st.fixed_dictionaries(
+    {
+        "csp-report": st.dictionaries(
+            st.sampled_from(["document-uri", "blocked-uri", "effective-directive", "x"]),
+            _json | st.text(max_size=300),
+        )
+    }
+) | st.lists(
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["csp-violation", "deprecation"]) | _json, "body": _json}
+    ),
+    max_size=60,
+)
+_csp_bodies = st.one_of(
+    st.binary(max_size=2048),
+    st.binary(min_size=16 * 1024 - 8, max_size=16 * 1024 + 8),
+    _json.map(lambda v: json.dumps(v).encode()),
+    _report_like.map(lambda v: json.dumps(v).encode()),
+    st.text(max_size=500).map(lambda v: v.encode("utf-8", "surrogatepass")),
+)
+
+
+def run_csp_fuzz(base_url: str, examples: int) -> Counter[int]:
+    statuses: Counter[int] = Counter()
+    http = requests.Session()
+
+    header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
+
+    @given(content_type=st.sampled_from(_CSP_TYPES) | header_text, body=_csp_bodies)
+    @settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(content_type: str, body: bytes) -> None:
+        headers = {"Content-Type": content_type.encode("utf-8", "replace").decode("latin-1")}
+        r = http.post(f"{base_url}/csp-reports", data=body, headers=headers, timeout=30)
+        statuses[r.status_code] += 1
+        # 422: a NUL in the body (app/input_guard.py, before any route).
+        assert r.status_code in (204, 400, 413, 415, 422), (r.status_code, r.text[:300])
+        if r.status_code != 204:
+            assert r.headers["content-type"] == "application/problem+json", r.text[:300]
+
+    check()
+    return statuses
+
+
+async def test_csp_reports_answer_anything_without_a_5xx(
+    make_app: AppFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No budget here: every body reaches the parser (the limit has a test of its own).
+    app = await make_app(csp_reports_per_client_per_minute=0, csp_reports_per_minute=0)
+    statuses = await asyncio.to_thread(run_csp_fuzz, app.url, 400)
+    with capsys.disabled():
+        print(f"\ncsp-report fuzz: statuses {dict(sorted(statuses.items()))}")
+    assert statuses[204] and statuses[400] and statuses[413] and statuses[415], statuses
+
+
+async def test_a_csp_report_flood_is_limited_and_a_pay_from_another_client_goes_through(
+    make_app: AppFactory, sim: httpx.AsyncClient
+) -> None:
+    app = await make_app()
+    session = {"amount": 1000, "job": "AUTH", "email": "f@example.com"}
+    cs = (await app.merchant.post("/v1/checkout/sessions", json=session)).json()
+    token = await make_token(
+        sim, three_ds={"am": "1000", "tx": "0", "sf": "0", "em": "f@example.com"}
+    )
+    report = json.dumps(
+        {"csp-report": {"document-uri": f"{app.url}/checkout/x", "blocked-uri": "inline"}}
+    ).encode()
+    flooder = {"Content-Type": "application/csp-report", "X-Forwarded-For": "203.0.113.66"}
+
+    async def flood() -> list[int]:
+        codes = []
+        for _ in range(10):
+            batch = [
+                app.client.post("/csp-reports", content=report, headers=flooder) for _ in range(30)
+            ]
+            codes += [r.status_code for r in await asyncio.gather(*batch)]
+        return codes
+
+    async def pay() -> httpx.Response:
+        await asyncio.sleep(0.2)  # while the flood is on
+        return await app.client.post(
+            f"/v1/checkout/sessions/{cs['id']}/pay",
+            json={"token": token},
+            headers={"X-Forwarded-For": "198.51.100.23"},
+        )
+
+    codes, paid = await asyncio.gather(flood(), pay())
+    assert paid.status_code == 200 and paid.json()["status"] == "authorized", paid.text
+    # 30 a minute (and their refill while the flood lasts), then 429s.
+    assert set(codes) == {204, 429} and codes.count(204) < 60, Counter(codes)
+    # Another client's report is still taken.
+    other = {"Content-Type": "application/csp-report", "X-Forwarded-For": "198.51.100.24"}
+    assert (await app.client.post("/csp-reports", content=report, headers=other)).status_code == 204

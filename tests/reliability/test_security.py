@@ -244,10 +244,12 @@ async def test_card_pages_count_towards_the_limits_too(
 # --- headers ---------------------------------------------------------------------------------
 
 
-def _assert_page_headers(r: httpx.Response) -> None:
+def _assert_page_headers(r: httpx.Response, *, payment_page: bool = True) -> None:
     csp = r.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp, csp
-    assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp, csp
+    assert "'unsafe-inline'" not in csp, csp
+    # A payment page's scripts: a per-request nonce plus the inventory's URLs (app/pagesec).
+    assert ("script-src 'nonce-" if payment_page else "script-src 'self'") in csp, csp
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["referrer-policy"] == "strict-origin"
     assert r.headers["x-frame-options"] == "DENY"
@@ -270,7 +272,7 @@ async def test_pages_and_api_answers_carry_security_headers(make_app: AppFactory
     for url in (f"/checkout/{cs['id']}", card_page["url"], "/checkout/cs_nope"):
         r = await app.client.get(url)
         assert "text/html" in r.headers["content-type"], url
-        _assert_page_headers(r)
+        _assert_page_headers(r, payment_page="cs_nope" not in url)
     answers = [
         await app.ops.get("/v1/payments"),
         await app.client.get("/v1/payments"),  # 401 problem

@@ -41,7 +41,7 @@ TABLES = (
     "customer_events, "
     "customers, checkout_sessions, velocity_failures, sweep_cursors, "
     "events, event_deliveries, delivery_attempts, webhook_endpoints, ops_sessions, "
-    "script_checks, script_approvals, script_states, page_checks, watch_leases"
+    "script_checks, script_approvals, script_states, page_checks, watch_leases, csp_reports"
 )
 
 
