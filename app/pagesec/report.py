@@ -1,8 +1,7 @@
 """The evidence report (`python -m app pci-report`): what a QSA asks for 6.4.3 and 11.6.1, as
 one dated Markdown file for people and one JSON file for tools, from the database as it is.
 
-CSP violation reports are summarised from the `csp_reports` table when it exists (the CSP
-collector makes it); without it the section says so."""
+CSP violation reports are summarised from `csp_reports` (app/pagesec/reports.py, the collector)."""
 
 from __future__ import annotations
 
@@ -12,17 +11,15 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import utcnow
 from app.pagesec import service
 from app.pagesec.inventory import inventory
-from app.pagesec.models import ScriptCheck, ScriptState
+from app.pagesec.models import CspReport, ScriptCheck, ScriptState
 
-CSP_TABLE = "csp_reports"
 MAX_ROWS = 200
 
 
@@ -30,39 +27,28 @@ def _at(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-async def _has_table(session: AsyncSession, name: str) -> bool:
-    def has(sync: Session) -> bool:
-        return bool(inspect(sync.connection()).has_table(name))
-
-    return await session.run_sync(has)
-
-
 async def _csp_reports(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
     async with sessions() as session:
-        if not await _has_table(session, CSP_TABLE):
-            return {"available": False, "rows": [], "total": 0}
         rows = (
-            await session.execute(
-                text(
-                    "SELECT directive, blocked_uri, page, first_seen, last_seen, count "
-                    f"FROM {CSP_TABLE} ORDER BY count DESC, last_seen DESC LIMIT :n"
-                ),
-                {"n": MAX_ROWS},
+            await session.scalars(
+                select(CspReport)
+                .order_by(CspReport.count.desc(), CspReport.last_seen.desc())
+                .limit(MAX_ROWS)
             )
         ).all()
-        total = await session.scalar(text(f"SELECT COALESCE(SUM(count), 0) FROM {CSP_TABLE}"))
+        total = await session.scalar(select(func.coalesce(func.sum(CspReport.count), 0)))
     shown = [
         {
-            "directive": r[0],
-            "blocked_uri": r[1],
-            "page": r[2],
-            "first_seen": _at(r[3]) if isinstance(r[3], datetime) else r[3],
-            "last_seen": _at(r[4]) if isinstance(r[4], datetime) else r[4],
-            "count": int(r[5] or 0),
+            "directive": r.directive,
+            "blocked_uri": r.blocked_uri,
+            "page": r.page,
+            "first_seen": _at(r.first_seen),
+            "last_seen": _at(r.last_seen),
+            "count": int(r.count),
         }
         for r in rows
     ]
-    return {"available": True, "rows": shown, "total": int(total or 0)}
+    return {"rows": shown, "total": int(total or 0)}
 
 
 async def build(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> dict[str, Any]:
@@ -226,9 +212,7 @@ def markdown(report: dict[str, Any]) -> str:
     )
     csp = report["csp_reports"]
     out += ["", "## CSP violation reports", ""]
-    if not csp["available"]:
-        out.append("No CSP report table in this database (the collector is not installed).")
-    elif not csp["rows"]:
+    if not csp["rows"]:
         out.append("No CSP violation reports received.")
     else:
         out.append(f"{csp['total']} reports in all; the most frequent:")

@@ -54,7 +54,9 @@ def test_inventory_lists_each_providers_gateway_scripts() -> None:
     rp = {s.key for s in gateway_scripts(_settings())}
     assert rp == {"cptoken", "emv3ds_adapter"}
     sbps = {s.key for s in gateway_scripts(_settings(gateway_provider="sbps"))}
-    assert sbps == {"sbps_token"}
+    assert sbps == {"sbps_token", "sbps_tds2_info"}
+    no_tds = _settings(gateway_provider="sbps", sbps_three_ds=False)
+    assert {s.key for s in gateway_scripts(no_tds)} == {"sbps_token"}
     assert {"checkout_js", "result_js"} <= {s.key for s in inventory(_settings())}
 
 

@@ -40,9 +40,11 @@ def test_sbps_pages_load_its_token_script() -> None:
         gateway_provider="sbps",
         sbps_token_js_url="https://token.sps-system.com/sbpstoken/com_sbps_system_token.js",
     )
-    assert _keys(s, "checkout") == ["sbps_token", "checkout_js"]
-    assert _keys(s, "tds") == ["checkout_js"]
-    (token,) = gateway_scripts(s)
+    assert _keys(s, "checkout") == ["sbps_token", "sbps_tds2_info", "checkout_js"]
+    # 3-D Secure is SBPS's redirect: the page that sends the shopper on loads three_ds.js only.
+    assert _keys(s, "tds_redirect") == ["three_ds_js"]
+    assert _keys(s, "card") == ["sbps_token", "checkout_js"]
+    token, _ = gateway_scripts(s)
     assert token.url == "https://token.sps-system.com/sbpstoken/com_sbps_system_token.js"
 
 
