@@ -24,7 +24,7 @@ class SweepCursor(Base):
 
 
 class ReconcilePass(Base):
-    """One reconciliation pass: by hand (console, API, CLI) from its start, with its progress;
+    """One reconciliation pass: by hand (console, API) from its start, with its progress;
     the janitor's own only when it checked something (an idle pass every 30 s is no news)."""
 
     __tablename__ = "reconcile_passes"
@@ -33,7 +33,7 @@ class ReconcilePass(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    trigger: Mapped[str] = mapped_column(String(16))  # console | api | cli | janitor
+    trigger: Mapped[str] = mapped_column(String(16))  # console | api | janitor
     actor: Mapped[str | None] = mapped_column(String(64))  # "ops:<key label>"
     scope: Mapped[str] = mapped_column(String(8))  # open | due
     status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|failed

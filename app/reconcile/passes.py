@@ -1,6 +1,7 @@
-"""A reconciliation pass run by hand (the API's `POST /v1/reconciliations`, the ops console,
-the CLI): the payments, then with scope `open` the orphan sweep, as the settings allow, each
-recorded in `reconcile_passes` from its start with its progress (app/reconcile/history.py)."""
+"""A reconciliation pass run by hand (the API's `POST /v1/reconciliations`, the ops console)
+or by the janitor: the payments, then with scope `open` the orphan sweep, as the settings
+allow, recorded in `reconcile_passes` with its progress (app/reconcile/history.py).
+`python -m app reconcile` prints its own progress and is not recorded."""
 
 from __future__ import annotations
 
@@ -125,9 +126,14 @@ async def _run(
         swept = await orphans.sweep(sessions, gateway, sweep) if all_open and sweep else None
     except Exception as exc:
         beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
         await history.finish(sessions, pass_id, progress, error=f"{type(exc).__name__}: {exc}")
         raise
     beat.cancel()
+    # Its last write must not land after the final one (it would be refused anyway: status).
+    with contextlib.suppress(asyncio.CancelledError):
+        await beat
     progress.orphans = swept.orphans if swept is not None else None
     await history.finish(sessions, pass_id, progress)
     return PassResult(pass_id, summary, swept)
