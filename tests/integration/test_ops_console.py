@@ -322,7 +322,6 @@ async def test_a_pass_run_from_the_console_settles_an_unknown_payment(
     await sign_in(app)
     page = await app.client.get("/ops/reconcile")
     assert re.search(r'id="open-count">1<', page.text)
-    assert "まだ照合の記録はありません" in page.text
     form = {"csrf": csrf_of(page.text), "idem": idem_of(page.text), "lang": "ja"}
     # A slow charges search: the pass is still running when its page first shows.
     await sim.post("/_sandbox/config", json={"search_slow_seconds": 1.5})
@@ -358,8 +357,10 @@ async def test_a_pass_run_from_the_console_settles_an_unknown_payment(
     api = await app.ops.post("/v1/reconciliations", json={})
     assert api.status_code == 200 and api.json()["pass_id"] > 0
     listed = await app.client.get("/ops/reconcile?lang=en")
-    rows = re.findall(r'<tr data-pass="(\d+)" data-state="(\w+)">', listed.text)
-    assert [state for _, state in rows] == ["done", "done"], listed.text
+    rows = dict(re.findall(r'<tr data-pass="(\d+)" data-state="(\w+)">', listed.text))
+    console_pass = where.split("/")[-1].split("?")[0]
+    # (The janitor's own passes may be listed too: it checks the unknown payment when due.)
+    assert rows[console_pass] == rows[str(api.json()["pass_id"])] == "done", listed.text
     assert "Console" in listed.text and "API" in listed.text and "ops:" in listed.text
     # A pass whose process stopped (no heartbeat for a minute) shows as interrupted.
     pass_id = int(where.split("/")[-1].split("?")[0])
