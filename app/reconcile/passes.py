@@ -6,7 +6,6 @@ allow, recorded in `reconcile_passes` with its progress (app/reconcile/history.p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -100,17 +99,21 @@ async def _run(
 
     async def heartbeat() -> None:
         # Progress is written at most once a HEARTBEAT (and at least then, so an alive pass
-        # is never taken for an interrupted one), not once per payment.
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), history.HEARTBEAT.total_seconds())
+        # is never taken for an interrupted one), not once per payment. It ends when `over`
+        # is set, never by cancel: Python 3.11's wait_for can swallow a cancel that lands as
+        # its wait completes, and the pass would then wait for its heartbeat forever.
+        while not over.is_set():
+            await _any_of(changed, over, seconds=history.HEARTBEAT.total_seconds())
+            if over.is_set():
+                return
             changed.clear()
             try:
                 await history.step(sessions, pass_id, progress)
             except Exception as exc:  # the database may blink: the next step writes it
                 log.warning("reconciliation pass %s: progress not written: %s", pass_id, exc)
-            await asyncio.sleep(history.HEARTBEAT.total_seconds())
+            await _any_of(over, seconds=history.HEARTBEAT.total_seconds())
 
+    over = asyncio.Event()
     beat = asyncio.create_task(heartbeat())
     try:
         summary = await service.reconcile_due(
@@ -125,18 +128,27 @@ async def _run(
         sweep = orphans.SweepSettings.of(settings)
         swept = await orphans.sweep(sessions, gateway, sweep) if all_open and sweep else None
     except Exception as exc:
-        beat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beat
+        over.set()
+        await beat
         await history.finish(sessions, pass_id, progress, error=f"{type(exc).__name__}: {exc}")
         raise
-    beat.cancel()
+    finally:
+        over.set()  # also when the pass itself is cancelled (the app stopping)
     # Its last write must not land after the final one (it would be refused anyway: status).
-    with contextlib.suppress(asyncio.CancelledError):
-        await beat
+    await beat
     progress.orphans = swept.orphans if swept is not None else None
     await history.finish(sessions, pass_id, progress)
     return PassResult(pass_id, summary, swept)
+
+
+async def _any_of(*events: asyncio.Event, seconds: float) -> None:
+    """Waits until one of `events` is set, or `seconds`."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def background_loop(
