@@ -10,7 +10,6 @@ leaves its lease to run out and the event is sent again; receivers dedupe on `RP
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -23,6 +22,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from app import waits
 from app.config import Settings
 from app.db import utcnow
 from app.events import addresses, signing
@@ -349,8 +349,7 @@ class Dispatcher:
             if done >= s.batch_size:
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=s.poll)
+            await waits.any_of(self._wake, seconds=s.poll)
 
 
 async def purge(sessions: async_sessionmaker[AsyncSession], before: datetime) -> int:

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import waits
 from app.config import Settings
 from app.db import utcnow
 from app.gateway.base import PaymentGateway
@@ -100,10 +101,9 @@ async def _run(
     async def heartbeat() -> None:
         # Progress is written at most once a HEARTBEAT (and at least then, so an alive pass
         # is never taken for an interrupted one), not once per payment. It ends when `over`
-        # is set, never by cancel: Python 3.11's wait_for can swallow a cancel that lands as
-        # its wait completes, and the pass would then wait for its heartbeat forever.
+        # is set, not by cancel, so the pass never waits on a heartbeat that missed it.
         while not over.is_set():
-            await _any_of(changed, over, seconds=history.HEARTBEAT.total_seconds())
+            await waits.any_of(changed, over, seconds=history.HEARTBEAT.total_seconds())
             if over.is_set():
                 return
             changed.clear()
@@ -111,7 +111,7 @@ async def _run(
                 await history.step(sessions, pass_id, progress)
             except Exception as exc:  # the database may blink: the next step writes it
                 log.warning("reconciliation pass %s: progress not written: %s", pass_id, exc)
-            await _any_of(over, seconds=history.HEARTBEAT.total_seconds())
+            await waits.any_of(over, seconds=history.HEARTBEAT.total_seconds())
 
     over = asyncio.Event()
     beat = asyncio.create_task(heartbeat())
@@ -139,16 +139,6 @@ async def _run(
     progress.orphans = swept.orphans if swept is not None else None
     await history.finish(sessions, pass_id, progress)
     return PassResult(pass_id, summary, swept)
-
-
-async def _any_of(*events: asyncio.Event, seconds: float) -> None:
-    """Waits until one of `events` is set, or `seconds`."""
-    waits = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
 
 
 async def background_loop(
