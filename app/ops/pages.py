@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
@@ -27,7 +28,7 @@ from app.events.outbox import EVENT_TYPES
 from app.events.schemas import EventDetailOut
 from app.gateway.base import ChargeRecord, SearchError
 from app.hosted.models import SESSION_STATUSES
-from app.idempotency import Bound, Resumed, run_idempotent
+from app.idempotency import Bound, Resume, Resumed, run_idempotent
 from app.kickbacks.models import KICKBACK_STATUSES, Kickback
 from app.ops import charts, service, signin
 from app.ops.signin import Operator
@@ -133,6 +134,29 @@ class _SignedPost:
     operator: Operator
     form: dict[str, str]
     lang: str
+
+    async def once(
+        self,
+        request: Request,
+        sessions: SessionFactoryDep,
+        handler: Callable[[], Awaitable[Response]],
+        *,
+        payload: bytes = b"",
+        resume: Resume | None = None,
+    ) -> Response:
+        """Runs the action at most once per form (its hidden `idem` key, required): a double
+        click or a resent post replays the first answer. `payload` is the post's identity: the
+        same key with other values is refused."""
+        return await run_idempotent(
+            request,
+            sessions,
+            principal=self.operator.actor,
+            key=self.form.get("idem") or None,
+            payload=payload,
+            handler=handler,
+            resume=resume,
+            required=True,
+        )
 
 
 async def _signed_post(
@@ -560,15 +584,12 @@ async def act(
 
     # The request's identity: the same key with other values is refused (422).
     payload = urlencode([(k, form.get(k, "")) for k in _ACTION_FIELDS])
-    return await run_idempotent(
+    return await signed.once(
         request,
         sessions,
-        principal=operator.actor,
-        key=form.get("idem") or None,
+        handler,
         payload=payload.encode(),
-        handler=handler,
         resume=resume if action == "reauthorize" else None,
-        required=True,
     )
 
 
@@ -765,7 +786,7 @@ async def redeliver_event(
     signed = await _signed_post(request, settings, sessions)
     if isinstance(signed, Response):
         return signed
-    operator, form, lang = signed.operator, signed.form, signed.lang
+    operator, lang = signed.operator, signed.lang
 
     async def handler() -> Response:
         try:
@@ -785,15 +806,7 @@ async def redeliver_event(
         url = f"/ops/events/{event_id}?" + urlencode([("lang", lang), ("queued", str(queued))])
         return RedirectResponse(url, status_code=303)
 
-    return await run_idempotent(
-        request,
-        sessions,
-        principal=operator.actor,
-        key=form.get("idem") or None,
-        payload=b"",
-        handler=handler,
-        required=True,
-    )
+    return await signed.once(request, sessions, handler)
 
 
 # --- reconciliation ------------------------------------------------------------------------------
@@ -835,7 +848,7 @@ async def reconcile_now(
     signed = await _signed_post(request, settings, sessions)
     if isinstance(signed, Response):
         return signed
-    operator, form, lang = signed.operator, signed.form, signed.lang
+    operator, lang = signed.operator, signed.lang
 
     async def handler() -> Response:
         pass_id = await passes.start_in_background(
@@ -843,15 +856,7 @@ async def reconcile_now(
         )
         return RedirectResponse(f"/ops/reconcile/passes/{pass_id}?lang={lang}", status_code=303)
 
-    return await run_idempotent(
-        request,
-        sessions,
-        principal=operator.actor,
-        key=form.get("idem") or None,
-        payload=b"",
-        handler=handler,
-        required=True,
-    )
+    return await signed.once(request, sessions, handler)
 
 
 @router.get("/reconcile/passes/{pass_id}", response_class=HTMLResponse)

@@ -12,7 +12,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.config import Settings
 from app.deps import SessionFactoryDep, SettingsDep
-from app.idempotency import run_idempotent
 from app.ops.pages import _operator, _page, _signed_post, _to_login
 from app.ops.signin import Operator
 from app.ops.texts import texts
@@ -98,12 +97,5 @@ async def approve(
         query = urlencode([("lang", lang), ("approved", key)])
         return RedirectResponse(f"/ops/scripts?{query}", status_code=303)
 
-    return await run_idempotent(
-        request,
-        sessions,
-        principal=operator.actor,
-        key=form.get("idem") or None,
-        payload=f"{key}\n{form.get('sha384', '')}\n{form.get('reason', '')}".encode(),
-        handler=handler,
-        required=True,
-    )
+    payload = f"{key}\n{form.get('sha384', '')}\n{form.get('reason', '')}"
+    return await signed.once(request, sessions, handler, payload=payload.encode())
