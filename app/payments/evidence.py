@@ -283,6 +283,12 @@ def _next_check(
 # --- what a gateway answer says ----------------------------------------------------------
 
 
+def our_failure(code: str, message: str) -> Evidence:
+    """Our own verdict that a payment failed without a gateway answer saying so (it never
+    left; its shopper never came back from 3-D Secure): the error the merchant sees."""
+    return Evidence(source=Source.SYSTEM, claim=Claim.FAILED, error=ErrorNote(code, message))
+
+
 def claim_of(outcome: Outcome, success: Claim = Claim.SUCCEEDED) -> Claim:
     """`success`: what a successful call means (a capture's answer means captured)."""
     match outcome:

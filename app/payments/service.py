@@ -96,11 +96,7 @@ async def fail_if_never_sent(
     applied = await evidence.apply(
         session,
         payment.id,
-        evidence.Evidence(
-            source=evidence.Source.SYSTEM,
-            claim=evidence.Claim.FAILED,
-            error=evidence.ErrorNote(NOT_SENT, _NOT_SENT_MESSAGE),
-        ),
+        evidence.our_failure(NOT_SENT, _NOT_SENT_MESSAGE),
         actor=actor,
         reason="never sent: its claim expired without the about-to-send mark",
         data={"source": "claim_expired"},

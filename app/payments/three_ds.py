@@ -86,11 +86,7 @@ async def expire_if_abandoned(
     await evidence.apply(
         session,
         p.id,
-        evidence.Evidence(
-            source=evidence.Source.SYSTEM,
-            claim=evidence.Claim.FAILED,
-            error=evidence.ErrorNote(ABANDONED, _ABANDONED_MESSAGE),
-        ),
+        evidence.our_failure(ABANDONED, _ABANDONED_MESSAGE),
         actor=actor,
         reason="3-D Secure not completed within its window",
         data={"source": "three_ds_window"},
