@@ -3,7 +3,7 @@ own short transaction, so a pass's progress is visible to every replica while it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.reconcile.models import ReconcilePass
-from app.reconcile.service import PaymentCheck, ReconcileSummary
+from app.reconcile.service import ReconcileSummary
 
 # A running pass writes its heartbeat at least this often...
 HEARTBEAT = timedelta(seconds=1)
@@ -30,18 +30,10 @@ class Progress:
     """A pass as it goes: its figures, and the changes worth showing."""
 
     total: int | None = None
-    summary: ReconcileSummary | None = None
+    summary: ReconcileSummary = field(default_factory=ReconcileSummary)
     orphans: list[str] | None = None
 
-    def __post_init__(self) -> None:
-        self.summary = self.summary or ReconcileSummary()
-
-    def add(self, check: PaymentCheck) -> None:
-        assert self.summary is not None
-        self.summary.add(check)
-
     def values(self) -> dict[str, Any]:
-        assert self.summary is not None
         s = self.summary
         changes: list[dict[str, str | None]] = [
             {

@@ -89,8 +89,7 @@ async def _run(
     changed = asyncio.Event()
 
     def checked(check: service.PaymentCheck) -> None:
-        progress.add(check)
-        changed.set()
+        changed.set()  # progress.summary has counted it
         if on_check is not None:
             on_check(check)
 
@@ -124,6 +123,7 @@ async def _run(
             pay_claim=settings.pay_claim,
             on_check=checked,
             on_leased=leased,
+            summary=progress.summary,
         )
         sweep = orphans.SweepSettings.of(settings)
         swept = await orphans.sweep(sessions, gateway, sweep) if all_open and sweep else None

@@ -413,12 +413,14 @@ async def reconcile_due(
     on_check: Callable[[PaymentCheck], None] | None = None,
     on_leased: Callable[[int], None] | None = None,
     pay_claim: timedelta = payments.PAY_CLAIM,
+    summary: ReconcileSummary | None = None,
 ) -> ReconcileSummary:
     """One pass. `all_open` checks every unknown/pending (and scheduled) payment now,
     not only those that are due (what ops ask for by hand). `pay_claim`: PAY_CLAIM_SECONDS.
-    `on_leased` hears how many payments the pass took, `on_check` each one's result."""
+    `on_leased` hears how many payments the pass took, `on_check` each one's result once
+    `summary` (a new one when not given; a recorded pass's progress) counts it."""
     now = now or utcnow()
-    summary = ReconcileSummary()
+    summary = summary if summary is not None else ReconcileSummary()
     leases = await _lease(sessions, now=now, limit=limit, all_open=all_open, pay_claim=pay_claim)
     if on_leased is not None:
         on_leased(len(leases))
