@@ -53,13 +53,7 @@ Action = Callable[[SimState, Params], dict[str, Any]]
 
 
 def _script(sim: SimState, name: str) -> Response:
-    if (status := sim.script_failures.get(name)) is not None:
-        return Response(status_code=status, headers={"Cache-Control": "no-store"})
-    return Response(
-        content=sim.script_overrides.get(name, SCRIPTS[name]),
-        media_type="application/javascript; charset=utf-8",
-        headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
-    )
+    return sim.scripts.serve(name, SCRIPTS[name])
 
 
 @router.get("/gateway/js/CPToken.js")

@@ -16,6 +16,7 @@ from app.sandbox.endpoint import sim_of
 from app.sandbox.faults import FaultSettings
 from app.sandbox.forced import ForcedError
 from app.sandbox.routes_browser import SCRIPTS
+from app.sandbox.vendor_scripts import ScriptOverride
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
 # The simulator's root answers the same index (mounted: `/sandbox/`), instead of a bare 404.
@@ -294,33 +295,13 @@ async def set_maintenance(request: Request, body: Maintenance) -> dict[str, bool
 ScriptName = Literal["CPToken.js", "EMV3DSAdapter.js"]
 
 
-class ScriptOverride(BaseModel):
-    """What the vendor script is served as until reset: its real bytes with `append` added
-    at the end (a vendor deploy or a tampered copy), or `status` instead of it (an outage)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    append: str = Field(default="", max_length=10_000)
-    status: int | None = Field(default=None, ge=400, le=599)
-
-
 @router.post("/scripts/{name}")
 async def override_script(
     request: Request, name: ScriptName, body: ScriptOverride
 ) -> dict[str, Any]:
-    sim = sim_of(request)
-    sim.script_overrides.pop(name, None)
-    sim.script_failures.pop(name, None)
-    if body.status is not None:
-        sim.script_failures[name] = body.status
-    elif body.append:
-        sim.script_overrides[name] = SCRIPTS[name] + body.append.encode()
-    return {"name": name, "altered": name in sim.script_overrides, "status": body.status}
+    return sim_of(request).scripts.change(name, SCRIPTS[name], body)
 
 
 @router.delete("/scripts/{name}")
 async def restore_script(request: Request, name: ScriptName) -> dict[str, Any]:
-    sim = sim_of(request)
-    sim.script_overrides.pop(name, None)
-    sim.script_failures.pop(name, None)
-    return {"name": name, "altered": False, "status": None}
+    return sim_of(request).scripts.change(name, SCRIPTS[name], None)

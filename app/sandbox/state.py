@@ -19,6 +19,7 @@ from app.sandbox.config import SandboxConfig, config_as_json
 from app.sandbox.faults import FaultInjector
 from app.sandbox.forced import ForcedError
 from app.sandbox.models import KickbackDelivery, Payer, Product, Token, Transaction, User
+from app.sandbox.vendor_scripts import Scripts
 
 log = logging.getLogger("app.sandbox")
 
@@ -78,11 +79,8 @@ class SimState:
         self.kickbacks: list[dict[str, Any]] = []
         self.deliveries: list[KickbackDelivery] = []
         self.forced_errors: list[ForcedError] = []
-        # Vendor scripts served with other bytes (name -> bytes): a test of the merchant's
-        # script watcher (`POST _sandbox/scripts/{name}`).
-        self.script_overrides: dict[str, bytes] = {}
-        # ... or answered with an HTTP error status instead (name -> status).
-        self.script_failures: dict[str, int] = {}
+        # Vendor scripts as tests changed them (`POST _sandbox/scripts/{name}`).
+        self.scripts = Scripts()
         # Billing robo: payers by billing_code, and request times per source IP (rate limit).
         self.payers: dict[str, Payer] = {}
         self.billing_hits: dict[str, list[datetime]] = {}

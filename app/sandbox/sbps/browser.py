@@ -180,22 +180,14 @@ async def _run(request: Request, action: Action) -> Response:
     return JSONResponse(body, headers=_CORS)
 
 
-def _script(name: str) -> Response:
-    return Response(
-        content=SCRIPTS[name],
-        media_type="application/javascript; charset=utf-8",
-        headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
-    )
-
-
 @router.get(f"/sbpstoken/{TOKEN_JS}")
-async def token_js() -> Response:
-    return _script(TOKEN_JS)
+async def token_js(request: Request) -> Response:
+    return state_of(request).scripts.serve(TOKEN_JS, SCRIPTS[TOKEN_JS])
 
 
 @router.get(f"/sbpstoken/{TDS2_JS}")
-async def tds2_js() -> Response:
-    return _script(TDS2_JS)
+async def tds2_js(request: Request) -> Response:
+    return state_of(request).scripts.serve(TDS2_JS, SCRIPTS[TDS2_JS])
 
 
 @router.post(TOKEN_PATH)

@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.sandbox.faults import FaultSettings
 from app.sandbox.sbps import cards
 from app.sandbox.sbps.api import PATH, state_of
-from app.sandbox.sbps.browser import TDS2_JS, TDS2_PATH, TOKEN_JS, TOKEN_PATH
+from app.sandbox.sbps.browser import SCRIPTS, TDS2_JS, TDS2_PATH, TOKEN_JS, TOKEN_PATH
 from app.sandbox.sbps.config import shown
+from app.sandbox.vendor_scripts import ScriptOverride
 
 router = APIRouter(prefix="/_sandbox", tags=["SBPS sandbox control"])
 root_router = APIRouter(tags=["SBPS sandbox control"])
@@ -106,6 +107,23 @@ async def tds_authentications(request: Request) -> list[dict[str, Any]]:
 @router.get("/magic-cards")
 async def magic_cards() -> list[dict[str, str]]:
     return cards.describe()
+
+
+ScriptName = Literal["com_sbps_system_token.js", "com_sbps_system_tds2infotoken.js"]
+
+
+@router.post("/scripts/{name}")
+async def override_script(
+    request: Request, name: ScriptName, body: ScriptOverride
+) -> dict[str, Any]:
+    """The token JS served changed (more bytes at its end) or failing, until restored or
+    reset: a test of the merchant's script watcher."""
+    return state_of(request).scripts.change(name, SCRIPTS[name], body)
+
+
+@router.delete("/scripts/{name}")
+async def restore_script(request: Request, name: ScriptName) -> dict[str, Any]:
+    return state_of(request).scripts.change(name, SCRIPTS[name], None)
 
 
 @router.post("/reset")

@@ -16,6 +16,7 @@ from app.sandbox.sbps import codes
 from app.sandbox.sbps.config import SbpsConfig, config_as_json
 from app.sandbox.sbps.fields import jst_stamp
 from app.sandbox.sbps.models import StoredCard, TdsAuthentication, Token, Transaction
+from app.sandbox.vendor_scripts import Scripts
 
 TOKEN_HEX_CHARS = 232  # seed 004's samples: about 232 hex characters
 
@@ -50,6 +51,8 @@ class SbpsState:
         self.faults = FaultInjector()
         # None = off, else the code every API request answers (one of MAINTENANCE_CODES).
         self.maintenance: str | None = None
+        # The token JS as tests changed it (`POST _sandbox/scripts/{name}`).
+        self.scripts = Scripts()
         self.clock.reset()
         self._next_tracking = max(self._next_tracking, self.config.tracking_start)
 
