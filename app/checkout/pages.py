@@ -5,6 +5,7 @@ app/hosted/pages.py says why the table lives in this top router."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
@@ -19,6 +20,7 @@ from app.fields import card_fields_in
 from app.hosted import service as hosted
 from app.hosted.models import Kind
 from app.hosted.pages import PageHandler, PageRequest
+from app.pagesec import probe
 from app.web import (
     cross_site_refusal,
     error_page,
@@ -86,6 +88,12 @@ _FORM_BODY = {
 }
 
 
+def _query(request: Request, name: str) -> str | None:
+    # From the raw query (request.query_params garbles CP932 bytes; this value is ASCII).
+    raw = request.scope.get("query_string", b"").decode("latin-1")
+    return next((v for k, v in parse_qsl(raw) if k == name), None)
+
+
 @router.get("/checkout/{session_id}", response_class=HTMLResponse, responses=_PAGE_ERRORS)
 async def checkout_page(
     request: Request,
@@ -95,6 +103,9 @@ async def checkout_page(
     gateway: GatewayDep,
 ) -> HTMLResponse:
     lang = lang_of(request)
+    if session_id == probe.SESSION_ID and probe.valid(settings, _query(request, "probe")):
+        page = PageRequest(request, settings, sessions, gateway, session_id, lang)
+        return await payment_page.probe(page)
     kind = await hosted.kind_of(sessions, session_id)
     if kind is None:
         return error_page(settings, lang, 404)

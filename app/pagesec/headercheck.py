@@ -1,14 +1,14 @@
 """The page check (PCI DSS 11.6.1): our payment pages as the shopper's browser receives them,
 fetched through PUBLIC_BASE_URL (so a proxy or CDN in front of us is in the path), their
-security-impacting headers compared with what app/security_headers.py says they must be and
-their `<script src>` list with the inventory's scripts for that page.
+security-impacting headers compared with what they must be (app/security_headers.py with the
+page's CSP from app/pagesec/csp.py) and their `<script>` tags with the inventory's scripts for
+that page: the same list, in the same order, each with its SRI `integrity` where the inventory
+has one, and no inline script.
 
-Which pages: the card page's URL for a checkout session that does not exist. It answers our
-error page (404) with the very same headers as every payment page (the one `page_headers`
-rule), needs no session, writes nothing and tells the shop nothing: the least intrusive
-probe. Its script list must be a subset of the card page's inventory (an injected
-script is drift); the card form's own scripts come from the same template, and the CSP lets
-no other origin's script run.
+Which page: the real checkout card page, rendered for an order that exists nowhere
+(app/pagesec/probe.py: a signed, short-lived probe URL), so the check writes no session and
+tells the shop nothing. While the watcher's fallback takes the card form away (SBPS), the
+page must run no script at all, and that is what is compared.
 
 A drift alerts once (when the page's last check was not already drift): `rp_page_drifts_total
 {page}`, an ERROR log line, the console's needs-attention tile until a check is clean again.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urljoin
 
@@ -29,10 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import utcnow
 from app.metrics import PAGE_CHECKS, PAGE_DRIFTS
-from app.pagesec.inventory import PageKind, inventory
+from app.pagesec import csp, probe
+from app.pagesec.inventory import PageKind
 from app.pagesec.models import PageCheck
+from app.pagesec.service import page_fallback
 from app.pagesec.watcher import FetchFailed, PageResult
-from app.security_headers import page_headers
+from app.web import PageScripts
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +50,14 @@ CHECKED = (
 HSTS = "Strict-Transport-Security"
 # A year: what a TLS-terminating proxy in front of us must send on https.
 HSTS_MIN_AGE = 31_536_000
-# A checkout session id no session has (ids are cs_ + 32 hex digits).
-PROBE_SESSION = "cs_pagesec_probe"
 MAX_PAGE_BYTES = 1_000_000
 _NONCE = re.compile(r"'nonce-[^']*'")
 _MAX_AGE = re.compile(r"max-age\s*=\s*\"?(\d+)")
 
 
-def probe_pages() -> list[tuple[PageKind, str]]:
-    """(page kind, path) of each page the check fetches."""
-    return [("checkout", f"/checkout/{PROBE_SESSION}?lang=ja")]
+def probe_pages(settings: Settings) -> list[tuple[PageKind, str]]:
+    """(page kind, path) of each page the check fetches (fresh probe tokens)."""
+    return [("checkout", probe.path(settings))]
 
 
 def csp_directives(value: str) -> dict[str, tuple[str, ...]]:
@@ -105,36 +106,53 @@ def compare_headers(
     return problems
 
 
+@dataclass(frozen=True)
+class Script:
+    src: str | None  # None: inline
+    integrity: str | None
+    nonce: str | None
+
+
 class _Scripts(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
-        self.srcs: list[str] = []
-        self.inline = 0
+        self.found: list[Script] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "script":
-            src = dict(attrs).get("src")
-            if src:
-                self.srcs.append(src)
-            else:
-                self.inline += 1
+            a = dict(attrs)
+            self.found.append(Script(a.get("src") or None, a.get("integrity"), a.get("nonce")))
 
 
-def page_scripts(html: str) -> tuple[list[str], int]:
-    """The page's `<script src>` values, and how many inline scripts it has."""
+def page_scripts(html: str) -> list[Script]:
+    """The page's `<script>` tags, in order."""
     parser = _Scripts()
     parser.feed(html)
-    return parser.srcs, parser.inline
+    return parser.found
 
 
-def compare_scripts(srcs: list[str], allowed: set[str], page_url: str) -> list[str]:
-    """Scripts the page loads that the inventory does not list for it."""
-    wanted = {urljoin(page_url, url) for url in allowed}
-    return [
-        f"script not in the inventory: {src}"
-        for src in srcs
-        if urljoin(page_url, src) not in wanted
+def compare_scripts(found: list[Script], expected: PageScripts, page_url: str) -> list[str]:
+    """How the page's scripts differ from the inventory's tags for it (empty: the same)."""
+    problems: list[str] = []
+    want = [(urljoin(page_url, t.src), t.integrity) for t in expected.tags]
+    have = [(urljoin(page_url, s.src), s.integrity) for s in found if s.src]
+    wanted = {url for url, _ in want}
+    problems += [f"script not in the inventory: {url}" for url, _ in have if url not in wanted]
+    present = {url for url, _ in have}
+    problems += [f"script missing: {url}" for url, _ in want if url not in present]
+    sri = dict(have)
+    problems += [
+        f"script without its integrity hash: {url}"
+        for url, integrity in want
+        if integrity and url in present and sri.get(url) != integrity
     ]
+    if not problems and [u for u, _ in have] != [u for u, _ in want]:
+        problems.append("scripts in another order than the inventory's")
+    # The inventory has no inline script: one is drift, nonce or not (a nonce only says the
+    # server wrote it, and a tampered template is the server).
+    if inline := sum(1 for s in found if not s.src):
+        problems.append(f"inline script not in the inventory ({inline})")
+    return problems
 
 
 async def _fetch(http: httpx.AsyncClient, url: str) -> tuple[dict[str, str], str]:
@@ -179,10 +197,10 @@ async def check_page(
         error = str(exc)
     else:
         https = url.startswith("https://")
-        problems = compare_headers(headers, page_headers(settings), https=https)
-        srcs, _inline = page_scripts(html)
-        allowed = {s.url for s in inventory(settings) if page in s.pages}
-        problems += compare_scripts(srcs, allowed, url)
+        none = await page_fallback(sessions, settings) == "unavailable"
+        expected = csp.page_scripts(settings, page, none=none)
+        problems = compare_headers(headers, expected.headers, https=https)
+        problems += compare_scripts(page_scripts(html), expected, url)
     status = "fetch_failed" if error else ("drift" if problems else "ok")
     async with sessions() as session:
         new = status == "drift" and not await _drifting(session, page)
@@ -228,4 +246,7 @@ def page_client(settings: Settings) -> httpx.AsyncClient:
 async def check_pages(
     sessions: async_sessionmaker[AsyncSession], http: httpx.AsyncClient, settings: Settings
 ) -> list[PageResult]:
-    return [await check_page(sessions, http, settings, kind, path) for kind, path in probe_pages()]
+    return [
+        await check_page(sessions, http, settings, kind, path)
+        for kind, path in probe_pages(settings)
+    ]

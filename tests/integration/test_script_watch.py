@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,13 +17,16 @@ import httpx
 import pytest
 import uvicorn
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.config import Settings
 from app.events.models import Event
-from app.pagesec import headercheck, report, service, watcher
+from app.hosted.models import CheckoutSession
+from app.pagesec import headercheck, probe, report, service, watcher
 from app.pagesec.models import CspReport, PageCheck, ScriptApproval, ScriptCheck, ScriptState
 from tests.integration.test_checkout import new_session
 from tests.integration.test_cli import run_cli
@@ -316,6 +320,7 @@ class AlteringProxy:
     drop: tuple[str, ...] = ()
     rewrite: dict[str, str] | None = None
     inject: str = ""
+    replace: tuple[bytes, bytes] | None = None
 
     async def __call__(self, scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
         if scope["type"] != "http":
@@ -331,6 +336,8 @@ class AlteringProxy:
         }
         headers.update({k.lower(): v for k, v in (self.rewrite or {}).items()})
         body = upstream.content.replace(b"</body>", self.inject.encode() + b"</body>")
+        if self.replace is not None:
+            body = body.replace(*self.replace)
         response = Response(body, upstream.status_code, headers=headers)
         await response(scope, receive, send)  # type: ignore[arg-type]
 
@@ -395,12 +402,52 @@ async def test_the_page_check_alerts_when_a_security_header_changes_on_the_way(
     injected = (await run(app, pages=True)).pages[0]
     assert injected.status == "drift" and injected.alerted
     assert injected.problems == ("script not in the inventory: https://evil.example/skim.js",)
+    altering.inject = ""
+    # Our script's SRI hash stripped on the way (a CDN "optimizing" the page)...
+    altering.replace = (b' integrity="', b' data-integrity="')
+    stripped = (await run(app, pages=True)).pages[0]
+    assert stripped.problems == (
+        f"script without its integrity hash: {public}/static/checkout/checkout.js",
+    )
+    # ...or the gateway's script taken out: the card page checked is the real one.
+    altering.replace = (b"CPToken.js", b"CPToken.jsx")
+    missing = (await run(app, pages=True)).pages[0]
+    assert any(
+        p.startswith("script missing: ") and p.endswith("/CPToken.js") for p in missing.problems
+    )
+    altering.replace = None
+    assert (await run(app, pages=True)).pages[0].status == "ok"
 
     async with sessions() as session:
         statuses = (
             (await session.execute(select(PageCheck.status).order_by(PageCheck.id))).scalars().all()
         )
-    assert statuses == ["ok", "drift", "drift", "ok", "drift"]
+    assert statuses == ["ok", "drift", "drift", "ok", "drift", "drift", "drift", "ok"]
+    assert await session_count(sessions) == 0  # the probe page is no checkout session
+
+
+async def session_count(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(CheckoutSession)) or 0)
+
+
+async def test_the_probe_page_is_the_card_page_only_with_a_fresh_signed_token(
+    make_app: AppFactory, sim: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app = await make_app()
+    good = await app.client.get(probe.path(app.settings))
+    assert good.status_code == 200, good.text
+    assert 'id="cn"' in good.text and "CPToken.js" in good.text and "checkout.js" in good.text
+    base = f"/checkout/{probe.SESSION_ID}"
+    stale = probe.token(app.settings, now=time.time() - probe.VALID - 5)
+    forged = probe.token(Settings(webhook_secret_key=SecretStr("another key, another shop")))
+    for bad in ("", "?probe=", "?probe=1.abc", f"?probe={stale}", f"?probe={forged}"):
+        r = await app.client.get(base + bad)
+        assert r.status_code == 404 and 'id="cn"' not in r.text, bad
+    # Its form cannot pay: the session it posts to does not exist.
+    r = await app.client.post(base, data={"tkn": "x" * 20}, headers=SAME_ORIGIN)
+    assert r.status_code == 404
+    assert await session_count(sessions) == 0
 
 
 @pytest.mark.timeout(400)
@@ -472,8 +519,9 @@ async def test_on_sbps_an_unapproved_token_script_makes_card_payment_unavailable
     sbps_simulator_url: str,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    """SBPS has no popup form: the fallback is no card form and none of SBPS's scripts. (The
-    served file stays the same; approving other bytes makes it differ from the approved.)"""
+    """SBPS's token JS changes in the SBPS simulator: one pass alerts; SBPS has no popup
+    form, so the fallback is no card form and none of SBPS's scripts, until the new bytes are
+    approved; restored, the old approval no longer matches them either."""
     app = await make_app(
         gateway_provider="sbps",
         sbps_api_url=f"{sbps_simulator_url}/api/xmlapi.do",
@@ -489,16 +537,38 @@ async def test_on_sbps_an_unapproved_token_script_makes_card_payment_unavailable
     cs_id = r.json()["id"]
     page = await card_page(app, cs_id)
     assert "com_sbps_system_token.js" in page and 'id="card-unavailable"' not in page
-    other = watcher.sri_sha384(b"a release the served file is not")
-    await service.approve(sessions, app.settings, "sbps_token", other, by="t", reason="test")
+
+    before = changes("sbps_token")
+    tamper = await sbps_sim.post(
+        "_sandbox/scripts/com_sbps_system_token.js", json={"append": TAMPERED}
+    )
+    assert tamper.json()["altered"] is True
+    done = by_key(await run(app))
+    token = done["sbps_token"]
+    assert (
+        token.status == "changed" and token.alerted and token.sha384 != first["sbps_token"].sha384
+    )
+    assert done["sbps_tds2_info"].status == "ok"
+    assert changes("sbps_token") == before + 1
+    # The page check expects what the fallback serves: a page with no script.
+    checked = (await run(app, pages=True)).pages
+    assert [(c.page, c.status) for c in checked] == [("checkout", "ok")], checked
     page = await card_page(app, cs_id)
     assert 'id="card-unavailable"' in page and "カードでのお支払いを受け付けられません" in page
     for absent in ("com_sbps_system_token.js", 'id="mainform"', "checkout.js"):
         assert absent not in page, absent
-    served = first["sbps_token"].sha384
-    assert served is not None
-    await service.approve(sessions, app.settings, "sbps_token", served, by="t", reason="test")
+
+    assert token.sha384 is not None
+    await service.approve(
+        sessions, app.settings, "sbps_token", token.sha384, by="t", reason="release"
+    )
+    assert by_key(await run(app))["sbps_token"].status == "ok"
     assert "com_sbps_system_token.js" in await card_page(app, cs_id)
+
+    # Back to the old bytes: they are no longer the approved ones.
+    (await sbps_sim.delete("_sandbox/scripts/com_sbps_system_token.js")).raise_for_status()
+    assert by_key(await run(app))["sbps_token"].status == "changed"
+    assert 'id="card-unavailable"' in await card_page(app, cs_id)
 
 
 async def test_keep_only_alerts(

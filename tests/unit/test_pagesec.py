@@ -11,6 +11,7 @@ from app.config import Settings
 from app.pagesec import headercheck, watcher
 from app.pagesec.inventory import gateway_scripts, inventory
 from app.security_headers import page_headers
+from app.web import PageScripts, ScriptTag
 
 
 def test_sri_sha384_is_the_sri_form_of_the_bytes_digest() -> None:
@@ -101,23 +102,70 @@ def test_hsts_is_required_on_https_only() -> None:
     assert headercheck.compare_headers(good, want, https=True) == []
 
 
-def test_page_scripts_and_their_compare() -> None:
-    html = (
-        '<html><script src="/static/checkout/checkout.js"></script>'
-        '<script src="https://gw.example/gateway/js/CPToken.js"></script>'
-        "<script>inline()</script><SCRIPT SRC='https://evil.example/x.js'></SCRIPT></html>"
+def _expected(*tags: tuple[str, str | None]) -> PageScripts:
+    return PageScripts(
+        nonce="n",
+        tags=tuple(ScriptTag(src=u, integrity=i, crossorigin=False) for u, i in tags),
+        headers={},
     )
-    srcs, inline = headercheck.page_scripts(html)
-    assert srcs == [
-        "/static/checkout/checkout.js",
-        "https://gw.example/gateway/js/CPToken.js",
-        "https://evil.example/x.js",
+
+
+PAGE = "https://pay.example/checkout/cs_1"
+CHECKOUT_JS = ("/static/checkout/checkout.js", "sha384-ours")
+CPTOKEN = ("https://gw.example/gateway/js/CPToken.js", None)
+
+
+def test_page_scripts_are_read_in_order() -> None:
+    html = (
+        '<html><script src="/static/checkout/checkout.js" integrity="sha384-ours" nonce="n">'
+        '</script><script>inline()</script><SCRIPT SRC="https://evil.example/x.js"></SCRIPT>'
+    )
+    assert headercheck.page_scripts(html) == [
+        headercheck.Script("/static/checkout/checkout.js", "sha384-ours", "n"),
+        headercheck.Script(None, None, None),
+        headercheck.Script("https://evil.example/x.js", None, None),
     ]
-    assert inline == 1
-    allowed = {"/static/checkout/checkout.js", "https://gw.example/gateway/js/CPToken.js"}
-    assert headercheck.compare_scripts(srcs, allowed, "https://pay.example/checkout/cs_1") == [
-        "script not in the inventory: https://evil.example/x.js"
-    ]
+
+
+@pytest.mark.parametrize(
+    ("html", "problems"),
+    [
+        (
+            '<script src="https://gw.example/gateway/js/CPToken.js"></script>'
+            '<script src="/static/checkout/checkout.js" integrity="sha384-ours"></script>',
+            [],
+        ),
+        (
+            '<script src="https://gw.example/gateway/js/CPToken.js"></script>'
+            '<script src="/static/checkout/checkout.js" integrity="sha384-ours"></script>'
+            '<script src="https://evil.example/x.js"></script>',
+            ["script not in the inventory: https://evil.example/x.js"],
+        ),
+        (
+            '<script src="/static/checkout/checkout.js" integrity="sha384-ours"></script>',
+            ["script missing: https://gw.example/gateway/js/CPToken.js"],
+        ),
+        (
+            '<script src="https://gw.example/gateway/js/CPToken.js"></script>'
+            '<script src="/static/checkout/checkout.js"></script>',
+            ["script without its integrity hash: https://pay.example/static/checkout/checkout.js"],
+        ),
+        (
+            '<script src="/static/checkout/checkout.js" integrity="sha384-ours"></script>'
+            '<script src="https://gw.example/gateway/js/CPToken.js"></script>',
+            ["scripts in another order than the inventory's"],
+        ),
+        (
+            '<script src="https://gw.example/gateway/js/CPToken.js"></script>'
+            '<script src="/static/checkout/checkout.js" integrity="sha384-ours"></script>'
+            '<script nonce="n">steal()</script>',
+            ["inline script not in the inventory (1)"],
+        ),
+    ],
+)
+def test_the_script_compare(html: str, problems: list[str]) -> None:
+    found = headercheck.page_scripts(html)
+    assert headercheck.compare_scripts(found, _expected(CPTOKEN, CHECKOUT_JS), PAGE) == problems
 
 
 def test_two_csp_policies_are_drift() -> None:
