@@ -42,7 +42,9 @@ def make_http_client(
         timeout=httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
         ),
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10, keepalive_expiry=30),
+        # Every connection may stay open: with fewer kept alive than calls in flight, each
+        # burst closes the extra ones and the next opens them again (TCP and TLS handshakes).
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=50, keepalive_expiry=30),
         proxy=proxy or None,
         transport=transport,
         headers={"User-Agent": USER_AGENT},
