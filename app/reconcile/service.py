@@ -196,6 +196,20 @@ async def _search_cluster(
         return None
 
 
+def _searches_by_time(gateway: PaymentGateway) -> bool:
+    """Whether the gateway finds charges by their time (ROBOT PAYMENT) or only by their id
+    (SBPS: its lookup needs the tracking id)."""
+    return gateway.charge_search_limits.max_range > timedelta(0)
+
+
+# Why a payment without a charge id on a gateway without a search goes to a person at once:
+# asking again can never find it (docs/gateway.md, SBPS).
+NO_SEARCH = (
+    "the gateway cannot look up a charge without its id, and this payment has none: find its "
+    "order id in the gateway's console and resolve it by hand"
+)
+
+
 async def _search(gateway: PaymentGateway, lease: _Lease) -> list[ChargeRecord] | None:
     """The gateway's rows for this payment (by gid, else around its creation); None when
     the search failed (read-only: it is simply asked again next time)."""
@@ -224,6 +238,7 @@ async def _record(
     pay_claim: timedelta,
     *,
     on_demand: bool = False,
+    searchable: bool = True,
 ) -> PaymentCheck:
     async with sessions() as session:
         p = await payments.lock_payment(session, lease.payment_id)
@@ -234,7 +249,9 @@ async def _record(
         before = p.status
         if not on_demand:
             p.check_attempts += 1
-        result, note = await _judge(session, p, rows, now, pay_claim, on_demand=on_demand)
+        result, note = await _judge(
+            session, p, rows, now, pay_claim, on_demand=on_demand, searchable=searchable
+        )
         if on_demand and result == "rescheduled":
             # Nothing learned: the janitor's own schedule goes on as it was.
             p.next_check_at = lease.prior_check
@@ -253,6 +270,7 @@ async def _judge(
     pay_claim: timedelta,
     *,
     on_demand: bool = False,
+    searchable: bool = True,
 ) -> tuple[Result, str | None]:
     if payments.never_sent(p, claim=pay_claim, now=now):
         await payments.fail_if_never_sent(session, p, claim=pay_claim, actor=ACTOR, now=now)
@@ -262,6 +280,10 @@ async def _judge(
     waiting = await three_ds.expire_if_abandoned(session, p, now=now, actor=ACTOR)
     if waiting is not None:
         return ("settled", "3-D Secure abandoned") if waiting else ("rescheduled", "at 3-D Secure")
+    if not searchable:
+        if not p.needs_attention:
+            _flag(session, p, NO_SEARCH)
+        return "flagged", NO_SEARCH
     if rows is None:
         return _reschedule(session, p, now, "the charges search failed", on_demand=on_demand)
     found = await _from_search(session, p, rows, now)
@@ -424,8 +446,9 @@ async def reconcile_due(
     leases = await _lease(sessions, now=now, limit=limit, all_open=all_open, pay_claim=pay_claim)
     if on_leased is not None:
         on_leased(len(leases))
+    by_time = _searches_by_time(gateway)
     for cluster in clusters(leases):
-        found = await _search_cluster(gateway, cluster)
+        found = await _search_cluster(gateway, cluster) if by_time else None
         for lease in cluster:
             try:
                 rows = found
@@ -433,7 +456,8 @@ async def reconcile_due(
                     found is None or all(r.charge_id != lease.gid for r in found)
                 ):
                     rows = await _search(gateway, lease)  # an old gid outside the window
-                check = await _record(sessions, lease, rows, now, pay_claim)
+                searchable = by_time or lease.gid is not None
+                check = await _record(sessions, lease, rows, now, pay_claim, searchable=searchable)
             except Exception as exc:
                 log.exception("reconcile %s failed", lease.payment_id)
                 check = PaymentCheck(
@@ -475,8 +499,11 @@ async def check_payment(
     )
     if not leases:
         return None
-    rows = await _search(gateway, leases[0])
-    check = await _record(sessions, leases[0], rows, now, pay_claim, on_demand=True)
+    searchable = _searches_by_time(gateway) or leases[0].gid is not None
+    rows = await _search(gateway, leases[0]) if searchable else None
+    check = await _record(
+        sessions, leases[0], rows, now, pay_claim, on_demand=True, searchable=searchable
+    )
     RECONCILE_RESULTS.labels(check.result).inc()
     return check
 

@@ -39,6 +39,7 @@ from app.hosted.models import CheckoutSession
 from app.idempotency import IdempotencyKey
 from app.kickbacks.models import Kickback
 from app.payments.models import Payment
+from app.reconcile.service import NO_SEARCH
 from app.sandbox import cards
 from app.sandbox.sbps.testing import make_tds_info_token
 from app.sandbox.sbps.testing import make_token as make_sbps_token
@@ -489,7 +490,8 @@ async def test_kill_after_the_3ds_authorization_never_charges_twice(
 ) -> None:
     """A is killed (SIGKILL) right after its one ST01-00118-101 answered. The shopper's return,
     replayed on B, finds the step claimed and sends nothing: one charge in the ledger, the
-    payment left pending for reconciliation (never failed: it may be charged)."""
+    payment left pending (never failed: it may be charged), flagged for a person by the first
+    reconciliation, and resolved by hand with the charge's tracking id."""
     sbps_env = {
         "GATEWAY_PROVIDER": "sbps",
         "SBPS_API_URL": f"{sbps_simulator_url}/api/xmlapi.do",
@@ -527,12 +529,36 @@ async def test_kill_after_the_3ds_authorization_never_charges_twice(
         ]
         async with sessions() as session:
             p = await session.get(Payment, paid.json()["id"])
+        # SBPS looks a charge up only by its tracking id, which the lost answer carried:
+        # reconciliation sends it to a person at once (asking again can never find it)...
+        summary = (await b.ops.post("/v1/reconciliations", json={})).json()
+        async with sessions() as session:
+            flagged = await session.get(Payment, paid.json()["id"])
+        # ...who finds the order in SBPS's console (here: the simulator's ledger) and resolves.
+        resolved = await b.ops.post(
+            f"/v1/payments/{paid.json()['id']}/resolve",
+            json={
+                "status": "authorized",
+                "reason": "found in SBPS's console by order id",
+                "gid": int(rows[0]["tracking_id"]),
+            },
+            headers={"Idempotency-Key": "crash3ds1-resolve"},
+        )
+        async with sessions() as session:
+            settled = await session.get(Payment, paid.json()["id"])
     FIGURES.append(
         f"killed after ST01-00118: the replayed return answered {replayed.status_code}, "
-        f"{len(rows)} charge, payment {p.status if p else None}/{p.tds_state if p else None}"
+        f"{len(rows)} charge, payment {p.status if p else None}/{p.tds_state if p else None}, "
+        f"flagged by reconciliation: {bool(flagged and flagged.needs_attention)}, "
+        f"resolved by hand: {settled.status if settled else None}"
     )
     _report(capsys, FIGURES[-1])
     assert replayed.status_code == 303
     assert [r["approved"] for r in rows] == [True]
     assert p is not None and p.status == "pending" and p.tds_state == "authorizing"
     assert status == "pending"
+    assert [(c["result"], c["note"]) for c in summary["results"]] == [("flagged", NO_SEARCH)]
+    assert flagged is not None and flagged.status == "pending" and flagged.needs_attention
+    assert resolved.status_code == 200, resolved.text
+    assert settled is not None and settled.status == "authorized"
+    assert settled.gid == int(rows[0]["tracking_id"])
