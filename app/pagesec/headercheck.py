@@ -165,6 +165,14 @@ async def _fetch(http: httpx.AsyncClient, url: str) -> tuple[dict[str, str], str
                     break
             if not answer.headers.get("content-type", "").startswith("text/html"):
                 raise FetchFailed(f"HTTP {answer.status_code}, not an HTML page")
+            if answer.status_code == 404:
+                # Our 404 page: the probe token was refused (probe.py), or the page is gone.
+                raise FetchFailed(
+                    "HTTP 404: the probe page was refused (the server and this check must "
+                    "share WEBHOOK_SECRET_KEY and a clock within 5 minutes)"
+                )
+            if answer.status_code != 200:
+                raise FetchFailed(f"HTTP {answer.status_code}, not the card page")
             return dict(answer.headers.items()), body.decode("utf-8", "replace")
     except httpx.HTTPError as exc:
         raise FetchFailed(f"{type(exc).__name__}: {exc}"[:300]) from None

@@ -444,6 +444,11 @@ async def test_the_probe_page_is_the_card_page_only_with_a_fresh_signed_token(
     for bad in ("", "?probe=", "?probe=1.abc", f"?probe={stale}", f"?probe={forged}"):
         r = await app.client.get(base + bad)
         assert r.status_code == 404 and 'id="cn"' not in r.text, bad
+    # A check run with another key (a misconfigured CLI) says so instead of reporting drift.
+    other = app.settings.model_copy(update={"webhook_secret_key": SecretStr("another key")})
+    (refused,) = await headercheck.check_pages(sessions, app.app.state.page_http, other)
+    assert refused.status == "fetch_failed" and not refused.alerted
+    assert "WEBHOOK_SECRET_KEY" in (refused.error or "")
     # Its form cannot pay: the session it posts to does not exist.
     r = await app.client.post(base, data={"tkn": "x" * 20}, headers=SAME_ORIGIN)
     assert r.status_code == 404
