@@ -193,6 +193,33 @@ def counts_as_failure(result: Result) -> bool:
     )
 
 
+async def count_refusal(
+    sessions: async_sessionmaker[AsyncSession],
+    limits: Limits,
+    result: Result,
+    *,
+    customer: str | None,
+    ip: str | None,
+) -> None:
+    """An answer that came after its attempt's reservation ended (3-D Secure's authorization,
+    made when the shopper returns: the pay's reservation ended at the redirect), counted as a
+    failure for its keys when it is a refusal. Its own transaction, never the caller's loss
+    (like `settle`)."""
+    keys = _keys(limits, customer, ip)
+    if not keys or not counts_as_failure(result):
+        return
+    now = utcnow()
+    try:
+        async with sessions() as session:
+            session.add_all(
+                PayFailure(scope=scope, key=key, created_at=now, in_flight_until=None)
+                for scope, key, _limit in keys
+            )
+            await session.commit()
+    except Exception:
+        log.exception("card-testing failure not counted")
+
+
 async def settle(
     sessions: async_sessionmaker[AsyncSession],
     reservation: Reservation,

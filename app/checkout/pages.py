@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
+from app import velocity
 from app.billing import page as billing_page
 from app.checkout import payment_page
 from app.checkout import service as checkout
@@ -192,7 +193,13 @@ async def three_ds_return(
     page = PageRequest(request, settings, sessions, gateway, session_id, lang_of(request))
     try:
         p = await checkout.complete_three_ds(
-            sessions, gateway, session_id, payment_id, returned_id=res_tds_authentication_id
+            sessions,
+            gateway,
+            session_id,
+            payment_id,
+            returned_id=res_tds_authentication_id,
+            client_ip=page.client_ip,
+            limits=velocity.Limits.of(settings),
         )
     except AppError as exc:
         return error_page(settings, page.lang, exc.status, problem_text(page.lang, exc))

@@ -267,16 +267,22 @@ async def complete_three_ds(
     payment_id: str,
     *,
     returned_id: str | None,
+    client_ip: str | None = None,
+    limits: velocity.Limits | None = None,
 ) -> Payment:
     """The shopper is back from 3-D Secure (our return URL): the one authorization call
     (SBPS ST01-00118-101), whatever the return's query says (hints only). A return for a
     payment of another session, or naming another authentication than the payment's, is
     refused with no call; a replayed or concurrent return finds the step claimed and only
-    gets the payment as it stands."""
+    gets the payment as it stands. A refusal counts against the card-testing limits of the
+    session's customer and of `client_ip` (the returning browser's), as a pay's would."""
     async with database_guard(DATABASE_DOWN_NOT_CHARGED), sessions() as session:
         p = await session.get(Payment, payment_id)
         if p is None or p.checkout_session_id != cs_id or p.tds_authentication_id is None:
             raise NotFound("No 3-D Secure step of this checkout session has that payment.")
+        customer = await session.scalar(
+            select(CheckoutSession.customer_uid).where(CheckoutSession.id == cs_id)
+        )
         if returned_id and returned_id != p.tds_authentication_id:
             raise Unprocessable(
                 "This 3-D Secure return names another authentication than its payment's.",
@@ -301,6 +307,9 @@ async def complete_three_ds(
     result = await gateway.complete_authentication(charge, ref=payment_id)
     crash_point("checkout.after_3ds_authorize")
     sent = await calls.record_answer(sessions, payment_id, result)
+    await velocity.count_refusal(
+        sessions, limits or velocity.Limits(), result, customer=customer, ip=client_ip
+    )
     log.info("checkout %s payment %s after 3-D Secure: %s", cs_id, payment_id, sent.payment.status)
     return sent.payment
 

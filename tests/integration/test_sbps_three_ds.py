@@ -305,3 +305,38 @@ async def test_restart_between_the_steps_and_a_claimed_step_is_never_sent_again(
     assert (await other.client.get(f"{parts.path}?{parts.query}")).status_code == 303
     assert await status_of(tds_app, cs2["id"]) == "pending"  # for reconciliation, not failed
     assert len(await ledger(sbps_sim)) == 1  # the first session's charge only
+
+
+async def test_failed_authentications_count_against_the_card_testing_limit(
+    make_app: AppFactory, sbps_simulator_url: str, sbps_sim: httpx.AsyncClient
+) -> None:
+    """The pay's reservation ends at the redirect; the refusal that comes with the return
+    still counts (per client IP here), so a card tester cannot use 3-D Secure to go unseen."""
+    app = await make_app(
+        gateway_provider="sbps",
+        sbps_api_url=f"{sbps_simulator_url}/api/xmlapi.do",
+        sbps_merchant_id=sbps.MERCHANT_ID,
+        sbps_service_id=sbps.SERVICE_ID,
+        sbps_hash_key=sbps.HASH_KEY,
+        velocity_max_failures_per_ip=2,
+    )
+    for _ in range(2):
+        cs = await new_session(app)
+        paid = await start(app, sbps_sim, CARD_3DS_FAIL, cs["id"])
+        await back(app, await at_issuer(sbps_sim, paid["three_ds_url"]))
+        assert await status_of(app, cs["id"]) == "failed"
+    cs = await new_session(app)
+    pair = await make_token(sbps_sim, card=CARD_OK)
+    info = await make_tds_info_token(sbps_sim, email=str(SESSION["email"]))
+    refused = await app.client.post(
+        f"/v1/checkout/sessions/{cs['id']}/pay",
+        json={
+            "token": pair.token,
+            "token_key": pair.token_key,
+            "tds_info_token": info.token,
+            "tds_info_token_key": info.token_key,
+        },
+    )
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["code"] == "too_many_failures"
+    assert await ledger(sbps_sim) == []
