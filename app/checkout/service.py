@@ -532,6 +532,9 @@ async def _send(
         token_key=token_key,
         customer_id=claim.charge_uid,
         three_ds=claim.three_ds.start(cs.id, payment_id) if claim.three_ds else None,
+        # SBPS takes the choice with the charge; ROBOT PAYMENT took it with the token.
+        method=claim.method,
+        installments=claim.installments,
         **amounts,
     )
     return await gateway.charge_token(charge, ref=payment_id)

@@ -219,3 +219,33 @@ async def test_pay_via_form_post_lands_on_the_payment_page(
         assert "SBペイメントサービス" in shown.text and "ROBOT PAYMENT" not in shown.text
     [row] = await ledger(sbps_sim)
     assert row["approved"] is True
+
+
+async def test_installments_chosen_on_the_page_reach_sbps(
+    sbps_app: RunningApp, sbps_sim: httpx.AsyncClient
+) -> None:
+    """The page's payment-method select (md, pt) becomes SBPS's dealings_type 61 and
+    divide_times; revolving is dealings_type 80."""
+    cs = await new_session(sbps_app, payment_methods=["10", "61", "80"], installment_counts=[3, 6])
+    page = await sbps_app.client.get(f"/checkout/{cs['id']}")
+    assert 'value="61-6"' in page.text and 'value="80"' in page.text
+    pair = await make_token(sbps_sim)
+    r = await sbps_app.client.post(
+        f"/checkout/{cs['id']}",
+        data={"tkn": pair.token, "tkn_key": pair.token_key, "pay_option": "61-6"},
+        headers={"Sec-Fetch-Mode": "navigate"},
+    )
+    assert r.status_code == 303, r.text
+    [row] = await ledger(sbps_sim)
+    assert row["approved"] is True
+    assert (row["dealings_type"], row["divide_times"]) == ("61", "6")
+    other = await new_session(sbps_app, order_id="sbpsrevolving", payment_methods=["80"])
+    pair = await make_token(sbps_sim)
+    r = await sbps_app.client.post(
+        f"/checkout/{other['id']}",
+        data={"tkn": pair.token, "tkn_key": pair.token_key, "pay_option": "80"},
+        headers={"Sec-Fetch-Mode": "navigate"},
+    )
+    assert r.status_code == 303, r.text
+    rows = await ledger(sbps_sim)
+    assert [r["dealings_type"] for r in rows] == ["61", "80"]

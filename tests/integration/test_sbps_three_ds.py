@@ -42,7 +42,9 @@ async def tds_app(make_app: AppFactory, sbps_simulator_url: str) -> RunningApp:
     )
 
 
-async def start(app: RunningApp, sim: httpx.AsyncClient, card: str, cs_id: str) -> dict[str, Any]:
+async def start(
+    app: RunningApp, sim: httpx.AsyncClient, card: str, cs_id: str, **choice: Any
+) -> dict[str, Any]:
     """What the page does: both tokens, then the pay; answers the pending payment."""
     pair = await make_token(sim, card=card)
     info = await make_tds_info_token(sim, email=str(SESSION["email"]))
@@ -53,6 +55,7 @@ async def start(app: RunningApp, sim: httpx.AsyncClient, card: str, cs_id: str) 
             "token_key": pair.token_key,
             "tds_info_token": info.token,
             "tds_info_token_key": info.token_key,
+            **choice,
         },
     )
     assert r.status_code == 202, r.text
@@ -133,6 +136,17 @@ async def test_frictionless_authorizes_once_after_the_return(
     assert await status_of(tds_app, cs["id"]) == "succeeded"
     [row] = await ledger(sbps_sim)
     assert row["approved"] is True and row["amount"] == 1580
+
+
+async def test_installments_go_with_the_authentication_and_are_charged(
+    tds_app: RunningApp, sbps_sim: httpx.AsyncClient
+) -> None:
+    cs = await new_session(tds_app, payment_methods=["10", "61"], installment_counts=[3, 12])
+    paid = await start(tds_app, sbps_sim, CARD_OK, cs["id"], method="61", installments=12)
+    r = await back(tds_app, await at_issuer(sbps_sim, paid["three_ds_url"]))
+    assert r.status_code == 303
+    [row] = await ledger(sbps_sim)
+    assert (row["approved"], row["dealings_type"], row["divide_times"]) == (True, "61", "12")
 
 
 async def test_challenge_passed_authorizes(
