@@ -47,6 +47,7 @@ from app.events.secrets import SecretBox
 from app.gateway import build_billing_robo, build_gateway, make_http_client, page_messages
 from app.gateway.audit import DbCallRecorder
 from app.gateway.base import BillingRobo, GatewayCall, PaymentGateway
+from app.gateway.http import POOL_LIMITS
 from app.input_guard import NulGuardMiddleware
 from app.kickbacks import gauges as kickback_gauges
 from app.kickbacks import router as kickback_router
@@ -221,11 +222,11 @@ def _sbps_sandbox_app(settings: Settings) -> FastAPI | None:
 
 class _ByHost(httpx.AsyncBaseTransport):
     """In sandbox mode: each in-process simulator by its internal host name, anything else
-    (a standalone simulator, the network) through the ordinary transport."""
+    (a standalone simulator, the network) through an ordinary pooled transport."""
 
     def __init__(self, routes: dict[str, httpx.AsyncBaseTransport]) -> None:
         self._routes = routes
-        self._default = httpx.AsyncHTTPTransport(trust_env=False)
+        self._default = httpx.AsyncHTTPTransport(trust_env=False, limits=POOL_LIMITS)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         transport = self._routes.get(request.url.host, self._default)
@@ -248,16 +249,16 @@ def _gateway_http(
 ) -> httpx.AsyncClient:
     """The one HTTP client of the gateway clients (in sandbox mode it reaches the mounted
     simulators in process)."""
-    transport: httpx.AsyncBaseTransport | None = None
+    # By host whenever one simulator runs in process: the other gateway may be a standalone
+    # simulator (or the network) on the same client. (One ASGITransport alone took every
+    # request, whatever its host: SBPS's calls to a standalone simulator reached the
+    # in-process ROBOT PAYMENT one and all failed as HTTP errors.)
+    routes: dict[str, httpx.AsyncBaseTransport] = {}
     if sbps_app is not None:
-        routes: dict[str, httpx.AsyncBaseTransport] = {
-            httpx.URL(_INTERNAL_SBPS).host: httpx.ASGITransport(app=sbps_app)
-        }
-        if sandbox_app is not None:
-            routes[httpx.URL(_INTERNAL_SANDBOX).host] = httpx.ASGITransport(app=sandbox_app)
-        transport = _ByHost(routes)
-    elif sandbox_app is not None:
-        transport = httpx.ASGITransport(app=sandbox_app)
+        routes[httpx.URL(_INTERNAL_SBPS).host] = httpx.ASGITransport(app=sbps_app)
+    if sandbox_app is not None:
+        routes[httpx.URL(_INTERNAL_SANDBOX).host] = httpx.ASGITransport(app=sandbox_app)
+    transport = _ByHost(routes) if routes else None
     return make_http_client(settings, transport)
 
 

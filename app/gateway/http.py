@@ -19,6 +19,11 @@ def call_deadline(connect_timeout: float | None, read_timeout: float) -> float:
     return (connect_timeout or 0.0) + read_timeout + DEADLINE_SLACK
 
 
+# Every connection may stay open: with fewer kept alive than calls in flight, each burst
+# closes the extra ones and the next opens them again (TCP and TLS handshakes).
+POOL_LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=50, keepalive_expiry=30)
+
+
 def make_http_client(
     *,
     connect_timeout: float,
@@ -42,9 +47,7 @@ def make_http_client(
         timeout=httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
         ),
-        # Every connection may stay open: with fewer kept alive than calls in flight, each
-        # burst closes the extra ones and the next opens them again (TCP and TLS handshakes).
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=50, keepalive_expiry=30),
+        limits=POOL_LIMITS,
         proxy=proxy or None,
         transport=transport,
         headers={"User-Agent": USER_AGENT},
