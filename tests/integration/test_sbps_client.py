@@ -233,9 +233,10 @@ async def test_timeout_after_charge_is_unknown_then_settled_by_lookup(
     (await sbps_sim.post("_sandbox/faults", json={})).raise_for_status()
     [row] = await ledger(sbps_sim)
     assert row["approved"] is True and row["commit_status"] == "0"
-    # The lookup by charge id finds it (not committed: not settled yet).
+    # The lookup by charge id finds it: never committed (and never will be: nothing is
+    # re-sent), so no money moves: failed.
     [record] = await gateway.search_charges(charge_id=int(row["tracking_id"]))
-    assert record.status is ChargeStatus.UNSETTLED
+    assert record.status is ChargeStatus.FAILED
     # A deliberate re-send of the same order: 96 is evidence the first one arrived.
     resend = await gateway.charge_token(charge(await make_token(sbps_sim), order_id="lost1"))
     assert resend.outcome is Outcome.UNKNOWN

@@ -149,7 +149,7 @@ def test_a_5xx_is_not_read() -> None:
     ("status", "commit", "payment", "expected"),
     [
         ("0", "1", "1", ChargeStatus.AUTHORIZED),
-        ("0", "0", "1", ChargeStatus.UNSETTLED),
+        ("0", "0", "1", ChargeStatus.FAILED),  # never committed: SBPS keeps it not
         ("0", "1", "2", ChargeStatus.CAPTURED),
         ("0", "1", "3", ChargeStatus.CANCELED),
         ("0", "1", "4", ChargeStatus.CANCELED),

@@ -109,8 +109,11 @@ def _status(response: SbpsResponse) -> tuple[ChargeStatus, str | None]:
     payment = info.payment_status if info else None
     committed = info is not None and info.commit_status == "1"
     if payment == "1":
-        # An authorization never committed is not a payment SBPS will keep: not settled.
-        return (ChargeStatus.AUTHORIZED, "AUTH") if committed else (ChargeStatus.UNSETTLED, None)
+        # An authorization never committed is not a payment SBPS keeps, and nothing of ours
+        # commits it later (a commit that failed is never re-sent; a lookup comes only after
+        # the pay's claim has passed): no money moves, so the charge failed. (Unsettled, it
+        # kept the payment open through every reconciliation until a person was asked.)
+        return (ChargeStatus.AUTHORIZED, "AUTH") if committed else (ChargeStatus.FAILED, None)
     if payment == "2":
         return ChargeStatus.CAPTURED, "CAPTURE"
     if payment in ("3", "4"):
