@@ -382,6 +382,20 @@ class ShopperAnswers:
             self.problems.append(f"{what}: {r.status_code} as {ctype!r}: {body[:300]}")
 
 
+async def reconcile_open(app: AppProcess) -> dict[str, int]:
+    """`POST /v1/reconciliations` over every open payment, a thousand at a time, summed."""
+    totals: Counter[str] = Counter()
+    for _ in range(10):
+        r = await app.ops.post("/v1/reconciliations", json={"scope": "open", "limit": 1000})
+        assert r.status_code == 200, r.text
+        s = r.json()
+        for k in ("checked", "settled", "confirmed", "rescheduled", "flagged", "errors"):
+            totals[k] += s[k]
+        if s["checked"] < 1000:
+            break
+    return dict(totals)
+
+
 # --- a reverse proxy in front of an app, as deploy/nginx.conf is ------------------------------
 
 

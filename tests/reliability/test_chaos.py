@@ -31,6 +31,7 @@ from tests.reliability.support_chaos import (
     KickbackRelay,
     ShopperAnswers,
     app_processes,
+    reconcile_open,
 )
 
 pytestmark = pytest.mark.reliability
@@ -143,19 +144,6 @@ async def _wait_kickbacks_applied(sessions: async_sessionmaker[AsyncSession]) ->
     raise AssertionError("kickbacks stored but not applied after 60 s")
 
 
-async def _reconcile(app: AppProcess) -> dict[str, int]:
-    totals: Counter[str] = Counter()
-    for _ in range(10):
-        r = await app.ops.post("/v1/reconciliations", json={"scope": "open", "limit": 1000})
-        assert r.status_code == 200, r.text
-        s = r.json()
-        for k in ("checked", "settled", "confirmed", "rescheduled", "flagged", "errors"):
-            totals[k] += s[k]
-        if s["checked"] < 1000:
-            break
-    return dict(totals)
-
-
 @pytest.mark.timeout(600)
 async def test_chaos_checkout(
     db_url: str,
@@ -239,7 +227,7 @@ async def _run(
     # Everything a kickback or an answer could not settle goes to reconciliation: first as
     # it stands, then once more after moving our clock an hour on for payments the gateway
     # has no record of (only then may they be failed).
-    first = await _reconcile(apps[0])
+    first = await reconcile_open(apps[0])
     async with sessions() as session:
         await session.execute(
             text(
@@ -248,7 +236,7 @@ async def _run(
             )
         )
         await session.commit()
-    second = await _reconcile(apps[0])
+    second = await reconcile_open(apps[0])
     result = await _check_ledger(sessions, ledger, shoppers.sessions)
 
     assert shoppers.answers.problems == [], shoppers.answers.problems[:10]
