@@ -24,8 +24,7 @@ from app.payments.models import PaymentEvent
 from app.sandbox import cards
 from app.sandbox.testing import make_token
 from tests.integration.test_webhooks import verify
-from tests.reliability.support_chaos import AppProcess, app_processes
-from tests.reliability.test_chaos import _reconcile
+from tests.reliability.support_chaos import AppProcess, app_processes, reconcile_open
 from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.reliability
@@ -180,7 +179,7 @@ async def _run(
     await trouble
     (await sim.post("/_sandbox/faults", json={})).raise_for_status()
     # What the answers left open is settled (more events), as the janitor would.
-    first = await _reconcile(apps[0])
+    first = await reconcile_open(apps[0])
     async with sessions() as session:
         await session.execute(
             text(
@@ -189,7 +188,7 @@ async def _run(
             )
         )
         await session.commit()
-    second = await _reconcile(apps[0])
+    second = await reconcile_open(apps[0])
     receiver.delay = 0.0
     # The killed replica's leases run out (2 x timeout + 30 s) and the survivor sends them.
     deadline = time.monotonic() + 180
