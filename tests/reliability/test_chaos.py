@@ -36,7 +36,7 @@ from tests.reliability.support_chaos import (
 
 pytestmark = pytest.mark.reliability
 
-PAYS = int(os.environ.get("CHAOS_PAYS", "2000"))
+PAYS = int(os.environ.get("CHAOS_PAYS", "1200"))
 SHOPPERS = 48
 SEED = int(os.environ.get("CHAOS_SEED", "20261124"))
 FAULTS = {"timeout_after_charge": 0.10, "http_500": 0.05, "garbage_after_charge": 0.05}

@@ -54,7 +54,7 @@ pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
 # At least this many generated requests in total over all operations and both modes.
 MIN_CASES = 2000
-EXAMPLES_PER_OPERATION = int(os.environ.get("FUZZ_EXAMPLES", "40"))
+EXAMPLES_PER_OPERATION = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 KEYS = {"merchant": MERCHANT_KEY, "ops": OPS_KEY}
 CHECKS = [
     not_a_server_error,

@@ -29,7 +29,7 @@ from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.reliability
 
-PAYS = int(os.environ.get("WEBHOOK_CHAOS_PAYS", "1000"))
+PAYS = int(os.environ.get("WEBHOOK_CHAOS_PAYS", "600"))
 SHOPPERS = 32
 SEED = 20261203
 FAULTS = {"timeout_after_charge": 0.10, "http_500": 0.05, "garbage_after_charge": 0.05}
