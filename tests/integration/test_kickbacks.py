@@ -148,7 +148,9 @@ async def test_garbage_and_unknown_always_get_200(
     # Bytes outside ASCII cannot travel raw in a request line; they arrive percent-encoded,
     # while broken escapes like '%%%' go through as they are.
     query = quote_from_bytes(raw, safe="=&%").encode()
-    async with httpx.AsyncClient() as c:
+    # The fixture clients' timeout: httpx's default 5 s is shorter than a first request can
+    # take on two cores busy with the browser tier (CI once took 6.6 s here).
+    async with httpx.AsyncClient(timeout=30) as c:
         r = await c.send(httpx.Request("GET", httpx.URL(app.url + "/kickback", query=query)))
     assert r.status_code == 200 and r.text == "OK"
     rows = await inbox(sessions)
