@@ -196,7 +196,7 @@ def _signed_in(server: Server, path: str) -> Opener:
     return opener
 
 
-# 16 pages x 2 languages x 2 sizes, each checked by axe: more than the default two minutes on a
+# 17 pages x 2 languages x 2 sizes, each checked by axe: more than the default two minutes on a
 # busy machine.
 @pytest.mark.timeout(360)
 async def test_no_serious_accessibility_violation_in_the_console(
@@ -219,6 +219,7 @@ async def test_no_serious_accessibility_violation_in_the_console(
         "ops-webhooks": _signed_in(server, "/ops/webhooks"),
         "ops-billing": _signed_in(server, "/ops/billing"),
         "ops-csp-reports": _signed_in(server, "/ops/csp-reports"),
+        "ops-scripts": _signed_in(server, "/ops/scripts"),
         "ops-session": _signed_in(server, f"/ops/sessions/{p['checkout_session_id']}"),
     }
     listed = await server.merchant.get("/v1/events", params={"object_id": p["id"]})
